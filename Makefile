@@ -1,0 +1,47 @@
+# The README's commands. `make demo` and `make test` work from a fresh clone: they create the
+# virtual environment, install vqkit with the pinned versions of constraints.txt, install the
+# Debian data packages the tests read (as root, or through sudo), and run.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DATA_STAMP := $(VENV)/.data-stamp
+EXTRAS ?= all
+THREADS ?= 2
+
+.PHONY: setup data demo test test-slow lint bench report clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+$(DATA_STAMP): debian-packages.txt
+	bash scripts/install-debian-packages.sh debian-packages.txt
+	touch $(DATA_STAMP)
+
+data: $(DATA_STAMP)
+
+demo: setup
+	$(VENV)/bin/vqkit demo
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+
+test: setup data lint
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest
+
+test-slow: setup data
+	OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest -m slow
+
+bench: setup
+	$(PY) benchmarks/layer_speed.py
+
+report: setup
+	$(VENV)/bin/vqkit report
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""``python -m vqkit``: the command line."""
+
+from .cli.main import entry
+
+entry()

@@ -1,0 +1,1 @@
+"""The ``vqkit`` command line: thin commands over the apps and experiments."""

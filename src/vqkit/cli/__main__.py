@@ -1,0 +1,5 @@
+"""``python -m vqkit.cli``."""
+
+from .main import entry
+
+entry()

@@ -1,0 +1,216 @@
+"""Codebooks: the (K, D) codeword matrix, its usage counters, and how it learns.
+
+How a codebook learns is a strategy object:
+
+- :class:`Gradient`: the codewords are an ``nn.Parameter`` trained by the optimizer, through the
+  estimator's gradient (NSVQ, DiVeQ) or a codebook loss (STE, rotation trick).
+- :class:`EMA`: the codewords are a buffer, moved in training-mode forward passes toward the
+  mean of the inputs assigned to them (THESIS eq. 3.8), with Laplace smoothing of the counts.
+  Statistics are all-reduced across DDP ranks before use.
+
+All state (codewords, EMA statistics, usage counters) lives in parameters and registered
+buffers, so ``state_dict``, ``.to()``, DDP and checkpoints work unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import distributed
+
+INITS = ("uniform", "normal")
+
+
+class CodebookLearning:
+    """Base class of the codebook-learning strategies."""
+
+    #: Whether the optimizer trains the codewords (they are an ``nn.Parameter``).
+    trained_by_gradient: bool = True
+
+    def register_state_(self, codebook: Codebook) -> None:
+        """Register the buffers the strategy needs on ``codebook``."""
+
+    def update_(self, codebook: Codebook, x: Tensor, indices: Tensor) -> None:
+        """Forward-time update from inputs ``x (N, D)`` and their ``indices (N,)``."""
+
+    def reset_(self, codebook: Codebook, rows: Tensor) -> None:
+        """Forget the statistics of ``rows`` after their codewords were overwritten."""
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.config() == other.config()  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(sorted(self.config().items()))))
+
+
+class Gradient(CodebookLearning):
+    """Codewords are a parameter trained by the optimizer (the default)."""
+
+
+class EMA(CodebookLearning):
+    """Exponential-moving-average codebook (THESIS eq. 3.8) with Laplace smoothing.
+
+    ``N_k <- decay N_k + (1 - decay) n_k``; ``S_k <- decay S_k + (1 - decay) sum x``;
+    ``c_k = S_k / N~_k`` with ``N~_k = (N_k + eps) / (sum N + K eps) * sum N``. Counts start at
+    one and sums at the initial codewords, so an unused codeword stays where it was instead of
+    jumping to the origin on the first step.
+
+    Args:
+        decay: the EMA factor gamma (0.99 as in VQ-VAE and the DiVeQ baselines).
+        eps: Laplace smoothing of the counts.
+    """
+
+    trained_by_gradient = False
+
+    def __init__(self, decay: float = 0.99, eps: float = 1e-5) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must be in [0, 1), got {decay}")
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        self.decay = float(decay)
+        self.eps = float(eps)
+
+    def config(self) -> dict[str, Any]:
+        return {"decay": self.decay, "eps": self.eps}
+
+    def register_state_(self, codebook: Codebook) -> None:
+        w = codebook.codewords
+        codebook.register_buffer("ema_counts", torch.ones(w.shape[0], dtype=torch.float32))
+        codebook.register_buffer("ema_sums", w.detach().clone().float())
+
+    @torch.no_grad()
+    def update_(self, codebook: Codebook, x: Tensor, indices: Tensor) -> None:
+        size = codebook.codebook_size
+        counts = torch.bincount(indices, minlength=size).float()
+        sums = torch.zeros_like(codebook.ema_sums).index_add_(0, indices, x.detach().float())
+        # The one collective in forward: sufficient statistics, summed, never averaged.
+        distributed.all_reduce_(counts)
+        distributed.all_reduce_(sums)
+        codebook.ema_counts.lerp_(counts, 1.0 - self.decay)
+        codebook.ema_sums.lerp_(sums, 1.0 - self.decay)
+        total = codebook.ema_counts.sum()
+        smoothed = (codebook.ema_counts + self.eps) / (total + size * self.eps) * total
+        codebook.codewords.copy_(codebook.ema_sums / smoothed[:, None])
+
+    @torch.no_grad()
+    def reset_(self, codebook: Codebook, rows: Tensor) -> None:
+        codebook.ema_counts[rows] = 1.0
+        codebook.ema_sums[rows] = codebook.codewords[rows].float()
+
+
+LEARNINGS: dict[str, type[CodebookLearning]] = {cls.__name__: cls for cls in (Gradient, EMA)}
+
+
+def learning_from_config(config: dict[str, Any]) -> CodebookLearning:
+    """Rebuild a codebook-learning strategy from ``{"type": name, **arguments}``."""
+    args = dict(config)
+    name = args.pop("type", None)
+    if name not in LEARNINGS:
+        raise ValueError(f"unknown codebook learning {name!r}; known: {sorted(LEARNINGS)}")
+    return LEARNINGS[name](**args)
+
+
+def learning_config(learning: CodebookLearning) -> dict[str, Any]:
+    """``{"type": name, **arguments}`` of a codebook-learning strategy."""
+    return {"type": type(learning).__name__, **learning.config()}
+
+
+def initial_codewords(codebook_size: int, dim: int, init: str) -> Tensor:
+    """Random codewords: ``"uniform"`` U(-1/K, 1/K) (METHODS.md §3.4, Pub. III) or ``"normal"``
+    N(0, 1) (the NSVQ reference). Drawn from torch's global generator, like ``nn.Linear``."""
+    if init == "uniform":
+        return (torch.rand(codebook_size, dim) * 2.0 - 1.0) / codebook_size
+    if init == "normal":
+        return torch.randn(codebook_size, dim)
+    raise ValueError(f"init must be one of {INITS}, got {init!r}")
+
+
+class Codebook(nn.Module):
+    """A free ``(K, D)`` codeword matrix with usage counters, learned by gradient or EMA.
+
+    ``usage[k]`` counts the training batches in which codeword ``k`` was picked at least once,
+    as the NSVQ reference does (METHODS.md §3.5); ``usage_batches`` counts the batches. Both
+    are reset by dead-code replacement.
+
+    Args:
+        codebook_size: K.
+        dim: D.
+        learning: :class:`Gradient` (default) or :class:`EMA`.
+        init: ``"uniform"`` (default) or ``"normal"``; see :func:`initial_codewords`.
+
+    Example:
+        >>> cb = Codebook(4, 2, learning=EMA(decay=0.9))
+        >>> cb.lookup(torch.tensor([0, 3])).shape
+        torch.Size([2, 2])
+    """
+
+    codewords: Tensor
+
+    def __init__(
+        self,
+        codebook_size: int,
+        dim: int,
+        *,
+        learning: CodebookLearning | None = None,
+        init: str = "uniform",
+    ) -> None:
+        super().__init__()
+        if int(codebook_size) < 1 or int(dim) < 1:
+            raise ValueError(f"codebook_size and dim must be >= 1, got {codebook_size}, {dim}")
+        learning = Gradient() if learning is None else learning
+        if not isinstance(learning, CodebookLearning):
+            raise TypeError(f"learning must be Gradient() or EMA(...), got {learning!r}")
+        self.codebook_size = int(codebook_size)
+        self.dim = int(dim)
+        self.learning = learning
+        self.init = init
+        weight = initial_codewords(self.codebook_size, self.dim, init)
+        if learning.trained_by_gradient:
+            self.codewords = nn.Parameter(weight)
+        else:
+            self.register_buffer("codewords", weight)
+        learning.register_state_(self)
+        self.register_buffer("usage", torch.zeros(self.codebook_size, dtype=torch.long))
+        self.register_buffer("usage_batches", torch.zeros((), dtype=torch.long))
+
+    @property
+    def bits(self) -> float:
+        return math.log2(self.codebook_size)
+
+    def lookup(self, indices: Tensor) -> Tensor:
+        """Codewords of ``indices`` (any shape of valid indices); differentiable."""
+        return F.embedding(indices, self.codewords)
+
+    def observe_(self, x: Tensor, indices: Tensor) -> None:
+        """Training-time bookkeeping: usage counters and the learning strategy's update."""
+        with torch.no_grad():
+            picked = torch.bincount(indices, minlength=self.codebook_size) > 0
+            self.usage += picked
+            self.usage_batches += 1
+        self.learning.update_(self, x, indices)
+
+    @torch.no_grad()
+    def overwrite_(self, rows: Tensor, values: Tensor) -> None:
+        """Set codewords ``rows`` to ``values`` and forget their learning statistics."""
+        self.codewords[rows] = values.to(self.codewords.dtype)
+        self.learning.reset_(self, rows)
+
+    @torch.no_grad()
+    def reset_usage_(self) -> None:
+        self.usage.zero_()
+        self.usage_batches.zero_()
+
+    def extra_repr(self) -> str:
+        return f"codebook_size={self.codebook_size}, dim={self.dim}, learning={self.learning!r}"

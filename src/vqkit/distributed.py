@@ -1,0 +1,66 @@
+"""torch.distributed helpers, decided at call time.
+
+A model built before ``init_process_group`` still synchronises: nothing here caches whether
+the process group exists (vector-quantize-pytorch caches it at construction and silently never
+syncs; see PEERS.md §2.4).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+_OPS = {"sum": "SUM", "max": "MAX", "min": "MIN"}
+
+
+def is_distributed() -> bool:
+    """True when a default process group with more than one rank exists right now."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    """Number of ranks (1 without a process group)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    """This process's rank (0 without a process group)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def all_reduce_(tensor: Tensor, op: str = "sum") -> Tensor:
+    """All-reduce ``tensor`` in place across ranks (a no-op in a single process).
+
+    Args:
+        tensor: the local value; replaced by the reduction over ranks.
+        op: ``"sum"``, ``"max"`` or ``"min"``.
+    """
+    if op not in _OPS:
+        raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")
+    if is_distributed():
+        dist.all_reduce(tensor, op=getattr(dist.ReduceOp, _OPS[op]))
+    return tensor
+
+
+def broadcast_(tensor: Tensor, src: int = 0) -> Tensor:
+    """Overwrite ``tensor`` on every rank with rank ``src``'s value (no-op in one process)."""
+    if is_distributed():
+        dist.broadcast(tensor, src=src)
+    return tensor
+
+
+def reducer() -> object | None:
+    """The all-reduce to inject into pure functions (``None`` outside a process group)."""
+    return all_reduce_ if is_distributed() else None
+
+
+def same_on_all_ranks(tensor: Tensor) -> bool:
+    """True when ``tensor`` is bit-identical on every rank (a check for tests and debugging)."""
+    if not is_distributed():
+        return True
+    local = tensor.detach().double().reshape(-1)
+    hi, lo = local.clone(), local.clone()
+    all_reduce_(hi, "max")
+    all_reduce_(lo, "min")
+    return bool(torch.equal(hi, lo))

@@ -1,0 +1,171 @@
+"""Estimator strategies: what a quantizer outputs in training and which losses it adds.
+
+An estimator decides how the gradient of the hard nearest-codeword choice reaches the input
+(and, for some, the codebook). It is one axis of a quantizer; how the codebook learns
+(gradient or EMA, see :mod:`vqkit.codebooks`) is the other. In eval mode no estimator runs:
+quantizers return the hard codeword.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .functional import estimators as fe
+from .types import EstimatorOutput
+
+
+def _zero(x: Tensor) -> Tensor:
+    return x.new_zeros((), dtype=torch.float32)
+
+
+class Estimator:
+    """Base class: ``__call__(x, q, codebook_trained_by_gradient) -> EstimatorOutput``."""
+
+    def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments as plain values (for checkpoints); generators are not saved."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.config() == other.config()  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(sorted(self.config().items()))))
+
+
+class NoiseSubstitution(Estimator):
+    """NSVQ (Vali and Bäckström 2022, METHODS.md §3): ``x + ||x - q|| v/||v||``, no extra loss.
+
+    The simulated error has the magnitude of the real one and a direction uniform on the
+    sphere, so ``E[output] = x``. Gradients reach the input and the selected codewords.
+
+    Args:
+        generator: source of the noise ``v ~ N(0, I)``, one draw per vector and forward.
+
+    Example:
+        >>> from vqkit import VectorQuantizer
+        >>> vq = VectorQuantizer(dim=4, codebook_size=8, estimator=NoiseSubstitution())
+        >>> out = vq(torch.randn(3, 4))
+        >>> out.loss.item(), out.quantized.shape
+        (0.0, torch.Size([3, 4]))
+    """
+
+    def __init__(self, *, generator: torch.Generator | None = None) -> None:
+        self.generator = generator
+
+    def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
+        noise = fe.gaussian_noise(x, self.generator)
+        return EstimatorOutput(fe.noise_substitution(x, q, noise), _zero(x), {})
+
+
+class _CommitmentLosses(Estimator):
+    """Shared losses of STE-style estimators (THESIS eq. 3.5): codebook + beta * commitment.
+
+    The codebook term ``||sg[x] - q||^2`` is added only when the codebook learns by gradient;
+    with an EMA codebook only the commitment term ``||x - sg[q]||^2`` remains.
+    """
+
+    def __init__(self, beta: float = 0.25) -> None:
+        if not beta >= 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        self.beta = float(beta)
+
+    def config(self) -> dict[str, Any]:
+        return {"beta": self.beta}
+
+    def _losses(self, x: Tensor, q: Tensor, by_gradient: bool) -> tuple[Tensor, dict[str, Tensor]]:
+        commitment = F.mse_loss(x, q.detach())
+        losses = {"commitment": commitment}
+        loss = self.beta * commitment
+        if by_gradient:
+            losses["codebook"] = F.mse_loss(q, x.detach())
+            loss = loss + losses["codebook"]
+        return loss, losses
+
+
+class StraightThrough(_CommitmentLosses):
+    """Straight-through estimator with codebook and commitment losses (van den Oord et al. 2017).
+
+    Args:
+        beta: weight of the commitment loss ``||x - sg[q]||^2`` (0.25 as in VQ-VAE).
+    """
+
+    def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
+        loss, losses = self._losses(x, q, codebook_trained_by_gradient)
+        return EstimatorOutput(fe.straight_through(x, q), loss, losses)
+
+
+class RotationTrick(_CommitmentLosses):
+    """Rotation trick (Fifty et al. 2024, arXiv 2410.06424): forward ``q``, gradient rotated.
+
+    The codebook learns from the same codebook loss as STE (or by EMA).
+
+    Args:
+        beta: weight of the commitment loss.
+    """
+
+    def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
+        loss, losses = self._losses(x, q, codebook_trained_by_gradient)
+        return EstimatorOutput(fe.rotate_to(x, q), loss, losses)
+
+
+class DiVeQ(Estimator):
+    """DiVeQ (Vali, Bäckström and Solin 2026, METHODS.md §8.1), no auxiliary loss.
+
+    Args:
+        sigma: the **standard deviation** of the direction noise ``N(0, sigma^2 I)``. The
+            default 1e-3 matches the author's ``diveq`` package, whose ``noise_var`` argument is
+            in fact used as a standard deviation (METHODS.md §10.11).
+        generator: source of the noise.
+    """
+
+    def __init__(self, sigma: float = 1e-3, *, generator: torch.Generator | None = None) -> None:
+        if not sigma >= 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        self.sigma = float(sigma)
+        self.generator = generator
+
+    def config(self) -> dict[str, Any]:
+        return {"sigma": self.sigma}
+
+    def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
+        noise = fe.gaussian_noise(x, self.generator) * self.sigma
+        return EstimatorOutput(fe.diveq(x, q, noise), _zero(x), {})
+
+
+class DiVeQDetach(Estimator):
+    """DiVeQ-Detach (METHODS.md §8.2): ``x + ||q - x|| sg[unit(q - x)]``; forward ``q``, no noise."""
+
+    def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
+        return EstimatorOutput(fe.diveq_detach(x, q), _zero(x), {})
+
+
+#: Estimator classes by name, for checkpoints and the command line.
+ESTIMATORS: dict[str, type[Estimator]] = {
+    cls.__name__: cls
+    for cls in (NoiseSubstitution, StraightThrough, RotationTrick, DiVeQ, DiVeQDetach)
+}
+
+
+def estimator_from_config(config: dict[str, Any]) -> Estimator:
+    """Rebuild an estimator from ``{"type": name, **arguments}``."""
+    args = dict(config)
+    name = args.pop("type", None)
+    if name not in ESTIMATORS:
+        raise ValueError(f"unknown estimator type {name!r}; known: {sorted(ESTIMATORS)}")
+    return ESTIMATORS[name](**args)
+
+
+def estimator_config(estimator: Estimator) -> dict[str, Any]:
+    """``{"type": name, **arguments}`` of an estimator."""
+    return {"type": type(estimator).__name__, **estimator.config()}

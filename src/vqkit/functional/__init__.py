@@ -1,0 +1,23 @@
+"""Pure tensor functions of vqkit: search, k-means, estimators, metrics. No state."""
+
+from .estimators import diveq, diveq_detach, noise_substitution, rotate_to, straight_through
+from .kmeans import kmeans, kmeans_plus_plus
+from .metrics import bits_per_vector, dead_codes, mse, perplexity, psnr, usage_fraction
+from .search import nearest_neighbor
+
+__all__ = [
+    "bits_per_vector",
+    "dead_codes",
+    "diveq",
+    "diveq_detach",
+    "kmeans",
+    "kmeans_plus_plus",
+    "mse",
+    "nearest_neighbor",
+    "noise_substitution",
+    "perplexity",
+    "psnr",
+    "rotate_to",
+    "straight_through",
+    "usage_fraction",
+]

@@ -1,0 +1,92 @@
+"""Gradient estimators as pure functions: how the gradient of a hard VQ reaches its inputs.
+
+Each takes the input ``x`` and its selected codeword ``q`` (both ``(N, D)``) and returns the
+training output. Where the forward value should be exactly ``q``, the output is written as
+``sg[q] + (f(x) - sg[f(x)])``: the second term is exactly zero in the forward pass and carries
+the estimator's gradient in the backward pass.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+#: Guards divisions by vector norms.
+NORM_EPS = 1e-12
+
+
+def _unit(v: Tensor) -> Tensor:
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
+
+
+def _carry(value: Tensor, grad_path: Tensor) -> Tensor:
+    """``value`` in the forward pass, ``grad_path``'s gradient in the backward pass."""
+    return value + (grad_path - grad_path.detach())
+
+
+def straight_through(x: Tensor, q: Tensor) -> Tensor:
+    """Straight-through estimator (THESIS §3.2): forward ``q``, backward identity to ``x``.
+
+    No gradient reaches ``q``; a codebook loss or EMA must train the codebook.
+    """
+    return _carry(q.detach(), x)
+
+
+def noise_substitution(x: Tensor, q: Tensor, noise: Tensor) -> Tensor:
+    """NSVQ (METHODS.md §3.1): ``x + ||x - q|| * v / ||v||`` with ``v`` the given noise.
+
+    The gradient reaches both ``x`` and ``q`` through the error norm (METHODS.md §3.2):
+    ``dL/dq = -((g.u)/r)(x - q)`` and ``dL/dx = g + ((g.u)/r)(x - q)``.
+
+    Args:
+        x: ``(N, D)`` inputs.
+        q: ``(N, D)`` selected codewords (differentiable gather of the codebook).
+        noise: ``(N, D)`` draws of ``N(0, I)``; only their directions are used.
+    """
+    r = (x - q).norm(dim=-1, keepdim=True)
+    return x + r * _unit(noise.detach())
+
+
+def rotate_to(x: Tensor, q: Tensor) -> Tensor:
+    """Rotation trick (Fifty et al. 2024, arXiv 2410.06424, eq. 4): forward ``q``.
+
+    The gradient reaching ``x`` is ``lambda R^T g``, with ``R = I - 2 r r^T + 2 q^ e^T`` the
+    rotation taking ``e = x/||x||`` to ``q^ = q/||q||``, ``r = (e + q^)/||e + q^||`` and
+    ``lambda = ||q|| / ||x||``, all treated as constants. No gradient reaches ``q``.
+    """
+    x_norm = x.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
+    q_norm = q.norm(dim=-1, keepdim=True)
+    e = (x / x_norm).detach()
+    q_hat = _unit(q).detach()
+    r = _unit(e + q_hat).detach()
+    scale = (q_norm / x_norm).detach()
+    rotated = x - 2.0 * r * (r * x).sum(-1, keepdim=True) + 2.0 * q_hat * (e * x).sum(
+        -1, keepdim=True
+    )
+    return _carry(q.detach(), scale * rotated)
+
+
+def diveq(x: Tensor, q: Tensor, noise: Tensor) -> Tensor:
+    """DiVeQ (METHODS.md §8.1): ``x + ||q - x|| * sg[unit((q - x) + noise)]``.
+
+    The forward value tends to ``q`` as the noise goes to zero; the gradient reaches ``x`` and
+    ``q`` through the distance.
+
+    Args:
+        noise: ``(N, D)`` draws of ``N(0, sigma^2 I)`` (already scaled by the std ``sigma``).
+    """
+    delta = q - x
+    direction = _unit(delta.detach() + noise.detach())
+    return x + delta.norm(dim=-1, keepdim=True) * direction
+
+
+def diveq_detach(x: Tensor, q: Tensor) -> Tensor:
+    """DiVeQ-Detach (METHODS.md §8.2): ``x + ||q - x|| * sg[(q - x)/||q - x||]``, forward ``q``."""
+    delta = q - x
+    return x + delta.norm(dim=-1, keepdim=True) * _unit(delta.detach())
+
+
+def gaussian_noise(like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``N(0, I)`` draws shaped like ``like`` (fp32), from ``generator`` when given."""
+    device = generator.device if generator is not None else like.device
+    return torch.randn(like.shape, generator=generator, device=device).to(like.device)

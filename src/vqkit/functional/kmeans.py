@@ -1,0 +1,123 @@
+"""k-means++ seeding and Lloyd iterations, with an injectable all-reduce for DDP.
+
+``all_reduce(tensor, op)`` sums (``op="sum"``) or maximises (``op="max"``) a tensor in place
+over ranks. With it, every rank holds its own shard of the data and all ranks end with the
+same centroids: seeding draws each new centre from the union of the shards (weighted sampling
+by the largest key ``log(u) / w``, Efraimidis and Spirakis 2006), and Lloyd sums counts and
+coordinate sums over ranks before dividing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .search import nearest_neighbor
+
+AllReduce = Callable[[Tensor, str], object]
+
+
+def _reduce(t: Tensor, op: str, all_reduce: AllReduce | None) -> Tensor:
+    if all_reduce is not None:
+        all_reduce(t, op)
+    return t
+
+
+def _draw_global(
+    x: Tensor, weights: Tensor, generator: torch.Generator | None, all_reduce: AllReduce | None
+) -> Tensor:
+    """One row drawn with probability proportional to ``weights`` over all ranks' rows."""
+    u = torch.rand(x.shape[0], generator=generator, dtype=torch.float64).to(x.device)
+    keys = torch.where(weights > 0, u.clamp_min(1e-300).log() / weights, float("-inf"))
+    local_best = keys.max()
+    best = _reduce(local_best.clone(), "max", all_reduce)
+    if torch.isinf(best):  # every weight is zero: all points coincide with the centres
+        keys = u.log()
+        local_best = keys.max()
+        best = _reduce(local_best.clone(), "max", all_reduce)
+    owner = (local_best == best).double()
+    row = x[keys.argmax()].double() * owner
+    # Ranks that tie on the best key (identical shards and generators) contribute the same
+    # row, so averaging over owners returns that row.
+    row = _reduce(row, "sum", all_reduce)
+    owners = _reduce(owner.clone(), "sum", all_reduce)
+    return (row / owners).to(x.dtype)
+
+
+def kmeans_plus_plus(
+    x: Tensor,
+    k: int,
+    *,
+    generator: torch.Generator | None = None,
+    all_reduce: AllReduce | None = None,
+) -> Tensor:
+    """k-means++ seeding (Arthur and Vassilvitskii 2007) over ``x``, or over all ranks' ``x``.
+
+    Args:
+        x: ``(N, D)`` local data.
+        k: number of centres.
+        generator: random source; under DDP seed it identically on every rank.
+        all_reduce: in-place ``(tensor, op)`` reduction over ranks, or ``None`` for one process.
+
+    Returns:
+        ``(k, D)`` centres, identical on every rank.
+    """
+    if x.dim() != 2 or x.shape[0] == 0:
+        raise ValueError(f"x must be a non-empty (N, D) tensor, got shape {tuple(x.shape)}")
+    xf = x.detach().float()
+    centres = torch.empty(k, xf.shape[1], dtype=xf.dtype, device=xf.device)
+    weights = torch.ones(xf.shape[0], dtype=torch.float64, device=xf.device)
+    min_d = torch.full((xf.shape[0],), float("inf"), dtype=torch.float64, device=xf.device)
+    for j in range(k):
+        centres[j] = _draw_global(xf, weights, generator, all_reduce)
+        d = (xf - centres[j]).pow(2).sum(dim=1).double()
+        min_d = torch.minimum(min_d, d)
+        weights = min_d
+    return centres
+
+
+def kmeans(
+    x: Tensor,
+    k: int,
+    *,
+    iters: int = 50,
+    generator: torch.Generator | None = None,
+    all_reduce: AllReduce | None = None,
+) -> Tensor:
+    """k-means++ seeding followed by Lloyd iterations until no centre moves or ``iters`` ends.
+
+    An empty cluster keeps its previous centre.
+
+    Args:
+        x: ``(N, D)`` local data.
+        k: number of centres.
+        iters: maximum number of Lloyd iterations.
+        generator: random source for the seeding.
+        all_reduce: in-place ``(tensor, op)`` reduction over ranks, or ``None``.
+
+    Shape:
+        x: ``(N, D)``; returns ``(k, D)`` in fp32.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [0.1], [10.0], [10.2]])
+        >>> sorted(kmeans(x, 2, generator=torch.Generator().manual_seed(0)).flatten().tolist())
+        [0.05000000074505806, 10.100000381469727]
+    """
+    centres = kmeans_plus_plus(x, k, generator=generator, all_reduce=all_reduce)
+    xf = x.detach().float()
+    for _ in range(iters):
+        _, idx = nearest_neighbor(xf, centres)
+        idx = idx[:, 0]
+        sums = torch.zeros_like(centres, dtype=torch.float64).index_add_(0, idx, xf.double())
+        counts = torch.bincount(idx, minlength=k).double()
+        _reduce(sums, "sum", all_reduce)
+        _reduce(counts, "sum", all_reduce)
+        filled = counts > 0
+        new = centres.clone()
+        new[filled] = (sums[filled] / counts[filled, None]).float()
+        if torch.equal(new, centres):
+            break
+        centres = new
+    return centres

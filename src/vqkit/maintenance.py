@@ -1,0 +1,118 @@
+"""Dead-code replacement: explicit, seeded, identical on every DDP rank.
+
+A codeword picked in fewer than ``threshold`` of the training batches since the last call is
+dead (METHODS.md §3.5: NSVQ counts batches, not samples). Dead codewords are overwritten by
+used codewords plus a small jitter; which used codewords is the rule:
+
+- :class:`TileUsed` (NSVQ 2022-2024 code): the used set, tiled and randomly permuted;
+- :class:`UsageWeighted` (the 2026 ``nsvq``/``diveq`` packages): drawn with probability
+  proportional to usage.
+
+Under DDP the usage counts are summed over ranks before the decision, and the new codewords
+are broadcast from rank 0, so every rank writes the same values.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from . import distributed
+
+if TYPE_CHECKING:
+    from .codebooks import Codebook
+
+#: Absolute floor of the jitter's standard deviation (for all-zero source codewords).
+JITTER_FLOOR = 1e-12
+
+
+class ReplacementRule:
+    """Chooses which used codewords the dead ones are copied from."""
+
+    def sources(
+        self, used: Tensor, usage: Tensor, count: int, generator: torch.Generator | None
+    ) -> Tensor:
+        """``count`` indices drawn from ``used`` (a 1-D index tensor)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class TileUsed(ReplacementRule):
+    """The NSVQ paper's rule: tile the used set until it covers the dead ones, then permute."""
+
+    def sources(self, used, usage, count, generator):
+        reps = count // used.numel() + 1
+        pool = used.repeat(reps)
+        order = torch.randperm(pool.numel(), generator=generator).to(pool.device)
+        return pool[order[:count]]
+
+
+class UsageWeighted(ReplacementRule):
+    """Draw sources with probability proportional to their usage (the 2026 packages)."""
+
+    def sources(self, used, usage, count, generator):
+        weights = usage[used].double().cpu()
+        picks = torch.multinomial(weights, count, replacement=True, generator=generator)
+        return used[picks.to(used.device)]
+
+
+def replace_dead_codes_(
+    codebook: Codebook,
+    threshold: float = 0.01,
+    *,
+    rule: ReplacementRule | None = None,
+    jitter: float = 1e-4,
+    generator: torch.Generator | None = None,
+) -> int:
+    """Overwrite the dead codewords of ``codebook`` and reset its usage counters.
+
+    Args:
+        codebook: the codebook to maintain (its ``usage`` and ``usage_batches`` counters).
+        threshold: a codeword picked in fewer than this fraction of the batches is dead.
+        rule: :class:`TileUsed` (default, the paper's) or :class:`UsageWeighted`.
+        jitter: standard deviation of the added Gaussian noise, relative to the RMS value of
+            the source codeword. The paper adds ``1e-12 N(0, 1)``, which is below fp32
+            resolution for typical codewords, so copies stayed exact duplicates; a relative
+            jitter splits a copy from its source.
+        generator: random source; seed it identically on every rank.
+
+    Returns:
+        The number of codewords overwritten (all K, jittered in place, if none was used).
+
+    Example:
+        >>> from vqkit import VectorQuantizer
+        >>> vq = VectorQuantizer(dim=2, codebook_size=4)
+        >>> with torch.no_grad():
+        ...     _ = vq.codebook.codewords.copy_(torch.tensor([[0., 0.], [1., 1.], [9., 9.], [8., 8.]]))
+        >>> _ = vq(torch.tensor([[0.1, 0.0], [1.0, 0.9]]))   # picks codewords 0 and 1 only
+        >>> vq.replace_dead_codes_(0.5)
+        2
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    rule = TileUsed() if rule is None else rule
+    usage = distributed.all_reduce_(codebook.usage.clone())
+    batches = int(distributed.all_reduce_(codebook.usage_batches.clone()))
+    if batches == 0:
+        return 0
+    dead = usage.double() / batches < threshold
+    n_dead = int(dead.sum())
+    with torch.no_grad():
+        if n_dead == codebook.codebook_size:
+            rows = torch.arange(codebook.codebook_size, device=usage.device)
+            sources = rows
+        elif n_dead > 0:
+            rows = dead.nonzero().flatten()
+            sources = rule.sources((~dead).nonzero().flatten(), usage, n_dead, generator)
+        if n_dead > 0:
+            base = codebook.codewords[sources].float()
+            scale = base.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(JITTER_FLOOR)
+            noise = torch.randn(base.shape, generator=generator).to(base.device)
+            new = distributed.broadcast_(base + jitter * scale * noise)
+            codebook.overwrite_(rows, new)
+    codebook.reset_usage_()
+    return n_dead

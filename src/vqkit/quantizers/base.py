@@ -1,0 +1,150 @@
+"""The contract every quantizer keeps, and the input checks they share.
+
+A quantizer maps channel-last vectors ``(..., D)`` to a :class:`~vqkit.types.QuantizerOutput`.
+Subclasses implement three methods on flat ``(N, D)`` inputs:
+
+- ``_train_forward(x) -> (quantized, indices, loss, losses)`` for training mode;
+- ``_encode(x) -> indices`` with shape ``(N, *index_shape)``;
+- ``_decode(indices) -> (N, D)``;
+
+and the base class handles shapes, masks, validation and eval mode, where ``forward`` is
+``decode(encode(x))`` by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..types import QuantizerOutput
+
+
+def check_vectors(x: Any, dim: int, name: str = "x") -> None:
+    """Raise TypeError/ValueError unless ``x`` is a finite floating tensor ``(..., dim)``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
+    if x.dim() < 1 or x.shape[-1] != dim:
+        raise ValueError(f"{name} must have shape (..., {dim}), got {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or Inf values")
+
+
+def check_mask(mask: Any, lead: torch.Size, device: torch.device) -> Tensor:
+    """Return ``mask`` as a bool tensor of shape ``lead`` or raise TypeError/ValueError."""
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor, got {mask.dtype}")
+    if mask.shape != lead:
+        raise ValueError(f"mask must have shape {tuple(lead)} (x without its last axis), "
+                         f"got {tuple(mask.shape)}")
+    return mask.to(device)
+
+
+def check_index_tensor(indices: Any, high: int, name: str = "indices") -> None:
+    """Raise unless ``indices`` is an integer tensor with values in ``[-1, high)``."""
+    if not isinstance(indices, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(indices).__name__}")
+    if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+        raise TypeError(f"{name} must have an integer dtype, got {indices.dtype}")
+    if indices.numel():
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < -1 or hi >= high:
+            raise ValueError(
+                f"{name} must lie in [-1, {high - 1}] (-1 = masked), got values in [{lo}, {hi}]"
+            )
+
+
+class Quantizer(nn.Module):
+    """Base class: ``forward`` / ``encode`` / ``decode`` over channel-last tensors.
+
+    Attributes:
+        dim: D, the size of the last axis.
+        index_shape: trailing shape of one vector's indices: ``()`` for one codebook,
+            ``(M,)`` for M codebooks.
+    """
+
+    dim: int
+    index_shape: tuple[int, ...] = ()
+
+    # -- subclass hooks -------------------------------------------------------------------------
+    def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+        raise NotImplementedError
+
+    def _encode(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _decode(self, indices: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _check_indices(self, indices: Tensor) -> None:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments as plain values, enough to rebuild the quantizer."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Quantizer:
+        raise NotImplementedError
+
+    # -- the contract ---------------------------------------------------------------------------
+    def forward(self, x: Tensor, *, mask: Tensor | None = None) -> QuantizerOutput:
+        """Quantize ``x``; masked positions get index -1, a zero output and no loss.
+
+        Shape:
+            x: ``(..., D)``; mask: ``(...)`` bool, True = quantize.
+        """
+        check_vectors(x, self.dim)
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, self.dim)
+        keep = None if mask is None else check_mask(mask, lead, x.device).reshape(-1)
+        if keep is not None:
+            flat = flat[keep]
+        loss = x.new_zeros((), dtype=torch.float32)
+        losses: Mapping[str, Tensor] = {}
+        if flat.shape[0] == 0:
+            quantized = flat
+            indices = torch.empty(0, *self.index_shape, dtype=torch.long, device=x.device)
+        elif self.training:
+            quantized, indices, loss, losses = self._train_forward(flat)
+        else:
+            with torch.no_grad():
+                indices = self._encode(flat)
+            quantized = self._decode(indices).to(x.dtype)
+        if keep is not None:
+            quantized = x.new_zeros(keep.shape[0], self.dim).index_put((keep,), quantized)
+            full = torch.full(
+                (keep.shape[0], *self.index_shape), -1, dtype=indices.dtype, device=x.device
+            )
+            indices = full.index_put((keep,), indices)
+        return QuantizerOutput(
+            quantized.reshape(x.shape), indices.reshape(*lead, *self.index_shape), loss, losses
+        )
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """Indices of ``x`` (no gradient; the same in training and eval mode).
+
+        Shape:
+            x: ``(..., D)``; returns ``(..., *index_shape)``.
+        """
+        check_vectors(x, self.dim)
+        return self._encode(x.reshape(-1, self.dim)).reshape(*x.shape[:-1], *self.index_shape)
+
+    def decode(self, indices: Tensor) -> Tensor:
+        """Reconstruction from ``indices``; index -1 contributes zero.
+
+        Shape:
+            indices: ``(..., *index_shape)``; returns ``(..., D)``.
+        """
+        self._check_indices(indices)
+        n_tail = len(self.index_shape)
+        lead = indices.shape[: indices.dim() - n_tail]
+        flat = indices.reshape(-1, *indices.shape[indices.dim() - n_tail :])
+        return self._decode(flat.long()).reshape(*lead, self.dim)

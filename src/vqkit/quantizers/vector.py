@@ -1,0 +1,157 @@
+"""VectorQuantizer: one codebook, one estimator (THESIS eq. 2.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .. import distributed
+from ..codebooks import (
+    Codebook,
+    CodebookLearning,
+    learning_config,
+    learning_from_config,
+)
+from ..estimators import Estimator, NoiseSubstitution, estimator_config, estimator_from_config
+from ..functional.kmeans import kmeans
+from ..functional.search import nearest_neighbor
+from ..maintenance import ReplacementRule, replace_dead_codes_
+from .base import Quantizer, check_index_tensor, check_vectors
+
+
+class VectorQuantizer(Quantizer):
+    """Nearest-codeword VQ whose gradient estimator and codebook learning are strategies.
+
+    Training mode: the nearest codeword ``q`` of each vector is found (fp32, chunked), usage
+    counters and (for :class:`~vqkit.codebooks.EMA`) the codebook are updated, and the
+    estimator returns the output and losses. Eval mode returns ``q``: ``decode(encode(x))``.
+
+    Args:
+        dim: D, the size of the last axis of the input.
+        codebook_size: K.
+        estimator: :class:`~vqkit.NoiseSubstitution` (default), ``StraightThrough``,
+            ``RotationTrick``, ``DiVeQ`` or ``DiVeQDetach``.
+        learning: :class:`~vqkit.Gradient` (default) or :class:`~vqkit.EMA`.
+        init: initial codewords, ``"uniform"`` U(-1/K, 1/K) or ``"normal"`` N(0, 1);
+            :meth:`init_codebook_` replaces them by k-means on data.
+
+    Shape:
+        input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(...)`` int64.
+
+    Example:
+        >>> from vqkit import StraightThrough, EMA
+        >>> vq = VectorQuantizer(dim=8, codebook_size=32, estimator=StraightThrough(),
+        ...                      learning=EMA(decay=0.99))
+        >>> out = vq(torch.randn(4, 10, 8))
+        >>> out.quantized.shape, out.indices.shape, sorted(out.losses)
+        (torch.Size([4, 10, 8]), torch.Size([4, 10]), ['commitment'])
+        >>> x = torch.randn(5, 8)
+        >>> torch.equal(vq.decode(vq.encode(x)), vq.eval()(x).quantized)
+        True
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        *,
+        estimator: Estimator | None = None,
+        learning: CodebookLearning | None = None,
+        init: str = "uniform",
+    ) -> None:
+        super().__init__()
+        estimator = NoiseSubstitution() if estimator is None else estimator
+        if not isinstance(estimator, Estimator):
+            raise TypeError(f"estimator must be an Estimator, got {estimator!r}")
+        self.dim = int(dim)
+        self.estimator = estimator
+        self.codebook = Codebook(codebook_size, dim, learning=learning, init=init)
+
+    @property
+    def codebook_size(self) -> int:
+        return self.codebook.codebook_size
+
+    @property
+    def codewords(self) -> Tensor:
+        """The ``(K, D)`` codeword matrix."""
+        return self.codebook.codewords
+
+    def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+        indices = nearest_neighbor(x, self.codebook.codewords)[1][:, 0]
+        q = self.codebook.lookup(indices)
+        self.codebook.observe_(x, indices)
+        out = self.estimator(x.float(), q, self.codebook.learning.trained_by_gradient)
+        return out.quantized.to(x.dtype), indices, out.loss, out.losses
+
+    def _encode(self, x: Tensor) -> Tensor:
+        return nearest_neighbor(x, self.codebook.codewords)[1][:, 0]
+
+    def _decode(self, indices: Tensor) -> Tensor:
+        valid = indices >= 0
+        q = self.codebook.lookup(indices.clamp_min(0))
+        return q * valid.unsqueeze(-1).to(q.dtype)
+
+    def _check_indices(self, indices: Tensor) -> None:
+        check_index_tensor(indices, self.codebook_size)
+
+    @torch.no_grad()
+    def init_codebook_(
+        self, samples: Tensor, *, generator: torch.Generator | None = None, iters: int = 50
+    ) -> None:
+        """Set the codewords to k-means++ / Lloyd centroids of ``samples``.
+
+        Under DDP each rank passes its own samples and all ranks end with the same codebook.
+
+        Args:
+            samples: ``(N, D)`` data, N >= K over all ranks.
+            generator: random source of the seeding (seed it identically on every rank).
+            iters: maximum Lloyd iterations.
+        """
+        check_vectors(samples, self.dim, "samples")
+        samples = samples.reshape(-1, self.dim)
+        total = distributed.all_reduce_(torch.tensor([samples.shape[0]], dtype=torch.long))
+        if int(total) < self.codebook_size:
+            raise ValueError(
+                f"samples must hold at least codebook_size={self.codebook_size} vectors, "
+                f"got {int(total)}"
+            )
+        centres = kmeans(
+            samples, self.codebook_size, iters=iters, generator=generator,
+            all_reduce=distributed.reducer(),
+        )
+        rows = torch.arange(self.codebook_size, device=centres.device)
+        self.codebook.overwrite_(rows, centres.to(self.codebook.codewords.device))
+        self.codebook.reset_usage_()
+
+    def replace_dead_codes_(
+        self,
+        threshold: float = 0.01,
+        *,
+        rule: ReplacementRule | None = None,
+        generator: torch.Generator | None = None,
+    ) -> int:
+        """Overwrite codewords picked in fewer than ``threshold`` of the batches since the last
+        call; see :func:`vqkit.maintenance.replace_dead_codes_`. Returns how many."""
+        return replace_dead_codes_(self.codebook, threshold, rule=rule, generator=generator)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim,
+            "codebook_size": self.codebook_size,
+            "estimator": estimator_config(self.estimator),
+            "learning": learning_config(self.codebook.learning),
+            "init": self.codebook.init,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> VectorQuantizer:
+        args = dict(config)
+        args["estimator"] = estimator_from_config(args["estimator"])
+        args["learning"] = learning_from_config(args["learning"])
+        return cls(**args)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, codebook_size={self.codebook_size}, estimator={self.estimator!r}"

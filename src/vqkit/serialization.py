@@ -1,0 +1,95 @@
+"""Save and load quantizers: ``{format_version, type, config, state_dict}``, atomically.
+
+Files are read with ``torch.load(weights_only=True)``: only tensors and plain values, never
+pickled code. The constructor arguments come from ``config``; they are never inferred from
+weight shapes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .quantizers import QUANTIZERS, Quantizer
+
+FORMAT_VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def quantizer_record(quantizer: Quantizer) -> dict[str, Any]:
+    """The saved form of a quantizer (also embedded in training checkpoints)."""
+    name = type(quantizer).__name__
+    if QUANTIZERS.get(name) is not type(quantizer):
+        raise TypeError(f"cannot save {name}: known quantizer types are {sorted(QUANTIZERS)}")
+    state = {k: v.detach().cpu() for k, v in quantizer.state_dict().items()}
+    return {
+        "format_version": FORMAT_VERSION,
+        "type": name,
+        "config": quantizer.config(),
+        "state_dict": state,
+    }
+
+
+def quantizer_from_record(record: Any, source: str = "record") -> Quantizer:
+    """Rebuild a quantizer from :func:`quantizer_record`'s output, checking every field."""
+    if not isinstance(record, dict) or not {"format_version", "type", "config", "state_dict"} <= set(
+        record
+    ):
+        raise ValueError(f"{source} is not a vqkit quantizer file (missing fields)")
+    version = record["format_version"]
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{source} has format_version {version!r}; this vqkit reads version {FORMAT_VERSION}"
+        )
+    name = record["type"]
+    if name not in QUANTIZERS:
+        raise ValueError(f"{source} holds unknown quantizer type {name!r}; known: {sorted(QUANTIZERS)}")
+    quantizer = QUANTIZERS[name].from_config(record["config"])
+    try:
+        quantizer.load_state_dict(record["state_dict"])
+    except RuntimeError as err:
+        raise ValueError(f"{source}: state_dict does not match its config: {err}") from err
+    return quantizer
+
+
+def save(quantizer: Quantizer, path: str | os.PathLike[str]) -> None:
+    """Write ``quantizer`` to ``path`` atomically (an interrupted save leaves the old file).
+
+    Example:
+        >>> import tempfile, os, vqkit
+        >>> vq = vqkit.VectorQuantizer(dim=4, codebook_size=8)
+        >>> p = os.path.join(tempfile.mkdtemp(), "vq.pt")
+        >>> vqkit.save(vq, p)
+        >>> torch.equal(vqkit.load(p).codewords, vq.codewords)
+        True
+    """
+    atomic_torch_save(quantizer_record(quantizer), path)
+
+
+def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Quantizer:
+    """Read a quantizer written by :func:`save`; corrupt or foreign files raise ValueError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such quantizer file: {path}")
+    try:
+        record = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"{path} is not a readable vqkit quantizer file: {err}") from err
+    return quantizer_from_record(record, str(path))

@@ -1,0 +1,1 @@
+"""Shared pieces of the training scripts, apps and experiments (never imported by the core)."""
