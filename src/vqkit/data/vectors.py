@@ -1,0 +1,159 @@
+"""Read and write a matrix of vectors from ``.npy``, ``.pt`` or ``.csv`` files, with clear errors.
+
+This is how the command line (``vqkit fit / encode / eval``) gets its data: one file holding
+``N`` vectors of dimension ``D``. Arrays with more axes keep their leading axes (``(..., D)``);
+``flatten=True`` reshapes them to ``(N, D)``.
+
+- ``.npy``: a numeric NumPy array, read with ``allow_pickle=False``.
+- ``.pt``: a tensor saved with ``torch.save``, or a dict holding exactly one tensor (or a
+  tensor under the key ``"vectors"``), read with ``weights_only=True`` (no pickled code).
+- ``.csv``: comma-separated numbers, one vector per line; a first line that is not numeric
+  is taken as a header and skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+SUFFIXES = (".npy", ".pt", ".csv")
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(
+            f"vectors file {path} must end in one of {', '.join(SUFFIXES)}, "
+            f"got {suffix or 'none'!r}"
+        )
+    return suffix
+
+
+def _read_npy(path: Path) -> Tensor:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise ValueError(f"{path} holds Python objects, not numbers ({err})") from err
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable .npy file: {err}") from err
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{path} must hold one array, got {type(array).__name__}")
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"{path} must hold numbers, got dtype {array.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _read_pt(path: Path) -> Tensor:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for foreign or truncated files
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{path} is not a readable tensor file: {first}") from err
+    if isinstance(obj, dict):
+        if isinstance(obj.get("vectors"), Tensor):
+            obj = obj["vectors"]
+        else:
+            tensors = [v for v in obj.values() if isinstance(v, Tensor)]
+            if len(tensors) != 1:
+                raise ValueError(
+                    f"{path} holds a dict; it must hold one tensor or a 'vectors' entry, "
+                    f"got keys {sorted(map(str, obj))}"
+                )
+            obj = tensors[0]
+    if not isinstance(obj, Tensor):
+        raise ValueError(f"{path} must hold a tensor, got {type(obj).__name__}")
+    return obj
+
+
+def _read_csv(path: Path) -> Tensor:
+    with open(path) as f:
+        first = f.readline()
+    try:
+        [float(v) for v in first.split(",")]
+        skip = 0
+    except ValueError:
+        skip = 1  # a header line
+    try:
+        array = np.loadtxt(path, delimiter=",", dtype=np.float64, skiprows=skip, ndmin=2)
+    except ValueError as err:
+        raise ValueError(f"{path} is not a CSV of numbers: {err}") from err
+    return torch.from_numpy(array)
+
+
+def load_vectors(
+    path: str | os.PathLike[str], *, dim: int | None = None, flatten: bool = True
+) -> Tensor:
+    """Read vectors from ``path`` as a float32 tensor.
+
+    Args:
+        path: a ``.npy``, ``.pt`` or ``.csv`` file.
+        dim: the required size of the last axis (checked when given).
+        flatten: reshape ``(..., D)`` to ``(N, D)``.
+
+    Returns:
+        ``(N, D)`` float32 (or ``(..., D)`` when ``flatten=False``).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: unknown suffix, unreadable file, no vectors, wrong ``dim``, NaN or Inf.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "x.csv")
+        >>> _ = open(p, "w").write("a,b\\n1,2\\n3,4\\n")
+        >>> load_vectors(p, dim=2).tolist()
+        [[1.0, 2.0], [3.0, 4.0]]
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such vectors file: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"vectors file {path} is a directory")
+    reader = {".npy": _read_npy, ".pt": _read_pt, ".csv": _read_csv}[suffix]
+    x = reader(path)
+    if x.is_complex() or x.dtype == torch.bool:
+        raise ValueError(f"{path} must hold real numbers, got dtype {x.dtype}")
+    if x.dim() < 2 or x.numel() == 0:
+        raise ValueError(
+            f"{path} must hold a non-empty (N, D) array of vectors, got shape {tuple(x.shape)}"
+        )
+    if dim is not None and x.shape[-1] != dim:
+        raise ValueError(
+            f"{path} holds vectors of dimension {x.shape[-1]}, but the quantizer needs {dim}"
+        )
+    x = x.to(torch.float32)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{path} contains NaN or Inf values")
+    return x.reshape(-1, x.shape[-1]) if flatten else x
+
+
+def save_vectors(x: Tensor, path: str | os.PathLike[str]) -> Path:
+    """Write ``x`` to ``path`` (``.npy``, ``.pt`` or ``.csv`` by suffix) atomically.
+
+    ``.npy`` and ``.pt`` keep the values bit-exactly; ``.csv`` writes 9 significant digits,
+    enough to read float32 back exactly.
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = x.detach().cpu()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if suffix == ".npy":
+                np.save(f, x.numpy())
+            elif suffix == ".pt":
+                torch.save(x.clone(), f)
+            else:
+                np.savetxt(f, x.reshape(-1, x.shape[-1]).numpy(), delimiter=",", fmt="%.9g")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,121 @@
+"""Training checkpoints: the quantizer plus everything a run needs to continue bit-identically.
+
+A checkpoint is one ``torch.save`` file, written atomically (temporary file, then rename), read
+with ``weights_only=True``. Its fields:
+
+- ``format`` = ``"vqkit-checkpoint"`` and ``version``;
+- ``quantizer``: :func:`vqkit.serialization.quantizer_record` (``{format_version, type, config,
+  state_dict}``), so ``vqkit encode/decode/eval`` read the quantizer from it directly;
+- ``step``: optimizer steps taken; ``optimizer``: the optimizer's ``state_dict`` (or None);
+- ``rng``: one :func:`vqkit.training.seed.rng_state` per rank;
+- ``meters``: :class:`vqkit.training.meters.Meters` state; ``fit``: the training settings;
+- ``data``: a fingerprint (shape and SHA-256) of the training vectors, checked on resume.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..quantizers import Quantizer
+from ..serialization import atomic_torch_save, quantizer_from_record, quantizer_record
+
+FORMAT = "vqkit-checkpoint"
+VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """The contents of a checkpoint file (see the module docstring)."""
+
+    quantizer: Quantizer
+    step: int = 0
+    optimizer: dict[str, Any] | None = None
+    rng: list[dict[str, Any]] = field(default_factory=list)
+    meters: dict[str, Any] = field(default_factory=dict)
+    fit: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically (an interrupted write keeps the old file).
+
+    Example:
+        >>> import tempfile, os
+        >>> from vqkit import VectorQuantizer
+        >>> p = os.path.join(tempfile.mkdtemp(), "run.ckpt")
+        >>> _ = save_checkpoint(Checkpoint(VectorQuantizer(4, 8), step=3), p)
+        >>> load_checkpoint(p).step
+        3
+    """
+    record = {
+        "format": FORMAT,
+        "version": VERSION,
+        "quantizer": quantizer_record(checkpoint.quantizer),
+        "step": int(checkpoint.step),
+        "optimizer": checkpoint.optimizer,
+        "rng": list(checkpoint.rng),
+        "meters": dict(checkpoint.meters),
+        "fit": dict(checkpoint.fit),
+        "data": dict(checkpoint.data),
+    }
+    atomic_torch_save(record, path)
+    return Path(path)
+
+
+def _read(path: Path) -> Any:
+    if not path.exists():
+        raise FileNotFoundError(f"no such checkpoint file: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a directory")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, foreign or corrupt files raise several types
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{path} is not a readable vqkit checkpoint: {first}") from err
+
+
+def _from_record(record: dict[str, Any], source: str) -> Checkpoint:
+    if record.get("version") != VERSION:
+        raise ValueError(
+            f"{source} is checkpoint version {record.get('version')!r}; this vqkit reads {VERSION}"
+        )
+    missing = {"quantizer", "step", "optimizer", "rng", "meters", "fit", "data"} - set(record)
+    if missing:
+        raise ValueError(f"{source} is not a complete vqkit checkpoint (missing {sorted(missing)})")
+    return Checkpoint(
+        quantizer=quantizer_from_record(record["quantizer"], source),
+        step=int(record["step"]),
+        optimizer=record["optimizer"],
+        rng=list(record["rng"]),
+        meters=dict(record["meters"]),
+        fit=dict(record["fit"]),
+        data=dict(record["data"]),
+    )
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`; other files raise ValueError."""
+    path = Path(path)
+    record = _read(path)
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a vqkit training checkpoint")
+    return _from_record(record, str(path))
+
+
+def load_quantizer(path: str | os.PathLike[str]) -> tuple[Quantizer, Checkpoint | None]:
+    """The quantizer in a training checkpoint or in a file of :func:`vqkit.save`.
+
+    Returns:
+        ``(quantizer, checkpoint)``; ``checkpoint`` is None for a plain quantizer file.
+    """
+    path = Path(path)
+    record = _read(path)
+    if isinstance(record, dict) and record.get("format") == FORMAT:
+        checkpoint = _from_record(record, str(path))
+        return checkpoint.quantizer, checkpoint
+    return quantizer_from_record(record, str(path)), None
