@@ -8,6 +8,8 @@ Importing vqkit has no side effects.
 """
 
 from .codebooks import EMA, Codebook, Gradient
+from .curve import CurveCodebook, ExactProjection, TwoSegmentProjection
+from .curve_estimators import MSEFit, SFDiVeQ
 from .estimators import (
     DiVeQ,
     DiVeQDetach,
@@ -17,8 +19,10 @@ from .estimators import (
     StraightThrough,
 )
 from .maintenance import TileUsed, UsageWeighted, replace_dead_codes_
-from .quantizers import ChannelsFirst, Quantizer, VectorQuantizer
+from .quantizers import ChannelsFirst, Quantizer, SpaceFillingVQ, VectorQuantizer
+from .quantizers.residual import ResidualVQ
 from .serialization import load, save
+from .training.space_filling import fit_space_filling
 from .types import EstimatorOutput, QuantizerOutput
 
 __version__ = "0.1.0"
@@ -27,20 +31,28 @@ __all__ = [
     "EMA",
     "ChannelsFirst",
     "Codebook",
+    "CurveCodebook",
     "DiVeQ",
     "DiVeQDetach",
     "Estimator",
     "EstimatorOutput",
+    "ExactProjection",
     "Gradient",
+    "MSEFit",
     "NoiseSubstitution",
     "Quantizer",
     "QuantizerOutput",
+    "ResidualVQ",
     "RotationTrick",
+    "SFDiVeQ",
+    "SpaceFillingVQ",
     "StraightThrough",
     "TileUsed",
+    "TwoSegmentProjection",
     "UsageWeighted",
     "VectorQuantizer",
     "__version__",
+    "fit_space_filling",
     "load",
     "replace_dead_codes_",
     "save",

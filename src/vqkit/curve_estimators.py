@@ -1,0 +1,124 @@
+"""Estimators made for the space-filling curve (METHODS.md §5.2, §8.3).
+
+:class:`~vqkit.SpaceFillingVQ` accepts any :class:`~vqkit.estimators.Estimator`: it passes the
+dithered point ``q = (1 - lambda) c_j + lambda c_{j+1}``, which is differentiable with respect
+to both segment ends, so NSVQ on top of it is the paper's joint training (P4 eq. 4). Two more
+strategies live here:
+
+- :class:`MSEFit`: the paper's stand-alone fit (P4 eq. 3): output ``q`` itself and the loss
+  ``||x - q||^2``, whose gradient reaches ``c_j`` and ``c_{j+1}`` with weights ``1 - lambda``
+  and ``lambda``;
+- :class:`SFDiVeQ`: SF-DiVeQ (METHODS.md §8.3), which needs the two segment ends and lambda,
+  not only the point: a :class:`SegmentEstimator`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .estimators import ESTIMATORS, Estimator, estimator_config
+from .functional import estimators as fe
+from .types import EstimatorOutput
+
+
+class SegmentEstimator(Estimator):
+    """An estimator that sees the chosen segment ``[start, end]`` and ``lambda``.
+
+    Used on a single codeword (a plain :class:`~vqkit.VectorQuantizer`) it sees the segment
+    ``[q, q]`` with ``lambda = 0``.
+    """
+
+    def segment(self, x: Tensor, start: Tensor, end: Tensor, lam: Tensor) -> EstimatorOutput:
+        """Training output for inputs ``x`` (N, D) on segments ``start``/``end`` (N, D) at
+        ``lam`` (N,); ``start``/``end`` are differentiable gathers of the corner points."""
+        raise NotImplementedError
+
+    def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
+        return self.segment(x, q, q, q.new_zeros(q.shape[0]))
+
+
+class SFDiVeQ(SegmentEstimator):
+    """SF-DiVeQ (Vali, Bäckström and Solin 2026; METHODS.md §8.3), no auxiliary loss.
+
+    ``z_q = z + (1 - lambda) ||c_j - z|| sg[n_1] + lambda ||c_{j+1} - z|| sg[n_2]`` with
+    ``n_1, n_2`` the unit directions from ``z`` toward ``c_j`` and ``c_{j+1}``, each perturbed
+    by ``N(0, sigma^2 I)``. For small ``sigma`` the output is the dithered point; gradients
+    reach the input and both segment ends through the two distances.
+
+    Args:
+        sigma: standard deviation of the direction noise (1e-3, the ``diveq`` package's value).
+        generator: source of the noise.
+
+    Example:
+        >>> est = SFDiVeQ(sigma=0.0)
+        >>> x, a, b = torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+        >>> est.segment(x, a, b, torch.tensor([0.25])).quantized.tolist()
+        [[0.75, 0.25]]
+    """
+
+    def __init__(self, sigma: float = 1e-3, *, generator: torch.Generator | None = None) -> None:
+        if not sigma >= 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        self.sigma = float(sigma)
+        self.generator = generator
+
+    def config(self) -> dict[str, Any]:
+        return {"sigma": self.sigma}
+
+    def segment(self, x: Tensor, start: Tensor, end: Tensor, lam: Tensor) -> EstimatorOutput:
+        lam = lam.to(x.dtype).unsqueeze(-1)
+        out = x
+        for weight, corner in ((1.0 - lam, start), (lam, end)):
+            noise = fe.gaussian_noise(x, self.generator) * self.sigma
+            out = out + weight * (fe.diveq(x, corner, noise) - x)
+        return EstimatorOutput(out, x.new_zeros((), dtype=torch.float32), {})
+
+
+class MSEFit(Estimator):
+    """Stand-alone fitting (P4 eq. 3; the reference code's ``backpropagation=False``).
+
+    The output is the selected point ``q`` itself and ``loss = mean((x - q)^2)``; calling
+    ``loss.backward()`` gives the corner points the exact MSE gradient (weights ``1 - lambda``
+    and ``lambda`` on the segment ends). No gradient trick is involved, so this is for fitting
+    a quantizer to data, not for passing gradients through it inside a network.
+
+    Example:
+        >>> est = MSEFit()
+        >>> out = est(torch.zeros(1, 2), torch.ones(1, 2), True)
+        >>> out.loss.item(), sorted(out.losses)
+        (1.0, ['mse'])
+    """
+
+    def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
+        mse = F.mse_loss(q.float(), x.float())
+        return EstimatorOutput(q, mse, {"mse": mse})
+
+
+#: Every estimator a SpaceFillingVQ can be saved with, by name.
+CURVE_ESTIMATORS: dict[str, type[Estimator]] = {
+    **ESTIMATORS,
+    **{cls.__name__: cls for cls in (SFDiVeQ, MSEFit)},
+}
+
+
+def curve_estimator_from_config(config: dict[str, Any]) -> Estimator:
+    """Rebuild an estimator (core or curve-specific) from ``{"type": name, **arguments}``."""
+    args = dict(config)
+    name = args.pop("type", None)
+    if name not in CURVE_ESTIMATORS:
+        raise ValueError(f"unknown estimator type {name!r}; known: {sorted(CURVE_ESTIMATORS)}")
+    return CURVE_ESTIMATORS[name](**args)
+
+
+__all__ = [
+    "CURVE_ESTIMATORS",
+    "MSEFit",
+    "SFDiVeQ",
+    "SegmentEstimator",
+    "curve_estimator_from_config",
+    "estimator_config",
+]
