@@ -5,6 +5,12 @@ over ranks. With it, every rank holds its own shard of the data and all ranks en
 same centroids: seeding draws each new centre from the union of the shards (weighted sampling
 by the largest key ``log(u) / w``, Efraimidis and Spirakis 2006), and Lloyd sums counts and
 coordinate sums over ranks before dividing.
+
+The random keys are drawn for the union's row positions (shards in rank order), so every row of
+the union gets its own key and shards with the same generator give the same centres as one
+process on their concatenation. (Drawing the keys per shard gave every rank the same keys:
+ranks tied, and the first centre was the mean of one row from each shard.) A rank may hold
+no rows.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from .search import nearest_neighbor
@@ -25,20 +32,48 @@ def _reduce(t: Tensor, op: str, all_reduce: AllReduce | None) -> Tensor:
     return t
 
 
+def _shard_layout(x: Tensor, rank: int | None, all_reduce: AllReduce | None) -> tuple[int, int]:
+    """``(offset, total)``: where this rank's rows start in the union, and the union's size."""
+    n = x.shape[0]
+    if all_reduce is None:
+        if rank not in (None, 0):
+            raise ValueError(f"rank must be 0 without all_reduce, got {rank}")
+        return 0, n
+    if rank is None:
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    world = int(_reduce(torch.ones(1, dtype=torch.long, device=x.device), "sum", all_reduce))
+    if not 0 <= rank < world:
+        raise ValueError(f"rank must be in [0, {world}), got {rank}")
+    sizes = torch.zeros(world, dtype=torch.long, device=x.device)
+    sizes[rank] = n
+    _reduce(sizes, "sum", all_reduce)
+    return int(sizes[:rank].sum()), int(sizes.sum())
+
+
 def _draw_global(
-    x: Tensor, weights: Tensor, generator: torch.Generator | None, all_reduce: AllReduce | None
+    x: Tensor,
+    weights: Tensor,
+    generator: torch.Generator | None,
+    all_reduce: AllReduce | None,
+    layout: tuple[int, int],
 ) -> Tensor:
     """One row drawn with probability proportional to ``weights`` over all ranks' rows."""
-    u = torch.rand(x.shape[0], generator=generator, dtype=torch.float64).to(x.device)
+    offset, total = layout
+    u = torch.rand(total, generator=generator, dtype=torch.float64)
+    u = u[offset : offset + x.shape[0]].to(x.device)
     keys = torch.where(weights > 0, u.clamp_min(1e-300).log() / weights, float("-inf"))
-    local_best = keys.max()
+    empty = keys.new_tensor(float("-inf"))
+    local_best = keys.max() if keys.numel() else empty
     best = _reduce(local_best.clone(), "max", all_reduce)
     if torch.isinf(best):  # every weight is zero: all points coincide with the centres
         keys = u.log()
-        local_best = keys.max()
+        local_best = keys.max() if keys.numel() else empty
         best = _reduce(local_best.clone(), "max", all_reduce)
     owner = (local_best == best).double()
-    row = x[keys.argmax()].double() * owner
+    if keys.numel():
+        row = x[keys.argmax()].double() * owner
+    else:
+        row = x.new_zeros(x.shape[1], dtype=torch.float64)
     # Ranks that tie on the best key (identical shards and generators) contribute the same
     # row, so averaging over owners returns that row.
     row = _reduce(row, "sum", all_reduce)
@@ -52,6 +87,7 @@ def kmeans_plus_plus(
     *,
     generator: torch.Generator | None = None,
     all_reduce: AllReduce | None = None,
+    rank: int | None = None,
 ) -> Tensor:
     """k-means++ seeding (Arthur and Vassilvitskii 2007) over ``x``, or over all ranks' ``x``.
 
@@ -60,18 +96,23 @@ def kmeans_plus_plus(
         k: number of centres.
         generator: random source; under DDP seed it identically on every rank.
         all_reduce: in-place ``(tensor, op)`` reduction over ranks, or ``None`` for one process.
+        rank: this process's rank: its shard's position in the union (shards in rank order);
+            default the default process group's rank (0 without ``all_reduce``).
 
     Returns:
         ``(k, D)`` centres, identical on every rank.
     """
-    if x.dim() != 2 or x.shape[0] == 0:
+    if x.dim() != 2 or (x.shape[0] == 0 and all_reduce is None):
         raise ValueError(f"x must be a non-empty (N, D) tensor, got shape {tuple(x.shape)}")
+    layout = _shard_layout(x, rank, all_reduce)
+    if layout[1] == 0:
+        raise ValueError("x must hold at least one row over all ranks, got 0")
     xf = x.detach().float()
     centres = torch.empty(k, xf.shape[1], dtype=xf.dtype, device=xf.device)
     weights = torch.ones(xf.shape[0], dtype=torch.float64, device=xf.device)
     min_d = torch.full((xf.shape[0],), float("inf"), dtype=torch.float64, device=xf.device)
     for j in range(k):
-        centres[j] = _draw_global(xf, weights, generator, all_reduce)
+        centres[j] = _draw_global(xf, weights, generator, all_reduce, layout)
         d = (xf - centres[j]).pow(2).sum(dim=1).double()
         min_d = torch.minimum(min_d, d)
         weights = min_d
@@ -85,6 +126,7 @@ def kmeans(
     iters: int = 50,
     generator: torch.Generator | None = None,
     all_reduce: AllReduce | None = None,
+    rank: int | None = None,
 ) -> Tensor:
     """k-means++ seeding followed by Lloyd iterations until no centre moves or ``iters`` ends.
 
@@ -96,6 +138,8 @@ def kmeans(
         iters: maximum number of Lloyd iterations.
         generator: random source for the seeding.
         all_reduce: in-place ``(tensor, op)`` reduction over ranks, or ``None``.
+        rank: this process's rank: its shard's position in the union (shards in rank order);
+            default the default process group's rank (0 without ``all_reduce``).
 
     Shape:
         x: ``(N, D)``; returns ``(k, D)`` in fp32.
@@ -105,7 +149,7 @@ def kmeans(
         >>> sorted(kmeans(x, 2, generator=torch.Generator().manual_seed(0)).flatten().tolist())
         [0.05000000074505806, 10.100000381469727]
     """
-    centres = kmeans_plus_plus(x, k, generator=generator, all_reduce=all_reduce)
+    centres = kmeans_plus_plus(x, k, generator=generator, all_reduce=all_reduce, rank=rank)
     xf = x.detach().float()
     for _ in range(iters):
         _, idx = nearest_neighbor(xf, centres)

@@ -112,7 +112,9 @@ class VectorQuantizer(Quantizer):
         """
         check_vectors(samples, self.dim, "samples")
         samples = samples.reshape(-1, self.dim)
-        total = distributed.all_reduce_(torch.tensor([samples.shape[0]], dtype=torch.long))
+        total = distributed.all_reduce_(
+            torch.tensor([samples.shape[0]], dtype=torch.long, device=samples.device)
+        )
         if int(total) < self.codebook_size:
             raise ValueError(
                 f"samples must hold at least codebook_size={self.codebook_size} vectors, "
