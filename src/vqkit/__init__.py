@@ -20,6 +20,7 @@ from .estimators import (
 )
 from .maintenance import TileUsed, UsageWeighted, replace_dead_codes_
 from .quantizers import ChannelsFirst, Quantizer, SpaceFillingVQ, VectorQuantizer
+from .quantizers.residual import ResidualVQ
 from .serialization import load, save
 from .training.space_filling import fit_space_filling
 from .types import EstimatorOutput, QuantizerOutput
@@ -41,6 +42,7 @@ __all__ = [
     "NoiseSubstitution",
     "Quantizer",
     "QuantizerOutput",
+    "ResidualVQ",
     "RotationTrick",
     "SFDiVeQ",
     "SpaceFillingVQ",

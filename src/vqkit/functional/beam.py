@@ -1,0 +1,200 @@
+"""Batched beam search over several codebooks (residual and additive VQ encoding).
+
+Both searches keep, for every vector, the ``width`` partial tuples with the lowest error
+``||x - sum of the tuple's codewords||^2`` and extend each by the codewords nearest to its
+residual. Everything is batched over vectors (the Python loops run over steps only); the
+vectors are processed in chunks so at most about ``chunk_elements`` distances exist at once.
+Distances are fp32, and ties go to the lowest beam rank, then the lowest codeword index
+(stable sorts), so the result is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .search import DEFAULT_CHUNK_ELEMENTS
+
+# Multipliers of the hash that identifies a set of codewords reached in different orders,
+# used when the exact mixed-radix key would not fit in 63 bits.
+_HASH_SEED = 0x5EED
+
+
+def _check(x: Tensor, codebooks: Sequence[Tensor], width: int) -> None:
+    if x.dim() != 2:
+        raise ValueError(f"x must be 2-D (N, D), got shape {tuple(x.shape)}")
+    if len(codebooks) == 0:
+        raise ValueError("codebooks must hold at least one (K, D) tensor")
+    for m, c in enumerate(codebooks):
+        if c.dim() != 2 or c.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"codebooks[{m}] must have shape (K, {x.shape[1]}), got {tuple(c.shape)}"
+            )
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be an int >= 1, got {width!r}")
+
+
+def _distances(r: Tensor, c: Tensor, c_sq: Tensor) -> Tensor:
+    """``||r_b - c_k||^2`` for ``r (n, B, D)`` and ``c (P, D)`` -> ``(n, B, P)``."""
+    n, b, d = r.shape
+    flat = r.reshape(n * b, d)
+    dist = torch.addmm(c_sq, flat, c.t(), beta=1.0, alpha=-2.0)
+    dist += flat.pow(2).sum(dim=1, keepdim=True)
+    return dist.clamp_min_(0.0).reshape(n, b, -1)
+
+
+def residual_beam_search(
+    x: Tensor,
+    codebooks: Sequence[Tensor],
+    width: int,
+    *,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> Tensor:
+    """Stage-ordered beam search of residual (multi-stage) VQ.
+
+    Step ``m`` extends each of the kept partial tuples by every codeword of codebook ``m`` and
+    keeps the ``width`` with the lowest error. ``width=1`` is greedy residual VQ
+    (METHODS.md §4.2); a width of ``prod K_m`` over all but the last stage is exhaustive.
+
+    Args:
+        x: ``(N, D)`` vectors.
+        codebooks: M codeword matrices ``(K_m, D)``, searched in this order.
+        width: W, the partial tuples kept between stages.
+        chunk_elements: bound on the distances held at once.
+
+    Returns:
+        ``(N, M)`` int64 indices, one per codebook.
+
+    Example:
+        >>> c0 = torch.tensor([[0.0, 0.0], [4.0, 0.0]]); c1 = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+        >>> residual_beam_search(torch.tensor([[5.0, 0.0]]), [c0, c1], width=2).tolist()
+        [[1, 1]]
+    """
+    _check(x, codebooks, width)
+    n, dim = x.shape
+    widest = width * max(c.shape[0] for c in codebooks)
+    rows = max(1, chunk_elements // max(widest, 1))
+    out = torch.empty(n, len(codebooks), dtype=torch.long, device=x.device)
+    with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
+        books = [c.detach().float() for c in codebooks]
+        norms = [c.pow(2).sum(dim=1) for c in books]
+        xf = x.detach().float()
+        for start in range(0, n, rows):
+            xs = xf[start : start + rows]
+            ns = xs.shape[0]
+            partial = xs.new_zeros(ns, 1, dim)
+            paths = torch.empty(ns, 1, 0, dtype=torch.long, device=x.device)
+            for m, (c, c_sq) in enumerate(zip(books, norms, strict=True)):
+                size = c.shape[0]
+                d = _distances(xs[:, None, :] - partial, c, c_sq).reshape(ns, -1)
+                keep = 1 if m == len(books) - 1 else min(width, d.shape[1])
+                _, pos = torch.sort(d, dim=1, stable=True)
+                pos = pos[:, :keep]
+                beam, code = pos // size, pos % size
+                paths = torch.cat(
+                    [paths.gather(1, beam[..., None].expand(-1, -1, paths.shape[2])),
+                     code[..., None]], dim=2,
+                )
+                partial = partial.gather(1, beam[..., None].expand(-1, -1, dim)) + c[code]
+            out[start : start + ns] = paths[:, 0]
+    return out
+
+
+def _set_keys(selection: Tensor, sizes: Sequence[int]) -> Tensor:
+    """One int64 key per tuple (last axis M, -1 = unused) that is equal for equal tuples."""
+    radix = 1
+    for s in sizes:
+        radix *= s + 1
+    if radix < 2**62:
+        weights, acc = [], 1
+        for s in sizes:
+            weights.append(acc)
+            acc *= s + 1
+        w = torch.tensor(weights, dtype=torch.long, device=selection.device)
+    else:
+        g = torch.Generator().manual_seed(_HASH_SEED)
+        w = torch.randint(1, 2**62, (len(sizes),), generator=g).mul_(2).add_(1)
+        w = w.to(selection.device)  # odd 63-bit multipliers; products wrap modulo 2**64
+    return ((selection + 1) * w).sum(dim=-1)
+
+
+def additive_beam_search(
+    x: Tensor,
+    codebooks: Sequence[Tensor],
+    width: int,
+    *,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> Tensor:
+    """Beam search of additive VQ with a free codebook order (METHODS.md §4.4).
+
+    The codebooks form one pool. Step 1 keeps the ``width`` pool rows nearest to ``x``; each
+    later step proposes, for every kept tuple, the ``width`` rows nearest to the tuple's
+    residual ``x - (sum of all its codewords)`` (the correct residual; the published code
+    subtracts the last codeword repeatedly, §4.4) among codebooks the tuple has not used,
+    scores each candidate by its error, drops candidates that repeat a set of codewords already
+    proposed in another order, and keeps the best ``width`` (the best one at the last step).
+
+    Args:
+        x: ``(N, D)`` vectors.
+        codebooks: M codeword matrices ``(K_m, D)``.
+        width: W >= 1; 1 is greedy with free order.
+        chunk_elements: bound on the distances held at once.
+
+    Returns:
+        ``(N, M)`` int64 indices, one per codebook.
+
+    Example:
+        >>> a = torch.tensor([[0.0, 1.0], [9.0, 0.0]]); b = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+        >>> additive_beam_search(torch.tensor([[10.0, 1.0]]), [a, b], width=4).tolist()
+        [[0, 1]]
+    """
+    _check(x, codebooks, width)
+    n, dim = x.shape
+    num = len(codebooks)
+    sizes = [c.shape[0] for c in codebooks]
+    pool_size = sum(sizes)
+    rows = max(1, chunk_elements // max(width * (pool_size + width * num), 1))
+    out = torch.empty(n, num, dtype=torch.long, device=x.device)
+    with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
+        pool = torch.cat([c.detach().float() for c in codebooks])
+        pool_sq = pool.pow(2).sum(dim=1)
+        owner = torch.cat(
+            [torch.full((s,), m, dtype=torch.long) for m, s in enumerate(sizes)]
+        ).to(x.device)
+        local = torch.cat([torch.arange(s) for s in sizes]).to(x.device)
+        xf = x.detach().float()
+        for start in range(0, n, rows):
+            xs = xf[start : start + rows]
+            ns = xs.shape[0]
+            partial = xs.new_zeros(ns, 1, dim)
+            selection = torch.full((ns, 1, num), -1, dtype=torch.long, device=x.device)
+            for step in range(num):
+                d = _distances(xs[:, None, :] - partial, pool, pool_sq)  # (ns, B, P)
+                used = selection >= 0  # (ns, B, M)
+                d.masked_fill_(used.gather(2, owner.expand(ns, d.shape[1], -1)), float("inf"))
+                # Every tuple has at least this many rows left, so no masked row is proposed.
+                free = sum(sorted(sizes)[: num - step])
+                k = min(width, free)
+                vals, pos = torch.sort(d, dim=2, stable=True)
+                vals, pos = vals[..., :k], pos[..., :k]  # (ns, B, k)
+                cand = selection[:, :, None, :].expand(-1, -1, k, -1).clone()
+                cand.scatter_(3, owner[pos][..., None], local[pos][..., None])
+                beams = d.shape[1]
+                cand = cand.reshape(ns, beams * k, num)
+                score = vals.reshape(ns, beams * k).clone()
+                if step > 0:
+                    keys = _set_keys(cand, sizes)
+                    sk, order = torch.sort(keys, dim=1, stable=True)
+                    dup = torch.zeros_like(sk, dtype=torch.bool)
+                    dup[:, 1:] = sk[:, 1:] == sk[:, :-1]
+                    score.masked_fill_(torch.zeros_like(dup).scatter(1, order, dup), float("inf"))
+                keep = 1 if step == num - 1 else min(width, beams * k)
+                _, best = torch.sort(score, dim=1, stable=True)
+                best = best[:, :keep]
+                selection = cand.gather(1, best[..., None].expand(-1, -1, num))
+                beam_of, row = best // k, pos.reshape(ns, beams * k).gather(1, best)
+                partial = partial.gather(1, beam_of[..., None].expand(-1, -1, dim)) + pool[row]
+            out[start : start + ns] = selection[:, 0]
+    return out

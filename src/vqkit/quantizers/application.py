@@ -1,0 +1,128 @@
+"""Where a multi-codebook quantizer applies its estimator: to the composite vector or per stage.
+
+- :class:`OnComposite` (the thesis default, METHODS.md §4.1): the codewords are selected by a
+  hard search, the composite ``x_hat`` (sum or concatenation of differentiable lookups) is
+  built, and ONE estimator call on ``(x, x_hat)`` gives the output, so gradients reach every
+  selected codeword through the one error (NSVQ: ``x + ||x - x_hat|| v/||v||``).
+- :class:`PerStage` (SoundStream / EnCodec): the estimator runs once per codebook on the
+  codebook's target ``t_m`` (its residual for residual VQ, ``x`` minus the other codewords for
+  additive VQ, its sub-vector for product VQ) and codeword ``c_m``; the losses are summed over
+  stages. The forward value is the hard ``x_hat``; each stage contributes only its gradient
+  (averaged over the active stages of a sum, so the input's gradient keeps unit scale).
+
+Passing an :class:`~vqkit.Estimator` where a quantizer expects one means ``OnComposite(it)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..estimators import Estimator, NoiseSubstitution, estimator_config, estimator_from_config
+from ..types import EstimatorOutput
+
+
+class EstimatorApplication:
+    """Base class: holds the estimator; ``per_stage`` says which combination rule applies."""
+
+    per_stage = False
+
+    def __init__(self, estimator: Estimator | None = None) -> None:
+        estimator = NoiseSubstitution() if estimator is None else estimator
+        if not isinstance(estimator, Estimator):
+            raise TypeError(f"estimator must be an Estimator, got {estimator!r}")
+        self.estimator = estimator
+
+    def config(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, "estimator": estimator_config(self.estimator)}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.estimator!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.config() == other.config()  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+
+class OnComposite(EstimatorApplication):
+    """One estimator call on the composite vector (the thesis, METHODS.md §4.1).
+
+    Example:
+        >>> from vqkit import StraightThrough
+        >>> OnComposite(StraightThrough())
+        OnComposite(StraightThrough(beta=0.25))
+    """
+
+    def apply(self, x: Tensor, q: Tensor, by_gradient: bool) -> EstimatorOutput:
+        return self.estimator(x.float(), q.float(), by_gradient)
+
+
+class PerStage(EstimatorApplication):
+    """The estimator per codebook, losses summed over stages (SoundStream / EnCodec).
+
+    Example:
+        >>> from vqkit import StraightThrough
+        >>> PerStage(StraightThrough()).per_stage
+        True
+    """
+
+    per_stage = True
+
+    def apply_stages(
+        self,
+        targets: Sequence[Tensor],
+        parts: Sequence[Tensor],
+        valid: Tensor,
+        by_gradient: bool,
+    ) -> tuple[list[Tensor], Tensor, dict[str, Tensor]]:
+        """Per-stage surrogates ``(N, d_m)`` (zero rows where invalid), total loss, losses.
+
+        Args:
+            targets: ``t_m`` per stage, differentiable with respect to the input.
+            parts: selected codewords ``c_m`` per stage (zero rows where invalid).
+            valid: ``(N, M)`` bool, the stages each vector uses.
+        """
+        surrogates: list[Tensor] = []
+        loss = targets[0].new_zeros((), dtype=torch.float32)
+        losses: dict[str, Tensor] = {}
+        for m, (t, c) in enumerate(zip(targets, parts, strict=True)):
+            keep = valid[:, m]
+            s = t.new_zeros(t.shape, dtype=torch.float32)
+            if bool(keep.any()):
+                out = self.estimator(t[keep].float(), c[keep].float(), by_gradient)
+                s = s.index_put((keep,), out.quantized.float())
+                loss = loss + out.loss
+                for name, value in out.losses.items():
+                    losses[name] = losses.get(name, 0.0) + value
+            surrogates.append(s)
+        return surrogates, loss, losses
+
+
+APPLICATIONS: dict[str, type[EstimatorApplication]] = {
+    cls.__name__: cls for cls in (OnComposite, PerStage)
+}
+
+
+def as_application(estimator: Any) -> EstimatorApplication:
+    """``OnComposite(estimator)`` for an Estimator or None; an application unchanged."""
+    if isinstance(estimator, EstimatorApplication):
+        return estimator
+    if estimator is None or isinstance(estimator, Estimator):
+        return OnComposite(estimator)
+    raise TypeError(
+        "estimator must be an Estimator, OnComposite(estimator) or PerStage(estimator), "
+        f"got {estimator!r}"
+    )
+
+
+def application_from_config(config: dict[str, Any]) -> EstimatorApplication:
+    """Rebuild from :meth:`EstimatorApplication.config` (a bare estimator config also works)."""
+    name = config.get("type")
+    if name in APPLICATIONS:
+        return APPLICATIONS[name](estimator_from_config(config["estimator"]))
+    return OnComposite(estimator_from_config(config))

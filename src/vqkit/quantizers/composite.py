@@ -1,0 +1,256 @@
+"""Shared training logic of the multi-codebook quantizers (residual, product, additive VQ).
+
+A :class:`MultiCodebookQuantizer` holds M :class:`~vqkit.codebooks.Codebook` objects in an
+``nn.ModuleList`` (so usage counters and EMA buffers are per codebook) and trains them as
+METHODS.md §4.1 says: the indices come from a hard search, the composite ``x_hat`` is built from
+differentiable lookups, and the estimator is applied through an
+:class:`~vqkit.quantizers.application.EstimatorApplication` (one call on the composite by
+default). An EMA codebook moves each selected codeword toward its target: ``x`` minus the other
+selected codewords (additive and residual VQ), the sub-vector (product VQ), or the stage's
+residual (residual VQ with :class:`~vqkit.quantizers.application.PerStage`).
+
+Subclasses define the search (:meth:`_select`), the codebook dimensions, and whether the parts
+are summed or concatenated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .. import distributed
+from ..codebooks import Codebook, CodebookLearning, learning_config, learning_from_config
+from ..estimators import Estimator
+from ..functional.kmeans import kmeans
+from ..functional.search import nearest_neighbor
+from ..maintenance import ReplacementRule, replace_dead_codes_
+from .application import EstimatorApplication, application_from_config, as_application
+from .base import Quantizer, check_index_tensor, check_vectors
+
+
+def check_count(value: Any, name: str) -> int:
+    """``value`` as an int >= 1, or ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+class MultiCodebookQuantizer(Quantizer):
+    """Base class of residual, product and additive VQ (:class:`~vqkit.ResidualVQ` ...).
+
+    Subclasses call :meth:`_build` from their constructor and implement :meth:`_select`.
+    """
+
+    #: True: x_hat is the sum of the parts; False: their concatenation (product VQ).
+    sums_parts: bool = True
+
+    codebooks: nn.ModuleList
+
+    def _build(
+        self,
+        dim: int,
+        codebook_size: int,
+        num_codebooks: int,
+        codebook_dim: int,
+        estimator: Estimator | EstimatorApplication | None,
+        learning: CodebookLearning | None,
+        init: str,
+    ) -> None:
+        self.dim = check_count(dim, "dim")
+        size = check_count(codebook_size, "codebook_size")
+        self.num_codebooks = check_count(num_codebooks, "num_codebooks")
+        self.index_shape = (self.num_codebooks,)
+        self.application = as_application(estimator)
+        self.codebooks = nn.ModuleList(
+            Codebook(size, codebook_dim, learning=learning, init=init)
+            for _ in range(self.num_codebooks)
+        )
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def estimator(self) -> Estimator:
+        return self.application.estimator
+
+    @property
+    def learning(self) -> CodebookLearning:
+        return self.codebooks[0].learning
+
+    @property
+    def codebook_size(self) -> int:
+        return self.codebooks[0].codebook_size
+
+    @property
+    def bits(self) -> float:
+        """Bits per vector, ``M log2 K``."""
+        return sum(cb.bits for cb in self.codebooks)
+
+    @property
+    def codewords(self) -> Tensor:
+        """All codewords, ``(M, K, d)``."""
+        return torch.stack([cb.codewords for cb in self.codebooks])
+
+    # -- hooks --------------------------------------------------------------------------------
+    def _select(self, x: Tensor) -> Tensor:
+        """Hard search: ``(N, D)`` -> ``(N, M)`` indices (no gradient)."""
+        raise NotImplementedError
+
+    def _stage_dropout(self, indices: Tensor) -> Tensor:
+        """Training-time index dropout (only residual VQ has one)."""
+        return indices
+
+    def _subvector(self, x: Tensor, m: int) -> Tensor:
+        """The part of ``x`` codebook ``m`` quantizes (all of it unless product VQ)."""
+        return x
+
+    def _combine(self, parts: Sequence[Tensor]) -> Tensor:
+        if self.sums_parts:
+            total = parts[0]
+            for p in parts[1:]:
+                total = total + p
+            return total
+        return torch.cat(list(parts), dim=-1)
+
+    def _targets(self, x: Tensor, parts: Sequence[Tensor], per_stage: bool) -> list[Tensor]:
+        """What each codebook should reproduce (``parts`` detached, ``x`` may carry grad)."""
+        if not self.sums_parts:
+            return [self._subvector(x, m) for m in range(len(parts))]
+        total = self._combine(parts)
+        return [x - (total - p) for p in parts]
+
+    # -- the contract -------------------------------------------------------------------------
+    def _parts(self, indices: Tensor) -> list[Tensor]:
+        """Differentiable lookups per codebook; index -1 gives a zero row."""
+        parts = []
+        for m, cb in enumerate(self.codebooks):
+            idx = indices[:, m]
+            valid = (idx >= 0).unsqueeze(-1)
+            parts.append(cb.lookup(idx.clamp_min(0)) * valid.to(cb.codewords.dtype))
+        return parts
+
+    def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+        with torch.no_grad():
+            indices = self._stage_dropout(self._select(x))
+        valid = indices >= 0
+        parts = self._parts(indices)
+        q = self._combine(parts)
+        per_stage = self.application.per_stage
+        targets = self._targets(x.float(), [p.detach().float() for p in parts], per_stage)
+        by_gradient = self.learning.trained_by_gradient
+        if per_stage:
+            surrogates, loss, losses = self.application.apply_stages(
+                targets, parts, valid, by_gradient
+            )
+            grad = self._combine(surrogates)
+            if self.sums_parts:
+                grad = grad / valid.sum(dim=1, keepdim=True).clamp_min(1).to(grad.dtype)
+            quantized = q.detach().float() + (grad - grad.detach())
+        else:
+            out = self.application.apply(x, q, by_gradient)
+            quantized, loss, losses = out.quantized, out.loss, dict(out.losses)
+        self._observe(targets, indices)
+        return quantized.to(x.dtype), indices, loss, losses
+
+    @torch.no_grad()
+    def _observe(self, targets: Sequence[Tensor], indices: Tensor) -> None:
+        """Usage counters (only codebooks this batch used) and EMA updates (always, so every
+        DDP rank makes the same collectives)."""
+        for m, cb in enumerate(self.codebooks):
+            idx = indices[:, m]
+            keep = idx >= 0
+            if bool(keep.any()):
+                cb.usage += torch.bincount(idx[keep], minlength=cb.codebook_size) > 0
+                cb.usage_batches += 1
+            cb.learning.update_(cb, targets[m][keep].detach(), idx[keep])
+
+    def _encode(self, x: Tensor) -> Tensor:
+        return self._select(x)
+
+    def _decode(self, indices: Tensor) -> Tensor:
+        return self._combine(self._parts(indices))
+
+    def _check_indices(self, indices: Tensor) -> None:
+        check_index_tensor(indices, self.codebook_size)
+        if indices.dim() < 1 or indices.shape[-1] != self.num_codebooks:
+            raise ValueError(
+                f"indices must have shape (..., {self.num_codebooks}), got {tuple(indices.shape)}"
+            )
+
+    # -- maintenance --------------------------------------------------------------------------
+    def replace_dead_codes_(
+        self,
+        threshold: float = 0.01,
+        *,
+        rule: ReplacementRule | None = None,
+        generator: torch.Generator | None = None,
+    ) -> int:
+        """Replace the dead codewords of every codebook separately (METHODS.md §4.5).
+
+        Returns:
+            The total number of codewords overwritten.
+        """
+        return sum(
+            replace_dead_codes_(cb, threshold, rule=rule, generator=generator)
+            for cb in self.codebooks
+        )
+
+    @torch.no_grad()
+    def init_codebook_(
+        self, samples: Tensor, *, generator: torch.Generator | None = None, iters: int = 50
+    ) -> None:
+        """k-means initialisation, codebook by codebook.
+
+        Sum-type quantizers fit codebook ``m`` to the residual left by codebooks ``< m``
+        (greedy assignment), product VQ fits each codebook to its sub-vectors. Under DDP every
+        rank passes its own samples and all ranks end with the same codebooks.
+
+        Args:
+            samples: ``(N, D)`` data with N >= K over all ranks.
+            generator: random source of the k-means++ seeding (seed it identically on all ranks).
+            iters: maximum Lloyd iterations per codebook.
+        """
+        check_vectors(samples, self.dim, "samples")
+        residual = samples.reshape(-1, self.dim).float()
+        total = distributed.all_reduce_(torch.tensor([residual.shape[0]], dtype=torch.long))
+        if int(total) < self.codebook_size:
+            raise ValueError(
+                f"samples must hold at least codebook_size={self.codebook_size} vectors, "
+                f"got {int(total)}"
+            )
+        for m, cb in enumerate(self.codebooks):
+            data = self._subvector(residual, m)
+            centres = kmeans(
+                data, cb.codebook_size, iters=iters, generator=generator,
+                all_reduce=distributed.reducer(),
+            ).to(cb.codewords.device)
+            cb.overwrite_(torch.arange(cb.codebook_size, device=centres.device), centres)
+            cb.reset_usage_()
+            if self.sums_parts:
+                nearest = nearest_neighbor(data, centres)[1][:, 0]
+                residual = residual - centres[nearest].to(residual.dtype)
+
+    # -- config -------------------------------------------------------------------------------
+    def _base_config(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim,
+            "codebook_size": self.codebook_size,
+            "num_codebooks": self.num_codebooks,
+            "estimator": self.application.config(),
+            "learning": learning_config(self.learning),
+            "init": self.codebooks[0].init,
+        }
+
+    @staticmethod
+    def _base_args(config: Mapping[str, Any]) -> dict[str, Any]:
+        args = dict(config)
+        args["estimator"] = application_from_config(args["estimator"])
+        args["learning"] = learning_from_config(args["learning"])
+        return args
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim={self.dim}, codebook_size={self.codebook_size}, "
+            f"num_codebooks={self.num_codebooks}, estimator={self.application!r}"
+        )

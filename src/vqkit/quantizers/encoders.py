@@ -1,0 +1,94 @@
+"""Encoder strategies of the multi-codebook quantizers: how the indices of a vector are searched.
+
+- :class:`Greedy`: one codebook after the other, each nearest to what is left (METHODS.md §4.2).
+- :class:`BeamSearch`: keep the ``width`` best partial tuples at every step (METHODS.md §4.4);
+  a width covering every tuple is an exhaustive search.
+
+:class:`~vqkit.ResidualVQ` searches its stages in order; :class:`~vqkit.AdditiveVQ` lets each
+tuple take its codebooks in any order (greedy = beam of width 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Encoder:
+    """Base class of the encoder strategies (plain values only, so they go into configs)."""
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def width(self) -> int:
+        """Beam width (1 for greedy)."""
+        return 1
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.config() == other.config()  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(sorted(self.config().items()))))
+
+
+class Greedy(Encoder):
+    """Pick the nearest codeword of each codebook in turn, to the current residual.
+
+    Example:
+        >>> Greedy().width
+        1
+    """
+
+
+class BeamSearch(Encoder):
+    """Keep the ``width`` lowest-error partial tuples at each step.
+
+    Args:
+        width: W >= 1, the number of partial tuples kept between steps.
+
+    Example:
+        >>> BeamSearch(width=8)
+        BeamSearch(width=8)
+    """
+
+    def __init__(self, width: int = 8) -> None:
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be an int >= 1, got {width!r}")
+        self._width = width
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    def config(self) -> dict[str, Any]:
+        return {"width": self._width}
+
+
+ENCODERS: dict[str, type[Encoder]] = {cls.__name__: cls for cls in (Greedy, BeamSearch)}
+
+
+def encoder_config(encoder: Encoder) -> dict[str, Any]:
+    """``{"type": name, **arguments}`` of an encoder strategy."""
+    return {"type": type(encoder).__name__, **encoder.config()}
+
+
+def encoder_from_config(config: dict[str, Any]) -> Encoder:
+    """Rebuild an encoder strategy from :func:`encoder_config`'s output."""
+    args = dict(config)
+    name = args.pop("type", None)
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; known: {sorted(ENCODERS)}")
+    return ENCODERS[name](**args)
+
+
+def check_encoder(encoder: Any, default: Encoder) -> Encoder:
+    """``encoder`` or ``default`` when None; TypeError for anything but an Encoder."""
+    if encoder is None:
+        return default
+    if not isinstance(encoder, Encoder):
+        raise TypeError(f"encoder must be Greedy() or BeamSearch(width), got {encoder!r}")
+    return encoder

@@ -1,0 +1,153 @@
+"""ResidualVQ: multi-stage VQ, each stage quantizing what the previous ones left (Pub. I, III).
+
+Stage ``m`` has its own D-dimensional codebook; ``r_0 = x``, ``i_m = argmin ||r_{m-1} - c||``,
+``r_m = r_{m-1} - c_{i_m}`` and ``x_hat = sum_m c_{i_m}`` (METHODS.md §2.1, §4.2). Encoding is
+greedy or a stage-ordered beam search; any prefix of the indices decodes (fewer stages, fewer
+bits), and quantizer dropout trains every prefix (variable bitrate, PEERS.md §7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..codebooks import CodebookLearning
+from ..estimators import Estimator
+from ..functional.beam import residual_beam_search
+from ..functional.search import nearest_neighbor
+from .application import EstimatorApplication
+from .base import check_index_tensor
+from .composite import MultiCodebookQuantizer
+from .dropout import QuantizerDropout, dropout_config, dropout_from_config
+from .encoders import Encoder, Greedy, check_encoder, encoder_config, encoder_from_config
+
+
+class ResidualVQ(MultiCodebookQuantizer):
+    """Residual (multi-stage) VQ trained end to end with any estimator.
+
+    Training (METHODS.md §4.1): the stages are searched without gradient, ``x_hat`` is the sum
+    of the selected codewords (differentiable lookups), and by default ONE estimator call on
+    ``(x, x_hat)`` gives the output, so the gradient reaches every selected codeword (NSVQ:
+    ``x + ||x - x_hat|| v/||v||``). ``estimator=PerStage(StraightThrough())`` applies the
+    estimator stage by stage as SoundStream and EnCodec do.
+
+    Args:
+        dim: D.
+        codebook_size: K, entries per stage.
+        num_codebooks: M, the number of stages.
+        estimator: an :class:`~vqkit.Estimator` (applied to the composite; NSVQ by default),
+            or ``OnComposite(est)`` / ``PerStage(est)``.
+        learning: :class:`~vqkit.Gradient` (default) or :class:`~vqkit.EMA`, per codebook.
+        encoder: :class:`Greedy` (default, the thesis) or :class:`BeamSearch` ``(width)``.
+        dropout: None, :class:`BatchDepth`, :class:`ExampleDepth` or :class:`FractionDepth`;
+            in training mode the stages beyond the drawn depth get index -1.
+        init: initial codewords, ``"uniform"`` U(-1/K, 1/K) (Pub. III) or ``"normal"``.
+
+    Shape:
+        input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(..., M)`` int64.
+        :meth:`decode` also takes a prefix ``(..., m)`` with ``m <= M``.
+
+    Example:
+        >>> from vqkit import StraightThrough
+        >>> rvq = ResidualVQ(dim=8, codebook_size=16, num_codebooks=3)
+        >>> out = rvq(torch.randn(4, 10, 8))
+        >>> out.quantized.shape, out.indices.shape
+        (torch.Size([4, 10, 8]), torch.Size([4, 10, 3]))
+        >>> x = torch.randn(5, 8)
+        >>> idx = rvq.encode(x)
+        >>> torch.equal(rvq.decode(idx), rvq.eval()(x).quantized)
+        True
+        >>> rvq.decode(idx[:, :2]).shape   # the first two stages only
+        torch.Size([5, 8])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        num_codebooks: int,
+        *,
+        estimator: Estimator | EstimatorApplication | None = None,
+        learning: CodebookLearning | None = None,
+        encoder: Encoder | None = None,
+        dropout: QuantizerDropout | None = None,
+        init: str = "uniform",
+    ) -> None:
+        super().__init__()
+        self._build(dim, codebook_size, num_codebooks, dim, estimator, learning, init)
+        self.encoder = check_encoder(encoder, Greedy())
+        if dropout is not None and not isinstance(dropout, QuantizerDropout):
+            raise TypeError(
+                "dropout must be None, BatchDepth(), ExampleDepth() or FractionDepth(), "
+                f"got {dropout!r}"
+            )
+        self.dropout = dropout
+        # Training steps seen, so dropout decisions are the same on every rank and resume.
+        self.register_buffer("dropout_step", torch.zeros((), dtype=torch.long))
+
+    def _select(self, x: Tensor) -> Tensor:
+        books = [cb.codewords for cb in self.codebooks]
+        if self.encoder.width > 1:
+            return residual_beam_search(x, books, self.encoder.width)
+        residual = x.detach().float()
+        picked = []
+        for c in books:
+            idx = nearest_neighbor(residual, c)[1][:, 0]
+            residual = residual - c.detach().float()[idx]
+            picked.append(idx)
+        return torch.stack(picked, dim=1)
+
+    def _stage_dropout(self, indices: Tensor) -> Tensor:
+        if self.dropout is None:
+            return indices
+        step = int(self.dropout_step)
+        self.dropout_step += 1
+        gen = self.dropout.generator(step)
+        depth = self.dropout.depths(indices.shape[0], self.num_codebooks, gen)
+        stages = torch.arange(self.num_codebooks)
+        dropped = (stages[None, :] >= depth[:, None]).to(indices.device)
+        return indices.masked_fill(dropped, -1)
+
+    def _targets(self, x: Tensor, parts: Sequence[Tensor], per_stage: bool) -> list[Tensor]:
+        if not per_stage:
+            return super()._targets(x, parts, per_stage)
+        targets, residual = [], x
+        for p in parts:  # SoundStream / EnCodec: each stage targets its own input residual
+            targets.append(residual)
+            residual = residual - p
+        return targets
+
+    def _decode(self, indices: Tensor) -> Tensor:
+        missing = self.num_codebooks - indices.shape[1]
+        if missing:
+            pad = indices.new_full((indices.shape[0], missing), -1)
+            indices = torch.cat([indices, pad], dim=1)
+        return super()._decode(indices)
+
+    def _check_indices(self, indices: Tensor) -> None:
+        check_index_tensor(indices, self.codebook_size)
+        if indices.dim() < 1 or not 1 <= indices.shape[-1] <= self.num_codebooks:
+            raise ValueError(
+                f"indices must have shape (..., m) with 1 <= m <= {self.num_codebooks} "
+                f"(a prefix of the stages), got {tuple(indices.shape)}"
+            )
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **self._base_config(),
+            "encoder": encoder_config(self.encoder),
+            "dropout": dropout_config(self.dropout),
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ResidualVQ:
+        args = cls._base_args(config)
+        args["encoder"] = encoder_from_config(args["encoder"])
+        args["dropout"] = dropout_from_config(args["dropout"])
+        return cls(**args)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, encoder={self.encoder!r}, dropout={self.dropout!r}"
