@@ -144,7 +144,7 @@ class DiVeQ(Estimator):
 
 
 class DiVeQDetach(Estimator):
-    """DiVeQ-Detach (METHODS.md §8.2): ``x + ||q - x|| sg[unit(q - x)]``; forward ``q``, no noise."""
+    """DiVeQ-Detach (METHODS.md §8.2): ``x + ||q - x|| sg[unit(q - x)]``; forward q, no noise."""
 
     def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
         return EstimatorOutput(fe.diveq_detach(x, q), _zero(x), {})

@@ -86,8 +86,9 @@ def replace_dead_codes_(
     Example:
         >>> from vqkit import VectorQuantizer
         >>> vq = VectorQuantizer(dim=2, codebook_size=4)
+        >>> rows = torch.tensor([[0., 0.], [1., 1.], [9., 9.], [8., 8.]])
         >>> with torch.no_grad():
-        ...     _ = vq.codebook.codewords.copy_(torch.tensor([[0., 0.], [1., 1.], [9., 9.], [8., 8.]]))
+        ...     _ = vq.codebook.codewords.copy_(rows)
         >>> _ = vq(torch.tensor([[0.1, 0.0], [1.0, 0.9]]))   # picks codewords 0 and 1 only
         >>> vq.replace_dead_codes_(0.5)
         2

@@ -49,9 +49,8 @@ def quantizer_record(quantizer: Quantizer) -> dict[str, Any]:
 
 def quantizer_from_record(record: Any, source: str = "record") -> Quantizer:
     """Rebuild a quantizer from :func:`quantizer_record`'s output, checking every field."""
-    if not isinstance(record, dict) or not {"format_version", "type", "config", "state_dict"} <= set(
-        record
-    ):
+    fields = {"format_version", "type", "config", "state_dict"}
+    if not isinstance(record, dict) or not fields <= set(record):
         raise ValueError(f"{source} is not a vqkit quantizer file (missing fields)")
     version = record["format_version"]
     if version != FORMAT_VERSION:
@@ -60,7 +59,9 @@ def quantizer_from_record(record: Any, source: str = "record") -> Quantizer:
         )
     name = record["type"]
     if name not in QUANTIZERS:
-        raise ValueError(f"{source} holds unknown quantizer type {name!r}; known: {sorted(QUANTIZERS)}")
+        raise ValueError(
+            f"{source} holds unknown quantizer type {name!r}; known: {sorted(QUANTIZERS)}"
+        )
     quantizer = QUANTIZERS[name].from_config(record["config"])
     try:
         quantizer.load_state_dict(record["state_dict"])

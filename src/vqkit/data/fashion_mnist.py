@@ -18,7 +18,8 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 def read_idx(path: Path) -> np.ndarray:
     """Read one gzipped IDX file, checking its header against its size."""
     try:
-        raw = gzip.open(path).read()
+        with gzip.open(path) as f:
+            raw = f.read()
     except (OSError, EOFError) as err:
         raise ValueError(f"{path} is not a readable gzipped IDX file: {err}") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
@@ -27,7 +28,9 @@ def read_idx(path: Path) -> np.ndarray:
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     if len(raw) - offset != int(np.prod(dims)):
-        raise ValueError(f"{path} is truncated: header says {dims}, holds {len(raw) - offset} bytes")
+        raise ValueError(
+            f"{path} is truncated: header says {dims}, holds {len(raw) - offset} bytes"
+        )
     return np.frombuffer(raw, np.uint8, offset=offset).reshape(dims)
 
 

@@ -65,11 +65,12 @@ _CODEC2_SPEAKERS = {"hts1a": "hts", "hts2a": "hts", "morig": "m", "forig": "f"}
 _CODEC2_NOT_ORIGINAL = {"all", "m2400", "f2400"}
 
 _AST = Path("/usr/share/asterisk/sounds")
+_WAV = "**/*.wav"
 CORPORA: dict[str, Corpus] = {c.name: c for c in (
-    Corpus("asterisk-en", "asterisk-core-sounds-en-wav", _AST / "en_US_f_Allison", "**/*.wav", "en"),
-    Corpus("asterisk-es", "asterisk-core-sounds-es-wav", _AST / "es_MX_f_Allison", "**/*.wav", "es"),
-    Corpus("asterisk-fr", "asterisk-core-sounds-fr-wav", _AST / "fr_CA_f_June", "**/*.wav", "fr"),
-    Corpus("asterisk-it", "asterisk-prompt-it-menardi-wav", _AST / "it_IT_f_Menardi", "**/*.wav", "it"),
+    Corpus("asterisk-en", "asterisk-core-sounds-en-wav", _AST / "en_US_f_Allison", _WAV, "en"),
+    Corpus("asterisk-es", "asterisk-core-sounds-es-wav", _AST / "es_MX_f_Allison", _WAV, "es"),
+    Corpus("asterisk-fr", "asterisk-core-sounds-fr-wav", _AST / "fr_CA_f_June", _WAV, "fr"),
+    Corpus("asterisk-it", "asterisk-prompt-it-menardi-wav", _AST / "it_IT_f_Menardi", _WAV, "it"),
     Corpus("codec2", "codec2-examples", Path("/usr/share/codec2/wav"), "*.wav", "en"),
     Corpus("librivox", "pocketsphinx-testdata",
            Path("/usr/share/pocketsphinx/test/data/librivox"), "*.wav", "en"),
