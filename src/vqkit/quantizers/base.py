@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .. import distributed
 from ..types import QuantizerOutput
 
 
@@ -109,6 +110,9 @@ class Quantizer(nn.Module):
         loss = x.new_zeros((), dtype=torch.float32)
         losses: Mapping[str, Tensor] = {}
         if flat.shape[0] == 0:
+            if self.training and distributed.is_distributed():
+                # Run the (empty) update anyway: the other ranks' EMA all-reduce waits for ours.
+                self._train_forward(flat)
             quantized = flat
             indices = torch.empty(0, *self.index_shape, dtype=torch.long, device=x.device)
         elif self.training:
