@@ -20,6 +20,8 @@ from .estimators import (
 )
 from .maintenance import TileUsed, UsageWeighted, replace_dead_codes_
 from .quantizers import ChannelsFirst, Quantizer, SpaceFillingVQ, VectorQuantizer
+from .quantizers.additive import AdditiveVQ
+from .quantizers.product import ProductVQ
 from .quantizers.residual import ResidualVQ
 from .serialization import load, save
 from .training.space_filling import fit_space_filling
@@ -28,6 +30,7 @@ from .types import EstimatorOutput, QuantizerOutput
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdditiveVQ",
     "EMA",
     "ChannelsFirst",
     "Codebook",
@@ -40,6 +43,7 @@ __all__ = [
     "Gradient",
     "MSEFit",
     "NoiseSubstitution",
+    "ProductVQ",
     "Quantizer",
     "QuantizerOutput",
     "ResidualVQ",
