@@ -12,7 +12,7 @@ Layout (little-endian; full description in ``docs/formats.md``)::
 
 Integer indices are packed with ``ceil(log2 K_m)`` bits for column ``m``, vector after vector
 (bit ``i`` of the stream is bit ``i % 8`` of byte ``i // 8``); curve positions of space-filling
-VQ are stored as float32. The quantizer digest (:func:`quantizer_digest`) is a SHA-256 over the
+VQ are stored as float64, exactly as ``encode`` returns them. The quantizer digest (:func:`quantizer_digest`) is a SHA-256 over the
 quantizer's type, config and state tensors, so a codes file is never decoded with the wrong
 quantizer. Files are written atomically and every read is checked: a corrupt, truncated or
 foreign file raises ``ValueError`` saying what is wrong.
@@ -40,7 +40,7 @@ MAGIC = b"\x93VQKIT\r\n"
 VERSION = 1
 _PREFIX = struct.Struct("<8sII")
 _DIGEST_BYTES = 32
-PACKINGS = ("bits-lsb", "float32")
+PACKINGS = ("bits-lsb", "float64")
 
 
 def quantizer_digest(quantizer: Quantizer) -> str:
@@ -124,7 +124,7 @@ class CodesFile:
             "dim": self.dim,
             "index_shape": list(self.index_shape),
             "codebook_sizes": list(self.codebook_sizes),
-            "index_kind": "float32" if self.packing == "float32" else "int",
+            "index_kind": "float64" if self.packing == "float64" else "int64",
             "packing": self.packing,
             "quantizer": {"type": self.quantizer_type, "digest": self.quantizer_digest},
             "payload_len": self.payload_bytes,
@@ -138,7 +138,7 @@ def write_codes(
 
     Args:
         path: destination file.
-        indices: ``(..., *quantizer.index_shape)``; int64 (no ``-1``) or float curve positions.
+        indices: ``(..., *quantizer.index_shape)``; int64 (no ``-1``) or float64 curve positions.
         quantizer: the quantizer that made them (its digest goes into the header).
 
     Example:
@@ -159,8 +159,8 @@ def write_codes(
             f"indices must end in {quantizer.index_shape}, got shape {tuple(indices.shape)}"
         )
     if indices.is_floating_point():
-        packing = "float32"
-        payload = indices.detach().cpu().float().contiguous().numpy().astype("<f4").tobytes()
+        packing = "float64"
+        payload = indices.detach().cpu().double().contiguous().numpy().astype("<f8").tobytes()
     else:
         flat = indices.reshape(-1, len(sizes))
         if flat.numel() and (int(flat.min()) < 0 or bool((flat >= torch.tensor(sizes)).any())):
@@ -239,10 +239,10 @@ def read_codes(path: str | os.PathLike[str], quantizer: Quantizer | None = None)
     shape, index_shape = tuple(header["shape"]), tuple(header["index_shape"])
     sizes = header["codebook_sizes"]
     n = int(np.prod(shape)) if shape else 1
-    if header["packing"] == "float32":
-        if len(payload) != 4 * n * len(sizes):
+    if header["packing"] == "float64":
+        if len(payload) != 8 * n * len(sizes):
             raise ValueError(f"{path} is corrupt: float payload does not match the shape")
-        flat = torch.from_numpy(np.frombuffer(payload, dtype="<f4").copy())
+        flat = torch.from_numpy(np.frombuffer(payload, dtype="<f8").copy())
     else:
         flat = unpack_bits(payload, n, sizes)
         if bool((flat >= torch.tensor(sizes)).any()):

@@ -49,7 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vqkit`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2): return, do not exit
+        return exit_.code if isinstance(exit_.code, int) else 2
+    # The command as typed, for the provenance of results files.
+    args.command_line = " ".join(["vqkit", *argv])
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
     )

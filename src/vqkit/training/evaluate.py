@@ -30,11 +30,13 @@ def codebook_sizes(quantizer: Quantizer) -> list[int]:
     sizes = getattr(quantizer, "codebook_sizes", None)
     if sizes is not None:
         return [int(s) for s in sizes]
-    config = quantizer.config()
-    if "codebook_size" not in config:
+    size = getattr(quantizer, "codebook_size", None)  # in use now (SFVQ grows)
+    if size is None:
+        size = quantizer.config().get("codebook_size")
+    if size is None:
         raise TypeError(f"cannot tell the codebook sizes of {type(quantizer).__name__}")
     columns = math.prod(quantizer.index_shape) if quantizer.index_shape else 1
-    return [int(config["codebook_size"])] * columns
+    return [int(size)] * columns
 
 
 def index_histogram(indices: Tensor, sizes: Sequence[int]) -> Tensor:

@@ -1,0 +1,130 @@
+"""Pieces the sub-commands share: quantizer and estimator names, threads, tables."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+#: ``--quantizer`` names and the class names in :data:`vqkit.quantizers.QUANTIZERS`.
+QUANTIZER_NAMES = {
+    "vq": "VectorQuantizer",
+    "rvq": "ResidualVQ",
+    "pvq": "ProductVQ",
+    "avq": "AdditiveVQ",
+    "sfvq": "SpaceFillingVQ",
+}
+#: Quantizers with M codebooks (``--num-codebooks``).
+MULTI = ("rvq", "pvq", "avq")
+
+#: ``--estimator`` names and the class names in :data:`vqkit.estimators.ESTIMATORS`.
+ESTIMATOR_NAMES = {
+    "nsvq": "NoiseSubstitution",
+    "ste": "StraightThrough",
+    "rotation": "RotationTrick",
+    "diveq": "DiVeQ",
+    "diveq-detach": "DiVeQDetach",
+}
+LEARNING_NAMES = {"gradient": "Gradient", "ema": "EMA"}
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads", type=positive_int, default=None,
+        help="torch CPU threads (default: torch's choice)",
+    )
+
+
+def set_threads(threads: int | None) -> None:
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+
+
+def make_estimator(name: str) -> Any:
+    """The estimator strategy called ``name`` (a short name or a class name)."""
+    from ...estimators import ESTIMATORS
+
+    cls_name = ESTIMATOR_NAMES.get(name, name)
+    if cls_name not in ESTIMATORS:
+        raise ValueError(
+            f"--estimator must be one of {sorted(ESTIMATOR_NAMES)} (or {sorted(ESTIMATORS)}), "
+            f"got {name!r}"
+        )
+    return ESTIMATORS[cls_name]()
+
+
+def make_learning(name: str, ema_decay: float) -> Any:
+    from ...codebooks import LEARNINGS
+
+    cls_name = LEARNING_NAMES.get(name, name)
+    if cls_name not in LEARNINGS:
+        raise ValueError(f"--learning must be one of {sorted(LEARNING_NAMES)}, got {name!r}")
+    return LEARNINGS[cls_name](decay=ema_decay) if cls_name == "EMA" else LEARNINGS[cls_name]()
+
+
+def make_quantizer(settings: Mapping[str, Any], dim: int) -> Any:
+    """Build the quantizer that ``fit``'s ``settings`` describe for vectors of size ``dim``."""
+    from ...quantizers import QUANTIZERS
+
+    name = settings["quantizer"]
+    cls_name = QUANTIZER_NAMES.get(name)
+    if cls_name is None:
+        raise ValueError(f"--quantizer must be one of {sorted(QUANTIZER_NAMES)}, got {name!r}")
+    cls = QUANTIZERS.get(cls_name)
+    if cls is None:
+        raise ValueError(
+            f"--quantizer {name}: {cls_name} is not available in this vqkit "
+            f"(available: {sorted(QUANTIZERS)})"
+        )
+    kwargs = {
+        "estimator": make_estimator(settings["estimator"]),
+        "learning": make_learning(settings["learning"], settings["ema_decay"]),
+    }
+    size, m = int(settings["codebook_size"]), int(settings["num_codebooks"])
+    if name in MULTI:
+        return cls(dim, size, m, **kwargs)
+    if m != 1:
+        raise ValueError(f"--num-codebooks must be 1 for --quantizer {name}, got {m}")
+    return cls(dim, size, **kwargs)
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isinf(value) or math.isnan(value):
+            return str(value)
+        return f"{value:.6g}"
+    return str(value)
+
+
+def print_table(rows: Mapping[str, Any], title: str | None = None) -> None:
+    """Print ``name  value`` lines (what the commands show on stdout)."""
+    if title:
+        print(title)
+    width = max((len(k) for k in rows), default=0)
+    for key, value in rows.items():
+        print(f"  {key:<{width}}  {format_value(value)}")

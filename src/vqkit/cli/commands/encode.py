@@ -1,0 +1,45 @@
+"""``vqkit encode``: vectors -> a codes file, with a checkpoint's quantizer."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_threads, set_threads
+
+NAME = "encode"
+HELP = "compress vectors (.npy/.pt/.csv) into a codes file with a trained quantizer"
+DESCRIPTION = """\
+Encode the vectors of INPUT (.npy, .pt or .csv; shape (..., D)) with the quantizer in
+CHECKPOINT (a `vqkit fit` checkpoint or a `vqkit.save` file) and write the packed indices to
+OUTPUT, a codes file (docs/formats.md) that records the quantizer's digest so it is only ever
+decoded with the same quantizer.
+
+example:
+  vqkit encode vq.ckpt vectors.npy vectors.vqc
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="checkpoint or quantizer file")
+    p.add_argument("input", help="vectors file: .npy, .pt or .csv")
+    p.add_argument("output", help="codes file to write")
+    add_threads(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...codes_file import write_codes
+    from ...data.vectors import load_vectors
+    from ...training.checkpoint import load_quantizer
+
+    set_threads(args.threads)
+    quantizer, _ = load_quantizer(args.checkpoint)
+    quantizer.eval()
+    x = load_vectors(args.input, dim=quantizer.dim, flatten=False)
+    indices = quantizer.encode(x)
+    codes = write_codes(args.output, indices, quantizer)
+    n = indices.numel() // max(1, len(codes.codebook_sizes))
+    raw = x.numel() * 4
+    print(f"encoded {n} vectors of dimension {quantizer.dim} -> {args.output} "
+          f"({codes.payload_bytes} payload bytes, {8 * codes.payload_bytes / max(n, 1):.2f} "
+          f"bits/vector, {raw / max(codes.payload_bytes, 1):.1f}x smaller than float32)")
+    return 0

@@ -1,0 +1,45 @@
+"""``vqkit eval``: MSE, SNR, usage, perplexity and bits of a checkpoint on data."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_threads, print_table, set_threads
+
+NAME = "eval"
+HELP = "measure MSE, SNR, usage, perplexity and bits of a quantizer on vectors"
+DESCRIPTION = """\
+Quantize the vectors of DATA (.npy, .pt or .csv) with the quantizer in CHECKPOINT, in eval
+mode, and print: mse (mean over vectors of the squared error ||x - x_hat||^2), mse per
+dimension, SNR in dB (10 log10 of signal energy over error energy), codebook usage (fraction
+of codewords used, mean over codebooks), perplexity (mean over codebooks) and bits per vector.
+
+example:
+  vqkit eval vq.ckpt vectors.npy --json eval.json
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="checkpoint or quantizer file")
+    p.add_argument("data", help="vectors file: .npy, .pt or .csv")
+    p.add_argument("--json", metavar="PATH", help="also write the numbers with provenance")
+    add_threads(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...data.vectors import load_vectors
+    from ...training.checkpoint import load_quantizer
+    from ...training.evaluate import evaluate
+    from ...training.provenance import Run, write_json
+
+    set_threads(args.threads)
+    record = Run(command=getattr(args, "command_line", None))
+    quantizer, _ = load_quantizer(args.checkpoint)
+    x = load_vectors(args.data, dim=quantizer.dim)
+    result = evaluate(quantizer, x)
+    print_table(result, f"{type(quantizer).__name__} on {args.data}:")
+    if args.json:
+        write_json(args.json, record.record({"checkpoint": str(args.checkpoint),
+                                             "data": str(args.data), **result}))
+        print(f"results: {args.json}")
+    return 0

@@ -1,0 +1,253 @@
+"""``vqkit fit``: train a quantizer on a file of vectors and write a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ._common import (
+    ESTIMATOR_NAMES,
+    MULTI,
+    QUANTIZER_NAMES,
+    add_threads,
+    nonnegative_int,
+    positive_int,
+    print_table,
+    set_threads,
+)
+
+NAME = "fit"
+HELP = "train a quantizer (VQ, RVQ, PVQ, AVQ, SFVQ) on vectors from .npy/.pt/.csv"
+DESCRIPTION = """\
+Train a quantizer on the rows of a vectors file (.npy, .pt or .csv, shape (N, D)) to minimise
+the quantization error, and write a checkpoint that `vqkit encode/decode/eval/info` read and
+`vqkit fit --resume` continues bit-identically. A progress bar shows loss, MSE (mean squared
+error per vector) and codebook usage; at the end the MSE, SNR, usage, perplexity and bits per
+vector of the whole data set are printed.
+
+Under torchrun (`torchrun --nproc_per_node 2 -m vqkit fit ...`) every rank trains on its
+shard of the data, gradients are averaged, and rank 0 writes the outputs.
+
+examples:
+  vqkit fit vectors.npy --quantizer vq --bits 8 --steps 2000 -o vq.ckpt
+  vqkit fit vectors.npy --quantizer rvq --num-codebooks 8 --bits 8 --threads 2
+  vqkit fit vectors.npy --resume vq.ckpt --steps 4000
+"""
+
+#: Settings that define the run; fixed once it started (a resume must not change them).
+FIXED_DEFAULTS: dict[str, Any] = {
+    "quantizer": "vq", "estimator": "nsvq", "learning": "gradient", "ema_decay": 0.99,
+    "codebook_size": 256, "num_codebooks": None, "init": "kmeans", "init_samples": 20000,
+    "batch": 1024, "lr": 1e-3, "replace_every": 0, "replace_threshold": 0.01,
+    "log_every": 50, "seed": 0,
+}
+STEPS_DEFAULT = 1000
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="vectors file: .npy, .pt or .csv holding (N, D)")
+    q = p.add_argument_group("quantizer (fixed when resuming)")
+    q.add_argument("--quantizer", choices=sorted(QUANTIZER_NAMES),
+                   help="vq (default), rvq = residual, pvq = product, avq = additive, "
+                   "sfvq = space-filling")
+    q.add_argument("--estimator", help=f"gradient estimator: {', '.join(ESTIMATOR_NAMES)} "
+                   "(default nsvq)")
+    q.add_argument("--learning", choices=["gradient", "ema"],
+                   help="how codebooks learn (default gradient)")
+    q.add_argument("--ema-decay", type=float, help="EMA decay (default 0.99)")
+    size = q.add_mutually_exclusive_group()
+    size.add_argument("--codebook-size", type=positive_int, help="K per codebook (default 256)")
+    size.add_argument("--bits", type=positive_int, help="log2 K per codebook (K = 2**bits)")
+    q.add_argument("--num-codebooks", type=positive_int,
+                   help="M codebooks for rvq/pvq/avq (default 4; 1 for vq/sfvq)")
+    q.add_argument("--init", choices=["kmeans", "random"],
+                   help="codebook start: k-means on a sample of the data (default) or random")
+    q.add_argument("--init-samples", type=positive_int,
+                   help="vectors drawn for the k-means initialisation (default 20000)")
+    t = p.add_argument_group("training")
+    t.add_argument("--steps", type=positive_int,
+                   help=f"total optimizer steps (default {STEPS_DEFAULT}; may grow on resume)")
+    t.add_argument("--batch", type=positive_int, help="vectors per step and rank (default 1024)")
+    t.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--replace-every", type=nonnegative_int,
+                   help="replace dead codewords every N steps (default 0 = never)")
+    t.add_argument("--replace-threshold", type=float,
+                   help="dead = picked in fewer than this fraction of batches (default 0.01)")
+    t.add_argument("--log-every", type=positive_int, help="steps per progress update (default 50)")
+    t.add_argument("--seed", type=int, help="random seed (default 0)")
+    add_threads(t)
+    t.add_argument("--device", help="cpu or cuda (default: the GPU if there is one)")
+    o = p.add_argument_group("outputs")
+    o.add_argument("-o", "--out", help="checkpoint to write (default <data>.<quantizer>.ckpt; "
+                   "the --resume file when resuming)")
+    o.add_argument("--resume", metavar="CHECKPOINT", help="continue this checkpoint's run")
+    o.add_argument("--checkpoint-every", type=nonnegative_int, default=0,
+                   help="also write the checkpoint every N steps (default: only at the end)")
+    o.add_argument("--json", metavar="PATH", help="write the results with provenance as JSON")
+    o.add_argument("--plot", metavar="PNG", help="write training curves (needs matplotlib)")
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any]:
+    """Merge the command line with the defaults, or with a resumed run's saved settings."""
+    given = {k: getattr(args, k) for k in FIXED_DEFAULTS if getattr(args, k, None) is not None}
+    if args.bits is not None:
+        given["codebook_size"] = 2 ** args.bits
+    if saved is None:
+        settings = {**FIXED_DEFAULTS, **given}
+        if settings["num_codebooks"] is None:
+            settings["num_codebooks"] = 4 if settings["quantizer"] in MULTI else 1
+    else:
+        settings = {k: saved[k] for k in FIXED_DEFAULTS}
+        for key, value in given.items():
+            if value != settings[key]:
+                raise ValueError(
+                    f"--{key.replace('_', '-')} {value} differs from the resumed run's "
+                    f"{settings[key]}; leave it out when resuming"
+                )
+    steps = args.steps if args.steps is not None else (saved or {}).get("steps", STEPS_DEFAULT)
+    settings["steps"] = int(steps)
+    return settings
+
+
+def _fingerprint(path: str, x: Any) -> dict[str, Any]:
+    digest = hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()
+    return {"path": str(path), "shape": list(x.shape), "sha256": digest}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...training import ddp
+
+    set_threads(args.threads)
+    info = ddp.setup_from_env(device=args.device)
+    try:
+        return _fit(args, info)
+    finally:
+        ddp.cleanup()
+
+
+def _fit(args: argparse.Namespace, info: Any) -> int:
+    from ...data.vectors import load_vectors
+    from ...training import ddp
+    from ...training.checkpoint import load_checkpoint, save_checkpoint
+    from ...training.evaluate import evaluate
+    from ...training.loop import LoopConfig, Trainer
+    from ...training.provenance import Run
+    from ...training.seed import generator, seed_global
+    from ._common import make_quantizer
+
+    run_record = Run(command=getattr(args, "command_line", None), seeds=[])
+    load_start = os.getloadavg()[0]
+    checkpoint = load_checkpoint(args.resume) if args.resume else None
+    data = load_vectors(args.data)
+    fingerprint = _fingerprint(args.data, data)
+    settings = _settings(args, None if checkpoint is None else checkpoint.fit)
+    run_record.seeds = [settings["seed"]]
+    if checkpoint is not None:
+        if checkpoint.data.get("sha256") != fingerprint["sha256"]:
+            raise ValueError(
+                f"--resume {args.resume} was trained on other data (shape "
+                f"{checkpoint.data.get('shape')}) than {args.data} (shape {fingerprint['shape']})"
+            )
+        if settings["steps"] < checkpoint.step:
+            raise ValueError(
+                f"--steps {settings['steps']} is below the {checkpoint.step} steps the "
+                "checkpoint has already taken"
+            )
+        quantizer = checkpoint.quantizer.to(info.device)
+    else:
+        seed_global(settings["seed"], "construct")  # the same random codebooks on every rank
+        quantizer = make_quantizer(settings, data.shape[1]).to(info.device)
+    if quantizer.dim != data.shape[1]:
+        raise ValueError(
+            f"{args.data} holds vectors of dimension {data.shape[1]}, but the checkpoint's "
+            f"quantizer needs {quantizer.dim}"
+        )
+    out = Path(args.out or args.resume or f"{Path(args.data).stem}.{settings['quantizer']}.ckpt")
+    loop = LoopConfig(
+        steps=settings["steps"], batch=settings["batch"], lr=settings["lr"],
+        replace_every=settings["replace_every"], replace_threshold=settings["replace_threshold"],
+        log_every=settings["log_every"], seed=settings["seed"],
+    )
+    local = data[ddp.shard(data.shape[0], even=True)]
+    trainer = Trainer(quantizer, local, loop, progress=not args.quiet and info.is_main)
+    if checkpoint is not None:
+        trainer.restore(checkpoint)
+    else:
+        if settings["init"] == "kmeans" and hasattr(quantizer, "init_codebook_"):
+            g = generator(settings["seed"], "init-samples", info.rank)
+            take = min(local.shape[0], max(1, settings["init_samples"] // info.world_size))
+            rows = local[torch.randperm(local.shape[0], generator=g)[:take]].to(info.device)
+            quantizer.init_codebook_(rows, generator=generator(settings["seed"], "kmeans"))
+        ddp.broadcast_state_(quantizer)
+        seed_global(settings["seed"], "train", info.rank)
+    extra = {"fit": settings, "data": fingerprint}
+
+    def write(t: Trainer) -> None:
+        ckpt = t.checkpoint(**extra)
+        if ckpt is not None:
+            save_checkpoint(ckpt, out)
+
+    last_saved = [trainer.step]
+
+    def on_window(t: Trainer) -> None:
+        if args.checkpoint_every and t.step - last_saved[0] >= args.checkpoint_every:
+            write(t)
+            last_saved[0] = t.step
+
+    if info.is_main:
+        print(f"fit: {type(quantizer).__name__} on {data.shape[0]} x {data.shape[1]} vectors "
+              f"from {args.data}, steps {trainer.step} -> {loop.steps}", file=sys.stderr)
+    start = time.perf_counter()
+    try:
+        trainer.run(on_window=on_window)
+    except KeyboardInterrupt:
+        if not info.is_distributed:
+            write(trainer)
+            print(f"vqkit: interrupted at step {trainer.step}; checkpoint written to {out}; "
+                  f"continue with --resume {out}", file=sys.stderr)
+        raise
+    train_seconds = time.perf_counter() - start
+    write(trainer)
+    start = time.perf_counter()
+    final = evaluate(quantizer, data[ddp.shard(data.shape[0])].to(info.device))
+    eval_seconds = time.perf_counter() - start
+    if not info.is_main:
+        return 0
+    last = trainer.meters.last()
+    print_table({"step": trainer.step, **{k: v for k, v in last.items() if k != "step"}},
+                "last training window:")
+    print_table({
+        "vectors": final["vectors"], "mse": final["mse"], "mse_per_dim": final["mse_per_dim"],
+        "snr_db": final["snr_db"], "usage": final["usage"], "perplexity": final["perplexity"],
+        "bits_per_vector": final["bits_per_vector"],
+    }, "final (eval mode, all vectors):")
+    print(f"checkpoint: {out}")
+    print(f"time: train {train_seconds:.1f} s, eval {eval_seconds:.1f} s, "
+          f"{info.world_size} process(es) x {torch.get_num_threads()} thread(s)")
+    results = {
+        "data": fingerprint, "settings": settings, "quantizer": type(quantizer).__name__,
+        "world_size": info.world_size, "train_seconds": round(train_seconds, 3),
+        "eval_seconds": round(eval_seconds, 3),
+        "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
+        "final": final, "history": trainer.meters.history,
+    }
+    if args.json:
+        from ...training.provenance import write_json
+
+        write_json(args.json, run_record.record(results))
+        print(f"results: {args.json}")
+    if args.plot:
+        from ...plots import training_curves
+
+        training_curves(trainer.meters.history, args.plot, title=type(quantizer).__name__)
+        print(f"plot: {args.plot}")
+    return 0
+

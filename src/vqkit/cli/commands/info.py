@@ -1,0 +1,94 @@
+"""``vqkit info``: what a checkpoint, quantizer file or codes file holds."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import print_table
+
+NAME = "info"
+HELP = "show what a checkpoint, quantizer file or codes file holds"
+DESCRIPTION = """\
+Print the contents of FILE: for a checkpoint or quantizer file, the quantizer's type,
+configuration, codebook sizes, bits per vector, digest and (for checkpoints) the training
+step, settings and last meters; for a codes file, its header (shape, codebook sizes, packing,
+the digest of the quantizer it needs) after checking its checksum.
+
+examples:
+  vqkit info vq.ckpt
+  vqkit info vectors.vqc
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="checkpoint, quantizer file (vqkit.save) or codes file")
+
+
+def _codes_info(path: Path) -> None:
+    from ...codes_file import read_codes
+
+    codes = read_codes(path)
+    n = 1
+    for s in codes.shape:
+        n *= s
+    print_table({
+        "kind": "codes file (checksum ok)",
+        "vectors": n,
+        "shape": list(codes.shape),
+        "dim": codes.dim,
+        "index_shape": list(codes.index_shape),
+        "codebook_sizes": codes.codebook_sizes,
+        "packing": codes.packing,
+        "payload_bytes": codes.payload_bytes,
+        "quantizer": codes.quantizer_type,
+        "quantizer_digest": codes.quantizer_digest,
+    }, f"{path}:")
+
+
+def _quantizer_info(path: Path) -> None:
+    from ...codes_file import quantizer_digest
+    from ...functional.metrics import bits_per_vector
+    from ...training.checkpoint import load_quantizer
+    from ...training.evaluate import codebook_sizes
+
+    quantizer, checkpoint = load_quantizer(path)
+    sizes = codebook_sizes(quantizer)
+    rows = {
+        "kind": "training checkpoint" if checkpoint is not None else "quantizer file",
+        "quantizer": type(quantizer).__name__,
+        "dim": quantizer.dim,
+        "codebook_sizes": sizes,
+        "bits_per_vector": bits_per_vector(sizes),
+        "parameters": sum(p.numel() for p in quantizer.parameters()),
+        "digest": quantizer_digest(quantizer),
+    }
+    for key, value in quantizer.config().items():
+        rows[f"config.{key}"] = value
+    if checkpoint is not None:
+        rows["step"] = checkpoint.step
+        rows["data"] = f"{checkpoint.data.get('path')} {checkpoint.data.get('shape')}"
+        for key, value in checkpoint.fit.items():
+            if key != "loop":
+                rows[f"fit.{key}"] = value
+        history = checkpoint.meters.get("history") or []
+        for key, value in (history[-1] if history else {}).items():
+            rows[f"last.{key}"] = value
+    print_table(rows, f"{path}:")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...codes_file import MAGIC
+
+    path = Path(args.file)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory")
+    with open(path, "rb") as f:
+        head = f.read(len(MAGIC))
+    if head == MAGIC:
+        _codes_info(path)
+    else:
+        _quantizer_info(path)
+    return 0

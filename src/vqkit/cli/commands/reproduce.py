@@ -1,0 +1,67 @@
+"""``vqkit reproduce``: run one registered paper reproduction, or list them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ._common import add_threads, set_threads
+
+NAME = "reproduce"
+HELP = "run a paper reproduction (reproduce --list names them)"
+DESCRIPTION = """\
+Run the reproduction NAME (a module of vqkit.experiments): it writes its results JSON (with
+the command, commit, seed, torch version, threads, CPU/GPU and wall time) and its plots into
+the results folder. `vqkit report` then rebuilds docs/results.md from them.
+`--list` prints every reproduction, one line each, with its expected minutes on the 2-core
+reference machine.
+
+examples:
+  vqkit reproduce --list
+  vqkit reproduce nsvq-toy --threads 2
+  vqkit reproduce nsvq-toy --quick --out /tmp/smoke
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="the reproduction to run")
+    p.add_argument("--list", action="store_true", help="list the reproductions and exit")
+    p.add_argument("--quick", action="store_true",
+                   help="the seconds-long smoke version (its numbers are not the reported ones)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default="results", help="results folder (default results/)")
+    add_threads(p)
+
+
+def list_lines() -> list[str]:
+    """One line per reproduction: name, expected minutes, description."""
+    from ...experiments import registry
+
+    reg = registry()
+    width = max((len(n) for n in reg), default=0)
+    return [f"{name:<{width}}  ~{float(m.EXPECTED_MINUTES):g} min  {m.DESCRIPTION}"
+            for name, m in reg.items()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...experiments import registry
+
+    if args.list:
+        for line in list_lines():
+            print(line)
+        return 0
+    reg = registry()
+    if not args.name:
+        raise ValueError(f"give a reproduction NAME or --list; known: {', '.join(reg)}")
+    if args.name not in reg:
+        raise ValueError(f"unknown reproduction {args.name!r}; known: {', '.join(reg)}")
+    set_threads(args.threads)
+    module = reg[args.name]
+    print(f"reproduce {args.name}: {module.DESCRIPTION} (expected ~{module.EXPECTED_MINUTES:g} "
+          f"min{', quick' if args.quick else ''})", file=sys.stderr)
+    start = time.perf_counter()
+    path = module.run(Path(args.out), quick=args.quick, seed=args.seed)
+    print(f"{args.name}: wrote {path} in {time.perf_counter() - start:.1f} s")
+    return 0
