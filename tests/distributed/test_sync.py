@@ -110,6 +110,26 @@ def test_extra_eval_forwards_on_one_rank_do_not_hang(workers):
     assert torch.equal(a, b)
 
 
+def _different_seeds_worker(rank: int, world: int) -> dict:
+    torch.manual_seed(rank)  # each rank starts from its own random encoder and EMA codebook
+    vq = VectorQuantizer(DIM, K, estimator=StraightThrough(), learning=EMA(decay=0.8),
+                         init="normal")
+    model = ddp.wrap(Tiny(vq))
+    assert isinstance(model, torch.nn.parallel.DistributedDataParallel)
+    start = vq.codewords.clone()
+    train(model, [x[ddp.shard(BATCH)] for x in global_batches()])
+    return {"start": start, "end": vq.codewords.clone(), "usage": vq.codebook.usage.clone()}
+
+
+def test_wrap_broadcasts_initial_buffers_but_keeps_usage_per_rank(workers):
+    a, b = workers.run(_different_seeds_worker)
+    torch.manual_seed(0)
+    rank0_start = VectorQuantizer(DIM, K, init="normal", learning=EMA()).codewords
+    torch.testing.assert_close(a["start"], rank0_start, rtol=0, atol=0)
+    assert torch.equal(a["start"], b["start"]) and torch.equal(a["end"], b["end"])
+    assert not torch.equal(a["usage"], b["usage"])  # each rank counts its own batches
+
+
 def _built_before_group(rank: int, world: int) -> dict:
     assert not dist.is_initialized()
     torch.manual_seed(rank)  # different random codebooks per rank, and no group yet

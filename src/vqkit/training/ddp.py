@@ -23,6 +23,7 @@ A typical loop::
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from dataclasses import dataclass
@@ -219,11 +220,16 @@ def wrap(
 ) -> nn.Module:
     """Wrap ``model`` in DistributedDataParallel when there is more than one rank.
 
-    Buffers are **not** re-broadcast at every forward (``broadcast_buffers=False``): the usage
-    counters are per-rank by design (dead-code replacement sums them over ranks), and EMA
-    statistics are already identical because they are all-reduced. A model without
-    gradient-trained parameters is returned unwrapped after :func:`broadcast_state_`; so is
-    any model in a single process. Reach the quantizer's methods through ``unwrap(model)``.
+    Parameters and buffers are first broadcast from rank 0 (:func:`broadcast_state_`), so
+    random initial codebooks agree even when the ranks were seeded differently. After that,
+    buffers are **not** re-broadcast at every forward: the usage counters are per rank by
+    design (dead-code replacement sums them over ranks), and EMA statistics are already
+    identical because they are all-reduced. (DDP's default re-broadcasts rank 0's buffers in
+    every forward, which would overwrite the other ranks' usage counters; its
+    ``broadcast_buffers=False`` also skips the initial broadcast of the buffers, so an EMA
+    codebook would keep each rank's random start.) A model without gradient-trained
+    parameters is returned unwrapped after :func:`broadcast_state_`; so is any model in a
+    single process. Reach the quantizer's methods through ``unwrap(model)``.
 
     Args:
         model: the model, already on ``info.device``.
@@ -238,14 +244,20 @@ def wrap(
     """
     if not distributed.is_distributed():
         return model
+    broadcast_state_(model)
     if not any(p.requires_grad for p in model.parameters()):
-        return broadcast_state_(model)
+        return model
     device = info.device if info is not None else next(model.parameters()).device
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(
-        model, device_ids=ids, broadcast_buffers=False,
-        find_unused_parameters=find_unused_parameters,
+    ddp = nn.parallel.DistributedDataParallel
+    # torch >= 2.13 renamed broadcast_buffers (deprecated) to forward_sync_buffers.
+    no_buffer_sync = (
+        {"forward_sync_buffers": False}
+        if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
+        else {"broadcast_buffers": False}
     )
+    return ddp(model, device_ids=ids, find_unused_parameters=find_unused_parameters,
+               **no_buffer_sync)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
