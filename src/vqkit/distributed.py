@@ -29,6 +29,15 @@ def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
 
+def _on_backend_device(tensor: Tensor) -> Tensor:
+    """``tensor``, or a contiguous working copy that the caller copies back: when ``tensor``
+    is not contiguous, or lives on the CPU under nccl (which reduces GPU tensors only, while
+    counters and metrics are often CPU tensors)."""
+    if tensor.device.type == "cpu" and dist.get_backend() == "nccl":
+        return tensor.to(torch.device("cuda", torch.cuda.current_device())).contiguous()
+    return tensor.contiguous()
+
+
 def all_reduce_(tensor: Tensor, op: str = "sum") -> Tensor:
     """All-reduce ``tensor`` in place across ranks (a no-op in a single process).
 
@@ -39,14 +48,20 @@ def all_reduce_(tensor: Tensor, op: str = "sum") -> Tensor:
     if op not in _OPS:
         raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")
     if is_distributed():
-        dist.all_reduce(tensor, op=getattr(dist.ReduceOp, _OPS[op]))
+        work = _on_backend_device(tensor)
+        dist.all_reduce(work, op=getattr(dist.ReduceOp, _OPS[op]))
+        if work is not tensor:
+            tensor.copy_(work)
     return tensor
 
 
 def broadcast_(tensor: Tensor, src: int = 0) -> Tensor:
     """Overwrite ``tensor`` on every rank with rank ``src``'s value (no-op in one process)."""
     if is_distributed():
-        dist.broadcast(tensor, src=src)
+        work = _on_backend_device(tensor)
+        dist.broadcast(work, src=src)
+        if work is not tensor:
+            tensor.copy_(work)
     return tensor
 
 
