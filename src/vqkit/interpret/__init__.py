@@ -1,0 +1,30 @@
+"""Interpretation tools that use the order of a space-filling VQ's codewords (METHODS.md §5.5, §6).
+
+- :mod:`.directions`: curve positions of inputs and unit directions between consecutive
+  codewords (the interpretable directions of Publication V);
+- :mod:`.histograms`: per-label index histograms smoothed by a Blackman window of 7 and the
+  Jensen-Shannon distance matrix between label groups (Publication IV, Fig. 2-3);
+- :mod:`.structure`: the codeword distance matrix and the index transition matrix;
+- :mod:`.plots`: PNG figures of all of them (matplotlib, imported only when plotting).
+"""
+
+from .directions import curve_positions, nearest_corner, unit_directions
+from .histograms import (
+    index_histograms,
+    jensen_shannon_distance,
+    jensen_shannon_matrix,
+    smooth_histogram,
+)
+from .structure import codeword_distances, transition_matrix
+
+__all__ = [
+    "codeword_distances",
+    "curve_positions",
+    "index_histograms",
+    "jensen_shannon_distance",
+    "jensen_shannon_matrix",
+    "nearest_corner",
+    "smooth_histogram",
+    "transition_matrix",
+    "unit_directions",
+]
