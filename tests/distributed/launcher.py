@@ -74,8 +74,6 @@ def _worker(rank: int, world: int, port: int, tasks: Any, results: Any) -> None:
             results.put((rank, True, fn(rank, world, *args)))
         except BaseException:  # noqa: BLE001 - reported to the parent, which fails the test
             results.put((rank, False, traceback.format_exc()))
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 class Workers:
@@ -141,7 +139,7 @@ class Workers:
             for q in self._tasks:
                 q.put(None)
             for p in self._procs:
-                p.join(timeout=10)
+                p.join(timeout=2)  # then killed below: exiting a gloo group can linger
         for p in self._procs:
             if p.is_alive():
                 p.kill()

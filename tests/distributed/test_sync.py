@@ -6,13 +6,15 @@ oracle trains the same seeded model on the whole batches.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.distributed as dist
 
 from vqkit import EMA, NoiseSubstitution, StraightThrough, VectorQuantizer, distributed
 from vqkit.training import ddp
 
-from .launcher import Workers
+from .launcher import free_port
 from .models import DIM, Tiny, clustered, train
 
 STEPS, BATCH, K = 8, 64, 16
@@ -130,8 +132,10 @@ def test_wrap_broadcasts_initial_buffers_but_keeps_usage_per_rank(workers):
     assert not torch.equal(a["usage"], b["usage"])  # each rank counts its own batches
 
 
-def _built_before_group(rank: int, world: int) -> dict:
-    assert not dist.is_initialized()
+def _built_before_group(rank: int, world: int, port: int) -> dict:
+    dist.destroy_process_group()  # start this task with no process group at all
+    assert not distributed.is_distributed()
+    os.environ["MASTER_PORT"] = str(port)
     torch.manual_seed(rank)  # different random codebooks per rank, and no group yet
     vq = VectorQuantizer(DIM, K, estimator=StraightThrough(), learning=EMA(decay=0.8))
     info = ddp.setup_from_env(device="cpu")  # torchrun-style env:// rendezvous
@@ -142,9 +146,8 @@ def _built_before_group(rank: int, world: int) -> dict:
     return {"info": info, "cw": vq.codewords.clone(), "main": ddp.is_main_process()}
 
 
-def test_model_built_before_init_process_group_still_syncs():
-    with Workers(2) as fresh:
-        a, b = fresh.run(_built_before_group, init=False)
+def test_model_built_before_init_process_group_still_syncs(workers):
+    a, b = workers.run(_built_before_group, free_port())
     assert (a["info"].rank, a["info"].world_size, b["info"].rank) == (0, 2, 1)
     assert (a["main"], b["main"]) == (True, False)
     assert torch.equal(a["cw"], b["cw"])
