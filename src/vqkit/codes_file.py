@@ -12,10 +12,11 @@ Layout (little-endian; full description in ``docs/formats.md``)::
 
 Integer indices are packed with ``ceil(log2 K_m)`` bits for column ``m``, vector after vector
 (bit ``i`` of the stream is bit ``i % 8`` of byte ``i // 8``); curve positions of space-filling
-VQ are stored as float64, exactly as ``encode`` returns them. The quantizer digest (:func:`quantizer_digest`) is a SHA-256 over the
-quantizer's type, config and state tensors, so a codes file is never decoded with the wrong
-quantizer. Files are written atomically and every read is checked: a corrupt, truncated or
-foreign file raises ``ValueError`` saying what is wrong.
+VQ are stored as float64, exactly as ``encode`` returns them. The quantizer digest
+(:func:`quantizer_digest`) is a SHA-256 over the quantizer's type, config and state tensors,
+so a codes file is never decoded with the wrong quantizer. Files are written atomically and
+every read is checked: a corrupt, truncated or foreign file raises ``ValueError`` saying what
+is wrong.
 """
 
 from __future__ import annotations

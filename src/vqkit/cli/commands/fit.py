@@ -144,6 +144,7 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
     from ._common import make_quantizer
 
     run_record = Run(command=getattr(args, "command_line", None), seeds=[])
+    cpu_start = time.process_time()
     load_start = os.getloadavg()[0]
     checkpoint = load_checkpoint(args.resume) if args.resume else None
     data = load_vectors(args.data)
@@ -205,7 +206,7 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
     if info.is_main:
         print(f"fit: {type(quantizer).__name__} on {data.shape[0]} x {data.shape[1]} vectors "
               f"from {args.data}, steps {trainer.step} -> {loop.steps}", file=sys.stderr)
-    start = time.perf_counter()
+    start, cpu_train = time.perf_counter(), time.process_time()
     try:
         trainer.run(on_window=on_window)
     except KeyboardInterrupt:
@@ -215,6 +216,7 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
                   f"continue with --resume {out}", file=sys.stderr)
         raise
     train_seconds = time.perf_counter() - start
+    cpu_train = time.process_time() - cpu_train
     write(trainer)
     start = time.perf_counter()
     final = evaluate(quantizer, data[ddp.shard(data.shape[0])].to(info.device))
@@ -230,12 +232,17 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
         "bits_per_vector": final["bits_per_vector"],
     }, "final (eval mode, all vectors):")
     print(f"checkpoint: {out}")
-    print(f"time: train {train_seconds:.1f} s, eval {eval_seconds:.1f} s, "
+    print(f"time: train {train_seconds:.1f} s, eval {eval_seconds:.1f} s, CPU "
+          f"{time.process_time() - cpu_start:.1f} s, "
           f"{info.world_size} process(es) x {torch.get_num_threads()} thread(s)")
     results = {
         "data": fingerprint, "settings": settings, "quantizer": type(quantizer).__name__,
         "world_size": info.world_size, "train_seconds": round(train_seconds, 3),
         "eval_seconds": round(eval_seconds, 3),
+        # CPU seconds of this process (all threads): on a shared machine the wall time
+        # depends on the other load, the CPU time much less.
+        "cpu_seconds": {"train": round(cpu_train, 3),
+                        "total": round(time.process_time() - cpu_start, 3)},
         "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
         "final": final, "history": trainer.meters.history,
     }
