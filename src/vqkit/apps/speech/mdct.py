@@ -25,7 +25,8 @@ def flat_top_sine_window(hop: int, overlap: int, *, dtype: torch.dtype = torch.f
 
     Example:
         >>> w = flat_top_sine_window(160, 80)
-        >>> w.shape, bool(torch.allclose(w[:160] ** 2 + w[160:] ** 2, torch.ones(160, dtype=w.dtype)))
+        >>> pb = w[:160] ** 2 + w[160:] ** 2
+        >>> w.shape, bool(torch.allclose(pb, torch.ones(160, dtype=w.dtype)))
         (torch.Size([320]), True)
     """
     if not 0 < overlap <= hop or (hop - overlap) % 2:

@@ -82,9 +82,10 @@ def train(
         batch = coefficients[torch.randint(0, coefficients.shape[0], (config.batch_size,),
                                            generator=generator)]
         out = model(batch)
-        optimiser.zero_grad(set_to_none=True)
-        out.loss.backward()
-        optimiser.step()
+        if out.loss.requires_grad:  # a fixed scalar quantizer with fixed A, B learns nothing
+            optimiser.zero_grad(set_to_none=True)
+            out.loss.backward()
+            optimiser.step()
         running += float(out.bits.detach())
         if step % log.every == 0:
             log.bits.append(running / log.every)
@@ -94,4 +95,39 @@ def train(
             replaced = quantizer.replace_dead_codes_(generator=generator)
             logger.debug("step %d: replaced %s dead codes", step, replaced)
     model.eval()
+    return log
+
+
+def train_vectors(
+    quantizer: torch.nn.Module, vectors: Tensor, config: TrainConfig, *,
+    generator: torch.Generator,
+) -> TrainLog:
+    """Train a quantizer alone on ``vectors (N, D)`` to minimise ``||x - quantized||^2``.
+
+    Used for the WORLD front end, whose coded envelope is fixed (no A, B to learn).
+    """
+    from tqdm.auto import tqdm
+
+    if config.kmeans_init and hasattr(quantizer, "init_codebook_"):
+        sample = vectors[torch.randperm(vectors.shape[0], generator=generator)[:20000]]
+        quantizer.init_codebook_(sample, generator=generator)
+    optimiser = torch.optim.Adam(quantizer.parameters(), lr=config.lr)
+    log = TrainLog(every=max(1, config.steps // 20))
+    running = 0.0
+    quantizer.train()
+    for step in tqdm(range(1, config.steps + 1), desc="training VQ", leave=False):
+        x = vectors[torch.randint(0, vectors.shape[0], (config.batch_size,), generator=generator)]
+        out = quantizer(x)
+        mse = (out.quantized - x).pow(2).sum(-1).mean()
+        optimiser.zero_grad(set_to_none=True)
+        (mse + out.loss).backward()
+        optimiser.step()
+        running += float(mse.detach())
+        if step % log.every == 0:
+            log.bits.append(running / log.every)
+            running = 0.0
+        if (config.replace_every and step % config.replace_every == 0
+                and step <= 0.8 * config.steps and hasattr(quantizer, "replace_dead_codes_")):
+            quantizer.replace_dead_codes_(generator=generator)
+    quantizer.eval()
     return log

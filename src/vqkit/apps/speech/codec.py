@@ -1,0 +1,208 @@
+"""The ``.vqs`` speech file: WORLD vocoder parameters with a VQ-coded spectral envelope.
+
+Layout (little-endian; a 27-byte header)::
+
+    magic   b"VQS1"                     4 bytes
+    version u8 (= 1)
+    rate    u32  sample rate of the decoded audio (8000)
+    length  u32  samples of the decoded audio
+    frames  u32  20 ms frames
+    stages  u8   envelope indices per frame (RVQ stages used)
+    ebits   u8   bits per envelope index
+    model   8 bytes  SHA-256 prefix of the codec model (decoding with another model is refused)
+    payload frames x (7 f0 bits, 4 x 3 aperiodicity bits, stages x ebits) bits, MSB first,
+            zero-padded to a byte
+    crc32   u32  of everything before it
+
+Files are written atomically (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...quantizers.base import Quantizer
+from ...serialization import atomic_torch_save, quantizer_from_record, quantizer_record
+from . import world
+
+MAGIC = b"VQS1"
+VERSION = 1
+_HEADER = struct.Struct("<4sBIIIBB8s")
+MODEL_FORMAT = "vqkit-speech-world-codec"
+#: The codec model trained by ``vqkit reproduce speech-envelope`` and shipped with vqkit.
+DEFAULT_MODEL = Path(__file__).with_name("assets") / "world_rvq.pt"
+
+
+class WorldCodec(nn.Module):
+    """A trained envelope quantizer with the standardisation of WORLD's coded envelope.
+
+    Args:
+        quantizer: a multi-codebook quantizer over the 16-dimensional coded envelope.
+    """
+
+    def __init__(self, quantizer: Quantizer) -> None:
+        super().__init__()
+        self.quantizer = quantizer
+        self.register_buffer("mean", torch.zeros(quantizer.dim))
+        self.register_buffer("scale", torch.ones(()))
+
+    @property
+    def stages(self) -> int:
+        return int(self.quantizer.index_shape[0]) if self.quantizer.index_shape else 1
+
+    @property
+    def index_bits(self) -> int:
+        return int(self.quantizer.codebook_size - 1).bit_length()
+
+    def fingerprint(self) -> bytes:
+        h = hashlib.sha256()
+        for value in self.state_dict().values():
+            h.update(value.detach().cpu().float().numpy().tobytes())
+        return h.digest()[:8]
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        atomic_torch_save({"format": MODEL_FORMAT, "quantizer": quantizer_record(self.quantizer),
+                           "mean": self.mean, "scale": self.scale}, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> WorldCodec:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no codec model at {path}; train one with "
+                                    "`vqkit reproduce speech-envelope`")
+        record = torch.load(path, weights_only=True)
+        if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
+            raise ValueError(f"{path} is not a vqkit speech codec model")
+        codec = cls(quantizer_from_record(record["quantizer"], str(path)))
+        codec.mean.copy_(record["mean"])
+        codec.scale.copy_(record["scale"])
+        return codec.eval()
+
+
+def encode_frames(codec: WorldCodec, frames: world.WorldFrames, stages: int | None = None,
+                  ) -> np.ndarray:
+    """Indices ``(T, 1 + 4 + stages)``: f0, band aperiodicity, envelope stages."""
+    stages = codec.stages if stages is None else stages
+    if not 1 <= stages <= codec.stages:
+        raise ValueError(f"stages must lie in [1, {codec.stages}], got {stages}")
+    z = (torch.from_numpy(frames.coded).float() - codec.mean) / codec.scale
+    env = codec.quantizer.encode(z).reshape(len(z), -1)[:, :stages].numpy()
+    side = [world.quantize_f0(frames.f0)[:, None], world.quantize_ap(frames.band_ap)]
+    return np.concatenate([*side, env], axis=1).astype(np.int64)
+
+
+@torch.no_grad()
+def decode_frames(codec: WorldCodec, indices: np.ndarray) -> world.WorldFrames:
+    """Vocoder parameters from :func:`encode_frames` indices (unused stages decode as -1)."""
+    env = torch.from_numpy(indices[:, 1 + world.AP_BANDS :]).long()
+    full = torch.full((len(env), codec.stages), -1, dtype=torch.long)
+    full[:, : env.shape[1]] = env
+    coded = codec.quantizer.decode(full) * codec.scale + codec.mean
+    return world.WorldFrames(world.dequantize_f0(indices[:, 0]), coded.double().numpy(),
+                             world.dequantize_ap(indices[:, 1 : 1 + world.AP_BANDS]))
+
+
+def _widths(codec: WorldCodec, stages: int) -> list[int]:
+    return [world.F0_BITS] + [world.AP_BITS] * world.AP_BANDS + [codec.index_bits] * stages
+
+
+def pack_bits(values: np.ndarray, widths: list[int]) -> bytes:
+    """Fixed-width fields, MSB first, row by row, zero-padded to a byte.
+
+    Example:
+        >>> pack_bits(np.array([[1, 3]]), [2, 2]).hex()
+        '70'
+        >>> unpack_bits(bytes.fromhex('70'), [2, 2], 1).tolist()
+        [[1, 3]]
+    """
+    bits = [((values[:, j : j + 1] >> np.arange(w - 1, -1, -1)) & 1) for j, w in enumerate(widths)]
+    return np.packbits(np.concatenate(bits, axis=1).astype(np.uint8).reshape(-1)).tobytes()
+
+
+def unpack_bits(data: bytes, widths: list[int], rows: int) -> np.ndarray:
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: rows * sum(widths)]
+    bits = bits.reshape(rows, sum(widths)).astype(np.int64)
+    out, start = [], 0
+    for w in widths:
+        out.append(bits[:, start : start + w] @ (1 << np.arange(w - 1, -1, -1)))
+        start += w
+    return np.stack(out, axis=1) if out else np.zeros((rows, 0), np.int64)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def encode_file(source: str | os.PathLike[str], target: str | os.PathLike[str],
+                codec: WorldCodec, *, stages: int | None = None) -> dict:
+    """Encode an audio file (any rate, mono or stereo) to ``.vqs``; returns size and bitrate."""
+    from ...data.speech import load_wav
+
+    audio, rate = load_wav(source, world_rate())
+    if len(audio) < rate // 10:
+        raise ValueError(f"{source} is too short to encode: {len(audio)} samples at {rate} Hz, "
+                         "need at least 0.1 s")
+    stages = codec.stages if stages is None else stages
+    indices = encode_frames(codec, world.analyse(audio, rate), stages)
+    header = _HEADER.pack(MAGIC, VERSION, rate, len(audio), len(indices), stages,
+                          codec.index_bits, codec.fingerprint())
+    body = header + pack_bits(indices, _widths(codec, stages))
+    data = body + struct.pack("<I", zlib.crc32(body))
+    _atomic_write(Path(target), data)
+    seconds = len(audio) / rate
+    return {"bytes": len(data), "seconds": seconds, "kbps": 8 * len(data) / seconds / 1000}
+
+
+def world_rate() -> int:
+    from .data import SAMPLE_RATE
+
+    return SAMPLE_RATE
+
+
+def read_vqs(source: str | os.PathLike[str], codec: WorldCodec) -> tuple[np.ndarray, int, int]:
+    """Check and parse a ``.vqs`` file: ``(indices, sample_rate, num_samples)``."""
+    path = Path(source)
+    data = path.read_bytes()
+    if len(data) < _HEADER.size + 4 or data[:4] != MAGIC:
+        raise ValueError(f"{path} is not a .vqs file (bad magic or too short)")
+    if struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
+        raise ValueError(f"{path} is corrupt: checksum mismatch")
+    magic, version, rate, length, frames, stages, ebits, model = _HEADER.unpack_from(data)
+    if version != VERSION:
+        raise ValueError(f"{path} has .vqs version {version}; this vqkit reads {VERSION}")
+    if model != codec.fingerprint() or ebits != codec.index_bits or stages > codec.stages:
+        raise ValueError(f"{path} was encoded with a different codec model")
+    indices = unpack_bits(data[_HEADER.size : -4], _widths(codec, stages), frames)
+    return indices, rate, length
+
+
+def decode_file(source: str | os.PathLike[str], target: str | os.PathLike[str],
+                codec: WorldCodec) -> dict:
+    """Decode a ``.vqs`` file to a 16-bit mono wav (atomically)."""
+    import io
+
+    import soundfile as sf
+
+    indices, rate, length = read_vqs(source, codec)
+    audio = world.synthesise(decode_frames(codec, indices), rate, length)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(audio, -1, 1), rate, format="WAV", subtype="PCM_16")
+    _atomic_write(Path(target), buffer.getvalue())
+    return {"seconds": length / rate, "sample_rate": rate}
