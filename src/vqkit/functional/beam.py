@@ -36,13 +36,39 @@ def _check(x: Tensor, codebooks: Sequence[Tensor], width: int) -> None:
         raise ValueError(f"width must be an int >= 1, got {width!r}")
 
 
-def _distances(r: Tensor, c: Tensor, c_sq: Tensor) -> Tensor:
-    """``||r_b - c_k||^2`` for ``r (n, B, D)`` and ``c (P, D)`` -> ``(n, B, P)``."""
+def _distances(r: Tensor, c: Tensor, c_sq: Tensor) -> tuple[Tensor, Tensor]:
+    """``||c_k||^2 - 2 r_b.c_k`` for ``r (n, B, D)``, ``c (P, D)`` -> ``(n, B, P)``, and
+    ``||r_b||^2`` ``(n, B, 1)``: their sum is the squared distance. The ``||r||^2`` term does
+    not change a beam's ranking, so callers add it to the survivors only."""
     n, b, d = r.shape
     flat = r.reshape(n * b, d)
     dist = torch.addmm(c_sq, flat, c.t(), beta=1.0, alpha=-2.0)
-    dist += flat.pow(2).sum(dim=1, keepdim=True)
-    return dist.clamp_min_(0.0).reshape(n, b, -1)
+    return dist.reshape(n, b, -1), flat.pow(2).sum(dim=1).reshape(n, b, 1)
+
+
+def _smallest(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` smallest entries along the last axis, ascending, ties to the lowest index.
+
+    Equal to a stable full sort cut at ``k``, but uses ``topk`` (O(n) rather than a full sort):
+    the set is unambiguous unless the k-th and (k+1)-th values tie, and such rows (rare) are
+    redone with the stable sort.
+    """
+    n = d.shape[-1]
+    if k >= n or k * 8 > n:
+        vals, idx = torch.sort(d, dim=-1, stable=True)
+        return vals[..., :k], idx[..., :k]
+    vals, idx = torch.topk(d, k + 1, dim=-1, largest=False, sorted=True)
+    ambiguous = vals[..., k - 1] == vals[..., k]
+    vals, idx = vals[..., :k], idx[..., :k]
+    # Order ties by index: sort by index, then stably by value.
+    idx, perm = torch.sort(idx, dim=-1)
+    vals, perm = torch.sort(vals.gather(-1, perm), dim=-1, stable=True)
+    idx = idx.gather(-1, perm)
+    if bool(ambiguous.any()):
+        rows = ambiguous.nonzero(as_tuple=True)
+        sv, si = torch.sort(d[rows], dim=-1, stable=True)
+        vals[rows], idx[rows] = sv[..., :k], si[..., :k]
+    return vals, idx
 
 
 def residual_beam_search(
@@ -88,11 +114,15 @@ def residual_beam_search(
             paths = torch.empty(ns, 1, 0, dtype=torch.long, device=x.device)
             for m, (c, c_sq) in enumerate(zip(books, norms, strict=True)):
                 size = c.shape[0]
-                d = _distances(xs[:, None, :] - partial, c, c_sq).reshape(ns, -1)
-                keep = 1 if m == len(books) - 1 else min(width, d.shape[1])
-                _, pos = torch.sort(d, dim=1, stable=True)
-                pos = pos[:, :keep]
-                beam, code = pos // size, pos % size
+                d, r_sq = _distances(xs[:, None, :] - partial, c, c_sq)
+                beams = d.shape[1]
+                keep = 1 if m == len(books) - 1 else min(width, beams * size)
+                # The best `keep` overall are among each beam's best `keep`.
+                vals, code = _smallest(d, min(keep, size))  # (ns, B, k)
+                vals = (vals + r_sq).reshape(ns, -1)
+                _, pos = _smallest(vals, keep)
+                beam = pos // code.shape[2]
+                code = code.reshape(ns, -1).gather(1, pos)
                 paths = torch.cat(
                     [paths.gather(1, beam[..., None].expand(-1, -1, paths.shape[2])),
                      code[..., None]], dim=2,
@@ -155,6 +185,8 @@ def additive_beam_search(
     num = len(codebooks)
     sizes = [c.shape[0] for c in codebooks]
     pool_size = sum(sizes)
+    equal = len(set(sizes)) == 1
+    inf = float("inf")
     rows = max(1, chunk_elements // max(width * (pool_size + width * num), 1))
     out = torch.empty(n, num, dtype=torch.long, device=x.device)
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
@@ -171,14 +203,19 @@ def additive_beam_search(
             partial = xs.new_zeros(ns, 1, dim)
             selection = torch.full((ns, 1, num), -1, dtype=torch.long, device=x.device)
             for step in range(num):
-                d = _distances(xs[:, None, :] - partial, pool, pool_sq)  # (ns, B, P)
+                d, r_sq = _distances(xs[:, None, :] - partial, pool, pool_sq)  # (ns, B, P)
                 used = selection >= 0  # (ns, B, M)
-                d.masked_fill_(used.gather(2, owner.expand(ns, d.shape[1], -1)), float("inf"))
+                if step == 0:
+                    pass
+                elif equal:  # mask whole codebooks through a (ns, B, M, K) view: no gather
+                    d.view(ns, d.shape[1], num, sizes[0]).masked_fill_(used[..., None], inf)
+                else:
+                    d.masked_fill_(used.gather(2, owner.expand(ns, d.shape[1], -1)), inf)
                 # Every tuple has at least this many rows left, so no masked row is proposed.
                 free = sum(sorted(sizes)[: num - step])
                 k = min(width, free)
-                vals, pos = torch.sort(d, dim=2, stable=True)
-                vals, pos = vals[..., :k], pos[..., :k]  # (ns, B, k)
+                vals, pos = _smallest(d, k)  # (ns, B, k)
+                vals = (vals + r_sq).clamp_min_(0.0)  # squared errors of the candidates
                 cand = selection[:, :, None, :].expand(-1, -1, k, -1).clone()
                 cand.scatter_(3, owner[pos][..., None], local[pos][..., None])
                 beams = d.shape[1]
@@ -191,8 +228,7 @@ def additive_beam_search(
                     dup[:, 1:] = sk[:, 1:] == sk[:, :-1]
                     score.masked_fill_(torch.zeros_like(dup).scatter(1, order, dup), float("inf"))
                 keep = 1 if step == num - 1 else min(width, beams * k)
-                _, best = torch.sort(score, dim=1, stable=True)
-                best = best[:, :keep]
+                _, best = _smallest(score, keep)
                 selection = cand.gather(1, best[..., None].expand(-1, -1, num))
                 beam_of, row = best // k, pos.reshape(ns, beams * k).gather(1, best)
                 partial = partial.gather(1, beam_of[..., None].expand(-1, -1, dim)) + pool[row]

@@ -1,0 +1,238 @@
+"""Publication III's toy experiment: AVQ vs RVQ vs PVQ trained with NSVQ (METHODS.md §4.7).
+
+D = 64, M = 4 codebooks, 12 to 40 bits per vector (B/4 bits per codebook), every quantizer
+trained by one noise substitution on the composite vector (Adam, U(-1/K, 1/K) init, dead-code
+replacement as in §4.5) and evaluated by the mean squared error ``mean ||x - x_hat||^2`` (summed
+over the 64 dimensions) on held-out vectors.
+
+Data (the paper's generator is unknown, §4.7):
+
+- ``uncorrelated``: ``x ~ N(0, I_64)``.
+- ``correlated``: ``x = W z`` with ``z ~ N(0, I_16)`` and a fixed ``W`` (64 x 16, entries
+  ``N(0, 1/16)``, drawn from seed 1234): a rank-16 Gaussian whose correlations span all 64
+  dimensions, so every contiguous block of product VQ sees (redundantly) the same latent.
+
+The paper's absolute values use unknown units and normalisation; compare orderings and the
+relative fall with the bitrate, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..estimators import NoiseSubstitution
+from ..quantizers.additive import AdditiveVQ
+from ..quantizers.encoders import BeamSearch
+from ..quantizers.product import ProductVQ
+from ..quantizers.residual import ResidualVQ
+from ..training.provenance import Run, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+NAME = "aq-toy"
+DESCRIPTION = "Pub. III toy data: AVQ/RVQ/PVQ trained with NSVQ, MSE at 12-40 bits (D=64, M=4)"
+EXPECTED_MINUTES = 60.0
+RESULT_FILES = ["aq_toy.json"]
+PLOT_FILE = "aq_toy.png"
+
+DIM, NUM_CODEBOOKS, LATENT = 64, 4, 16
+METHODS = ("AVQ", "RVQ", "PVQ")
+DATASETS = ("correlated", "uncorrelated")
+
+#: The paper's toy MSE (METHODS.md §4.7; ARP-REPO Results JSON, units unknown).
+PAPER: dict[str, dict[str, list[float]]] = {
+    "correlated": {
+        "AVQ": [5.012, 3.991, 2.840, 2.024, 1.439, 1.018, 0.721, 0.510],
+        "RVQ": [6.223, 4.648, 3.444, 2.487, 1.790, 1.274, 0.901, 0.633],
+        "PVQ": [10.196, 8.893, 7.813, 6.888, 6.097, 5.411, 4.807, 4.269],
+    },
+    "uncorrelated": {
+        "AVQ": [116.03, 109.64, 101.17, 92.69, 84.51, 76.76, 69.46, 62.56],
+        "RVQ": [118.40, 109.70, 101.99, 95.42, 88.18, 81.04, 74.14, 67.41],
+        "PVQ": [118.39, 109.69, 100.25, 92.12, 83.79, 75.80, 68.26, 61.18],
+    },
+}
+PAPER_BITS = [12, 16, 20, 24, 28, 32, 36, 40]
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """Training and evaluation settings (the paper's: lr 1e-3, batch 64, 20 000 steps, 2^18
+    test vectors, replacement every 1 000 steps until 2 000 before the end; ours are scaled
+    down to fit a shared 2-core CPU, see ``FULL``)."""
+
+    bits: tuple[int, ...] = tuple(PAPER_BITS)
+    steps: int = 2000
+    batch: int = 64
+    lr: float = 3e-3
+    beam_width: int = 8
+    eval_vectors: int = 1 << 14
+    replace_every: int = 100
+    replace_threshold: float = 0.01
+
+
+#: The full run: the paper's batch of 64 but 10x fewer steps (2 000, at lr 3e-3) and 2^14 test
+#: vectors, so that 48 trainings fit in about an hour on one shared CPU thread.
+FULL = ToyConfig()
+QUICK = ToyConfig(bits=(12,), steps=300, batch=128, lr=1e-2, eval_vectors=1 << 12,
+                  replace_every=50)
+
+
+def mixing_matrix() -> torch.Tensor:
+    """The fixed 64 x 16 matrix of the correlated data (seed 1234)."""
+    g = torch.Generator().manual_seed(1234)
+    return torch.randn(DIM, LATENT, generator=g) / LATENT**0.5
+
+
+def make_data(kind: str, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` toy vectors of ``kind`` ("correlated" or "uncorrelated"), shape ``(n, 64)``.
+
+    Example:
+        >>> make_data("correlated", 5, torch.Generator().manual_seed(0)).shape
+        torch.Size([5, 64])
+    """
+    if kind == "uncorrelated":
+        return torch.randn(n, DIM, generator=generator)
+    if kind == "correlated":
+        return torch.randn(n, LATENT, generator=generator) @ mixing_matrix().t()
+    raise ValueError(f"kind must be one of {DATASETS}, got {kind!r}")
+
+
+def build(method: str, bits: int, cfg: ToyConfig, seed: int) -> torch.nn.Module:
+    """The quantizer of ``method`` at ``bits`` per vector, NSVQ-trained, uniform init."""
+    if bits % NUM_CODEBOOKS:
+        raise ValueError(f"bits must be a multiple of {NUM_CODEBOOKS}, got {bits}")
+    size = 2 ** (bits // NUM_CODEBOOKS)
+    torch.manual_seed(seed)  # the U(-1/K, 1/K) initial codewords
+    nsvq = NoiseSubstitution(generator=torch.Generator().manual_seed(seed + 1))
+    if method == "AVQ":
+        return AdditiveVQ(DIM, size, NUM_CODEBOOKS, estimator=nsvq,
+                          encoder=BeamSearch(min(cfg.beam_width, size)))
+    if method == "RVQ":
+        return ResidualVQ(DIM, size, NUM_CODEBOOKS, estimator=nsvq)
+    if method == "PVQ":
+        return ProductVQ(DIM, size, NUM_CODEBOOKS, estimator=nsvq)
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def train_and_evaluate(method: str, kind: str, bits: int, cfg: ToyConfig, seed: int) -> float:
+    """Train one quantizer on fresh batches of ``kind`` data; return its test MSE."""
+    quantizer = build(method, bits, cfg, seed)
+    opt = torch.optim.Adam(quantizer.parameters(), lr=cfg.lr)
+    g = torch.Generator().manual_seed(seed + 2)
+    quantizer.train()
+    for step in range(1, cfg.steps + 1):
+        x = make_data(kind, cfg.batch, g)
+        out = quantizer(x)
+        # With NSVQ, ||x - x_tilde||^2 = ||x - x_hat||^2: the loss is the quantization error.
+        loss = (out.quantized - x).pow(2).sum(-1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % cfg.replace_every == 0 and step <= 0.9 * cfg.steps:
+            quantizer.replace_dead_codes_(cfg.replace_threshold, generator=g)
+    quantizer.eval()
+    test = make_data(kind, cfg.eval_vectors, torch.Generator().manual_seed(seed + 10_000))
+    with torch.no_grad():
+        err = (quantizer(test).quantized - test).pow(2).sum(-1)
+    return float(err.mean())
+
+
+def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
+    """Train every method x dataset x bitrate; write ``aq_toy.json`` and ``aq_toy.png``."""
+    from tqdm.auto import tqdm
+
+    cfg = QUICK if quick else FULL
+    out_dir = Path(out_dir)
+    record = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else ""), seeds=[seed])
+    results: dict[str, Any] = {k: {m: [] for m in METHODS} for k in DATASETS}
+    seconds: dict[str, float] = {}
+    jobs = [(k, m, b) for k in DATASETS for b in cfg.bits for m in METHODS]
+    for kind, method, bits in tqdm(jobs, desc=NAME, disable=quick):
+        t0 = time.perf_counter()
+        mse = train_and_evaluate(method, kind, bits, cfg, seed)
+        seconds[f"{kind}/{method}/{bits}"] = round(time.perf_counter() - t0, 2)
+        results[kind][method].append(mse)
+        log.info("%s %s %d bits: mse %.4f", kind, method, bits, mse)
+    payload = record.record(
+        {"bits": list(cfg.bits), "mse": results, "seconds": seconds},
+        config={**asdict(cfg), "dim": DIM, "num_codebooks": NUM_CODEBOOKS, "latent": LATENT,
+                "quick": quick},
+        paper={"bits": PAPER_BITS, "mse": PAPER},
+        data=__doc__.split("Data (")[1].split("The paper's absolute")[0].strip(),
+    )
+    path = write_json(out_dir / RESULT_FILES[0], payload)
+    _plot(payload, out_dir / PLOT_FILE)
+    return path
+
+
+def _plot(payload: dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        log.warning("matplotlib is not installed (pip install vqkit[image]): no plot written")
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = payload["results"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, kind in zip(axes, DATASETS, strict=True):
+        for method, colour in zip(METHODS, ("C0", "C1", "C2"), strict=True):
+            ax.semilogy(res["bits"], res["mse"][kind][method], "o-", color=colour,
+                        label=f"{method} (ours)")
+            ax.semilogy(PAPER_BITS, PAPER[kind][method], "x--", color=colour, alpha=0.5,
+                        label=f"{method} (paper, own units)")
+        ax.set_title(f"{kind} toy data, D=64, M=4")
+        ax.set_xlabel("bits per vector")
+        ax.set_ylabel("MSE (sum over dims)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def report(results_dir: Path) -> str:
+    """Markdown: our MSE beside the paper's, per dataset and bitrate, from ``aq_toy.json``."""
+    path = Path(results_dir) / RESULT_FILES[0]
+    if not path.is_file():
+        return f"## {NAME}\n\nNo results yet: run `vqkit reproduce {NAME}`.\n"
+    payload = read_json(path)
+    res, cfg = payload["results"], payload.get("config", {})
+    lines = [
+        f"## {NAME}: {DESCRIPTION}",
+        "",
+        f"Command: `{payload['command']}` (commit {payload.get('git_commit')}, "
+        f"{payload.get('wall_seconds')} s, {payload['environment'].get('threads')} thread(s)). "
+        f"{cfg.get('steps')} steps of batch {cfg.get('batch')}, lr {cfg.get('lr')}, AVQ beam "
+        f"{cfg.get('beam_width')}, {cfg.get('eval_vectors')} test vectors. Data: "
+        + payload.get("data", "").replace("\n", " "),
+        "",
+        "Paper values are in the paper's (unknown) units; compare orderings and slopes.",
+        "",
+    ]
+    for kind in DATASETS:
+        lines += [f"**{kind}** (MSE = mean squared error summed over the 64 dims)", ""]
+        cols = " | ".join(f"{m} ours | {m} paper" for m in METHODS)
+        head = f"| bits | {cols} | order (ours) |"
+        lines += [head, "|" + "---|" * (2 * len(METHODS) + 2)]
+        for i, bits in enumerate(res["bits"]):
+            cells = []
+            ours = {m: res["mse"][kind][m][i] for m in METHODS}
+            for m in METHODS:
+                paper = PAPER[kind][m][PAPER_BITS.index(bits)] if bits in PAPER_BITS else None
+                cells += [f"{ours[m]:.4g}", "" if paper is None else f"{paper:.4g}"]
+            order = " < ".join(sorted(METHODS, key=ours.get))
+            lines.append(f"| {bits} | " + " | ".join(cells) + f" | {order} |")
+        lines.append("")
+    if (Path(results_dir) / PLOT_FILE).is_file():
+        lines += [f"![{NAME}]({PLOT_FILE})", ""]
+    return "\n".join(lines)
