@@ -18,6 +18,7 @@ from .estimators import (
     RotationTrick,
     StraightThrough,
 )
+from .functional.bitstream import pack_indices, unpack_indices
 from .maintenance import TileUsed, UsageWeighted, replace_dead_codes_
 from .quantizers import ChannelsFirst, Quantizer, SpaceFillingVQ, VectorQuantizer
 from .quantizers.additive import AdditiveVQ
@@ -58,6 +59,8 @@ __all__ = [
     "__version__",
     "fit_space_filling",
     "load",
+    "pack_indices",
     "replace_dead_codes_",
     "save",
+    "unpack_indices",
 ]

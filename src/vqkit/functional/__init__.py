@@ -1,5 +1,6 @@
 """Pure tensor functions of vqkit: search, k-means, estimators, metrics. No state."""
 
+from .bitstream import pack_indices, unpack_indices
 from .estimators import diveq, diveq_detach, noise_substitution, rotate_to, straight_through
 from .kmeans import kmeans, kmeans_plus_plus
 from .metrics import bits_per_vector, dead_codes, mse, perplexity, psnr, usage_fraction
@@ -15,9 +16,11 @@ __all__ = [
     "mse",
     "nearest_neighbor",
     "noise_substitution",
+    "pack_indices",
     "perplexity",
     "psnr",
     "rotate_to",
     "straight_through",
+    "unpack_indices",
     "usage_fraction",
 ]
