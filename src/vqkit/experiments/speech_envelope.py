@@ -56,20 +56,21 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         test_files = [u for u in test_files if u.path.stem in ("hts1a",)] + test_files[-1:]
     train_frames = speech_data.frame_files(train_files).coefficients
     test_frames = speech_data.frame_files(test_files).coefficients
-    cfg = TrainConfig(steps=30 if quick else 500, batch_size=256, lr=1e-3)
-    bits_grid = [8, 16] if quick else [8, 16, 24, 32, 48]
-    seeds = [seed] if quick else [seed, seed + 1]
+    cfg = TrainConfig(steps=30 if quick else 1000, batch_size=256, lr=1e-3)
+    bits_grid = [8, 16] if quick else [8, 16, 24, 32, 48, 64, 96]
+    seeds = [seed] if quick else [seed, seed + 1, seed + 2]
 
     systems = [(k, e, b) for b in bits_grid for k in ("rvq",) for e in ("nsvq", "ste")]
     systems += [("kmeans-rvq", "none", b) for b in bits_grid]
     systems += [("soft-rvq", "soft", b) for b in bits_grid]
     systems += [("scalar", "ste", b) for b in ([16, 32] if quick else [16, 32, 48, 64])]
     if not quick:
-        systems += [(k, e, b) for b in (16, 32) for k in ("pvq", "avq")
+        systems += [(k, e, b) for b in (16, 32, 48) for k in ("pvq", "avq")
                     for e in ("nsvq", "ste")]
+        systems += [("rvq-uniform", e, b) for b in (8, 24, 48) for e in ("nsvq", "ste")]
     rows = study.rate_distortion(systems, train_frames, test_frames, cfg, seed=seed)
     for extra in seeds[1:]:
-        rvq = [(k, e, b) for k, e, b in systems if k == "rvq"]
+        rvq = [(k, e, b) for k, e, b in systems if k in ("rvq", "rvq-uniform")]
         rows += study.rate_distortion(rvq, train_frames, test_frames, cfg, seed=extra)
     trainable = study.rate_distortion(
         [("rvq", e, b) for b in ([8] if quick else [8, 24]) for e in ("nsvq", "ste")],
@@ -115,6 +116,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         "train_config": vars(cfg) if hasattr(cfg, "__dict__") else cfg.__repr__(),
         "stage_bits": study.STAGE_BITS,
         "rate_distortion": rows, "trainable_envelope": trainable, "bitrate_penalty": penalty,
+        "nsvq_vs_ste": _gap(rows),
         "one_db_bits": {f"{k}/{e}": study.one_db_point(rows, k, e)
                         for k, e in (("rvq", "nsvq"), ("rvq", "ste"), ("soft-rvq", "soft"))},
         "mdct_resynthesis": mdct_rows, "world_codec": world_rows, "reference_codecs": references,
@@ -122,6 +124,26 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     path = write_json(out_dir / RESULT_FILES[0], record.record(results))
     _plot(results, out_dir / PLOT)
     return path
+
+
+def _gap(rows: list[dict]) -> list[dict]:
+    """Per kind and rate: mean test LSD and excess bits of NSVQ and STE, and the seed spread."""
+    out = []
+    keys = sorted({(r["kind"], r["bits"]) for r in rows if "lsd_db" in r
+                   and r["estimator"] in ("nsvq", "ste")})
+    for kind, bits in keys:
+        by = {e: [r for r in rows if (r["kind"], r["bits"], r["estimator"]) == (kind, bits, e)
+                  and "lsd_db" in r] for e in ("nsvq", "ste")}
+        if not by["nsvq"] or not by["ste"]:
+            continue
+        entry = {"kind": kind, "bits": bits, "seeds": len(by["nsvq"])}
+        for metric in ("lsd_db", "excess_bits_per_frame"):
+            for e in ("nsvq", "ste"):
+                entry[f"{metric}_{e}"] = sum(r[metric] for r in by[e]) / len(by[e])
+            diffs = [a[metric] - b[metric] for a, b in zip(by["nsvq"], by["ste"], strict=False)]
+            entry[f"{metric}_nsvq_minus_ste_per_seed"] = diffs
+        out.append(entry)
+    return out
 
 
 def _plot(results: dict, path: Path) -> None:

@@ -98,8 +98,11 @@ def rate_distortion(
     """Train and score each ``(kind, estimator, bits)``; unavailable kinds are recorded."""
     rows = []
     for kind, est, bits in systems:
+        # "-uniform": U(-1/K, 1/K) codebooks with dead-code replacement (Pub. III) instead of
+        # k-means initialisation.
+        base, kmeans_init = kind.removesuffix("-uniform"), not kind.endswith("-uniform")
         try:
-            quantizer = build_quantizer(kind, est, bits, seed)
+            quantizer = build_quantizer(base, est, bits, seed)
         except AttributeError as err:  # quantizer class not in this vqkit yet
             rows.append({"kind": kind, "estimator": est, "bits": bits, "error": str(err)})
             continue
@@ -107,7 +110,7 @@ def rate_distortion(
         model = EnvelopeModel(quantizer)
         model.envelope.requires_grad_(trainable_envelope)
         steps = 0 if kind == "kmeans-rvq" else config.steps
-        cfg = TrainConfig(steps, config.batch_size, config.lr, config.replace_every, True)
+        cfg = TrainConfig(steps, config.batch_size, config.lr, config.replace_every, kmeans_init)
         log = train(model, train_frames, cfg, generator=torch.Generator().manual_seed(seed))
         row = {"kind": kind, "estimator": est, "bits": bits, "seed": seed,
                "trainable_envelope": trainable_envelope, **score(model, test_frames),
