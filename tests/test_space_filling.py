@@ -160,3 +160,19 @@ def test_fit_space_filling_orders_the_curve_and_beats_its_vertices():
     mse_vertices = ((c[torch.cdist(x, c).argmin(1)] - x) ** 2).mean()
     assert mse_curve < 0.95 * mse_vertices  # the segments, not only the corners, carry data
     assert mse_curve < 0.6  # k-means with 16 centres reaches 0.495 here
+
+
+def test_on_stage_end_gives_the_curve_of_every_bitrate():
+    x = torch.randn(512, 4, generator=torch.Generator().manual_seed(0))
+    seen = {}
+
+    def keep(bits, q):
+        assert not q.training
+        seen[bits] = q.codewords.detach().clone()
+
+    fit_space_filling(x, 4, epochs_per_stage=1, lr=1e-2, progress=False,
+                      generator=torch.Generator().manual_seed(1), on_stage_end=keep)
+    assert {b: c.shape[0] for b, c in seen.items()} == {2: 4, 3: 8, 4: 16}
+    direct = fit_space_filling(x, 3, epochs_per_stage=1, lr=1e-2, progress=False,
+                               generator=torch.Generator().manual_seed(1))
+    assert torch.equal(direct.codewords.detach(), seen[3])

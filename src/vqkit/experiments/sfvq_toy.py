@@ -30,7 +30,7 @@ PLOT = "sfvq_toy_distances.png"
 #: The paper's setting (SFVQ-REPO train.py: 2^18 x 128 N(0,1), batch 64, Adam 1e-3, 5 epochs
 #: per stage) and the seconds-long version the tests run.
 FULL = {"n": 2**18, "dim": 128, "bits": 5, "epochs_per_stage": 5, "batch_size": 64, "lr": 1e-3}
-QUICK = {"n": 2**13, "dim": 32, "bits": 4, "epochs_per_stage": 3, "batch_size": 64, "lr": 1e-2}
+QUICK = {"n": 2**12, "dim": 32, "bits": 4, "epochs_per_stage": 4, "batch_size": 64, "lr": 1e-2}
 
 
 def _mse(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -47,6 +48,7 @@ def fit_space_filling(
     projection: Projection | None = None,
     generator: torch.Generator | None = None,
     progress: bool = True,
+    on_stage_end: Callable[[int, SpaceFillingVQ], None] | None = None,
 ) -> SpaceFillingVQ:
     """Train a ``2**bits``-point SFVQ on ``data`` by the paper's schedule (SFVQ-REPO
     ``train.py``; METHODS.md §5.4).
@@ -66,6 +68,9 @@ def fit_space_filling(
         projection: the returned quantizer's inference projection (default the paper's rule).
         generator: source of the dither.
         progress: show a tqdm bar.
+        on_stage_end: called as ``on_stage_end(stage_bits, quantizer)`` after each stage, with
+            the quantizer in eval mode: the curve of every bitrate up to ``bits`` from one run
+            (the schedule to b bits is the first b - 1 stages of the schedule to ``bits``).
 
     Returns:
         The trained :class:`~vqkit.SpaceFillingVQ`, in eval mode, on ``data``'s device.
@@ -106,5 +111,8 @@ def fit_space_filling(
             sched.step()
             bar.set_postfix(K=sf.codebook_size, loss=f"{running / n_batches:.4g}")
         log.info("SFVQ stage %d bits: mean training loss %.6g", stage_bits, running / n_batches)
+        if on_stage_end is not None:
+            on_stage_end(stage_bits, sf.eval())
+            sf.train()
     bar.close()
     return sf.eval()
