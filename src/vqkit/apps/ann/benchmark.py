@@ -1,0 +1,164 @@
+"""The ANN table: vqkit PQ / RVQ / AVQ (NSVQ and k-means only) against FAISS's own quantizers.
+
+Every method is trained on the same training rows, encodes the same database and answers the
+same queries through a FAISS index (ours exported by :func:`.faiss_bridge.to_faiss`), in one
+process with one thread count. Per method and bit rate it records Recall@T for T = 1 ..
+``recall_max``, the database MSE, the training time and the database encoding time.
+
+FAISS methods (PEERS.md §5): ``ProductQuantizer`` (k-means per sub-space),
+``ResidualQuantizer`` with ``max_beam_size`` 1 / 5 / 32 (used in training and encoding), and
+``LocalSearchQuantizer`` (LSQ++) with its defaults; additive indexes store float norms.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ...quantizers.encoders import BeamSearch
+from .config import BenchmarkConfig, Schedule
+from .datasets import AnnData, pad_to
+from .evaluate import exact_nearest, recall_curve, squared_error, timed
+from .faiss_bridge import add_encoded, require_faiss, search, to_faiss
+from .train import build, train_nsvq_
+
+logger = logging.getLogger(__name__)
+
+
+def _entry(method: str, family: str, bits: int, found: Tensor, truth: Tensor, mse: float,
+           times: dict[str, float], **extra: Any) -> dict[str, Any]:
+    curve = recall_curve(found, truth)
+    return {
+        "method": method,
+        "family": family,
+        "bits": bits,
+        "recall_at_1": curve[0],
+        "recall_at_10": curve[min(10, len(curve)) - 1],
+        "recall_at_100": curve[min(100, len(curve)) - 1],
+        "mse": mse,
+        "train_seconds": round(times.get("train", 0.0), 3),
+        "encode_seconds": round(times.get("encode", 0.0), 3),
+        "recall": [round(r, 5) for r in curve],
+        **extra,
+    }
+
+
+def _np(x: Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.numpy().astype(np.float32))
+
+
+def _pq_dim(dim: int, num_codebooks: tuple[int, ...]) -> int:
+    step = math.lcm(*num_codebooks)
+    return -(-dim // step) * step
+
+
+def faiss_entries(data: AnnData, truth: Tensor, num: int, config: BenchmarkConfig
+                  ) -> list[dict[str, Any]]:
+    """FAISS PQ, RQ (each beam of ``config.rq_beams``) and LSQ with M = ``num`` codebooks."""
+    faiss = require_faiss()
+    nbits = int(math.log2(config.codebook_size))
+    bits, k = num * nbits, config.recall_max
+    pq_dim = _pq_dim(data.dim, config.num_codebooks)
+    out = []
+    norm = faiss.AdditiveQuantizer.ST_norm_float
+    specs: list[tuple[str, Any, int]] = [("FAISS PQ", faiss.IndexPQ(pq_dim, num, nbits), pq_dim)]
+    for beam in config.rq_beams:
+        index = faiss.IndexResidualQuantizer(data.dim, num, nbits, faiss.METRIC_L2, norm)
+        index.rq.max_beam_size = beam
+        specs.append((f"FAISS RQ (beam {beam})", index, data.dim))
+    specs.append(("FAISS LSQ (defaults)",
+                  faiss.IndexLocalSearchQuantizer(data.dim, num, nbits, faiss.METRIC_L2, norm),
+                  data.dim))
+    for name, index, dim in specs:
+        train, db, qu = (pad_to(t, dim) for t in (data.train, data.database, data.queries))
+        times: dict[str, float] = {}
+        logger.info("%s, %d bits: training", name, bits)
+        with timed(times, "train"):
+            index.train(_np(train))
+        with timed(times, "encode"):
+            index.add(_np(db))
+        _, found = search(index, qu, k)
+        decoded = torch.from_numpy(index.reconstruct_n(0, index.ntotal))
+        out.append(_entry(name, "faiss", bits, found, truth, squared_error(db, decoded), times))
+        logger.info("%s, %d bits: R@10 %.3f", name, bits, out[-1]["recall_at_10"])
+    return out
+
+
+def vqkit_entries(data: AnnData, truth: Tensor, num: int, config: BenchmarkConfig, *,
+                  seed: int, progress: bool = True) -> list[dict[str, Any]]:
+    """vqkit PQ / RVQ / AVQ with M = ``num``: k-means only, then the same after NSVQ."""
+    nbits = int(math.log2(config.codebook_size))
+    bits, k = num * nbits, config.recall_max
+    out = []
+    for kind in ("pq", "rvq", "avq"):
+        dim = _pq_dim(data.dim, config.num_codebooks) if kind == "pq" else data.dim
+        train, db, qu = (pad_to(t, dim) for t in (data.train, data.database, data.queries))
+        gen = torch.Generator().manual_seed(seed)
+        q = build(kind, dim, config.codebook_size, num, width=config.avq_train_width,
+                  generator=gen)
+        label = {"pq": "PQ", "rvq": "RVQ", "avq": f"AVQ (beam {config.avq_width})"}[kind]
+        init_times: dict[str, float] = {}
+        with timed(init_times, "train"):
+            train_nsvq_(q, train, Schedule(steps=0), generator=gen, progress=progress)
+        variants = [("k-means init only", copy.deepcopy(q), dict(init_times), [])]
+        nsvq_times = dict(init_times)
+        with timed(nsvq_times, "train"):
+            history = train_nsvq_(q, train, config.schedule, generator=gen, init=False,
+                                  progress=progress)
+        variants.append(("NSVQ", q, nsvq_times, history))
+        for how, model, times, hist in variants:
+            if kind == "avq":
+                model.encoder = BeamSearch(config.avq_width)
+            logger.info("vqkit %s (%s), %d bits: encoding", label, how, bits)
+            with timed(times, "encode"):
+                indices = model.encode(db)
+            index = to_faiss(model)
+            add_encoded(index, indices)
+            _, found = search(index, qu, k)
+            with torch.no_grad():
+                mse = squared_error(db, model.decode(indices))
+            out.append(_entry(f"vqkit {label} ({how})", "vqkit", bits, found, truth, mse, times,
+                              training="nsvq" if how == "NSVQ" else "kmeans",
+                              loss_history=[round(v, 6) for v in hist]))
+            logger.info("%s, %d bits: R@10 %.3f", out[-1]["method"], bits,
+                        out[-1]["recall_at_10"])
+    return out
+
+
+def run_benchmark(data: AnnData, config: BenchmarkConfig, *, seed: int = 0,
+                  progress: bool = True) -> dict[str, Any]:
+    """Every method at every bit rate of ``config`` on ``data``; returns the results dict.
+
+    Example:
+        >>> from vqkit.apps.ann.config import Split
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(700, 8, generator=g)
+        >>> data = AnnData("toy", x[:400], x[400:680], x[680:])
+        >>> cfg = BenchmarkConfig(Split(400, 280, 20), Schedule(steps=10, batch_size=64),
+        ...                       codebook_size=16, num_codebooks=(2,), avq_width=2,
+        ...                       rq_beams=(1,), recall_max=10)
+        >>> res = run_benchmark(data, cfg, progress=False)  # doctest: +SKIP
+        >>> len(res["entries"])  # doctest: +SKIP  # FAISS PQ, RQ, LSQ + vqkit 3 kinds x 2 trainings
+        9
+    """
+    truth = exact_nearest(data.queries, data.database)
+    entries = []
+    for num in config.num_codebooks:
+        entries += faiss_entries(data, truth, num, config)
+        entries += vqkit_entries(data, truth, num, config, seed=seed, progress=progress)
+    return {
+        "dataset": data.name,
+        "dim": data.dim,
+        "sizes": {"train": len(data.train), "database": len(data.database),
+                  "queries": len(data.queries)},
+        "config": config.to_dict(),
+        "threads": {"torch": torch.get_num_threads(),
+                    "faiss": require_faiss().omp_get_max_threads()},
+        "entries": entries,
+    }

@@ -1,0 +1,73 @@
+"""Sizes and schedules of an ANN benchmark run (plain dataclasses, stored in the results JSON)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Split:
+    """How many vectors go to training, the database and the queries (disjoint rows)."""
+
+    n_train: int
+    n_database: int
+    n_queries: int
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_database", "n_queries"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """NSVQ training after k-means initialisation (Adam, cosine-decayed learning rate).
+
+    Args:
+        steps: optimizer steps (0 = k-means initialisation only).
+        batch_size: vectors per step, drawn from the training split.
+        lr: Adam's initial learning rate.
+        replace_every: dead-code replacement period in steps (METHODS.md §4.5); 0 = never.
+        threshold: a codeword used in fewer than this fraction of batches is dead.
+    """
+
+    steps: int = 300
+    batch_size: int = 1024
+    lr: float = 1e-3
+    replace_every: int = 100
+    threshold: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1 or not self.lr > 0 or self.replace_every < 0:
+            raise ValueError(f"invalid schedule {self!r}: steps >= 0, batch_size >= 1, lr > 0, "
+                             "replace_every >= 0 required")
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """One benchmark run: every method at every bit rate on one data set.
+
+    Args:
+        split: training / database / query sizes.
+        schedule: the NSVQ schedule of the vqkit quantizers.
+        codebook_size: K of every codebook (2**nbits; 256 = one byte per codebook).
+        num_codebooks: M for each bit rate; bits = M log2 K.
+        avq_width: beam width of AdditiveVQ's database encoding.
+        avq_train_width: beam width of AdditiveVQ's encoding during NSVQ training.
+        rq_beams: FAISS ResidualQuantizer beam sizes to compare.
+        recall_max: largest T of Recall@T.
+    """
+
+    split: Split
+    schedule: Schedule = field(default_factory=Schedule)
+    codebook_size: int = 256
+    num_codebooks: tuple[int, ...] = (4, 8)
+    avq_width: int = 8
+    avq_train_width: int = 1
+    rq_beams: tuple[int, ...] = (1, 5, 32)
+    recall_max: int = 100
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,41 @@
+"""Shared body of the ``ann-glove`` and ``ann-fashion`` reproductions."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from ...training.provenance import Run, read_json
+from .benchmark import run_benchmark
+from .config import BenchmarkConfig
+from .datasets import load_split
+from .faiss_bridge import require_faiss
+from .report import markdown, write_results
+
+logger = logging.getLogger(__name__)
+
+#: One thread for torch and FAISS alike (the machine is small and shared; same for all rows).
+THREADS = 1
+
+
+def run_experiment(name: str, dataset: str, config: BenchmarkConfig, out_dir: Path, *,
+                   seed: int, result_file: str, plot_file: str) -> Path:
+    """Load ``dataset``, run the benchmark with ``config`` and write JSON + plot to ``out_dir``."""
+    faiss = require_faiss()
+    torch.set_num_threads(THREADS)
+    faiss.omp_set_num_threads(THREADS)
+    run = Run(command=f"vqkit reproduce {name}", seeds=[seed])
+    data = load_split(dataset, config.split, generator=torch.Generator().manual_seed(seed))
+    payload = run_benchmark(data, config, seed=seed)
+    return write_results(Path(out_dir), result_file, payload, run, plot_file)
+
+
+def report_experiment(results_dir: Path, result_file: str, plot_file: str, title: str) -> str:
+    """The Markdown section for one results file (and its plot, when present)."""
+    path = Path(results_dir) / result_file
+    text = markdown(read_json(path), title, f"results/{result_file}")
+    if (Path(results_dir) / plot_file).is_file():
+        text += f"\n![Recall@T curves](../results/{plot_file})\n"
+    return text

@@ -1,0 +1,142 @@
+"""Results of the ANN benchmark: the JSON, the recall-curve plot and the Markdown report.
+
+The report puts our table beside the thesis's SIFT1M Recall@T (METHODS.md §4.7, Pub. III
+Fig. 5 and Fig. 6a), labelled as the paper's numbers on other data.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ...training.provenance import Run, write_json
+
+logger = logging.getLogger(__name__)
+
+#: SIFT1M Recall@T of the thesis (METHODS.md §4.7, Fig. 5): AVQ/RVQ/PVQ trained with NSVQ and
+#: the literature baselines (AQ, PQ) as digitised from published figures. Code length not stated.
+PAPER_SIFT1M = {
+    "T": [1, 2, 4, 8, 16, 32, 64, 128],
+    "AVQ (NSVQ)": [0.292, 0.416, 0.549, 0.679, 0.795, 0.886, 0.947, 0.979],
+    "RVQ (NSVQ)": [0.273, 0.393, 0.521, 0.650, 0.769, 0.866, 0.932, 0.972],
+    "PVQ (NSVQ)": [0.226, 0.327, 0.441, 0.562, 0.687, 0.797, 0.882, 0.941],
+    "AQ baseline": [0.313, 0.443, 0.605, 0.745, 0.858, 0.941, 0.979, 0.996],
+    "PQ baseline": [0.234, 0.329, 0.454, 0.588, 0.726, 0.839, 0.909, 0.959],
+}
+#: Fig. 6a: RVQ (NSVQ) against the RVQ baseline at T = 1, 10, 100.
+PAPER_SIFT1M_RVQ = {"T": [1, 10, 100], "RVQ (NSVQ)": [0.271, 0.689, 0.960],
+                    "RVQ baseline": [0.263, 0.662, 0.956]}
+
+
+def write_results(out_dir: Path, filename: str, payload: dict[str, Any], run: Run,
+                  plot_name: str | None = None) -> Path:
+    """Write the JSON with provenance (atomically) and, if matplotlib is there, the plot."""
+    path = write_json(Path(out_dir) / filename, run.record(payload))
+    if plot_name is not None:
+        try:
+            plot_recall(payload, Path(out_dir) / plot_name)
+        except ImportError as err:  # the plot is optional; the JSON is the result
+            logger.warning("no recall plot: %s", err)
+    return path
+
+
+def plot_recall(payload: dict[str, Any], path: Path) -> Path:
+    """Recall@T curves, one panel per bit rate (FAISS dashed, vqkit solid); PNG, atomic."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ImportError("plots need matplotlib: install it with `pip install matplotlib`") \
+            from err
+    entries = payload["entries"]
+    bits = sorted({e["bits"] for e in entries})
+    fig, axes = plt.subplots(1, len(bits), figsize=(6 * len(bits), 4.5), squeeze=False)
+    for ax, b in zip(axes[0], bits, strict=True):
+        for e in (e for e in entries if e["bits"] == b):
+            ts = range(1, len(e["recall"]) + 1)
+            style = "--" if e["family"] == "faiss" else ("-" if e.get("training") == "nsvq"
+                                                         else ":")
+            ax.plot(ts, e["recall"], style, label=e["method"])
+        ax.set_xscale("log")
+        ax.set_xlabel("T")
+        ax.set_ylabel("Recall@T")
+        ax.set_title(f"{payload['dataset']}, {b} bits")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def _row(e: dict[str, Any]) -> str:
+    return (f"| {e['method']} | {e['bits']} | {e['recall_at_1']:.3f} | {e['recall_at_10']:.3f} | "
+            f"{e['recall_at_100']:.3f} | {e['mse']:.4g} | {e['train_seconds']:.1f} | "
+            f"{e['encode_seconds']:.1f} |")
+
+
+def goal_line(entries: list[dict[str, Any]], bits: int) -> str:
+    """Whether vqkit's AVQ + NSVQ reaches the best FAISS Recall@10 at ``bits``."""
+    ours = [e for e in entries if e["bits"] == bits and e["method"].startswith("vqkit AVQ")
+            and e.get("training") == "nsvq"]
+    theirs = [e for e in entries if e["bits"] == bits and e["family"] == "faiss"]
+    if not ours or not theirs:
+        return f"No {bits}-bit AVQ/FAISS pair in this file."
+    a = ours[0]
+    best = max(theirs, key=lambda e: e["recall_at_10"])
+    gap = a["recall_at_10"] - best["recall_at_10"]
+    verdict = "reaches" if gap >= 0 else "falls short of"
+    return (f"At {bits} bits, {a['method']} has Recall@10 {a['recall_at_10']:.3f}; the best FAISS "
+            f"quantizer, {best['method']}, has {best['recall_at_10']:.3f}: vqkit {verdict} it "
+            f"({gap:+.3f}).")
+
+
+def markdown(record: dict[str, Any], title: str, source: str) -> str:
+    """The report section for one results file (``record`` as written by :func:`write_results`)."""
+    res = record["results"]
+    sizes, cfg = res["sizes"], res["config"]
+    sch = cfg["schedule"]
+    lines = [
+        f"## {title}",
+        "",
+        f"Source: `{source}` (command `{record['command']}`, commit `{record['git_commit']}`, "
+        f"torch threads {res['threads']['torch']}, FAISS threads {res['threads']['faiss']}, "
+        f"{record['environment']['cpu']}, wall {record['wall_seconds']:.0f} s). Timings were "
+        "measured on a shared, loaded 2-core machine: compare rows, not absolute values.",
+        "",
+        f"Data: {res['dataset']} ({res['dim']}-d), {sizes['train']} training vectors, "
+        f"{sizes['database']} database vectors, {sizes['queries']} queries, all disjoint. "
+        f"K = {cfg['codebook_size']} per codebook; M = {cfg['num_codebooks']}. NSVQ: k-means "
+        f"initialisation, then {sch['steps']} Adam steps (batch {sch['batch_size']}, lr "
+        f"{sch['lr']}, cosine decay, dead-code replacement every {sch['replace_every']}). "
+        f"AVQ trains with beam {cfg['avq_train_width']} and encodes with beam {cfg['avq_width']}. "
+        "Recall@T: the true nearest neighbour among the top T of asymmetric-distance search, "
+        "run inside FAISS for every row (ours exported). MSE: mean ||x - x_hat||^2 over the "
+        "database. Encode: the database, one thread.",
+        "",
+        "| method | bits | R@1 | R@10 | R@100 | MSE | train (s) | encode (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    entries = res["entries"]
+    for b in sorted({e["bits"] for e in entries}):
+        lines += [_row(e) for e in entries if e["bits"] == b]
+    lines += [""] + [goal_line(entries, b) for b in sorted({e["bits"] for e in entries})]
+    lines += [
+        "",
+        "**The paper's numbers (SIFT1M, 128-d, 1M database; other data, code length not "
+        "stated; METHODS.md §4.7 Fig. 5):**",
+        "",
+        "| T | " + " | ".join(k for k in PAPER_SIFT1M if k != "T") + " |",
+        "|---|" + "---|" * (len(PAPER_SIFT1M) - 1),
+    ]
+    for i, t in enumerate(PAPER_SIFT1M["T"]):
+        lines.append(f"| {t} | " + " | ".join(f"{v[i]:.3f}" for k, v in PAPER_SIFT1M.items()
+                                              if k != "T") + " |")
+    lines += ["", "Paper, Fig. 6a (SIFT1M): RVQ (NSVQ) R@1/10/100 = 0.271 / 0.689 / 0.960; "
+              "RVQ baseline 0.263 / 0.662 / 0.956.", ""]
+    return "\n".join(lines)

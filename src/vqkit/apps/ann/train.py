@@ -1,0 +1,126 @@
+"""Training of the ANN quantizers: k-means initialisation, then NSVQ (METHODS.md §4.1, §4.5).
+
+NSVQ on the quantizer alone: the output is ``x + ||x - x_hat|| v/||v||`` and the loss is
+``||output - x||^2 = ||x - x_hat||^2``, so Adam moves every selected codeword of every codebook
+jointly along the gradient of the reconstruction error (the thesis's "one substitution on the
+composite vector"). The ablation stops after the k-means initialisation (``steps = 0``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ...estimators import NoiseSubstitution
+from ...quantizers.additive import AdditiveVQ
+from ...quantizers.composite import MultiCodebookQuantizer
+from ...quantizers.encoders import BeamSearch, Greedy
+from ...quantizers.product import ProductVQ
+from ...quantizers.residual import ResidualVQ
+from .config import Schedule
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("pq", "rvq", "avq")
+
+
+def build(
+    kind: str,
+    dim: int,
+    codebook_size: int,
+    num_codebooks: int,
+    *,
+    width: int = 1,
+    generator: torch.Generator | None = None,
+) -> MultiCodebookQuantizer:
+    """A ProductVQ (``"pq"``), greedy ResidualVQ (``"rvq"``) or AdditiveVQ (``"avq"``) with NSVQ.
+
+    Args:
+        kind: one of :data:`KINDS`.
+        dim, codebook_size, num_codebooks: D, K, M.
+        width: AdditiveVQ's beam width (1 = greedy with free codebook order).
+        generator: the NSVQ noise source.
+
+    Example:
+        >>> build("avq", 8, 16, 2, width=4).encoder
+        BeamSearch(width=4)
+    """
+    est = NoiseSubstitution(generator=generator)
+    if kind == "pq":
+        return ProductVQ(dim, codebook_size, num_codebooks, estimator=est)
+    if kind == "rvq":
+        return ResidualVQ(dim, codebook_size, num_codebooks, estimator=est, encoder=Greedy())
+    if kind == "avq":
+        return AdditiveVQ(dim, codebook_size, num_codebooks, estimator=est,
+                          encoder=BeamSearch(width))
+    raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
+def train_nsvq_(
+    quantizer: MultiCodebookQuantizer,
+    data: Tensor,
+    schedule: Schedule,
+    *,
+    generator: torch.Generator,
+    init: bool = True,
+    progress: bool = True,
+) -> list[float]:
+    """k-means-initialise ``quantizer`` on ``data``, then train it by NSVQ for ``schedule.steps``.
+
+    Args:
+        quantizer: a multi-codebook quantizer whose estimator is NSVQ.
+        data: ``(N, D)`` training vectors.
+        schedule: steps, batch size, learning rate, dead-code replacement.
+        generator: draws the k-means seeds, the batches and the replacements.
+        init: run the k-means initialisation first (False: continue from the codebooks as
+            they are).
+        progress: show a tqdm bar.
+
+    Returns:
+        The training loss (mean ``||x - x_hat||^2`` of the batch) every 10 steps.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> q = build("rvq", 4, 8, 2, generator=g)
+        >>> x = torch.randn(256, 4, generator=g)
+        >>> losses = train_nsvq_(q, x, Schedule(steps=20, batch_size=64), generator=g,
+        ...                      progress=False)
+        >>> len(losses)
+        2
+    """
+    if data.dim() != 2 or data.shape[1] != quantizer.dim:
+        raise ValueError(f"data must be (N, {quantizer.dim}), got {tuple(data.shape)}")
+    if init:
+        quantizer.init_codebook_(data, generator=generator)
+    history: list[float] = []
+    if schedule.steps == 0:
+        quantizer.eval()
+        return history
+    quantizer.train()
+    opt = torch.optim.Adam(quantizer.parameters(), lr=schedule.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, schedule.steps)
+    last_replacement = schedule.steps - 2 * schedule.replace_every
+    bar = tqdm(range(schedule.steps), desc=type(quantizer).__name__, disable=not progress,
+               leave=False)
+    for step in bar:
+        rows = torch.randint(0, data.shape[0], (schedule.batch_size,), generator=generator)
+        x = data[rows]
+        out = quantizer(x)
+        loss = (out.quantized - x).pow(2).sum(dim=-1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 10 == 9:
+            history.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{history[-1]:.4g}")
+        done = step + 1
+        if schedule.replace_every and done % schedule.replace_every == 0 \
+                and done <= last_replacement:
+            replaced = quantizer.replace_dead_codes_(schedule.threshold, generator=generator)
+            logger.info("step %d: replaced %d dead codewords", done, replaced)
+    quantizer.eval()
+    return history

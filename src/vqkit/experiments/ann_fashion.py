@@ -1,0 +1,43 @@
+"""ANN search on Fashion-MNIST 784-d: NSVQ-trained PQ / RVQ / AVQ against FAISS PQ, RQ, LSQ.
+
+METHODS.md §4.7 (the thesis's SIFT1M Recall@T experiment) on other data: Fashion-MNIST pixels
+scaled to [0, 1], L2 (reference/DATA.md C2). The sizes are cut hard to fit a small shared CPU
+(784-d makes every method about 16 times costlier than GloVe): 5,000 training and 5,000
+database vectors (disjoint rows of the 60,000 training images) and 500 queries (test images).
+32 and 64 bits (4 and 8 codebooks of 256 entries); AVQ encodes with beam 4.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..apps.ann.config import BenchmarkConfig, Schedule, Split
+from ..apps.ann.experiment import report_experiment, run_experiment
+
+NAME = "ann-fashion"
+DESCRIPTION = "ANN on Fashion-MNIST-784 (L2): vqkit PQ/RVQ/AVQ + NSVQ, exported to FAISS, vs FAISS"
+EXPECTED_MINUTES = 30.0
+RESULT_FILES = ("ann_fashion.json",)
+PLOT_FILE = "ann_fashion_recall.png"
+
+CONFIG = BenchmarkConfig(
+    Split(n_train=5_000, n_database=5_000, n_queries=500),
+    Schedule(steps=150, batch_size=256, lr=1e-3, replace_every=50),
+    avq_width=4,
+)
+QUICK = BenchmarkConfig(
+    Split(n_train=600, n_database=1_000, n_queries=50),
+    Schedule(steps=10, batch_size=128, replace_every=0),
+    codebook_size=16, num_codebooks=(2, 4), avq_width=2, rq_beams=(1, 5), recall_max=100,
+)
+
+
+def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
+    """Run the benchmark (``quick``: a seconds-long smoke version) and write the JSON + plot."""
+    return run_experiment(NAME, "fashion", QUICK if quick else CONFIG, out_dir, seed=seed,
+                          result_file=RESULT_FILES[0], plot_file=PLOT_FILE)
+
+
+def report(results_dir: Path) -> str:
+    return report_experiment(results_dir, RESULT_FILES[0], PLOT_FILE,
+                             f"ANN search on Fashion-MNIST-784 (`vqkit reproduce {NAME}`)")
