@@ -62,16 +62,18 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
 
     systems = [(k, e, b) for b in bits_grid for k in ("rvq",) for e in ("nsvq", "ste")]
     systems += [("kmeans-rvq", "none", b) for b in bits_grid]
-    systems += [("soft-rvq", "soft", b) for b in bits_grid]
+    systems += [("soft-rvq", "soft", b) for b in bits_grid if b <= 48]
     systems += [("scalar", "ste", b) for b in ([16, 32] if quick else [16, 32, 48, 64])]
     if not quick:
         systems += [(k, e, b) for b in (16, 32, 48) for k in ("pvq", "avq")
                     for e in ("nsvq", "ste")]
         systems += [("rvq-uniform", e, b) for b in (8, 24, 48) for e in ("nsvq", "ste")]
     rows = study.rate_distortion(systems, train_frames, test_frames, cfg, seed=seed)
+    write_json(out_dir / "speech_envelope.partial.json", rows)
     for extra in seeds[1:]:
-        rvq = [(k, e, b) for k, e, b in systems if k in ("rvq", "rvq-uniform")]
+        rvq = [(k, e, b) for k, e, b in systems if k in ("rvq", "rvq-uniform") and b <= 48]
         rows += study.rate_distortion(rvq, train_frames, test_frames, cfg, seed=extra)
+    write_json(out_dir / "speech_envelope.partial.json", rows)
     trainable = study.rate_distortion(
         [("rvq", e, b) for b in ([8] if quick else [8, 24]) for e in ("nsvq", "ste")],
         train_frames, test_frames, cfg, seed=seed, trainable_envelope=True)
@@ -122,6 +124,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         "mdct_resynthesis": mdct_rows, "world_codec": world_rows, "reference_codecs": references,
     }
     path = write_json(out_dir / RESULT_FILES[0], record.record(results))
+    (out_dir / "speech_envelope.partial.json").unlink(missing_ok=True)
     _plot(results, out_dir / PLOT)
     return path
 
