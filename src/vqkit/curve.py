@@ -34,6 +34,11 @@ def interpolate(corners: Tensor, positions: Tensor) -> Tensor:
 
     Shape:
         corners: ``(K, D)``; positions: ``(N,)``; returns ``(N, D)``.
+
+    Example:
+        >>> c = torch.tensor([[0.0, 0.0], [2.0, 0.0], [2.0, 4.0]])
+        >>> interpolate(c, torch.tensor([0.5, 1.25, 2.0])).tolist()
+        [[1.0, 0.0], [2.0, 1.0], [2.0, 4.0]]
     """
     k = corners.shape[0]
     pos = positions.to(torch.float64)
@@ -62,6 +67,12 @@ def project_two_segment(x: Tensor, corners: Tensor) -> tuple[Tensor, Tensor]:
     Shape:
         x: ``(N, D)``; corners: ``(K, D)``, K >= 2; returns ``(segment (N,) int64,
         lambda (N,) fp32)``.
+
+    Example:
+        >>> c = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
+        >>> seg, lam = project_two_segment(torch.tensor([[1.5, 0.25]]), c)
+        >>> seg.tolist(), lam.tolist()
+        ([1], [0.25])
     """
     k = corners.shape[0]
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
@@ -92,6 +103,12 @@ def project_exact(
     Shape:
         x: ``(N, D)``; corners: ``(K, D)``, K >= 2; returns ``(segment (N,) int64,
         lambda (N,) fp32)``.
+
+    Example:
+        >>> c = torch.tensor([[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0], [0.0, 1.0]])
+        >>> seg, lam = project_exact(torch.tensor([[0.5, 2.0]]), c)   # on the last segment
+        >>> seg.tolist(), round(lam.item(), 4)
+        ([3], 0.6667)
     """
     n, k = x.shape[0], corners.shape[0]
     out_seg = torch.empty(n, dtype=torch.long, device=x.device)
