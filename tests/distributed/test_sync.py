@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 import torch
-import torch.distributed as dist
 
 from vqkit import EMA, NoiseSubstitution, StraightThrough, VectorQuantizer, distributed
 from vqkit.training import ddp
@@ -133,7 +132,7 @@ def test_wrap_broadcasts_initial_buffers_but_keeps_usage_per_rank(workers):
 
 
 def _built_before_group(rank: int, world: int, port: int) -> dict:
-    dist.destroy_process_group()  # start this task with no process group at all
+    ddp.cleanup()  # barrier, then destroy: this task starts with no process group at all
     assert not distributed.is_distributed()
     os.environ["MASTER_PORT"] = str(port)
     torch.manual_seed(rank)  # different random codebooks per rank, and no group yet

@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -277,11 +278,22 @@ def barrier() -> None:
         dist.barrier()
 
 
-def cleanup() -> None:
+def cleanup(*, wait: bool | None = None) -> None:
     """Destroy the default process group if one exists (safe to call in any process).
+
+    Args:
+        wait: first wait for every rank (a barrier), so no rank tears the group down while
+            another still uses it. Default: wait unless an exception is propagating (called
+            from a ``finally`` block after a failure on this rank, a barrier could only pair
+            with another rank's unrelated collective).
 
     Example:
         >>> cleanup()
     """
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait is None:
+        wait = sys.exc_info()[0] is None
+    if wait and dist.get_world_size() > 1:
+        dist.barrier()
+    dist.destroy_process_group()
