@@ -80,6 +80,7 @@ def training_curves(
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
     return _save(fig, path)
 
 

@@ -17,9 +17,10 @@ HELP = "rebuild docs/results.md and its plots from results/*.json"
 DESCRIPTION = """\
 Rebuild docs/results.md from the JSON files in results/: one section per registered
 reproduction (its module's report(results_dir)), a section for the benchmark files
-(results/bench_*.json) and one for `vqkit fit` runs (results/fit_*.json), whose training-curve
-plots are drawn if missing. Every number in the document is read from a file in results/; the
-output is deterministic (no dates), so rebuilding from the same files gives the same bytes.
+(results/bench_*.json), one for `vqkit fit` runs (results/fit_*.json), whose training-curve
+plots are drawn if missing, and a table of every other JSON file no reproduction claims.
+Every number in the document is read from a file in results/; the output is deterministic
+(no dates), so rebuilding from the same files gives the same bytes.
 `--check` only compares and exits 1 when the document is out of date.
 
 examples:
@@ -62,12 +63,20 @@ def _fmt(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
+#: Rows shown of a generic table (the rest is counted, and stays in the JSON).
+MAX_ROWS = 40
+
+
 def _table(rows: list[dict[str, Any]]) -> list[str]:
+    extra = len(rows) - MAX_ROWS
+    rows = rows[:MAX_ROWS]
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(_fmt(r.get(k, "")) for k in keys) + " |" for r in rows]
+    if extra > 0:
+        lines += ["", f"({extra} more rows in the JSON file.)"]
     return lines
 
 
@@ -91,19 +100,27 @@ def _provenance(name: str, data: dict[str, Any]) -> str:
 def _generic(name: str, data: dict[str, Any]) -> list[str]:
     """A table of any results JSON: rows of a list, or the flattened scalars of a dict."""
     results = data.get("results", data)
-    lines = [f"### `{name}`", "", _provenance(name, data), ""]
-    if isinstance(results, list) and results and all(isinstance(r, dict) for r in results):
-        lines += _table([_flatten(r) for r in results])
-    elif isinstance(results, dict):
-        nested = {k: v for k, v in results.items() if isinstance(v, dict)}
-        if nested and len(nested) == len(results):
-            lines += _table([{"case": k, **_flatten(v)} for k, v in nested.items()])
-        else:
-            flat = _flatten(results)
-            lines += _table([{"quantity": k, "value": v} for k, v in flat.items()])
-    else:
-        lines.append(f"`{_fmt(results)}`")
-    return lines + [""]
+    return [f"### `{name}`", "", _provenance(name, data), "", *_render(results), ""]
+
+
+def _rows(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(r, dict) for r in value)
+
+
+def _render(results: Any) -> list[str]:
+    """Tables of a results value: a list of records, records by case, or scalars + lists."""
+    if _rows(results):
+        return _table([_flatten(r) for r in results])
+    if not isinstance(results, dict):
+        return [f"`{_fmt(results)}`"]
+    if results and all(isinstance(v, dict) for v in results.values()):
+        return _table([{"case": k, **_flatten(v)} for k, v in results.items()])
+    scalars = _flatten({k: v for k, v in results.items() if not _rows(v)})
+    lines = _table([{"quantity": k, "value": v} for k, v in scalars.items()]) if scalars else []
+    for key, value in results.items():
+        if _rows(value):
+            lines += ["", f"**{key}**", "", *_table([_flatten(r) for r in value])]
+    return lines
 
 
 def _fit_section(path: Path, data: dict[str, Any], docs_dir: Path) -> list[str]:
@@ -122,6 +139,7 @@ def _fit_section(path: Path, data: dict[str, Any], docs_dir: Path) -> list[str]:
         "MSE/dim": final["mse_per_dim"], "SNR dB": final["snr_db"], "usage": final["usage"],
         "perplexity": final["perplexity"], "bits/vector": final["bits_per_vector"],
         "train s": res["train_seconds"], "total s": data["wall_seconds"],
+        "CPU s": res.get("cpu_seconds", {}).get("total", ""),
     }]
     lines = [f"### `{path.name}`", "", _provenance(path.name, data),
              f"Data: `{res['data']['path']}` {res['data']['shape']}; load average (1 min) "
@@ -160,6 +178,12 @@ def build(results_dir: Path, out: Path) -> tuple[str, list[str]]:
         parts.append("## Command-line runs (`vqkit fit`)\n")
         for path in fits:
             parts.append("\n".join(_fit_section(path, json.loads(path.read_text()), docs_dir)))
+    others = sorted(p for p in results_dir.glob("*.json") if p.name not in claimed
+                    and not p.name.startswith(("bench_", "fit_")))
+    if others:
+        parts.append("## Other results\n")
+        for path in others:
+            parts.append("\n".join(_generic(path.name, json.loads(path.read_text()))))
     text = "\n".join(parts).rstrip() + "\n"
     for link in _IMAGE.findall(text):
         if not (docs_dir / link).exists():
