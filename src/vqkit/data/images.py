@@ -71,3 +71,69 @@ def skimage_patches(
         p = patches(skimage_photo(name, grey), size, stride)
         (test if name in test_photos else train).append(p)
     return np.concatenate(train), np.concatenate(test)
+
+
+# -- colour photographs from three offline sources (scikit-image, opencv-doc, mate-backgrounds) --
+
+#: Debian ``opencv-doc`` sample directory and the natural colour photos used from it.
+OPENCV_DATA = "/usr/share/doc/opencv-doc/examples/data"
+OPENCV_PHOTOS: tuple[str, ...] = (
+    "aloeL.jpg", "apple.jpg", "baboon.jpg", "building.jpg", "butterfly.jpg", "fruits.jpg",
+    "graf1.png", "home.jpg", "left.jpg", "leuvenA.jpg", "messi5.jpg", "orange.jpg",
+    "rubberwhale1.png", "smarties.png", "squirrel_cls.jpg", "starry_night.jpg", "stuff.jpg",
+)
+#: Debian ``mate-backgrounds`` nature photographs.
+MATE_NATURE = "/usr/share/backgrounds/mate/nature"
+MATE_PHOTOS: tuple[str, ...] = (
+    "Aqua.jpg", "Blinds.jpg", "Dune.jpg", "FreshFlower.jpg", "Garden.jpg", "GreenMeadow.jpg",
+    "LadyBird.jpg", "RainDrops.jpg", "Storm.jpg", "TwoWings.jpg", "Wood.jpg", "YellowFlower.jpg",
+)
+#: Photos held out for testing (never a training patch), named ``source:name``.
+NATURAL_TEST_PHOTOS: tuple[str, ...] = (
+    "skimage:camera", "skimage:coffee", "opencv:baboon.jpg", "opencv:fruits.jpg",
+    "opencv:building.jpg", "mate:LadyBird.jpg", "mate:Storm.jpg",
+)
+
+
+def read_photo(path: str, max_side: int = 768) -> np.ndarray:
+    """An image file as float32 RGB ``(H, W, 3)`` in [0, 1], box-downscaled by an integer
+    factor until its longer side is at most ``max_side`` (downscaled photos have CIFAR-like
+    detail per pixel)."""
+    image_mod = require_module("PIL.Image", "pip install pillow")
+    with image_mod.open(path) as im:
+        im = im.convert("RGB")
+        factor = -(-max(im.size) // max_side)
+        if factor > 1:
+            im = im.reduce(factor)
+        return np.asarray(im, dtype=np.float32) / 255.0
+
+
+def natural_photos(max_side: int = 768) -> dict[str, np.ndarray]:
+    """All available colour photos as ``{"source:name": (H, W, 3) float32}``.
+
+    scikit-image's photos are required; the opencv-doc and mate-backgrounds photos are used
+    when their Debian packages are installed (a missing package logs nothing and is skipped,
+    so check the keys when the exact set matters).
+    """
+    import os
+
+    photos = {f"skimage:{n}": skimage_photo(n, grey=False) for n in SKIMAGE_PHOTOS}
+    for source, root, names in (("opencv", OPENCV_DATA, OPENCV_PHOTOS),
+                                ("mate", MATE_NATURE, MATE_PHOTOS)):
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.isfile(path):
+                photos[f"{source}:{name}"] = read_photo(path, max_side)
+    return photos
+
+
+def split_photos(
+    photos: dict[str, np.ndarray], test_photos: Sequence[str] = NATURAL_TEST_PHOTOS
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Split photos into ``(train, test)`` lists by name; test names must be present."""
+    missing = sorted(set(test_photos) - set(photos))
+    if missing:
+        raise ValueError(f"test_photos {missing} are not among the loaded photos")
+    train = [img for name, img in photos.items() if name not in test_photos]
+    test = [photos[name] for name in test_photos]
+    return train, test

@@ -1,0 +1,179 @@
+"""Configuration of the learned image codec: frozen dataclasses, checked on construction.
+
+A :class:`CodecConfig` (architecture and quantizer) is everything needed to rebuild a model
+from a checkpoint; a :class:`TrainConfig` says how it was trained. Both round-trip through
+plain dictionaries (``asdict`` / ``from_dict``) so checkpoints hold no pickled code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Quantizer kinds: one codebook (VQ), residual, product or additive multi-codebook VQ.
+QUANTIZER_KINDS = ("vq", "rvq", "pvq", "avq")
+#: Estimator names accepted on the command line and in configs.
+ESTIMATOR_NAMES = ("nsvq", "ste", "rotation", "diveq", "diveq-detach")
+#: Codebook learning: by gradient or by exponential moving average.
+LEARNING_NAMES = ("gradient", "ema")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class QuantizerSpec:
+    """Which quantizer sits in the bottleneck and how it is trained.
+
+    Args:
+        kind: ``"vq"``, ``"rvq"``, ``"pvq"`` or ``"avq"``.
+        bits: bits per latent vector, split evenly over the codebooks
+            (``K = 2 ** (bits // num_codebooks)`` entries each).
+        num_codebooks: M (1 for ``"vq"``).
+        estimator: ``"nsvq"``, ``"ste"``, ``"rotation"``, ``"diveq"`` or ``"diveq-detach"``.
+        learning: ``"gradient"`` or ``"ema"`` (EMA needs an estimator with a commitment loss).
+        beam_width: beam of the additive-VQ search.
+
+    Example:
+        >>> QuantizerSpec(kind="rvq", bits=12, num_codebooks=4).codebook_size
+        8
+    """
+
+    kind: str = "vq"
+    bits: int = 9
+    num_codebooks: int = 1
+    estimator: str = "nsvq"
+    learning: str = "gradient"
+    beam_width: int = 16
+
+    def __post_init__(self) -> None:
+        _choice("kind", self.kind, QUANTIZER_KINDS)
+        _choice("estimator", self.estimator, ESTIMATOR_NAMES)
+        _choice("learning", self.learning, LEARNING_NAMES)
+        for name in ("bits", "num_codebooks", "beam_width"):
+            _positive(name, getattr(self, name))
+        if self.kind == "vq" and self.num_codebooks != 1:
+            raise ValueError(f"num_codebooks must be 1 for kind='vq', got {self.num_codebooks}")
+        if self.bits % self.num_codebooks:
+            raise ValueError(
+                f"bits={self.bits} must be divisible by num_codebooks={self.num_codebooks}"
+            )
+        if not 1 <= self.bits // self.num_codebooks <= 16:
+            raise ValueError(
+                f"bits per codebook must be in [1, 16], got {self.bits // self.num_codebooks}"
+            )
+
+    @property
+    def codebook_size(self) -> int:
+        return 2 ** (self.bits // self.num_codebooks)
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Architecture of the convolutional VQ-VAE.
+
+    Args:
+        tile: side of the square tiles the codec works on (training patch size).
+        downsample: encoder stride; the latent grid is ``tile // downsample`` squared.
+        channels: image channels (3 for RGB, 1 for grey).
+        hidden: width of the convolutional layers.
+        latent_dim: D, the dimension of each latent vector.
+        quantizer: the :class:`QuantizerSpec`.
+
+    Example:
+        >>> cfg = CodecConfig(tile=32, downsample=4)
+        >>> cfg.grid, round(cfg.bits_per_pixel, 4)
+        (8, 0.5625)
+        >>> CodecConfig.from_dict(cfg.asdict()) == cfg
+        True
+    """
+
+    tile: int = 32
+    downsample: int = 4
+    channels: int = 3
+    hidden: int = 32
+    latent_dim: int = 64
+    quantizer: QuantizerSpec = field(default_factory=QuantizerSpec)
+
+    def __post_init__(self) -> None:
+        for name in ("tile", "downsample", "channels", "hidden", "latent_dim"):
+            _positive(name, getattr(self, name))
+        if self.downsample not in (2, 4, 8):
+            raise ValueError(f"downsample must be 2, 4 or 8, got {self.downsample}")
+        if self.tile % self.downsample:
+            raise ValueError(f"tile={self.tile} must be a multiple of downsample={self.downsample}")
+        if not isinstance(self.quantizer, QuantizerSpec):
+            got = type(self.quantizer).__name__
+            raise TypeError(f"quantizer must be a QuantizerSpec, got {got}")
+        if self.quantizer.kind == "pvq" and self.latent_dim % self.quantizer.num_codebooks:
+            raise ValueError(
+                f"latent_dim={self.latent_dim} must be divisible by "
+                f"num_codebooks={self.quantizer.num_codebooks} for product VQ"
+            )
+
+    @property
+    def grid(self) -> int:
+        """Side of the latent grid of one tile."""
+        return self.tile // self.downsample
+
+    @property
+    def bits_per_tile(self) -> int:
+        return self.grid * self.grid * self.quantizer.bits
+
+    @property
+    def bits_per_pixel(self) -> float:
+        """Payload bits per pixel (without the file header)."""
+        return self.bits_per_tile / (self.tile * self.tile)
+
+    def asdict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
+        if not isinstance(data, dict):
+            raise TypeError(f"config must be a dict, got {type(data).__name__}")
+        args = dict(data)
+        args["quantizer"] = QuantizerSpec(**dict(args.get("quantizer", {})))
+        return cls(**args)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a codec model is trained.
+
+    Args:
+        steps: optimizer steps.
+        batch_size: tiles per step.
+        lr: Adam learning rate.
+        replace_every: dead-codeword replacement period in steps (0 = never); replacement stops
+            ``2 * replace_every`` steps before the end, as in the NSVQ reference.
+        replace_threshold: a codeword used in fewer than this fraction of batches is dead.
+        seed: seeds the model initialisation, the batch order and the estimator noise.
+    """
+
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 1e-3
+    replace_every: int = 0
+    replace_threshold: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("steps", self.steps)
+        _positive("batch_size", self.batch_size)
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not isinstance(self.replace_every, int) or self.replace_every < 0:
+            raise ValueError(f"replace_every must be an integer >= 0, got {self.replace_every!r}")
+        if not 0.0 <= self.replace_threshold <= 1.0:
+            raise ValueError(f"replace_threshold must be in [0, 1], got {self.replace_threshold}")
+
+    def asdict(self) -> dict[str, Any]:
+        return asdict(self)

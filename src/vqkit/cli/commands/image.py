@@ -1,0 +1,136 @@
+"""``vqkit image``: the learned image codec (compress, decompress, train).
+
+examples:
+  vqkit image compress photo.png photo.vqi            # with the shipped default model
+  vqkit image decompress photo.vqi photo_decoded.png
+  vqkit image compress photo.png photo.vqi --model my_model.pt
+  vqkit image train --bits 9 --estimator nsvq --replace-every 100 --out my_model.pt
+
+A .vqi file records which model wrote it (a fingerprint); decompressing with another model is
+an error. Any image size works: the image is padded to whole 32x32 tiles and cropped back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._common import nonnegative_int, positive_int
+
+NAME = "image"
+HELP = "learned image codec: compress / decompress .vqi files, train a model"
+
+
+def _model(args: argparse.Namespace):
+    from ...apps.image_codec.model import load_checkpoint, load_default_model
+
+    return load_default_model() if args.model is None else load_checkpoint(args.model)
+
+
+def _compress(args: argparse.Namespace) -> int:
+    import torch
+
+    from ...apps.image_codec.codec import atomic_write_bytes, compress, read_image
+
+    torch.set_num_threads(args.threads)
+    model = _model(args)
+    image = read_image(args.input, model.config.channels)
+    data = compress(model, image)
+    atomic_write_bytes(args.output, data)
+    h, w = image.shape[:2]
+    print(f"{args.output}: {w}x{h} px, {len(data)} bytes, "
+          f"{8 * len(data) / (h * w):.4f} bits per pixel "
+          f"(indices alone {model.config.bits_per_pixel:.4f} per padded pixel)")
+    return 0
+
+
+def _decompress(args: argparse.Namespace) -> int:
+    import torch
+
+    from ...apps.image_codec.codec import decompress, write_image
+
+    torch.set_num_threads(args.threads)
+    path = Path(args.input)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such .vqi file: {path}")
+    data = path.read_bytes()
+    image = decompress(_model(args), data)
+    write_image(args.output, image)
+    h, w = image.shape[:2]
+    print(f"{args.output}: {w}x{h} px from {len(data)} bytes, "
+          f"{8 * len(data) / (h * w):.4f} bits per pixel")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from ...apps.image_codec.config import CodecConfig, QuantizerSpec, TrainConfig
+    from ...apps.image_codec.data import load_dataset
+    from ...apps.image_codec.evaluate import evaluate
+    from ...apps.image_codec.model import save_checkpoint
+    from ...apps.image_codec.train import train
+
+    torch.set_num_threads(args.threads)
+    tile = 28 if args.data == "fashion-mnist" else 32
+    spec = QuantizerSpec(kind=args.quantizer, bits=args.bits, num_codebooks=args.num_codebooks,
+                         estimator=args.estimator, learning=args.learning,
+                         beam_width=args.beam_width)
+    cfg = CodecConfig(tile=tile, downsample=args.downsample,
+                      channels=1 if args.data == "fashion-mnist" else 3, hidden=args.hidden,
+                      latent_dim=args.latent_dim, quantizer=spec)
+    tcfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                       replace_every=args.replace_every, seed=args.seed)
+    source, test = load_dataset(args.data, tile)
+    result = train(cfg, tcfg, source, progress=True)
+    save_checkpoint(result.model, args.out, tcfg.asdict())
+    m = evaluate(result.model, test)
+    print(f"{args.out}: {args.data} test PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f} at "
+          f"{m['bits_per_pixel']:.4f} bits per pixel ({result.seconds:.0f} s training)")
+    return 0
+
+
+def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(NAME, help=HELP, description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="image_command", metavar="ACTION")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", default=None, help="codec checkpoint (default: the shipped one)")
+        p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+
+    comp = sub.add_parser("compress", help="compress an image (PNG, JPEG, ...) to .vqi")
+    comp.add_argument("input", help="image file Pillow can read")
+    comp.add_argument("output", help="the .vqi file to write")
+    common(comp)
+    comp.set_defaults(func=_compress)
+
+    dec = sub.add_parser("decompress", help="decompress a .vqi file to an image")
+    dec.add_argument("input", help="the .vqi file")
+    dec.add_argument("output", help="image to write; format from the suffix (PNG if unknown)")
+    common(dec)
+    dec.set_defaults(func=_decompress)
+
+    tr = sub.add_parser("train", help="train a codec model and save its checkpoint")
+    tr.add_argument("--out", required=True, help="checkpoint to write")
+    tr.add_argument("--data", choices=("natural", "fashion-mnist"), default="natural")
+    tr.add_argument("--quantizer", choices=("vq", "rvq", "pvq", "avq"), default="vq")
+    tr.add_argument("--num-codebooks", type=positive_int, default=1)
+    tr.add_argument("--beam-width", type=positive_int, default=16)
+    tr.add_argument("--estimator", choices=("nsvq", "ste", "rotation", "diveq", "diveq-detach"),
+                    default="nsvq")
+    tr.add_argument("--learning", choices=("gradient", "ema"), default="gradient")
+    tr.add_argument("--bits", type=positive_int, default=9, help="bits per latent vector")
+    tr.add_argument("--downsample", type=int, choices=(2, 4, 8), default=4)
+    tr.add_argument("--hidden", type=positive_int, default=16)
+    tr.add_argument("--latent-dim", type=positive_int, default=64)
+    tr.add_argument("--steps", type=positive_int, default=800)
+    tr.add_argument("--batch-size", type=positive_int, default=16)
+    tr.add_argument("--lr", type=float, default=2e-3)
+    tr.add_argument("--replace-every", type=nonnegative_int, default=100,
+                    help="dead-codeword replacement period in steps (0 = never)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    tr.set_defaults(func=_train)
+    parser.set_defaults(func=lambda args: (parser.print_help(sys.stdout), 2)[1])
