@@ -119,7 +119,8 @@ def plot_rate_distortion(path: Path, results: dict[str, Any], metric: str, title
     for fmt, curve in results["baselines"].items():
         pts = sorted((p["bits_per_pixel"], p[metric]) for p in curve if p["bits_per_pixel"] <= hi)
         if pts:
-            ax.plot(*zip(*pts, strict=False), linestyle="--", color="grey" if fmt == "JPEG" else "black",
+            colour = "grey" if fmt == "JPEG" else "black"
+            ax.plot(*zip(*pts, strict=False), linestyle="--", color=colour,
                     label=f"{fmt} (Pillow)")
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel(metric.upper())
