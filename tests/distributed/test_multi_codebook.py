@@ -117,3 +117,41 @@ def test_fully_masked_batch_on_one_rank_neither_hangs_nor_diverges(workers):
     one = VectorQuantizer(DIM, 8, estimator=StraightThrough(), learning=EMA(decay=0.5))
     one(clustered(32, 5))
     torch.testing.assert_close(a, one.codewords, rtol=1e-6, atol=1e-6)
+
+
+def _composite(name: str, learning: str):
+    try:
+        from vqkit.quantizers.additive import AdditiveVQ
+        from vqkit.quantizers.product import ProductVQ
+    except ImportError:
+        pytest.skip("vqkit.quantizers.product/additive are not available")
+    cls = {"product": ProductVQ, "additive": AdditiveVQ}[name]
+    if learning == "ema":
+        return cls(DIM, 8, 2, estimator=StraightThrough(), learning=EMA(decay=0.8))
+    return cls(DIM, 8, 2, estimator=NoiseSubstitution())
+
+
+def _composite_worker(rank: int, world: int, name: str, learning: str) -> dict:
+    torch.manual_seed(rank)  # different random starts: wrap() and k-means make them agree
+    q = _composite(name, learning)
+    q.init_codebook_(clustered(BATCH, 8)[ddp.shard(BATCH)],
+                     generator=torch.Generator().manual_seed(2))
+    init = [cb.codewords.detach().clone() for cb in q.codebooks]
+    model = ddp.wrap(Tiny(q))
+    gen = torch.Generator().manual_seed(6)
+    for i, x in enumerate(_batches()):
+        train(model, [x[ddp.shard(BATCH)]])
+        if i == 2:
+            extra = {"pooled": True} if name == "additive" else {}
+            q.replace_dead_codes_(0.4, generator=gen, **extra)
+    return {"init": init, "cw": [cb.codewords.detach().clone() for cb in q.codebooks]}
+
+
+@pytest.mark.parametrize("name", ["product", "additive"])
+@pytest.mark.parametrize("learning", ["ema", "nsvq"])
+def test_product_and_additive_vq_identical_on_both_ranks(workers, name, learning):
+    _composite(name, learning)
+    a, b = workers.run(_composite_worker, name, learning)
+    for m in range(2):
+        assert torch.equal(a["init"][m], b["init"][m]), f"k-means init of codebook {m}"
+        assert torch.equal(a["cw"][m], b["cw"][m]), f"codebook {m} after training"
