@@ -29,6 +29,9 @@ def test_shard_and_setup_reject_bad_input(monkeypatch):
         ddp.shard(-1)
     with pytest.raises(ValueError, match="backend"):
         ddp.setup_from_env(backend="mpi")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            ddp.setup_from_env(device="cuda")
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="WORLD_SIZE must be an integer"):
         ddp.setup_from_env()

@@ -127,6 +127,8 @@ def setup_from_env(
     if not 0 <= rank < world:
         raise ValueError(f"environment variable RANK must be in [0, {world}), got {rank}")
     dev = _pick_device(device, local_rank)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {dev} was asked for, but torch sees no CUDA GPU")
     if dist.is_available() and dist.is_initialized():
         return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev)
     if world == 1:
