@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import torch
+import torch.distributed as dist
 
 from vqkit import EMA, NoiseSubstitution, StraightThrough, VectorQuantizer, distributed
 from vqkit.training import ddp
@@ -150,3 +151,55 @@ def test_model_built_before_init_process_group_still_syncs(workers):
     assert (a["info"].rank, a["info"].world_size, b["info"].rank) == (0, 2, 1)
     assert (a["main"], b["main"]) == (True, False)
     assert torch.equal(a["cw"], b["cw"])
+
+
+def _count_collectives(rank: int, world: int) -> dict:
+    from unittest import mock
+
+    from vqkit import SpaceFillingVQ
+    from vqkit.quantizers.additive import AdditiveVQ
+    from vqkit.quantizers.dropout import BatchDepth
+    from vqkit.quantizers.product import ProductVQ
+    from vqkit.quantizers.residual import ResidualVQ
+
+    torch.manual_seed(0)
+    builds = {
+        "vq-nsvq": lambda: VectorQuantizer(DIM, K),
+        "vq-ema": lambda: VectorQuantizer(DIM, K, estimator=StraightThrough(), learning=EMA()),
+        "rvq-dropout": lambda: ResidualVQ(DIM, 8, 3, dropout=BatchDepth()),
+        "rvq-ema": lambda: ResidualVQ(DIM, 8, 3, estimator=StraightThrough(), learning=EMA()),
+        "pvq": lambda: ProductVQ(DIM, 8, 2),
+        "avq": lambda: AdditiveVQ(DIM, 8, 2),
+        "sfvq": lambda: SpaceFillingVQ(DIM, 8),
+    }
+    calls: list[str] = []
+    real = {name: getattr(dist, name) for name in
+            ("all_reduce", "broadcast", "all_gather", "reduce", "barrier", "all_gather_object")}
+
+    def counting(name):
+        def call(*args, **kwargs):
+            calls.append(name)
+            return real[name](*args, **kwargs)
+        return call
+
+    out = {}
+    x = clustered(32, rank)
+    with mock.patch.multiple(dist, **{name: counting(name) for name in real}):
+        for key, build in builds.items():
+            q = build()
+            calls.clear()
+            q.train()(x)
+            train_calls = len(calls)
+            calls.clear()
+            q.eval()(x)
+            q.encode(x)
+            out[key] = (train_calls, len(calls))
+    return out
+
+
+def test_no_collective_in_forward_but_the_ema_statistics(workers):
+    a, b = workers.run(_count_collectives)
+    assert a == b
+    expected = {"vq-nsvq": (0, 0), "vq-ema": (2, 0), "rvq-dropout": (0, 0),
+                "rvq-ema": (6, 0), "pvq": (0, 0), "avq": (0, 0), "sfvq": (0, 0)}
+    assert a == expected  # EMA: counts and sums, once per codebook
