@@ -41,7 +41,7 @@ def load_glove_vectors(*, normalize: bool = False, mmap: bool = False) -> np.nda
 
     Example:
         >>> x = load_glove_vectors(mmap=True)  # doctest: +SKIP
-        >>> x.shape
+        >>> x.shape  # doctest: +SKIP
         (400000, 50)
     """
     path = os.path.join(_root(), "glove_6B_50d_emb.npy")
@@ -51,10 +51,20 @@ def load_glove_vectors(*, normalize: bool = False, mmap: bool = False) -> np.nda
     if x.ndim != 2 or x.shape[1] != DIM:
         raise ValueError(f"{path} must hold an (N, {DIM}) matrix, got shape {x.shape}")
     if normalize:
-        x = np.asarray(x, dtype=np.float32)
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        x = x / np.maximum(norms, np.finfo(np.float32).tiny)
+        return normalize_rows(x)
     return np.asarray(x, dtype=np.float32) if not mmap else x
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit Euclidean norm (float32; all-zero rows stay zero).
+
+    Example:
+        >>> normalize_rows(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+        [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    """
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, np.finfo(np.float32).tiny)
 
 
 def load_glove_words() -> list[str]:

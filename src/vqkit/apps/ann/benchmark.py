@@ -144,8 +144,10 @@ def run_benchmark(data: AnnData, config: BenchmarkConfig, *, seed: int = 0,
         ...                       codebook_size=16, num_codebooks=(2,), avq_width=2,
         ...                       rq_beams=(1,), recall_max=10)
         >>> res = run_benchmark(data, cfg, progress=False)  # doctest: +SKIP
-        >>> len(res["entries"])  # doctest: +SKIP  # FAISS PQ, RQ, LSQ + vqkit 3 kinds x 2 trainings
+        >>> len(res["entries"])  # doctest: +SKIP
         9
+
+        (FAISS PQ, RQ, LSQ, and vqkit PQ, RVQ, AVQ after k-means only and after NSVQ.)
     """
     truth = exact_nearest(data.queries, data.database)
     entries = []

@@ -58,12 +58,13 @@ def load_split(name: str, split: Split, *, generator: torch.Generator) -> AnnDat
         ImportError / MissingDataError: the data package is not installed (the message names it).
     """
     if name == "glove":
-        from ...data.glove import load_glove_vectors
+        from ...data.glove import load_glove_vectors, normalize_rows
 
-        x = torch.from_numpy(load_glove_vectors(normalize=True))
-        tr, db, qu = _pick(len(x), [split.n_train, split.n_database, split.n_queries],
-                           generator, name)
-        return AnnData(name, x[tr].clone(), x[db].clone(), x[qu].clone())
+        x = load_glove_vectors(mmap=True)
+        parts = _pick(len(x), [split.n_train, split.n_database, split.n_queries],
+                      generator, name)
+        tr, db, qu = (torch.from_numpy(normalize_rows(x[p.numpy()])) for p in parts)
+        return AnnData(name, tr, db, qu)
     if name == "fashion":
         from ...data.fashion_mnist import load_fashion_mnist
 

@@ -52,6 +52,10 @@ def require_faiss() -> Any:
 
 
 def _nbits(q: Quantizer) -> int:
+    if not isinstance(q, (ProductVQ, ResidualVQ, AdditiveVQ)):
+        raise TypeError(
+            f"q must be a ProductVQ, ResidualVQ or AdditiveVQ, got {type(q).__name__}"
+        )
     size = q.codebook_size
     nbits = int(round(math.log2(size)))
     if 2**nbits != size:
