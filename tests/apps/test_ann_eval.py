@@ -91,8 +91,11 @@ def test_smoke_benchmark_and_report(tmp_path):
                           recall_max=50)
     res = run_benchmark(data, cfg, progress=False)
     methods = [e["method"] for e in res["entries"]]
-    assert methods[:3] == ["FAISS PQ", "FAISS RQ (beam 1)", "FAISS LSQ (defaults)"]
-    assert len(methods) == 9 and all(e["bits"] == 8 for e in res["entries"])
+    assert methods[:3] == ["FAISS RQ (beam 1)", "vqkit AVQ (beam 2) (k-means init only)",
+                           "vqkit AVQ (beam 2) (NSVQ)"]
+    assert methods[-1] == "FAISS LSQ (defaults)" and "FAISS PQ" in methods
+    assert len(set(methods)) == 9 and all(e["bits"] == 8 for e in res["entries"])
+    assert res["complete"]
     for e in res["entries"]:
         assert len(e["recall"]) == 50 and 0 <= e["recall_at_1"] <= e["recall"][-1] <= 1
         assert e["mse"] > 0 and e["train_seconds"] >= 0

@@ -2,8 +2,8 @@
 
 METHODS.md §4.7 (the thesis's SIFT1M Recall@T experiment) on other data: Fashion-MNIST pixels
 scaled to [0, 1], L2 (reference/DATA.md C2). The sizes are cut hard to fit a small shared CPU
-(784-d makes every method about 16 times costlier than GloVe): 5,000 training and 5,000
-database vectors (disjoint rows of the 60,000 training images) and 500 queries (test images).
+(784-d makes every method about 16 times costlier than GloVe): 2,500 training and 2,500
+database vectors (disjoint rows of the 60,000 training images) and 250 queries (test images).
 32 and 64 bits (4 and 8 codebooks of 256 entries); AVQ encodes with beam 4.
 """
 
@@ -21,8 +21,8 @@ RESULT_FILES = ("ann_fashion.json",)
 PLOT_FILE = "ann_fashion_recall.png"
 
 CONFIG = BenchmarkConfig(
-    Split(n_train=5_000, n_database=5_000, n_queries=500),
-    Schedule(steps=150, batch_size=256, lr=1e-3, replace_every=50),
+    Split(n_train=2_500, n_database=2_500, n_queries=250),
+    Schedule(steps=100, batch_size=256, lr=1e-3, replace_every=25),
     avq_width=4,
 )
 QUICK = BenchmarkConfig(

@@ -2,8 +2,8 @@
 
 METHODS.md §4.7 (the thesis's SIFT1M Recall@T experiment) on other data: GloVe rows
 normalised to unit length (cosine search as L2), reference/DATA.md C1. The sizes are cut to
-fit a small shared CPU: 30,000 training, 20,000 database and 1,000 query vectors, disjoint
-random rows of the 400,000. 32 and 64 bits (4 and 8 codebooks of 256 entries).
+fit a small, heavily shared CPU: 10,000 training, 10,000 database and 500 query vectors,
+disjoint random rows of the 400,000. 32 and 64 bits (4 and 8 codebooks of 256 entries).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ RESULT_FILES = ("ann_glove.json",)
 PLOT_FILE = "ann_glove_recall.png"
 
 CONFIG = BenchmarkConfig(
-    Split(n_train=30_000, n_database=20_000, n_queries=1_000),
-    Schedule(steps=300, batch_size=1024, lr=1e-3, replace_every=100),
+    Split(n_train=10_000, n_database=10_000, n_queries=500),
+    Schedule(steps=200, batch_size=512, lr=1e-3, replace_every=50),
     avq_width=8,
 )
 QUICK = BenchmarkConfig(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -58,82 +59,102 @@ def _pq_dim(dim: int, num_codebooks: tuple[int, ...]) -> int:
     return -(-dim // step) * step
 
 
-def faiss_entries(data: AnnData, truth: Tensor, num: int, config: BenchmarkConfig
-                  ) -> list[dict[str, Any]]:
-    """FAISS PQ, RQ (each beam of ``config.rq_beams``) and LSQ with M = ``num`` codebooks."""
+def _faiss_index(faiss: Any, method: str, dim: int, num: int, nbits: int) -> Any:
+    if method == "pq":
+        return faiss.IndexPQ(dim, num, nbits)
+    norm = faiss.AdditiveQuantizer.ST_norm_float
+    if method == "lsq":
+        return faiss.IndexLocalSearchQuantizer(dim, num, nbits, faiss.METRIC_L2, norm)
+    index = faiss.IndexResidualQuantizer(dim, num, nbits, faiss.METRIC_L2, norm)
+    index.rq.max_beam_size = int(method.removeprefix("rq"))
+    return index
+
+
+FAISS_NAMES = {"pq": "FAISS PQ", "lsq": "FAISS LSQ (defaults)"}
+
+
+def faiss_entry(data: AnnData, truth: Tensor, num: int, method: str, config: BenchmarkConfig
+                ) -> dict[str, Any]:
+    """One FAISS quantizer (``"pq"``, ``"rq<beam>"`` or ``"lsq"``) with M = ``num`` codebooks.
+
+    FAISS trains it on the training rows and encodes the database itself; RQ uses its beam in
+    training and encoding, as FAISS does.
+    """
     faiss = require_faiss()
     nbits = int(math.log2(config.codebook_size))
-    bits, k = num * nbits, config.recall_max
-    pq_dim = _pq_dim(data.dim, config.num_codebooks)
-    out = []
-    norm = faiss.AdditiveQuantizer.ST_norm_float
-    specs: list[tuple[str, Any, int]] = [("FAISS PQ", faiss.IndexPQ(pq_dim, num, nbits), pq_dim)]
-    for beam in config.rq_beams:
-        index = faiss.IndexResidualQuantizer(data.dim, num, nbits, faiss.METRIC_L2, norm)
-        index.rq.max_beam_size = beam
-        specs.append((f"FAISS RQ (beam {beam})", index, data.dim))
-    specs.append(("FAISS LSQ (defaults)",
-                  faiss.IndexLocalSearchQuantizer(data.dim, num, nbits, faiss.METRIC_L2, norm),
-                  data.dim))
-    for name, index, dim in specs:
-        train, db, qu = (pad_to(t, dim) for t in (data.train, data.database, data.queries))
-        times: dict[str, float] = {}
-        logger.info("%s, %d bits: training", name, bits)
-        with timed(times, "train"):
-            index.train(_np(train))
-        with timed(times, "encode"):
-            index.add(_np(db))
-        _, found = search(index, qu, k)
-        decoded = torch.from_numpy(index.reconstruct_n(0, index.ntotal))
-        out.append(_entry(name, "faiss", bits, found, truth, squared_error(db, decoded), times))
-        logger.info("%s, %d bits: R@10 %.3f", name, bits, out[-1]["recall_at_10"])
-    return out
+    bits = num * nbits
+    dim = _pq_dim(data.dim, config.num_codebooks) if method == "pq" else data.dim
+    index = _faiss_index(faiss, method, dim, num, nbits)
+    name = FAISS_NAMES.get(method, f"FAISS RQ (beam {method.removeprefix('rq')})")
+    train, db, qu = (pad_to(t, dim) for t in (data.train, data.database, data.queries))
+    times: dict[str, float] = {}
+    logger.info("%s, %d bits: training", name, bits)
+    with timed(times, "train"):
+        index.train(_np(train))
+    with timed(times, "encode"):
+        index.add(_np(db))
+    _, found = search(index, qu, config.recall_max)
+    decoded = torch.from_numpy(index.reconstruct_n(0, index.ntotal))
+    return _entry(name, "faiss", bits, found, truth, squared_error(db, decoded), times)
 
 
-def vqkit_entries(data: AnnData, truth: Tensor, num: int, config: BenchmarkConfig, *,
-                  seed: int, progress: bool = True) -> list[dict[str, Any]]:
-    """vqkit PQ / RVQ / AVQ with M = ``num``: k-means only, then the same after NSVQ."""
+def vqkit_entries(data: AnnData, truth: Tensor, num: int, kind: str, config: BenchmarkConfig,
+                  *, seed: int, progress: bool = True) -> list[dict[str, Any]]:
+    """vqkit ``kind`` (pq / rvq / avq) with M = ``num``: after k-means only, and after NSVQ.
+
+    The k-means-only row is a snapshot of the NSVQ run's initialisation; its training time is
+    the k-means time, the NSVQ row's is k-means plus NSVQ.
+    """
     nbits = int(math.log2(config.codebook_size))
     bits, k = num * nbits, config.recall_max
     out = []
-    for kind in ("pq", "rvq", "avq"):
-        dim = _pq_dim(data.dim, config.num_codebooks) if kind == "pq" else data.dim
-        train, db, qu = (pad_to(t, dim) for t in (data.train, data.database, data.queries))
-        gen = torch.Generator().manual_seed(seed)
-        q = build(kind, dim, config.codebook_size, num, width=config.avq_train_width,
-                  generator=gen)
-        label = {"pq": "PQ", "rvq": "RVQ", "avq": f"AVQ (beam {config.avq_width})"}[kind]
-        init_times: dict[str, float] = {}
-        with timed(init_times, "train"):
-            train_nsvq_(q, train, Schedule(steps=0), generator=gen, progress=progress)
-        variants = [("k-means init only", copy.deepcopy(q), dict(init_times), [])]
-        nsvq_times = dict(init_times)
-        with timed(nsvq_times, "train"):
-            history = train_nsvq_(q, train, config.schedule, generator=gen, init=False,
-                                  progress=progress)
-        variants.append(("NSVQ", q, nsvq_times, history))
-        for how, model, times, hist in variants:
-            if kind == "avq":
-                model.encoder = BeamSearch(config.avq_width)
-            logger.info("vqkit %s (%s), %d bits: encoding", label, how, bits)
-            with timed(times, "encode"):
-                indices = model.encode(db)
-            index = to_faiss(model)
-            add_encoded(index, indices)
-            _, found = search(index, qu, k)
-            with torch.no_grad():
-                mse = squared_error(db, model.decode(indices))
-            out.append(_entry(f"vqkit {label} ({how})", "vqkit", bits, found, truth, mse, times,
-                              training="nsvq" if how == "NSVQ" else "kmeans",
-                              loss_history=[round(v, 6) for v in hist]))
-            logger.info("%s, %d bits: R@10 %.3f", out[-1]["method"], bits,
-                        out[-1]["recall_at_10"])
+    dim = _pq_dim(data.dim, config.num_codebooks) if kind == "pq" else data.dim
+    train, db, qu = (pad_to(t, dim) for t in (data.train, data.database, data.queries))
+    gen = torch.Generator().manual_seed(seed)
+    q = build(kind, dim, config.codebook_size, num, width=config.avq_train_width, generator=gen)
+    label = {"pq": "PQ", "rvq": "RVQ", "avq": f"AVQ (beam {config.avq_width})"}[kind]
+    init_times: dict[str, float] = {}
+    with timed(init_times, "train"):
+        train_nsvq_(q, train, Schedule(steps=0), generator=gen, progress=progress)
+    variants = [("k-means init only", copy.deepcopy(q), dict(init_times), [])]
+    nsvq_times = dict(init_times)
+    with timed(nsvq_times, "train"):
+        history = train_nsvq_(q, train, config.schedule, generator=gen, init=False,
+                              progress=progress)
+    variants.append(("NSVQ", q, nsvq_times, history))
+    for how, model, times, hist in variants:
+        if kind == "avq":
+            model.encoder = BeamSearch(config.avq_width)
+        logger.info("vqkit %s (%s), %d bits: encoding", label, how, bits)
+        with timed(times, "encode"):
+            indices = model.encode(db)
+        index = to_faiss(model)
+        add_encoded(index, indices)
+        _, found = search(index, qu, k)
+        with torch.no_grad():
+            mse = squared_error(db, model.decode(indices))
+        out.append(_entry(f"vqkit {label} ({how})", "vqkit", bits, found, truth, mse, times,
+                          training="nsvq" if how == "NSVQ" else "kmeans",
+                          loss_history=[round(v, 6) for v in hist]))
     return out
+
+
+def plan(config: BenchmarkConfig) -> list[tuple[int, str]]:
+    """``(num_codebooks, method)`` in run order: the largest bit rate first and, within it,
+    the goal's pair (FAISS RQ with the widest beam, vqkit AVQ) first and FAISS LSQ (the
+    slowest) last, so an interrupted run has written the rows that matter most."""
+    beams = sorted(config.rq_beams, reverse=True)
+    order = [f"rq{beams[0]}", "avq", *(f"rq{b}" for b in beams[1:]), "pq", "rvq", "vq-pq",
+             "lsq"]
+    return [(num, m) for num in sorted(config.num_codebooks, reverse=True) for m in order]
 
 
 def run_benchmark(data: AnnData, config: BenchmarkConfig, *, seed: int = 0,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True,
+                  on_entry: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Every method at every bit rate of ``config`` on ``data``; returns the results dict.
+
+    ``on_entry(partial_results)`` is called after every method (to save partial results).
 
     Example:
         >>> from vqkit.apps.ann.config import Split
@@ -150,11 +171,7 @@ def run_benchmark(data: AnnData, config: BenchmarkConfig, *, seed: int = 0,
         (FAISS PQ, RQ, LSQ, and vqkit PQ, RVQ, AVQ after k-means only and after NSVQ.)
     """
     truth = exact_nearest(data.queries, data.database)
-    entries = []
-    for num in config.num_codebooks:
-        entries += faiss_entries(data, truth, num, config)
-        entries += vqkit_entries(data, truth, num, config, seed=seed, progress=progress)
-    return {
+    payload: dict[str, Any] = {
         "dataset": data.name,
         "dim": data.dim,
         "sizes": {"train": len(data.train), "database": len(data.database),
@@ -162,5 +179,19 @@ def run_benchmark(data: AnnData, config: BenchmarkConfig, *, seed: int = 0,
         "config": config.to_dict(),
         "threads": {"torch": torch.get_num_threads(),
                     "faiss": require_faiss().omp_get_max_threads()},
-        "entries": entries,
+        "complete": False,
+        "entries": [],
     }
+    for num, method in plan(config):
+        if method in ("avq", "rvq", "vq-pq"):
+            kind = "pq" if method == "vq-pq" else method
+            payload["entries"] += vqkit_entries(data, truth, num, kind, config, seed=seed,
+                                                progress=progress)
+        else:
+            payload["entries"].append(faiss_entry(data, truth, num, method, config))
+        logger.info("%s: R@10 %.3f", payload["entries"][-1]["method"],
+                    payload["entries"][-1]["recall_at_10"])
+        if on_entry is not None:
+            on_entry(payload)
+    payload["complete"] = True
+    return payload

@@ -28,7 +28,11 @@ def run_experiment(name: str, dataset: str, config: BenchmarkConfig, out_dir: Pa
     faiss.omp_set_num_threads(THREADS)
     run = Run(command=f"vqkit reproduce {name}", seeds=[seed])
     data = load_split(dataset, config.split, generator=torch.Generator().manual_seed(seed))
-    payload = run_benchmark(data, config, seed=seed)
+
+    def save_partial(partial: dict) -> None:
+        write_results(Path(out_dir), result_file, partial, run)
+
+    payload = run_benchmark(data, config, seed=seed, on_entry=save_partial)
     return write_results(Path(out_dir), result_file, payload, run, plot_file)
 
 

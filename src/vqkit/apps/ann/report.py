@@ -119,6 +119,9 @@ def markdown(record: dict[str, Any], title: str, source: str) -> str:
         "run inside FAISS for every row (ours exported). MSE: mean ||x - x_hat||^2 over the "
         "database. Encode: the database, one thread.",
         "",
+        *([] if res.get("complete", True) else [
+            "**Partial run:** the run was stopped before every method had finished; the rows "
+            "below are all that it wrote (the order of `vqkit.apps.ann.benchmark.plan`).", ""]),
         "| method | bits | R@1 | R@10 | R@100 | MSE | train (s) | encode (s) |",
         "|---|---|---|---|---|---|---|---|",
     ]
