@@ -15,6 +15,11 @@ replacement, STE, STE with an EMA codebook, the rotation trick and DiVeQ, all fo
 number of steps from the same initial codebook. Prints a table (test MSE, PSNR, codebook usage,
 perplexity, seconds) and writes demo.json and demo_test_mse.png into --out.
 
+Then a short second part on 8x8 patches: a 256-codeword VQ against residual, product and
+additive VQ with 4 codebooks of 64 (24 bits), and a space-filling VQ whose neighbouring curve
+positions decode to similar patches; the residual VQ's test codes go through a codes file and
+back exactly. It writes tour.json and tour_test.vqc (--tour-steps 0 skips it).
+
 Takes about 2-3 minutes on 2 CPU cores."""
 
 
@@ -27,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=d.steps, help="training steps per estimator")
     parser.add_argument("--seed", type=int, default=d.seed, help="random seed")
     parser.add_argument("--threads", type=int, default=d.threads, help="torch threads")
+    parser.add_argument("--tour-steps", type=int, default=None,
+                        help="training steps of each multi-codebook / SFVQ quantizer in the "
+                        "second part (0 skips it; default: 200, or --steps if smaller)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
@@ -44,4 +52,22 @@ def run(args: argparse.Namespace) -> int:
           f"{cfg.steps} steps each, {cfg.threads} thread(s):\n")
     print(format_table(rows))
     print(f"\nwrote {path} and {path.parent / 'demo_test_mse.png'}")
+    if args.tour_steps is None:
+        args.tour_steps = min(200, args.steps)
+    if args.tour_steps > 0:
+        _tour(args)
     return 0
+
+
+def _tour(args: argparse.Namespace) -> None:
+    from ...apps.tour import format_tour, run_tour
+    from ...training.provenance import Run, write_json
+
+    record = Run(command=getattr(args, "command_line", None), seeds=[args.seed])
+    result = run_tour(args.out, steps=args.tour_steps, seed=args.seed,
+                      progress=not args.no_progress)
+    path = write_json(Path(args.out) / "tour.json", record.record(result))
+    print(f"\nMulti-codebook and space-filling VQ of 8x8 photo patches, {args.tour_steps} "
+          "steps each:\n")
+    print(format_tour(result))
+    print(f"\nwrote {path}")
