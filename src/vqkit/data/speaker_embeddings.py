@@ -43,7 +43,8 @@ class SpeakerEmbeddings:
         speakers: speaker label of each row.
         corpora: corpus name of each row.
         paths: audio file of each row.
-        skipped: files that gave no embedding (no speech left after VAD trimming).
+        skipped: files that gave no embedding (empty or unreadable audio, or no speech left
+            after VAD trimming).
     """
 
     embeddings: Tensor
@@ -83,7 +84,11 @@ def _write_cache(path: Path, table: dict[str, Tensor | None]) -> None:
 
 
 def _embed_one(encoder, preprocess, path: Path) -> Tensor | None:
-    wav, _ = load_wav(path, _RATE)
+    try:
+        wav, _ = load_wav(path, _RATE)
+    except ValueError as err:  # an empty or unreadable file of a corpus: skip it, say so
+        log.warning("skipping %s: %s", path, err)
+        return None
     wav = preprocess(wav, source_sr=_RATE)
     if wav.shape[0] < _RATE // 10:  # under 0.1 s of voiced audio: no reliable embedding
         return None
