@@ -232,3 +232,18 @@ def test_bad_arguments():
         BeamSearch(0)
     with pytest.raises(ValueError, match=r"\(\.\.\., 4\)"):
         ResidualVQ(4, 8, 2)(torch.randn(3, 5))
+
+
+def test_dropout_forward_makes_no_collective(monkeypatch):
+    import torch.distributed as dist
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a collective ran in forward")
+
+    monkeypatch.setattr(dist, "all_reduce", forbidden)
+    monkeypatch.setattr(dist, "broadcast", forbidden)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda *a: 2)
+    rvq = ResidualVQ(4, 8, 3, dropout=FractionDepth(0.5, seed=1))
+    out = rvq(torch.randn(32, 4))  # gradient-learned codebooks: nothing to synchronise
+    assert (out.indices < 0).any()
