@@ -10,13 +10,13 @@ Layout (little-endian; full description in ``docs/formats.md``)::
     payload      bytes     the packed indices
     checksum     32 bytes  SHA-256 of every byte before it
 
-Integer indices are packed with ``ceil(log2 K_m)`` bits for column ``m``, vector after vector
-(bit ``i`` of the stream is bit ``i % 8`` of byte ``i // 8``); curve positions of space-filling
-VQ are stored as float64, exactly as ``encode`` returns them. The quantizer digest
-(:func:`quantizer_digest`) is a SHA-256 over the quantizer's type, config and state tensors,
-so a codes file is never decoded with the wrong quantizer. Files are written atomically and
-every read is checked: a corrupt, truncated or foreign file raises ``ValueError`` saying what
-is wrong.
+Integer indices are packed by :func:`vqkit.functional.bitstream.pack_indices`:
+``ceil(log2 K_m)`` bits for column ``m``, vector after vector, least significant bit first;
+curve positions of space-filling VQ are stored as float64, exactly as ``encode`` returns them.
+The quantizer digest (:func:`quantizer_digest`) is a SHA-256 over the quantizer's type,
+config and state tensors, so a codes file is never decoded with the wrong quantizer. Files are
+written atomically and every read is checked: a corrupt, truncated or foreign file raises
+``ValueError`` saying what is wrong.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .functional.bitstream import pack_indices, unpack_indices
 from .quantizers import Quantizer
 from .training.evaluate import codebook_sizes
 
@@ -66,43 +67,6 @@ def quantizer_digest(quantizer: Quantizer) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}|".encode())
         h.update(t.view(torch.uint8).numpy().tobytes())
     return "sha256:" + h.hexdigest()
-
-
-def _bits(size: int) -> int:
-    return max(1, (int(size) - 1).bit_length())
-
-
-def pack_bits(indices: Tensor, sizes: list[int]) -> bytes:
-    """Pack ``(N, M)`` indices, column ``m`` in ``ceil(log2 sizes[m])`` bits, LSB first.
-
-    Example:
-        >>> idx = torch.tensor([[3, 0], [1, 4]])
-        >>> torch.equal(unpack_bits(pack_bits(idx, [4, 5]), 2, [4, 5]), idx)
-        True
-    """
-    flat = indices.reshape(-1, len(sizes)).cpu().numpy().astype(np.int64)
-    columns = []
-    for j, size in enumerate(sizes):
-        shifts = np.arange(_bits(size), dtype=np.int64)
-        columns.append(((flat[:, j : j + 1] >> shifts) & 1).astype(np.uint8))
-    bits = np.concatenate(columns, axis=1).reshape(-1)
-    return np.packbits(bits, bitorder="little").tobytes()
-
-
-def unpack_bits(payload: bytes, n: int, sizes: list[int]) -> Tensor:
-    """Inverse of :func:`pack_bits` for ``n`` vectors; returns ``(n, M)`` int64."""
-    widths = [_bits(s) for s in sizes]
-    total = n * sum(widths)
-    if len(payload) != (total + 7) // 8:
-        raise ValueError(f"payload holds {len(payload)} bytes, expected {(total + 7) // 8}")
-    bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8), bitorder="little")[:total]
-    bits = bits.reshape(n, sum(widths)).astype(np.int64)
-    out = np.zeros((n, len(sizes)), dtype=np.int64)
-    start = 0
-    for j, width in enumerate(widths):
-        out[:, j] = (bits[:, start : start + width] << np.arange(width, dtype=np.int64)).sum(1)
-        start += width
-    return torch.from_numpy(out)
 
 
 @dataclass(frozen=True)
@@ -167,7 +131,7 @@ def write_codes(
         if flat.numel() and (int(flat.min()) < 0 or bool((flat >= torch.tensor(sizes)).any())):
             raise ValueError("indices must lie in [0, K) for a codes file (no -1 / masked entries)")
         packing = "bits-lsb"
-        payload = pack_bits(flat, sizes)
+        payload = pack_indices(flat, sizes)
     codes = CodesFile(
         indices=indices, shape=shape, dim=quantizer.dim, index_shape=tuple(quantizer.index_shape),
         codebook_sizes=sizes, quantizer_type=type(quantizer).__name__,
@@ -245,9 +209,10 @@ def read_codes(path: str | os.PathLike[str], quantizer: Quantizer | None = None)
             raise ValueError(f"{path} is corrupt: float payload does not match the shape")
         flat = torch.from_numpy(np.frombuffer(payload, dtype="<f8").copy())
     else:
-        flat = unpack_bits(payload, n, sizes)
-        if bool((flat >= torch.tensor(sizes)).any()):
-            raise ValueError(f"{path} is corrupt: an index exceeds its codebook size")
+        try:
+            flat = unpack_indices(payload, sizes, (n,))
+        except ValueError as err:
+            raise ValueError(f"{path} is corrupt: {err}") from err
     codes = CodesFile(
         indices=flat.reshape(*shape, *index_shape), shape=shape, dim=int(header["dim"]),
         index_shape=index_shape, codebook_sizes=sizes,
