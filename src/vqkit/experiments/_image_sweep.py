@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +77,10 @@ def baseline_curves(tile: int = 32, quick: bool = False) -> dict[str, list[dict[
 
 
 def sweep(out_path: Path, points: Sequence[tuple[str, CodecConfig, TrainConfig]], run: Run, *,
-          quick: bool, extra: dict[str, Any]) -> dict[str, Any]:
-    """Run ``points`` in order, rewriting ``out_path`` after each; returns the last record."""
+          quick: bool, extra: dict[str, Any],
+          on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run ``points`` in order, rewriting ``out_path`` (and calling ``on_update`` with the
+    results, to redraw plots) after each; returns the last record."""
     from tqdm.auto import tqdm
 
     _, test = load_dataset("natural", 32)
@@ -98,6 +100,8 @@ def sweep(out_path: Path, points: Sequence[tuple[str, CodecConfig, TrainConfig]]
                  row["psnr"], row["ssim"], row["train_seconds"])
         record = run.record(results, **extra)
         write_json(out_path, record)
+        if on_update is not None:
+            on_update(results)
     return record
 
 

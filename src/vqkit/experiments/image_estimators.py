@@ -73,11 +73,14 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
             points.append((label, *configuration(spec, replace=replace, quick=quick, seed=seed)))
     path = out_dir / RESULT_FILES[0]
     command = f"vqkit reproduce {NAME}" + (" --quick" if quick else "")
-    record = sweep(path, points, Run(command=command, seeds=[seed]), quick=quick,
-                   extra={"model": SWEEP_MODEL, "train": SWEEP_TRAIN})
-    for plot, metric in zip(PLOTS, ("psnr", "ssim"), strict=False):
-        plot_rate_distortion(out_dir / plot, record["results"], metric,
-                             "VQ-VAE estimators, natural-photo tiles (CIFAR-10 stand-in)")
+
+    def draw(results: dict) -> None:
+        for plot, metric in zip(PLOTS, ("psnr", "ssim"), strict=False):
+            plot_rate_distortion(out_dir / plot, results, metric,
+                                 "VQ-VAE estimators, natural-photo tiles (CIFAR-10 stand-in)")
+
+    sweep(path, points, Run(command=command, seeds=[seed]), quick=quick, on_update=draw,
+          extra={"model": SWEEP_MODEL, "train": SWEEP_TRAIN})
     return path
 
 
