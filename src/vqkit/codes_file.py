@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .atomic import atomic_write
 from .functional.bitstream import pack_indices, unpack_indices
 from .quantizers import Quantizer
 from .training.evaluate import codebook_sizes
@@ -141,16 +141,7 @@ def write_codes(
     header = json.dumps(codes.header(), sort_keys=True).encode()
     body = _PREFIX.pack(MAGIC, VERSION, len(header)) + header + payload
     blob = body + hashlib.sha256(body).digest()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(blob))
     return codes
 
 

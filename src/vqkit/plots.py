@@ -8,10 +8,11 @@ atomically (temporary file, then rename), so a results folder never holds half a
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from .atomic import atomic_write
 
 
 def _pyplot() -> Any:
@@ -32,19 +33,12 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"plot path must end in .png, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
         # No date in the metadata, so an unchanged plot is byte-identical when redrawn.
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", metadata={"Software": None})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return atomic_write(path, lambda f: fig.savefig(
+            f, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None}))
     finally:
         _pyplot().close(fig)
-    return path
 
 
 def training_curves(

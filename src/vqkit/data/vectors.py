@@ -14,12 +14,13 @@ This is how the command line (``vqkit fit / encode / eval``) gets its data: one 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from ..atomic import atomic_write
 
 SUFFIXES = (".npy", ".pt", ".csv")
 
@@ -141,19 +142,14 @@ def save_vectors(x: Tensor, path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     suffix = _suffix(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     x = x.detach().cpu()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if suffix == ".npy":
-                np.save(f, x.numpy())
-            elif suffix == ".pt":
-                torch.save(x.clone(), f)
-            else:
-                np.savetxt(f, x.reshape(-1, x.shape[-1]).numpy(), delimiter=",", fmt="%.9g")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    def write(f) -> None:
+        if suffix == ".npy":
+            np.save(f, x.numpy())
+        elif suffix == ".pt":
+            torch.save(x.clone(), f)
+        else:
+            np.savetxt(f, x.reshape(-1, x.shape[-1]).numpy(), delimiter=",", fmt="%.9g")
+
+    return atomic_write(path, write)
