@@ -1,0 +1,95 @@
+"""`vqkit image compress / decompress / train` end to end, and a seeded training run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vqkit.apps.image_codec.codec import reconstruct
+from vqkit.apps.image_codec.config import CodecConfig, QuantizerSpec, TrainConfig
+from vqkit.apps.image_codec.model import DEFAULT_MODEL, ImageCodecModel, save_checkpoint
+from vqkit.cli.main import main
+
+Image = pytest.importorskip("PIL.Image")
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rng = np.random.default_rng(0)
+    img = (np.linspace(0, 255, 45)[None, :, None] + rng.normal(0, 10, (29, 45, 3)))
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    path = tmp_path / "in.png"
+    Image.fromarray(img).save(path)
+    return path, img
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    spec = QuantizerSpec(kind="rvq", bits=8, num_codebooks=2)
+    model = ImageCodecModel(CodecConfig(tile=16, hidden=8, latent_dim=8, quantizer=spec)).eval()
+    path = tmp_path / "model.pt"
+    save_checkpoint(model, path)
+    return path, model
+
+
+def test_compress_decompress_cli(tmp_path, photo, checkpoint, capsys):
+    (png, img), (ckpt, model) = photo, checkpoint
+    vqi, out = tmp_path / "x.vqi", tmp_path / "out.png"
+    assert main(["image", "compress", str(png), str(vqi), "--model", str(ckpt)]) == 0
+    size = vqi.stat().st_size
+    printed = capsys.readouterr().out
+    assert f"{size} bytes" in printed
+    assert f"{8 * size / (29 * 45):.4f} bits per pixel" in printed
+    assert main(["image", "decompress", str(vqi), str(out), "--model", str(ckpt)]) == 0
+    decoded = np.asarray(Image.open(out))
+    assert np.array_equal(decoded, reconstruct(model, img))
+
+
+def test_cli_errors_are_one_line(tmp_path, photo, checkpoint, capsys):
+    (png, _), (ckpt, _) = photo, checkpoint
+    vqi = tmp_path / "x.vqi"
+    assert main(["image", "compress", str(png), str(vqi), "--model", str(ckpt)]) == 0
+    data = bytearray(vqi.read_bytes())
+    data[-1] ^= 1
+    vqi.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["image", "decompress", str(vqi), str(tmp_path / "o.png"),
+                 "--model", str(ckpt)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert main(["image", "decompress", str(tmp_path / "missing.vqi"), "o.png"]) == 2
+    assert "no such .vqi file" in capsys.readouterr().err
+    assert main(["image", "compress", str(png), str(vqi), "--model", str(png)]) == 2
+    assert "not a readable image-codec checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="default model not shipped")
+def test_default_model_round_trip(tmp_path, photo, capsys):
+    png, img = photo
+    vqi, out = tmp_path / "d.vqi", tmp_path / "d.png"
+    assert main(["image", "compress", str(png), str(vqi)]) == 0
+    assert main(["image", "decompress", str(vqi), str(out)]) == 0
+    decoded = np.asarray(Image.open(out)).astype(float)
+    # 0.5625 bits per padded pixel: the shipped model reconstructs a smooth ramp closely.
+    assert 10 * np.log10(255**2 / ((decoded - img) ** 2).mean()) > 20.0
+
+
+def test_seeded_training_reaches_stated_quality():
+    """NSVQ + replacement, 6 bits, 150 steps of 8 tiles: from 12 dB (untrained) to > 15 dB on
+    held-out photos (measured 16.4 dB), and the same seed gives the same weights."""
+    pytest.importorskip("skimage")
+    from vqkit.apps.image_codec.data import load_dataset
+    from vqkit.apps.image_codec.evaluate import evaluate
+    from vqkit.apps.image_codec.train import train
+
+    source, test = load_dataset("natural", 32)
+    cfg = CodecConfig(hidden=8, quantizer=QuantizerSpec(bits=6))
+    tcfg = TrainConfig(steps=150, batch_size=8, lr=2e-3, replace_every=25)
+    result = train(cfg, tcfg, source)
+    metrics = evaluate(result.model, test[::6])
+    assert metrics["psnr"] > 15.0
+    assert result.replaced and result.replaced[-1] < result.replaced[0]
+    again = train(cfg, TrainConfig(steps=3, batch_size=8, seed=5), source).model.state_dict()
+    twice = train(cfg, TrainConfig(steps=3, batch_size=8, seed=5), source).model.state_dict()
+    assert all(torch.equal(again[k], twice[k]) for k in again)
