@@ -124,3 +124,13 @@ def test_help_works_for_every_command(vqkit, command):
 def test_top_level_help(vqkit):
     code, out, _ = vqkit("--help")
     assert code == 0 and "fit" in out and "encode" in out
+
+
+def test_truncated_or_corrupt_checkpoint(vqkit, trained, vectors, tmp_path):
+    ckpt, _, codes = trained
+    blob = ckpt.read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(blob[: len(blob) // 2])
+    _one_line_error(vqkit("encode", tmp_path / "cut.ckpt", vectors, tmp_path / "o.vqc"),
+                    "cut.ckpt")
+    _one_line_error(vqkit("fit", vectors, "--resume", tmp_path / "cut.ckpt", "-q"), "cut.ckpt")
+    _one_line_error(vqkit("decode", codes, codes, tmp_path / "o.npy"), "x.vqc")
