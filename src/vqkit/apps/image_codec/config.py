@@ -98,7 +98,7 @@ class CodecConfig:
     tile: int = 32
     downsample: int = 4
     channels: int = 3
-    hidden: int = 32
+    hidden: int = 16
     latent_dim: int = 64
     quantizer: QuantizerSpec = field(default_factory=QuantizerSpec)
 
@@ -158,9 +158,9 @@ class TrainConfig:
         seed: seeds the model initialisation, the batch order and the estimator noise.
     """
 
-    steps: int = 3000
-    batch_size: int = 32
-    lr: float = 1e-3
+    steps: int = 800
+    batch_size: int = 16
+    lr: float = 2e-3
     replace_every: int = 0
     replace_threshold: float = 0.01
     seed: int = 0
