@@ -77,3 +77,19 @@ def test_resume_rejects_changed_settings_and_other_data(vqkit, vectors, tmp_path
     assert code == 2 and "other data" in err
     code, _, err = vqkit("fit", vectors, "--resume", ckpt, "--steps", "2")
     assert code == 2 and "below the 4 steps" in err
+
+
+def test_sfvq_growth_resumes_exactly_across_an_expansion(vqkit, vectors, tmp_path):
+    if "SpaceFillingVQ" not in QUANTIZERS:
+        pytest.skip("SpaceFillingVQ is not in this vqkit yet")
+    common = [vectors, "--quantizer", "sfvq", "--codebook-size", "32", "--initial-size", "4",
+              "--expand-every", "6", "--batch", "32", "--log-every", "3", "-q"]
+    whole, part = tmp_path / "whole.ckpt", tmp_path / "part.ckpt"
+    assert vqkit("fit", *common, "--steps", "20", "-o", whole)[0] == 0
+    assert vqkit("fit", *common, "--steps", "12", "-o", part)[0] == 0   # stops at a boundary
+    assert load_checkpoint(part).quantizer.codebook_size == 8            # 4 -> 8 at step 6
+    assert vqkit("fit", vectors, "--resume", part, "--steps", "20", "-q")[0] == 0
+    a, b = load_checkpoint(whole), load_checkpoint(part)
+    assert a.quantizer.codebook_size == b.quantizer.codebook_size == 32  # 6, 12, 18
+    _same_state(a, b)
+    assert tuple(a.meters["window_counts"].shape) == (1, 32)   # usage counts all 32 points

@@ -132,6 +132,20 @@ class Trainer:
         self.sizes = codebook_sizes(quantizer)
         self._window_counts = torch.zeros(len(self.sizes), max(self.sizes), dtype=torch.long)
 
+    def reset_optimizer(self) -> None:
+        """Start a fresh Adam and re-read the codebook sizes (after SFVQ growth, say)."""
+        params = [p for p in self.quantizer.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=self.config.lr) if params else None
+        self._resize_counts()
+
+    def _resize_counts(self) -> None:
+        self.sizes = codebook_sizes(self.quantizer)
+        counts = torch.zeros(len(self.sizes), max(self.sizes), dtype=torch.long)
+        old = self._window_counts
+        rows, cols = min(old.shape[0], counts.shape[0]), min(old.shape[1], counts.shape[1])
+        counts[:rows, :cols] = old[:rows, :cols]
+        self._window_counts = counts
+
     # -- state ----------------------------------------------------------------------------------
     def checkpoint(self, **extra: Any) -> Checkpoint | None:
         """The run's state; a collective under DDP (call it on every rank), None off rank 0."""
@@ -172,6 +186,7 @@ class Trainer:
         set_rng_state(checkpoint.rng[rank], self.generators)
         meters = dict(checkpoint.meters)
         self._window_counts = meters.pop("window_counts").clone()
+        self._resize_counts()
         self.meters.load_state_dict(meters)
         self.step = checkpoint.step
 

@@ -110,6 +110,8 @@ def make_quantizer(settings: Mapping[str, Any], dim: int) -> Any:
         return cls(dim, size, m, **kwargs)
     if m != 1:
         raise ValueError(f"--num-codebooks must be 1 for --quantizer {name}, got {m}")
+    if settings.get("initial_size"):
+        kwargs["initial_size"] = int(settings["initial_size"])
     return cls(dim, size, **kwargs)
 
 

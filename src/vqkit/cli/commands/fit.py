@@ -46,7 +46,7 @@ FIXED_DEFAULTS: dict[str, Any] = {
     "quantizer": "vq", "estimator": "nsvq", "learning": "gradient", "ema_decay": 0.99,
     "codebook_size": 256, "num_codebooks": None, "init": "kmeans", "init_samples": 20000,
     "batch": 1024, "lr": 1e-3, "replace_every": 0, "replace_threshold": 0.01,
-    "log_every": 50, "seed": 0,
+    "log_every": 50, "seed": 0, "initial_size": None, "expand_every": 0,
 }
 STEPS_DEFAULT = 1000
 
@@ -71,6 +71,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="codebook start: k-means on a sample of the data (default) or random")
     q.add_argument("--init-samples", type=positive_int,
                    help="vectors drawn for the k-means initialisation (default 20000)")
+    q.add_argument("--initial-size", type=positive_int,
+                   help="sfvq: corner points at the start (default: --codebook-size)")
+    q.add_argument("--expand-every", type=nonnegative_int,
+                   help="sfvq: double the corner points every N steps until --codebook-size "
+                   "(the paper's growth; default 0 = never)")
     t = p.add_argument_group("training")
     t.add_argument("--steps", type=positive_int,
                    help=f"total optimizer steps (default {STEPS_DEFAULT}; may grow on resume)")
@@ -104,8 +109,11 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[st
         settings = {**FIXED_DEFAULTS, **given}
         if settings["num_codebooks"] is None:
             settings["num_codebooks"] = 4 if settings["quantizer"] in MULTI else 1
+        if settings["quantizer"] != "sfvq" and (settings["initial_size"]
+                                                 or settings["expand_every"]):
+            raise ValueError("--initial-size and --expand-every apply to --quantizer sfvq only")
     else:
-        settings = {k: saved[k] for k in FIXED_DEFAULTS}
+        settings = {k: saved.get(k, FIXED_DEFAULTS[k]) for k in FIXED_DEFAULTS}
         for key, value in given.items():
             if value != settings[key]:
                 raise ValueError(
@@ -120,6 +128,29 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[st
 def _fingerprint(path: str, x: Any) -> dict[str, Any]:
     digest = hashlib.sha256(x.contiguous().numpy().tobytes()).hexdigest()
     return {"path": str(path), "shape": list(x.shape), "sha256": digest}
+
+
+def _train(trainer: Any, expand_every: int, on_window: Any) -> None:
+    """Run to the end; with ``expand_every``, double SFVQ's corner points at each multiple.
+
+    A checkpoint taken at a multiple holds the state before that expansion (it is written
+    inside ``run``), so a resumed run first makes the pending expansion, exactly as the
+    uninterrupted run did at that step.
+    """
+    if not expand_every:
+        trainer.run(on_window=on_window)
+        return
+    quantizer, steps = trainer.quantizer, trainer.config.steps
+    while True:
+        can_grow = 2 * quantizer.codebook_size <= quantizer.codebook.max_size
+        if trainer.step and trainer.step % expand_every == 0 and can_grow \
+                and trainer.step < steps:
+            quantizer.expand_()
+            trainer.reset_optimizer()  # its moments belong to the old corner points
+        if trainer.step >= steps:
+            return
+        trainer.run(min(steps, (trainer.step // expand_every + 1) * expand_every),
+                    on_window=on_window)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -208,7 +239,7 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
               f"from {args.data}, steps {trainer.step} -> {loop.steps}", file=sys.stderr)
     start, cpu_train = time.perf_counter(), time.process_time()
     try:
-        trainer.run(on_window=on_window)
+        _train(trainer, settings["expand_every"], on_window)
     except KeyboardInterrupt:
         if not info.is_distributed:
             write(trainer)
