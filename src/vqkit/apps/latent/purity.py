@@ -104,7 +104,8 @@ def best_threshold_split(indices: Tensor, is_first: Tensor) -> tuple[float, int]
     "index < threshold" for one set. 0.5 means no split; 1.0 a perfect one.
 
     Example:
-        >>> best_threshold_split(torch.tensor([0, 1, 5, 6]), torch.tensor([False, False, True, True]))
+        >>> first = torch.tensor([False, False, True, True])
+        >>> best_threshold_split(torch.tensor([0, 1, 5, 6]), first)
         (1.0, 2)
     """
     idx = indices.reshape(-1).long()

@@ -93,7 +93,8 @@ class SpeechVQVAE(nn.Module):
 @dataclass
 class TrainConfig:
     """Training settings: Adam ``lr`` (4e-4 in the paper), ``steps`` of ``batch`` random
-    ``segment``-frame crops, ``codebook_size`` codewords; dead codewords (<1 % of batches) are replaced every 200 steps."""
+    ``segment``-frame crops, ``codebook_size`` codewords; dead codewords (<1 % of batches)
+    are replaced every 200 steps."""
 
     steps: int = 2500
     batch: int = 32
