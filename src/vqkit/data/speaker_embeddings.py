@@ -134,7 +134,7 @@ def speaker_embeddings(
     keep = [u for u in items if table[str(u.path)] is not None]
     skipped = [str(u.path) for u in items if table[str(u.path)] is None]
     if skipped:
-        log.info("%d utterances gave no embedding (too short after VAD)", len(skipped))
+        log.info("%d utterances gave no embedding (empty, or too short after VAD)", len(skipped))
     emb = torch.stack([table[str(u.path)] for u in keep]) if keep else torch.empty(0, 256)
     return SpeakerEmbeddings(
         emb, [u.speaker for u in keep], [u.corpus for u in keep], [str(u.path) for u in keep],
