@@ -35,8 +35,7 @@ def test_init_codebook_runs_kmeans(generator):
 
 def _vq_with_codewords(rows, **kw):
     vq = VectorQuantizer(2, len(rows), **kw)
-    with torch.no_grad():
-        vq.codebook.codewords.copy_(torch.tensor(rows))
+    vq.codebook.overwrite_(torch.arange(len(rows)), torch.tensor(rows))  # resets EMA statistics
     return vq
 
 
