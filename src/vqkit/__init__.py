@@ -22,6 +22,9 @@ from .functional.bitstream import pack_indices, unpack_indices
 from .maintenance import TileUsed, UsageWeighted, replace_dead_codes_
 from .quantizers import ChannelsFirst, Quantizer, SpaceFillingVQ, VectorQuantizer
 from .quantizers.additive import AdditiveVQ
+from .quantizers.application import OnComposite, PerStage
+from .quantizers.dropout import BatchDepth, ExampleDepth, FractionDepth
+from .quantizers.encoders import BeamSearch, Greedy
 from .quantizers.product import ProductVQ
 from .quantizers.residual import ResidualVQ
 from .serialization import load, save
@@ -32,6 +35,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdditiveVQ",
+    "BatchDepth",
+    "BeamSearch",
     "EMA",
     "ChannelsFirst",
     "Codebook",
@@ -41,9 +46,14 @@ __all__ = [
     "Estimator",
     "EstimatorOutput",
     "ExactProjection",
+    "ExampleDepth",
+    "FractionDepth",
     "Gradient",
+    "Greedy",
     "MSEFit",
     "NoiseSubstitution",
+    "OnComposite",
+    "PerStage",
     "ProductVQ",
     "Quantizer",
     "QuantizerOutput",
