@@ -120,7 +120,8 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         "rate_distortion": rows, "trainable_envelope": trainable, "bitrate_penalty": penalty,
         "nsvq_vs_ste": _gap(rows),
         "one_db_bits": {f"{k}/{e}": study.one_db_point(rows, k, e)
-                        for k, e in (("rvq", "nsvq"), ("rvq", "ste"), ("soft-rvq", "soft"))},
+                        for k, e in (("rvq", "nsvq"), ("rvq", "ste"), ("soft-rvq", "soft"),
+                                     ("pvq", "nsvq"), ("pvq", "ste"), ("scalar", "ste"))},
         "mdct_resynthesis": mdct_rows, "world_codec": world_rows, "reference_codecs": references,
     }
     path = write_json(out_dir / RESULT_FILES[0], record.record(results))
@@ -240,7 +241,8 @@ def report(results_dir: Path) -> str:
             cells.append("" if m is None
                          else f"{m['lsd_db']:.2f} ({m['excess_bits_per_frame']:.1f})")
         out.append(f"| {b} | " + " | ".join(cells) + " |")
-    crossings = {k: v for k, v in res["one_db_bits"].items() if v is not None}
+    found = {f"{k} {e}": study.one_db_point(rows, k, e) for k, e in kinds}
+    crossings = {k: round(v, 1) for k, v in found.items() if v is not None}
     top = max(bits)
     lowest = min((r["lsd_db"] for r in rows if r.get("bits") == top and "lsd_db" in r),
                  default=float("nan"))
