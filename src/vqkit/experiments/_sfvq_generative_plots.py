@@ -76,6 +76,8 @@ def plot_all(out_dir: Path, plots: dict[str, str], vae, curves: dict[int, Tensor
 
 
 def report_markdown(rec: dict[str, Any], plots: dict[str, str]) -> str:
+    # Links relative to docs/results.md, where `vqkit report` puts this section.
+    plots = {k: f"../results/{v}" for k, v in plots.items()}
     res, cfg = rec["results"], rec["results"]["config"]
     d = res["directions"]
     lines = [

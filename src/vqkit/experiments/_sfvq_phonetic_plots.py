@@ -57,6 +57,8 @@ def _range(r: dict[str, Any]) -> str:
 
 
 def report_markdown(rec: dict[str, Any], plots: dict[str, str]) -> str:
+    # Links relative to docs/results.md, where `vqkit report` puts this section.
+    plots = {k: f"../results/{v}" for k, v in plots.items()}
     res = rec["results"]
     a, d, cfg, p = res["analysis"], res["data"], res["config"], res["paper"]
     k = 2 ** cfg["bits"]
