@@ -47,8 +47,9 @@ def test_fit_reports_final_metrics_that_eval_reproduces(vqkit, vectors, tmp_path
     code, fit_out, _ = vqkit("fit", vectors, "--bits", "4", "--steps", "20", "--batch", "64",
                              "-q", "-o", ckpt, "--json", tmp_path / "fit.json")
     assert code == 0
-    code, eval_out, _ = vqkit("eval", ckpt, vectors, "--json", tmp_path / "eval.json")
-    assert code == 0
+    code, eval_out, _ = vqkit("eval", ckpt, vectors, "--json", tmp_path / "eval.json",
+                              "--plot", tmp_path / "usage.png")
+    assert code == 0 and (tmp_path / "usage.png").stat().st_size > 1000
     import json
 
     fit = json.loads((tmp_path / "fit.json").read_text())

@@ -23,10 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint or quantizer file")
     p.add_argument("data", help="vectors file: .npy, .pt or .csv")
     p.add_argument("--json", metavar="PATH", help="also write the numbers with provenance")
+    p.add_argument("--plot", metavar="PNG",
+                   help="draw the usage histogram of every codebook (needs matplotlib)")
     add_threads(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from ...data.vectors import load_vectors
     from ...training.checkpoint import load_quantizer
     from ...training.evaluate import evaluate
@@ -42,4 +46,17 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, record.record({"checkpoint": str(args.checkpoint),
                                              "data": str(args.data), **result}))
         print(f"results: {args.json}")
+    if args.plot:
+        from ...plots import usage_histogram
+        from ...training.evaluate import codebook_sizes, index_histogram
+
+        sizes = codebook_sizes(quantizer)
+        with torch.no_grad():
+            counts = index_histogram(quantizer.eval().encode(x), sizes)
+        flat = [int(c) for j, size in enumerate(sizes) for c in counts[j, :size]]
+        used = sum(c > 0 for c in flat)
+        usage_histogram(flat, args.plot, title=f"{type(quantizer).__name__}: {used} of "
+                        f"{len(flat)} codewords used ({len(sizes)} codebook(s)) on {x.shape[0]} "
+                        "vectors")
+        print(f"plot: {args.plot}")
     return 0
