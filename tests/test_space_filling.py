@@ -114,6 +114,8 @@ def test_masks_and_bad_indices():
     out = sf(x, mask=mask)
     assert bool((out.indices[~mask] == -1).all()) and bool((out.quantized[~mask] == 0).all())
     assert torch.equal(sf.decode(torch.tensor([-1.0])), torch.zeros(1, 4))
+    none = sf(x, mask=torch.zeros(2, 3, dtype=torch.bool))  # all masked: still float positions
+    assert none.indices.dtype == torch.float64 and bool((none.indices == -1).all())
     with pytest.raises(ValueError, match=r"\[0, 7\]"):
         sf.decode(torch.tensor([7.5]))
     with pytest.raises(ValueError, match=r"\[0, 7\]"):

@@ -72,6 +72,8 @@ class Quantizer(nn.Module):
 
     dim: int
     index_shape: tuple[int, ...] = ()
+    #: dtype of the indices (float64 curve positions for space-filling VQ).
+    index_dtype: torch.dtype = torch.long
 
     # -- subclass hooks -------------------------------------------------------------------------
     def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
@@ -114,7 +116,7 @@ class Quantizer(nn.Module):
                 # Run the (empty) update anyway: the other ranks' EMA all-reduce waits for ours.
                 self._train_forward(flat)
             quantized = flat
-            indices = torch.empty(0, *self.index_shape, dtype=torch.long, device=x.device)
+            indices = torch.empty(0, *self.index_shape, dtype=self.index_dtype, device=x.device)
         elif self.training:
             quantized, indices, loss, losses = self._train_forward(flat)
         else:

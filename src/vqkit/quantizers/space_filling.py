@@ -66,6 +66,8 @@ class SpaceFillingVQ(Quantizer):
         True
     """
 
+    index_dtype = torch.float64
+
     def __init__(
         self,
         dim: int,
