@@ -127,7 +127,7 @@ def run(
     cfg = dict(QUICK if quick else FULL)
     seeds = list(range(seed, seed + cfg["seeds"]))
     run_info = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else "")
-                   + f" --seed {seed}", seeds=seeds)
+                   + f" --seed {seed} --threads {torch.get_num_threads()}", seeds=seeds)
     data = speaker_embeddings(cache=cache, progress=not quick)
     emb = data.embeddings
     per_seed = [one_seed(emb, cfg, s) for s in seeds]

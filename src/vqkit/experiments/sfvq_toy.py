@@ -69,7 +69,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     """Fit the curve and k-means on the same data, evaluate on it and on fresh data."""
     cfg = dict(QUICK if quick else FULL)
     run_info = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else "")
-                   + f" --seed {seed}", seeds=[seed])
+                   + f" --seed {seed} --threads {torch.get_num_threads()}", seeds=[seed])
     gen = torch.Generator().manual_seed(seed)
     train = torch.randn(cfg["n"], cfg["dim"], generator=gen)
     test = torch.randn(min(cfg["n"], 2**14), cfg["dim"], generator=gen)
