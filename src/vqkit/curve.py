@@ -97,8 +97,9 @@ def project_exact(
 
     The squared distance to segment j is ``||x - c_j||^2 - 2 lambda a_j + lambda^2 ||e_j||^2``
     with ``e_j = c_{j+1} - c_j``, ``a_j = (x - c_j).e_j`` and the clipped ``lambda``; it is
-    evaluated for all segments with two matrix products per chunk of rows, at most
-    ``chunk_elements`` distances at once. Ties go to the lowest segment.
+    evaluated for all segments with two matrix products per chunk of rows, holding at most
+    ``chunk_elements`` floats of intermediate (rows x segments) results at once. Ties go to
+    the lowest segment.
 
     Shape:
         x: ``(N, D)``; corners: ``(K, D)``, K >= 2; returns ``(segment (N,) int64,
@@ -112,7 +113,8 @@ def project_exact(
     """
     n, k = x.shape[0], corners.shape[0]
     out_seg = torch.empty(n, dtype=torch.long, device=x.device)
-    rows = max(1, chunk_elements // max(k, 1))
+    # Four (rows, K-1) intermediates live at once: to_start, along, lam, dist.
+    rows = max(1, chunk_elements // (4 * max(k, 1)))
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
         xf, cf = x.detach().float(), corners.detach().float()
         start, e = cf[:-1], cf[1:] - cf[:-1]
