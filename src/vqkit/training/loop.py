@@ -151,6 +151,8 @@ class Trainer:
         """The run's state; a collective under DDP (call it on every rank), None off rank 0."""
         state = rng_state(self.generators)
         states = [state]
+        # The window's index counts are per rank: save their sum (rank 0 resumes with it).
+        counts = distributed.all_reduce_(self._window_counts.clone())
         if distributed.is_distributed():
             import torch.distributed as dist
 
@@ -159,7 +161,7 @@ class Trainer:
         if distributed.rank() != 0:
             return None
         meters = self.meters.state_dict()
-        meters["window_counts"] = self._window_counts.clone()
+        meters["window_counts"] = counts
         return Checkpoint(
             quantizer=self.quantizer,
             step=self.step,
@@ -186,6 +188,8 @@ class Trainer:
         set_rng_state(checkpoint.rng[rank], self.generators)
         meters = dict(checkpoint.meters)
         self._window_counts = meters.pop("window_counts").clone()
+        if rank != 0:
+            self._window_counts.zero_()  # rank 0 holds the sum over ranks
         self._resize_counts()
         self.meters.load_state_dict(meters)
         self.step = checkpoint.step
