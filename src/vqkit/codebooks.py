@@ -194,11 +194,15 @@ class Codebook(nn.Module):
         return F.embedding(indices, self.codewords)
 
     def observe_(self, x: Tensor, indices: Tensor) -> None:
-        """Training-time bookkeeping: usage counters and the learning strategy's update."""
-        with torch.no_grad():
-            picked = torch.bincount(indices, minlength=self.codebook_size) > 0
-            self.usage += picked
-            self.usage_batches += 1
+        """Training-time bookkeeping: usage counters and the learning strategy's update.
+
+        An empty batch counts as no batch, but the learning update still runs: under DDP an
+        EMA codebook's all-reduce must be called on every rank.
+        """
+        if indices.numel():
+            with torch.no_grad():
+                self.usage += torch.bincount(indices, minlength=self.codebook_size) > 0
+                self.usage_batches += 1
         self.learning.update_(self, x, indices)
 
     @torch.no_grad()
