@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 NAME = "sfvq-generative"
 DESCRIPTION = "P5 latent interpretation: SFVQ 2-8 bits on a Fashion-MNIST mapped-VAE's W space"
-EXPECTED_MINUTES = 6.0
+EXPECTED_MINUTES = 4.5
 RESULT_FILES = ["sfvq_generative.json"]
 PLOTS = {"corners_low": "sfvq_generative_corners_2-5bit.png",
          "corners_8": "sfvq_generative_corners_8bit.png",

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 NAME = "sfvq-phonetic"
 DESCRIPTION = "P4 phonetic analysis: 8-bit SFVQ on a speech VQ-VAE encoder, PocketSphinx phones"
-EXPECTED_MINUTES = 8.0
+EXPECTED_MINUTES = 12.0
 RESULT_FILES = ["sfvq_phonetic.json"]
 PLOTS = {
     "histograms": "sfvq_phonetic_histograms.png",
@@ -60,7 +60,7 @@ GROUPS = list(PHONE_GROUPS)
 TRACK_TEXT_FILE = "sense_and_sensibility_01_austen_64kb-0880.wav"  # "he was not an ill ..."
 
 FULL = {"corpora": ["asterisk-en", "codec2", "librivox"], "aligned_limit": None,
-        "vqvae": {"steps": 2500, "batch": 32, "segment": 64, "lr": 4e-4, "channels": 128,
+        "vqvae": {"steps": 1500, "batch": 32, "segment": 64, "lr": 4e-4, "channels": 128,
                   "codebook_size": 256},
         "bits": 8, "sfvq_epochs_per_stage": 5, "sfvq_batch": 64, "sfvq_lr": 1e-3,
         "range_width": 32, "permutations": 20}
