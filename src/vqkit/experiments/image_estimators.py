@@ -87,7 +87,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
 GAP_FILE = "image_estimators_gap.json"
 
 
-DIM_FILE = "image_estimators_dim.json"
+DIM_FILE = "image_estimators_dim{dim}.json"
 
 
 def run_dim_check(out_dir: Path, *, latent_dim: int = 8, bits: int = 9, seed: int = 0) -> Path:
@@ -101,7 +101,7 @@ def run_dim_check(out_dir: Path, *, latent_dim: int = 8, bits: int = 9, seed: in
         spec = QuantizerSpec(bits=bits, estimator=est, learning=learning)
         codec, tcfg = configuration(spec, replace=cbr, quick=False, seed=seed)
         points.append((label, replace(codec, latent_dim=latent_dim), tcfg))
-    path = Path(out_dir) / DIM_FILE
+    path = Path(out_dir) / DIM_FILE.format(dim=latent_dim)
     command = f"python -m vqkit.experiments.image_estimators --dim-check {latent_dim}"
     sweep(path, points, Run(command=command, seeds=[seed]), quick=False,
           extra={"model": {**SWEEP_MODEL, "latent_dim": latent_dim}, "train": SWEEP_TRAIN})
@@ -190,8 +190,10 @@ def report(results_dir: Path) -> str:
         out += ["NSVQ with CBR minus STE, PSNR: " + ", ".join(f"{g:+.2f} dB at {b} bits"
                                                               for b, g in gaps)
                 + " (paper: +0.90 dB at 9 bits, +1.55 dB at 11 bits).", ""]
-    for name, what in ((GAP_FILE, "trained for {steps} steps instead of 800"),
-                       (DIM_FILE, "with {dim}-dimensional latents instead of 64")):
+    checks = [(GAP_FILE, "trained for {steps} steps instead of 800")]
+    checks += [(p.name, "with {dim}-dimensional latents")
+               for p in sorted(Path(results_dir).glob(DIM_FILE.format(dim="*")))]
+    for name, what in checks:
         extra = Path(results_dir) / name
         if extra.is_file():
             out += _check_section(read_json(extra), name, what)
