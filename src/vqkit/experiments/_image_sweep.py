@@ -54,6 +54,7 @@ def run_point(label: str, codec: CodecConfig, train_cfg: TrainConfig, test: torc
     result = train(codec, train_cfg, source)
     metrics = evaluate(result.model, test)
     metrics["surrogate_psnr"] = surrogate_psnr(result.model, test[:512])
+    metrics["hard_psnr_same_tiles"] = evaluate(result.model, test[:512])["psnr"]
     q = codec.quantizer
     return {
         "method": label, "kind": q.kind, "estimator": q.estimator, "learning": q.learning,
@@ -68,7 +69,8 @@ def run_point(label: str, codec: CodecConfig, train_cfg: TrainConfig, test: torc
 def surrogate_psnr(model: torch.nn.Module, tiles: torch.Tensor) -> float:
     """Mean PSNR of the training-mode output (the estimator's surrogate, e.g. NSVQ's
     ``x + ||x - q|| v/||v||``) on ``tiles``; a copy runs it, so counters and EMA stay put.
-    Far above the hard PSNR means the decoder learned from more than the index carries."""
+    Far above the hard PSNR on the same tiles means the decoder learned from more than the
+    index carries."""
     import copy
 
     from ..apps.image_codec.evaluate import psnr_per_image
