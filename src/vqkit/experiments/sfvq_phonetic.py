@@ -64,8 +64,8 @@ FULL = {"corpora": ["asterisk-en", "codec2", "librivox"], "aligned_limit": None,
                   "codebook_size": 256},
         "bits": 8, "sfvq_epochs_per_stage": 5, "sfvq_batch": 64, "sfvq_lr": 1e-3,
         "range_width": 32, "permutations": 20}
-QUICK = {"corpora": [], "aligned_limit": 12,
-         "vqvae": {"steps": 40, "batch": 8, "segment": 32, "lr": 1e-3, "channels": 16,
+QUICK = {"corpora": [], "aligned_limit": 8,
+         "vqvae": {"steps": 30, "batch": 8, "segment": 32, "lr": 1e-3, "channels": 16,
                    "codebook_size": 32},
          "bits": 5, "sfvq_epochs_per_stage": 1, "sfvq_batch": 64, "sfvq_lr": 1e-3,
          "range_width": 4, "permutations": 5}
