@@ -94,3 +94,23 @@ def test_reproduce_unknown_name(vqkit):
 def test_report_missing_results_folder(vqkit, tmp_path):
     code, _, err = vqkit("report", "--results", tmp_path / "nope", "--out", tmp_path / "r.md")
     assert code == 2 and "no results folder" in err
+
+
+def test_quick_reproduction_never_writes_into_results(vqkit, tmp_path, monkeypatch):
+    import vqkit.experiments as experiments
+
+    calls = []
+
+    class Fake:
+        NAME, DESCRIPTION, EXPECTED_MINUTES, RESULT_FILES = "fake", "a fake", 0.1, ("f.json",)
+
+        @staticmethod
+        def run(out_dir, *, quick=False, seed=0):
+            calls.append((Path(out_dir), quick, seed))
+            return Path(out_dir) / "f.json"
+
+    monkeypatch.setattr(experiments, "registry", lambda: {"fake": Fake})
+    monkeypatch.chdir(tmp_path)
+    assert vqkit("reproduce", "fake", "--quick", "--seed", "2")[0] == 0
+    assert vqkit("reproduce", "fake")[0] == 0
+    assert calls == [(Path("out/quick"), True, 2), (Path("results"), False, 0)]

@@ -21,7 +21,7 @@ reference machine.
 examples:
   vqkit reproduce --list
   vqkit reproduce nsvq-toy --threads 2
-  vqkit reproduce nsvq-toy --quick --out /tmp/smoke
+  vqkit reproduce nsvq-toy --quick        # smoke run into out/quick/
 """
 
 
@@ -31,7 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="the seconds-long smoke version (its numbers are not the reported ones)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--out", default="results", help="results folder (default results/)")
+    p.add_argument("--out", default=None,
+                   help="results folder (default results/, or out/quick/ with --quick so a "
+                   "smoke run never overwrites the reported numbers)")
     add_threads(p)
 
 
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"reproduce {args.name}: {module.DESCRIPTION} (expected ~{module.EXPECTED_MINUTES:g} "
           f"min{', quick' if args.quick else ''})", file=sys.stderr)
     start = time.perf_counter()
-    path = module.run(Path(args.out), quick=args.quick, seed=args.seed)
+    out = Path(args.out or ("out/quick" if args.quick else "results"))
+    path = module.run(out, quick=args.quick, seed=args.seed)
     print(f"{args.name}: wrote {path} in {time.perf_counter() - start:.1f} s")
     return 0
