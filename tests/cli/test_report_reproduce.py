@@ -114,3 +114,15 @@ def test_quick_reproduction_never_writes_into_results(vqkit, tmp_path, monkeypat
     assert vqkit("reproduce", "fake", "--quick", "--seed", "2")[0] == 0
     assert vqkit("reproduce", "fake")[0] == 0
     assert calls == [(Path("out/quick"), True, 2), (Path("results"), False, 0)]
+
+
+def test_bare_plot_links_of_a_reproduction_point_into_results(tmp_path):
+    from vqkit.cli.commands.report import _fix_links
+
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    results.mkdir()
+    docs.mkdir()
+    (results / "a.png").write_bytes(b"png")
+    text = "![a](a.png) ![b](b.png) ![c](../results/a.png)"
+    assert _fix_links(text, results, docs) == "![a](../results/a.png) ![b](b.png) " \
+        "![c](../results/a.png)"

@@ -150,6 +150,19 @@ def _fit_section(path: Path, data: dict[str, Any], docs_dir: Path) -> list[str]:
     return lines
 
 
+def _fix_links(text: str, results_dir: Path, docs_dir: Path) -> str:
+    """Point image links that name a file of ``results_dir`` (``x.png``) at it from docs/."""
+
+    def fix(match: re.Match[str]) -> str:
+        link = match.group(1)
+        if (docs_dir / link).exists() or not (results_dir / link).exists():
+            return match.group(0)
+        target = os.path.relpath(results_dir / link, docs_dir)
+        return match.group(0).replace(f"({link})", f"({target})")
+
+    return _IMAGE.sub(fix, text)
+
+
 def build(results_dir: Path, out: Path) -> tuple[str, list[str]]:
     """The Markdown of docs/results.md, and the problems found (missing files or plots)."""
     from ...experiments import registry
@@ -165,7 +178,8 @@ def build(results_dir: Path, out: Path) -> tuple[str, list[str]]:
                          f"{', '.join(f'`results/{f}`' for f in missing)}._\n")
             problems.append(f"{name}: missing {', '.join(missing)}")
             continue
-        parts.append(module.report(results_dir).rstrip() + "\n")
+        section = _fix_links(module.report(results_dir), results_dir, docs_dir)
+        parts.append(section.rstrip() + "\n")
     claimed = {f for m in reg.values() for f in m.RESULT_FILES}
     bench = sorted(p for p in results_dir.glob("bench_*.json") if p.name not in claimed)
     if bench:
