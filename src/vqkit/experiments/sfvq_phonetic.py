@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 NAME = "sfvq-phonetic"
 DESCRIPTION = "P4 phonetic analysis: 8-bit SFVQ on a speech VQ-VAE encoder, PocketSphinx phones"
-EXPECTED_MINUTES = 12.0
+EXPECTED_MINUTES = 10.0
 RESULT_FILES = ["sfvq_phonetic.json"]
 PLOTS = {
     "histograms": "sfvq_phonetic_histograms.png",
