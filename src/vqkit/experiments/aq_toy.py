@@ -284,5 +284,5 @@ def report(results_dir: Path) -> str:
             lines += [f"MSE at {res['bits'][-1]} bits / MSE at {res['bits'][0]} bits: "
                       + ", ".join(falls) + ".", ""]
     if (Path(results_dir) / PLOT_FILE).is_file():
-        lines += [f"![{NAME}]({PLOT_FILE})", ""]
+        lines += [f"![{NAME}](../results/{PLOT_FILE})", ""]
     return "\n".join(lines)
