@@ -55,11 +55,12 @@ def plot_recall(payload: dict[str, Any], path: Path) -> Path:
     bits = sorted({e["bits"] for e in entries})
     fig, axes = plt.subplots(1, len(bits), figsize=(6 * len(bits), 4.5), squeeze=False)
     for ax, b in zip(axes[0], bits, strict=True):
-        for e in (e for e in entries if e["bits"] == b):
+        colors = plt.get_cmap("tab20").colors
+        for i, e in enumerate(e for e in entries if e["bits"] == b):
             ts = range(1, len(e["recall"]) + 1)
             style = "--" if e["family"] == "faiss" else ("-" if e.get("training") == "nsvq"
                                                          else ":")
-            ax.plot(ts, e["recall"], style, label=e["method"])
+            ax.plot(ts, e["recall"], style, color=colors[i % len(colors)], label=e["method"])
         ax.set_xscale("log")
         ax.set_xlabel("T")
         ax.set_ylabel("Recall@T")
