@@ -61,3 +61,66 @@ CASES.append(
         skip="EMA codebook learning cannot train a curve: SpaceFillingVQ rejects it by design",
     )
 )
+
+
+def _separated_sum_exact(q, g):
+    # Stage m's codewords live at scale 100**-m, so greedy and beam searches both recover the
+    # indices of a sum of codewords, and decode rebuilds it with the same additions.
+    with torch.no_grad():
+        for m, cb in enumerate(q.codebooks):
+            rows = torch.arange(cb.codebook_size)
+            cb.overwrite_(rows, torch.randn(cb.codebook_size, cb.dim, generator=g) * 100.0**-m)
+    idx = torch.randint(0, q.codebook_size, (6, 5, q.num_codebooks), generator=g)
+    return q.decode(idx).detach().clone()
+
+
+def _rvq_cases():
+    from vqkit import ResidualVQ
+    from vqkit.quantizers.application import PerStage
+    from vqkit.quantizers.encoders import BeamSearch
+
+    return [
+        Case("ResidualVQ", lambda est, learn: ResidualVQ(DIM, 16, 3, estimator=est, learning=learn),
+             _separated_sum_exact),
+        # (quantizer dropout sets -1 on unmasked vectors by design: tested in test_residual.py)
+        Case("ResidualVQ-beam",
+             lambda est, learn: ResidualVQ(DIM, 16, 3, estimator=est, learning=learn,
+                                           encoder=BeamSearch(4)),
+             _separated_sum_exact),
+        Case("ResidualVQ-per-stage",
+             lambda est, learn: ResidualVQ(DIM, 16, 3, estimator=PerStage(est), learning=learn),
+             _separated_sum_exact),
+    ]
+
+
+CASES.extend(_rvq_cases())
+
+
+def _pvq_exact(q, g):
+    idx = torch.randint(0, q.codebook_size, (6, 5, q.num_codebooks), generator=g)
+    return q.decode(idx).detach().clone()
+
+
+def _pvq_avq_cases():
+    from vqkit import AdditiveVQ, ProductVQ
+    from vqkit.quantizers.application import PerStage
+    from vqkit.quantizers.encoders import BeamSearch, Greedy
+
+    return [
+        Case("ProductVQ", lambda est, learn: ProductVQ(DIM, 16, 4, estimator=est, learning=learn),
+             _pvq_exact),
+        Case("ProductVQ-per-stage",
+             lambda est, learn: ProductVQ(DIM, 16, 2, estimator=PerStage(est), learning=learn),
+             _pvq_exact),
+        Case("AdditiveVQ",
+             lambda est, learn: AdditiveVQ(DIM, 16, 3, estimator=est, learning=learn,
+                                           encoder=BeamSearch(4)),
+             _separated_sum_exact),
+        Case("AdditiveVQ-greedy-per-stage",
+             lambda est, learn: AdditiveVQ(DIM, 16, 3, estimator=PerStage(est), learning=learn,
+                                           encoder=Greedy()),
+             _separated_sum_exact),
+    ]
+
+
+CASES.extend(_pvq_avq_cases())
