@@ -81,8 +81,9 @@ def _row(e: dict[str, Any]) -> str:
             f"{e['encode_seconds']:.1f} |")
 
 
-def goal_line(entries: list[dict[str, Any]], bits: int) -> str:
-    """Whether vqkit's AVQ + NSVQ reaches the best FAISS Recall@10 at ``bits``."""
+def goal_line(entries: list[dict[str, Any]], bits: int, n_queries: int | None = None) -> str:
+    """Whether vqkit's AVQ + NSVQ reaches the best FAISS Recall@10 at ``bits`` (with the
+    binomial standard error of a Recall@10 over ``n_queries`` queries, when given)."""
     ours = [e for e in entries if e["bits"] == bits and e["method"].startswith("vqkit AVQ")
             and e.get("training") == "nsvq"]
     theirs = [e for e in entries if e["bits"] == bits and e["family"] == "faiss"]
@@ -92,9 +93,12 @@ def goal_line(entries: list[dict[str, Any]], bits: int) -> str:
     best = max(theirs, key=lambda e: e["recall_at_10"])
     gap = a["recall_at_10"] - best["recall_at_10"]
     verdict = "reaches" if gap >= 0 else "falls short of"
+    p = best["recall_at_10"]
+    se = "" if not n_queries else \
+        f"; standard error of one Recall@10 here: {(p * (1 - p) / n_queries) ** 0.5:.3f}"
     return (f"At {bits} bits, {a['method']} has Recall@10 {a['recall_at_10']:.3f}; the best FAISS "
             f"quantizer, {best['method']}, has {best['recall_at_10']:.3f}: vqkit {verdict} it "
-            f"({gap:+.3f}).")
+            f"({gap:+.3f}{se}).")
 
 
 def markdown(record: dict[str, Any], title: str, source: str) -> str:
@@ -129,7 +133,8 @@ def markdown(record: dict[str, Any], title: str, source: str) -> str:
     entries = res["entries"]
     for b in sorted({e["bits"] for e in entries}):
         lines += [_row(e) for e in entries if e["bits"] == b]
-    lines += [""] + [goal_line(entries, b) for b in sorted({e["bits"] for e in entries})]
+    lines += [""] + [goal_line(entries, b, sizes["queries"])
+                     for b in sorted({e["bits"] for e in entries}, reverse=True)]
     lines += [
         "",
         "**The paper's numbers (SIFT1M, 128-d, 1M database; other data, code length not "
