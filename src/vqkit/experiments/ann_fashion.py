@@ -16,7 +16,7 @@ from ..apps.ann.experiment import report_experiment, run_experiment
 
 NAME = "ann-fashion"
 DESCRIPTION = "ANN on Fashion-MNIST-784 (L2): vqkit PQ/RVQ/AVQ + NSVQ, exported to FAISS, vs FAISS"
-EXPECTED_MINUTES = 30.0
+EXPECTED_MINUTES = 35.0
 RESULT_FILES = ("ann_fashion.json",)
 PLOT_FILE = "ann_fashion_recall.png"
 

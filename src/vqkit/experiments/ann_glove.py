@@ -15,7 +15,7 @@ from ..apps.ann.experiment import report_experiment, run_experiment
 
 NAME = "ann-glove"
 DESCRIPTION = "ANN on GloVe-50 (cosine): vqkit PQ/RVQ/AVQ + NSVQ, exported to FAISS, vs FAISS"
-EXPECTED_MINUTES = 30.0
+EXPECTED_MINUTES = 31.0
 RESULT_FILES = ("ann_glove.json",)
 PLOT_FILE = "ann_glove_recall.png"
 

@@ -5,7 +5,9 @@
 - :mod:`.train`: k-means initialisation and NSVQ training of the quantizers;
 - :mod:`.config`: the sizes and schedules of a benchmark run;
 - :mod:`.datasets`: GloVe and Fashion-MNIST splits (train / database / queries);
-- :mod:`.benchmark`: the table of vqkit against FAISS's own quantizers, and its report.
+- :mod:`.benchmark`: the table of vqkit against FAISS's own quantizers;
+- :mod:`.report`: its JSON, recall plot and Markdown (beside the thesis's SIFT1M numbers);
+- :mod:`.experiment`: the shared body of the ``ann-glove`` / ``ann-fashion`` reproductions.
 
 faiss is optional; only :mod:`.faiss_bridge` and :mod:`.benchmark` import it, when called.
 """
