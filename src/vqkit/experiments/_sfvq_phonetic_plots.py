@@ -14,8 +14,12 @@ from ..interpret.plots import _pyplot, _save, plot_histograms, plot_matrix
 
 def plot_all(out_dir: Path, plots: dict[str, str], sf, vq_codewords: Tensor, sf_idx: Tensor,
              vq_idx: Tensor, labels: list[str], seqs: dict[str, list[Tensor]],
-             results: dict[str, Any]) -> None:
+             results: dict[str, Any], phones: list[str]) -> None:
     k = sf.codebook_size
+    fric = [i for i, g in enumerate(labels) if g == "fricatives"]
+    plot_histograms(index_histograms(sf_idx[fric], [phones[i] for i in fric], k),
+                    out_dir / plots["fricatives"],
+                    title="SFVQ: fricative phones (Blackman 7, max 1)")
     plot_histograms(index_histograms(sf_idx, labels, k), out_dir / plots["histograms"],
                     title="SFVQ: phone-group histograms (Blackman 7, max 1)")
     plot_histograms(index_histograms(vq_idx, labels, k), out_dir / plots["vq_histograms"],
@@ -110,6 +114,15 @@ def report_markdown(rec: dict[str, Any], plots: dict[str, str]) -> str:
     def j(x: str, y: str) -> float:
         return jsd[names.index(x)][names.index(y)]
 
+    fp, pp = a.get("fricative_phones", {}).get("sfvq", {}), p.get("fricative_peaks", {})
+    if fp:
+        lines += ["", "Fricative phones: peak of the smoothed SFVQ histogram (median index; "
+                  "frames) against the paper's peaks (TIMIT, its own curve and direction).", "",
+                  "| phone | " + " | ".join(fp) + " |", "|---|" + "---|" * len(fp),
+                  "| SFVQ peak (median; frames) | " + " | ".join(
+                      f"{v['peak']} ({v['median']:.0f}; {v['count']})" for v in fp.values())
+                  + " |",
+                  "| paper peak | " + " | ".join(str(pp.get(ph, "–")) for ph in fp) + " |"]
     lines += [
         "",
         f"**Paper comparison.** Consonants (plosives, fricatives, nasals) vs vowels+diphthongs "
@@ -130,7 +143,7 @@ def report_markdown(rec: dict[str, Any], plots: dict[str, str]) -> str:
         f"![JSD]({plots['jsd']}) ![SFVQ distances]({plots['distances']}) "
         f"![VQ distances]({plots['vq_distances']}) ![transitions]({plots['transitions']})",
         "",
-        f"![track]({plots['track']})",
+        f"![track]({plots['track']}) ![fricatives]({plots['fricatives']})",
         "",
     ]
     return "\n".join(lines)

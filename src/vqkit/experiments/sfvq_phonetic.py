@@ -28,6 +28,7 @@ from ..apps.latent.alignment import (
     VOWELS,
     aligned_utterances,
     frame_labels,
+    frame_phones,
 )
 from ..apps.latent.logmel import log_mel
 from ..apps.latent.speech_vqvae import TrainConfig, train_speech_vqvae
@@ -55,6 +56,7 @@ PLOTS = {
     "jsd": "sfvq_phonetic_jsd.png", "distances": "sfvq_phonetic_distances.png",
     "vq_distances": "sfvq_phonetic_vq_distances.png",
     "transitions": "sfvq_phonetic_transitions.png", "track": "sfvq_phonetic_track.png",
+    "fricatives": "sfvq_phonetic_fricatives.png",
 }
 GROUPS = list(PHONE_GROUPS)
 TRACK_TEXT_FILE = "sense_and_sensibility_01_austen_64kb-0880.wav"  # "he was not an ill ..."
@@ -73,7 +75,23 @@ QUICK = {"corpora": [], "aligned_limit": 8,
 #: P4 §4 (METHODS.md §5.5), 8-bit SFVQ on the ZeroSpeech VQ-VAE, TIMIT labels.
 PAPER = {"consonant_vowel_boundary": 125, "silence_range": [0, 20], "nasals_range": [105, 125],
          "fricatives_s_z_sh_zh_range": [64, 81], "jsd_vowel_diphthong": 0.19,
-         "jsd_silence_vowel": 0.98}
+         "jsd_silence_vowel": 0.98,
+         "fricative_peaks": {"F": 51, "V": 50, "TH": 78, "DH": 80, "S": 71, "Z": 67, "SH": 65,
+                             "ZH": 67, "HH": 46}}
+
+
+def fricative_phones(idx: Tensor, phones: list[str], k: int) -> dict[str, dict[str, float]]:
+    """Per fricative phone (P4 analysis 6): the peak of its Blackman-smoothed histogram, its
+    median index and frame count."""
+    out: dict[str, dict[str, float]] = {}
+    for ph in PHONE_GROUPS["fricatives"]:
+        pick = torch.tensor([p == ph for p in phones])
+        if not bool(pick.any()):
+            continue
+        hist = index_histograms(idx[pick], [ph] * int(pick.sum()), k)[ph]
+        out[ph] = {"peak": int(hist.argmax()), "median": float(idx[pick].double().median()),
+                   "count": int(pick.sum())}
+    return out
 
 
 def _mel(path: Path) -> Tensor:
@@ -143,10 +161,7 @@ def _track(model, sf, mel: Tensor, segs) -> dict[str, Any]:
     with torch.no_grad():
         z = model.encode(mel[None])[0]
     labels = frame_labels(segs, z.shape[0], stride=2)
-    phones = [None] * z.shape[0]
-    for s in segs:
-        for t in range(-(-s.start // 2), min(z.shape[0], -(-s.end // 2))):
-            phones[t] = s.phone
+    phones = frame_phones(segs, z.shape[0], stride=2)
     return {"sfvq": curve_positions(sf, z).tolist(), "vq": model.vq.encode(z).tolist(),
             "groups": labels, "phones": phones}
 
@@ -177,6 +192,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     k = 2 ** cfg["bits"]
     z_train_hat = sf.project(z_train)[2]
     sf_idx_l, vq_idx_l, labels, seqs = [], [], [], {"sfvq": [], "vq": []}
+    phones: list[str] = []
     with torch.no_grad():
         for utt, segs in aligned:
             z = model.encode(mels[utt.path][None])[0]
@@ -189,11 +205,15 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
             sf_idx_l.append(s_idx[keep])
             vq_idx_l.append(v_idx[keep])
             labels += [g for g in lab if g is not None]
+            ph = frame_phones(segs, z.shape[0], stride=2)
+            phones += [p for p, g in zip(ph, lab, strict=True) if g is not None]
     sf_idx, vq_idx = torch.cat(sf_idx_l), torch.cat(vq_idx_l)
     vq_k = model.vq.codebook_size
     if vq_k != k:
         raise RuntimeError(f"the VQ-VAE codebook ({vq_k}) must match the SFVQ size ({k})")
     res = analyse(sf_idx, vq_idx, labels, seqs, k, cfg, gen)
+    res["fricative_phones"] = {"sfvq": fricative_phones(sf_idx, phones, k),
+                               "vq": fricative_phones(vq_idx, phones, k)}
     res["ordering"] = {"sfvq": _ordering(sf.codewords.detach()),
                        "vq": _ordering(model.vq.codewords.detach())}
     track_utt = next(((u, s) for u, s in aligned if u.path.name == TRACK_TEXT_FILE), aligned[0])
@@ -218,7 +238,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         from ._sfvq_phonetic_plots import plot_all
 
         plot_all(out_dir, PLOTS, sf, model.vq.codewords.detach(), sf_idx, vq_idx, labels,
-                 seqs, results)
+                 seqs, results, phones)
     except ImportError as err:
         log.warning("no plots written: %s", err)
     return path

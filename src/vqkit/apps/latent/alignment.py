@@ -64,23 +64,34 @@ class Segment:
     end: int
 
 
-def frame_labels(segments: list[Segment], n_frames: int, stride: int = 1) -> list[str | None]:
-    """The phone group at frames ``0, stride, 2 stride, ...`` (``n_frames`` of them, in the
-    units of the downsampled sequence); None where no phone covers the frame.
+def frame_phones(segments: list[Segment], n_frames: int, stride: int = 1) -> list[str | None]:
+    """The phone (stress digits dropped) at 10 ms frames ``0, stride, 2 stride, ...``
+    (``n_frames`` of them, in the units of the downsampled sequence); None where no phone
+    covers the frame.
 
     Example:
-        >>> frame_labels([Segment("SIL", 0, 2), Segment("AA", 2, 5)], 4, stride=2)
-        ['silence', 'vowels', 'vowels', None]
+        >>> frame_phones([Segment("SIL", 0, 2), Segment("AA1", 2, 5)], 4, stride=2)
+        ['SIL', 'AA', 'AA', None]
     """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     out: list[str | None] = [None] * n_frames
     for seg in segments:
-        group = phone_group(seg.phone)
+        phone = re.sub(r"\d", "", seg.phone.upper())
         first = -(-seg.start // stride)
         for t in range(first, min(n_frames, -(-seg.end // stride))):
-            out[t] = group
+            out[t] = phone
     return out
+
+
+def frame_labels(segments: list[Segment], n_frames: int, stride: int = 1) -> list[str | None]:
+    """The phone group at each frame of :func:`frame_phones`; None for no phone or noise.
+
+    Example:
+        >>> frame_labels([Segment("SIL", 0, 2), Segment("AA", 2, 5)], 4, stride=2)
+        ['silence', 'vowels', 'vowels', None]
+    """
+    return [None if p is None else phone_group(p) for p in frame_phones(segments, n_frames, stride)]
 
 
 def normalise_text(text: str, vocabulary: set[str]) -> str | None:
