@@ -26,7 +26,8 @@ CONFIG = BenchmarkConfig(
     avq_width=4,
 )
 QUICK = BenchmarkConfig(
-    Split(n_train=600, n_database=1_000, n_queries=50),
+    # FAISS RQ's progressive-dimension training runs a PCA: it needs n_train >= D = 784.
+    Split(n_train=800, n_database=600, n_queries=50),
     Schedule(steps=10, batch_size=128, replace_every=0),
     codebook_size=16, num_codebooks=(2, 4), avq_width=2, rq_beams=(1, 5), recall_max=100,
 )
