@@ -54,12 +54,13 @@ def _free_order_greedy_reference(x, books):
     return torch.tensor(out)
 
 
+@pytest.mark.parametrize("use_lut", [False, True])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_additive_exhaustive_width_equals_brute_force(seed):
+def test_additive_exhaustive_width_equals_brute_force(seed, use_lut):
     books = _books(3, 4, 3, seed)
     x = torch.randn(150, 3, generator=torch.Generator().manual_seed(100 + seed)) * 2
     # W >= M K and >= the number of partial sets C(3, 2) 4^2 = 48: nothing is ever pruned.
-    idx = additive_beam_search(x, books, width=64)
+    idx = additive_beam_search(x, books, width=64, use_lut=use_lut)
     torch.testing.assert_close(_error(x, books, idx), _brute_force(x, books), rtol=1e-5, atol=1e-5)
 
 
@@ -126,3 +127,16 @@ def test_bad_arguments():
         residual_beam_search(torch.randn(2, 3), [books[0], torch.randn(4, 2)], width=2)
     with pytest.raises(ValueError, match="2-D"):
         additive_beam_search(torch.randn(3), books, width=2)
+
+
+@pytest.mark.parametrize("dim", [8, 200])
+def test_gram_table_search_equals_direct_search(dim):
+    books = _books(4, 32, dim, 21, decay=0.8)
+    x = torch.randn(300, dim, generator=torch.Generator().manual_seed(22))
+    direct = additive_beam_search(x, books, width=8, use_lut=False)
+    table = additive_beam_search(x, books, width=8, use_lut=True)
+    torch.testing.assert_close(_error(x, books, table), _error(x, books, direct),
+                               rtol=1e-5, atol=1e-5)
+    assert (table == direct).all(dim=1).float().mean() > 0.99
+    assert torch.equal(additive_beam_search(x, books, width=8, use_lut=True, chunk_elements=1),
+                       table)

@@ -17,6 +17,13 @@ from torch import Tensor
 
 from .search import DEFAULT_CHUNK_ELEMENTS
 
+#: Largest pool (M K rows) squared for which additive beam search uses the codeword Gram
+#: matrix (the look-up-table search of FAISS's ``use_beam_LUT``) instead of a D-dimensional
+#: product per beam and step: 2^24 entries = 64 MiB.
+LUT_ELEMENTS = 1 << 24
+#: ... and only above this dimension, where the D-dimensional products dominate.
+LUT_MIN_DIM = 128
+
 # Multipliers of the hash that identifies a set of codewords reached in different orders,
 # used when the exact mixed-radix key would not fit in 63 bits.
 _HASH_SEED = 0x5EED
@@ -156,6 +163,7 @@ def additive_beam_search(
     width: int,
     *,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    use_lut: bool | None = None,
 ) -> Tensor:
     """Beam search of additive VQ with a free codebook order (METHODS.md §4.4).
 
@@ -171,6 +179,11 @@ def additive_beam_search(
         codebooks: M codeword matrices ``(K_m, D)``.
         width: W >= 1; 1 is greedy with free order.
         chunk_elements: bound on the distances held at once.
+        use_lut: compute the residual distances from ``x . c`` and the codewords' Gram
+            matrix (``||x - S - c||^2 = ||x - S||^2 + ||c||^2 - 2 x.c + 2 S.c``), which costs
+            O(M K) instead of O(M K D) per beam and step; ``None`` (default) uses it when
+            ``D > LUT_MIN_DIM`` and ``(M K)^2 <= LUT_ELEMENTS``. Both give the same search up
+            to fp32 rounding.
 
     Returns:
         ``(N, M)`` int64 indices, one per codebook.
@@ -187,7 +200,11 @@ def additive_beam_search(
     pool_size = sum(sizes)
     equal = len(set(sizes)) == 1
     inf = float("inf")
-    rows = max(1, chunk_elements // max(width * (pool_size + width * num), 1))
+    if use_lut is None:
+        # Measured on one CPU thread: a tie at D = 128, 2.4x faster at D = 784, slower at 64.
+        use_lut = dim > LUT_MIN_DIM and pool_size * pool_size <= LUT_ELEMENTS
+    held = (2 if use_lut else 1) * pool_size + width * num
+    rows = max(1, chunk_elements // max(width * held, 1))
     out = torch.empty(n, num, dtype=torch.long, device=x.device)
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
         pool = torch.cat([c.detach().float() for c in codebooks])
@@ -196,14 +213,24 @@ def additive_beam_search(
             [torch.full((s,), m, dtype=torch.long) for m, s in enumerate(sizes)]
         ).to(x.device)
         local = torch.cat([torch.arange(s) for s in sizes]).to(x.device)
+        gram = pool @ pool.t() if use_lut else None
         xf = x.detach().float()
         for start in range(0, n, rows):
             xs = xf[start : start + rows]
             ns = xs.shape[0]
             partial = xs.new_zeros(ns, 1, dim)
             selection = torch.full((ns, 1, num), -1, dtype=torch.long, device=x.device)
+            if use_lut:
+                base = torch.addmm(pool_sq, xs, pool.t(), beta=1.0, alpha=-2.0)[:, None, :]
+                r_sq = xs.pow(2).sum(dim=1).reshape(ns, 1, 1)
+                inner = None  # (ns, B, P): S_b . c for the partial sums S_b of the beams
             for step in range(num):
-                d, r_sq = _distances(xs[:, None, :] - partial, pool, pool_sq)  # (ns, B, P)
+                if not use_lut:
+                    d, r_sq = _distances(xs[:, None, :] - partial, pool, pool_sq)  # (ns, B, P)
+                elif inner is None:
+                    d = base.clone()
+                else:
+                    d = torch.add(base, inner, alpha=2.0)
                 used = selection >= 0  # (ns, B, M)
                 if step == 0:
                     pass
@@ -231,6 +258,12 @@ def additive_beam_search(
                 _, best = _smallest(score, keep)
                 selection = cand.gather(1, best[..., None].expand(-1, -1, num))
                 beam_of, row = best // k, pos.reshape(ns, beams * k).gather(1, best)
-                partial = partial.gather(1, beam_of[..., None].expand(-1, -1, dim)) + pool[row]
+                if use_lut:
+                    r_sq = vals.reshape(ns, beams * k).gather(1, best)[..., None]
+                    added = gram[row]
+                    inner = added if inner is None else inner.gather(
+                        1, beam_of[..., None].expand(-1, -1, pool_size)) + added
+                else:
+                    partial = partial.gather(1, beam_of[..., None].expand(-1, -1, dim)) + pool[row]
             out[start : start + ns] = selection[:, 0]
     return out
