@@ -117,6 +117,15 @@ def test_full_reproduction(tmp_path, name):
     assert "R@10" in module.report(tmp_path) and path.is_file()
 
 
+@pytest.mark.slow
+def test_quick_fashion_reproduction(tmp_path):
+    pytest.importorskip("faiss")
+    from vqkit.experiments import ann_fashion
+
+    ann_fashion.run(tmp_path, quick=True)
+    assert "vqkit AVQ (beam 2) (NSVQ)" in ann_fashion.report(tmp_path)
+
+
 def test_quick_reproduction_writes_json_plot_and_report(tmp_path):
     pytest.importorskip("faiss")
     from vqkit.experiments import ann_glove
