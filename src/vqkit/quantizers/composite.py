@@ -160,10 +160,7 @@ class MultiCodebookQuantizer(Quantizer):
         for m, cb in enumerate(self.codebooks):
             idx = indices[:, m]
             keep = idx >= 0
-            if bool(keep.any()):
-                cb.usage += torch.bincount(idx[keep], minlength=cb.codebook_size) > 0
-                cb.usage_batches += 1
-            cb.learning.update_(cb, targets[m][keep].detach(), idx[keep])
+            cb.observe_(targets[m][keep].detach(), idx[keep])
 
     def _encode(self, x: Tensor) -> Tensor:
         return self._select(x)
