@@ -9,9 +9,12 @@ For each (N, D, K) and thread count, times one forward + backward pass in traini
   ``||c||^2 - 2 x.c``, then ``argmin``; forward only, no training bookkeeping): the floor any
   exact VQ layer has to pay.
 
-Times are medians over repeats after a warm-up, all measured in the same run. Peak memory is
-measured in a fresh subprocess per case as the rise of the peak resident set size (VmHWM)
-over the resident size after the inputs and the module were built.
+Each case runs in a fresh subprocess, all in the same run: peak memory is the rise of the
+peak resident set size (VmHWM) during the first step over the resident size after the inputs
+and the module were built; the time is the median of the following ``--repeats`` steps. Each
+subprocess runs under an address-space limit (``--memory-limit-gib``, default 20 GiB of the
+machine's 24), so a case that needs more fails with a recorded "out of memory" instead of
+waking the kernel's OOM killer.
 
 Usage: ``python benchmarks/layer_speed.py [--quick] [--out results/bench_layer.json]``
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -89,30 +93,39 @@ def _status(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def measure_memory_child(impl: str, n: int, d: int, k: int, threads: int) -> None:
+def measure_child(impl: str, n: int, d: int, k: int, threads: int, repeats: int,
+                  limit_gib: float) -> None:
+    """Run in a fresh process: peak memory of the first step, then the median step time."""
+    resource.setrlimit(resource.RLIMIT_AS, (int(limit_gib * 2**30),) * 2)
     torch.set_num_threads(threads)
-    step = build(impl, n, d, k)
-    base = _status("VmRSS")
-    step()
-    print(json.dumps({"peak_bytes": _status("VmHWM") - base}))
-
-
-def peak_memory(impl: str, n: int, d: int, k: int, threads: int) -> int:
-    out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", impl, str(n), str(d), str(k), str(threads)],
-        capture_output=True, text=True, check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"]
-
-
-def median_time(step, repeats: int) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+    try:
+        step = build(impl, n, d, k)
+        base = _status("VmRSS")
         step()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        peak = _status("VmHWM") - base
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t)
+    except (RuntimeError, MemoryError) as err:  # allocation refused under the address limit
+        print(json.dumps({"error": f"out of memory under the {limit_gib:g} GiB limit: "
+                                   f"{str(err).splitlines()[0][:120]}"}))
+        return
+    print(json.dumps({"seconds": statistics.median(times), "peak_bytes": peak}))
+
+
+def measure(impl: str, n: int, d: int, k: int, threads: int, repeats: int,
+            limit_gib: float) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", impl, str(n), str(d), str(k), str(threads),
+         str(repeats), str(limit_gib)],
+        capture_output=True, text=True,
+    )
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        return {"error": f"child exited with {out.returncode}: {out.stderr.strip()[-200:]}"}
+    return json.loads(lines[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,11 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=Path("results/bench_layer.json"))
-    p.add_argument("--memory-child", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--memory-limit-gib", type=float, default=20.0,
+                   help="address-space limit of each measurement process (default 20)")
+    p.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.memory_child:
-        impl, n, d, k, t = args.memory_child
-        measure_memory_child(impl, int(n), int(d), int(k), int(t))
+    if args.child:
+        impl, n, d, k, t, r, lim = args.child
+        measure_child(impl, int(n), int(d), int(k), int(t), int(r), float(lim))
         return 0
 
     from vqkit.training.provenance import Run, write_json
@@ -136,17 +151,23 @@ def main(argv: list[str] | None = None) -> int:
         for threads in args.threads:
             torch.set_num_threads(threads)
             for impl in IMPLS:
-                sec = median_time(build(impl, n, d, k), args.repeats)
-                mem = peak_memory(impl, n, d, k, threads)
-                rows.append({"N": n, "D": d, "K": k, "threads": threads, "impl": impl,
-                             "seconds": sec, "peak_bytes": mem})
-                print(f"N={n:>6} D={d} K={k:>6} threads={threads} {impl:<28} "
-                      f"{sec * 1e3:9.1f} ms  peak {mem / 2**20:8.1f} MiB", flush=True)
+                got = measure(impl, n, d, k, threads, args.repeats, args.memory_limit_gib)
+                rows.append({"N": n, "D": d, "K": k, "threads": threads, "impl": impl, **got})
+                shown = got.get("error") or (
+                    f"{got['seconds'] * 1e3:9.1f} ms  peak {got['peak_bytes'] / 2**20:8.1f} MiB")
+                print(f"N={n:>6} D={d} K={k:>6} threads={threads} {impl:<28} {shown}",
+                      flush=True)
     ratios = []
     for n, d, k in QUICK_SHAPES if args.quick else SHAPES:
         for threads in args.threads:
             sel = {r["impl"]: r for r in rows if (r["N"], r["K"], r["threads"]) == (n, k, threads)}
             ours, peer = sel["vqkit STE+EMA"], sel["VQP EMA 0.99, no rotation"]
+            failed = [i for i, r in sel.items() if "error" in r]
+            if failed:
+                ratios.append({"N": n, "D": d, "K": k, "threads": threads,
+                               "not_measured": {i: sel[i]["error"] for i in failed}})
+                print(f"N={n} K={k} threads={threads}: no ratio, failed: {failed}", flush=True)
+                continue
             ratios.append({
                 "N": n, "D": d, "K": k, "threads": threads,
                 "speedup_vs_vqp": peer["seconds"] / ours["seconds"],
