@@ -32,7 +32,7 @@ from ._image_sweep import (
 
 NAME = "image-estimators"
 DESCRIPTION = "Pub. II Fig. 3 analogue: VQ-VAE codec, STE/EMA/NSVQ±CBR/rotation/DiVeQ, PSNR+SSIM"
-EXPECTED_MINUTES = 50.0
+EXPECTED_MINUTES = 40.0
 RESULT_FILES = ("image_estimators.json",)
 PLOTS = ("image_estimators_psnr.png", "image_estimators_ssim.png")
 

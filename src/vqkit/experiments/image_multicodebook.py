@@ -36,7 +36,7 @@ from ._image_sweep import (
 
 NAME = "image-multicodebook"
 DESCRIPTION = "Pub. III Fig. 4 analogue: VQ-VAE codec with RVQ/PVQ/AVQ + NSVQ, PSNR/SSIM/complexity"
-EXPECTED_MINUTES = 45.0
+EXPECTED_MINUTES = 40.0
 RESULT_FILES = ("image_multicodebook.json",)
 PLOTS = ("image_multicodebook_psnr.png", "image_multicodebook_ssim.png")
 
