@@ -93,3 +93,18 @@ def test_seeded_training_reaches_stated_quality():
     again = train(cfg, TrainConfig(steps=3, batch_size=8, seed=5), source).model.state_dict()
     twice = train(cfg, TrainConfig(steps=3, batch_size=8, seed=5), source).model.state_dict()
     assert all(torch.equal(again[k], twice[k]) for k in again)
+
+
+def test_train_cli_writes_a_loadable_checkpoint(tmp_path, capsys):
+    pytest.importorskip("skimage")
+    from vqkit.apps.image_codec.model import load_checkpoint
+
+    out = tmp_path / "t.pt"
+    assert main(["image", "train", "--steps", "2", "--batch-size", "2", "--hidden", "4",
+                 "--bits", "4", "--quantizer", "pvq", "--num-codebooks", "2",
+                 "--out", str(out)]) == 0
+    assert "test PSNR" in capsys.readouterr().out
+    model = load_checkpoint(out)
+    assert model.config.quantizer.kind == "pvq" and model.config.quantizer.codebook_size == 4
+    assert main(["image", "train", "--bits", "10", "--quantizer", "rvq", "--num-codebooks", "4",
+                 "--out", str(out)]) == 2  # 10 bits do not split over 4 codebooks
