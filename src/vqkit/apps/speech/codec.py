@@ -10,8 +10,9 @@ Layout (little-endian; a 27-byte header)::
     stages  u8   envelope indices per frame (RVQ stages used)
     ebits   u8   bits per envelope index
     model   8 bytes  SHA-256 prefix of the codec model (decoding with another model is refused)
-    payload frames x (7 f0 bits, 4 x 3 aperiodicity bits, stages x ebits) bits, MSB first,
-            zero-padded to a byte
+    payload frames x (7 f0 bits, 4 x 3 aperiodicity bits, stages x ebits) bits, packed by
+            vqkit.functional.bitstream.pack_indices (least significant bit first,
+            zero-padded to a byte)
     crc32   u32  of everything before it
 
 Files are written atomically (temporary file + rename).
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...functional.bitstream import pack_indices, unpack_indices
 from ...quantizers.base import Quantizer
 from ...serialization import atomic_torch_save, quantizer_from_record, quantizer_record
 from . import world
@@ -115,27 +117,22 @@ def _widths(codec: WorldCodec, stages: int) -> list[int]:
     return [world.F0_BITS] + [world.AP_BITS] * world.AP_BANDS + [codec.index_bits] * stages
 
 
+def _sizes(widths: list[int]) -> list[int]:
+    return [1 << w for w in widths]
+
+
 def pack_bits(values: np.ndarray, widths: list[int]) -> bytes:
-    """Fixed-width fields, MSB first, row by row, zero-padded to a byte.
+    """Fixed-width fields, row by row, with :func:`vqkit.functional.bitstream.pack_indices`.
 
     Example:
-        >>> pack_bits(np.array([[1, 3]]), [2, 2]).hex()
-        '70'
-        >>> unpack_bits(bytes.fromhex('70'), [2, 2], 1).tolist()
-        [[1, 3]]
+        >>> unpack_bits(pack_bits(np.array([[1, 3], [2, 0]]), [2, 2]), [2, 2], 2).tolist()
+        [[1, 3], [2, 0]]
     """
-    bits = [((values[:, j : j + 1] >> np.arange(w - 1, -1, -1)) & 1) for j, w in enumerate(widths)]
-    return np.packbits(np.concatenate(bits, axis=1).astype(np.uint8).reshape(-1)).tobytes()
+    return pack_indices(torch.from_numpy(np.asarray(values, dtype=np.int64)), _sizes(widths))
 
 
 def unpack_bits(data: bytes, widths: list[int], rows: int) -> np.ndarray:
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: rows * sum(widths)]
-    bits = bits.reshape(rows, sum(widths)).astype(np.int64)
-    out, start = [], 0
-    for w in widths:
-        out.append(bits[:, start : start + w] @ (1 << np.arange(w - 1, -1, -1)))
-        start += w
-    return np.stack(out, axis=1) if out else np.zeros((rows, 0), np.int64)
+    return unpack_indices(data, _sizes(widths), (rows,)).numpy()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
