@@ -32,7 +32,7 @@ from ._image_sweep import (
 
 NAME = "image-estimators"
 DESCRIPTION = "Pub. II Fig. 3 analogue: VQ-VAE codec, STE/EMA/NSVQ±CBR/rotation/DiVeQ, PSNR+SSIM"
-EXPECTED_MINUTES = 40.0
+EXPECTED_MINUTES = 5.0
 RESULT_FILES = ("image_estimators.json",)
 PLOTS = ("image_estimators_psnr.png", "image_estimators_ssim.png")
 
@@ -156,7 +156,7 @@ def report(results_dir: Path) -> str:
         f"## Image codec: estimators (`vqkit reproduce {NAME}`), Publication II Fig. 3 analogue",
         "",
         f"Source: `results/{RESULT_FILES[0]}` (command `{data['command']}`, commit "
-        f"`{data['git_commit']}`, {data['environment']['threads']} thread(s) on a shared, loaded "
+        f"`{data['git_commit']}`, {data['environment']['threads']} thread(s) on the shared "
         f"2-core CPU, {data['wall_seconds']:.0f} s; {len(res['rows'])} of {res['planned']} "
         "configurations finished).",
         "",
@@ -201,7 +201,7 @@ def report(results_dir: Path) -> str:
             out += _check_section(read_json(extra), name, what)
     times = [[r["method"], r["bits"], fmt(r["train_seconds"], 0), fmt(r["perplexity"], 1)]
              for r in res["rows"]]
-    out += ["CPU training time per configuration (1 thread, shared machine) and index "
+    out += ["CPU training time per configuration (1 thread, shared 2-core machine) and index "
             "perplexity on the test tiles:", "",
             table(["method", "bits", "train s", "perplexity"], times), ""]
     return "\n".join(out)

@@ -36,7 +36,7 @@ from ._image_sweep import (
 
 NAME = "image-multicodebook"
 DESCRIPTION = "Pub. III Fig. 4 analogue: VQ-VAE codec with RVQ/PVQ/AVQ + NSVQ, PSNR/SSIM/complexity"
-EXPECTED_MINUTES = 40.0
+EXPECTED_MINUTES = 5.0
 RESULT_FILES = ("image_multicodebook.json",)
 PLOTS = ("image_multicodebook_psnr.png", "image_multicodebook_ssim.png")
 
@@ -123,7 +123,7 @@ def report(results_dir: Path) -> str:
         "analogue",
         "",
         f"Source: `results/{RESULT_FILES[0]}` (command `{data['command']}`, commit "
-        f"`{data['git_commit']}`, {data['environment']['threads']} thread(s) on a shared, loaded "
+        f"`{data['git_commit']}`, {data['environment']['threads']} thread(s) on the shared "
         f"2-core CPU, {data['wall_seconds']:.0f} s; {len(res['rows'])} of {res['planned']} "
         "configurations finished).",
         "",
@@ -161,7 +161,7 @@ def report(results_dir: Path) -> str:
             table(["bits", "AVQ", "RVQ", "PVQ", "paper AVQ", "paper RVQ", "paper PVQ"], cplx), ""]
     times = [[r["method"], r["bits"], fmt(r["train_seconds"], 0), fmt(r["perplexity"], 1)]
              for r in res["rows"]]
-    out += ["CPU training time per configuration (1 thread, shared machine) and mean index "
+    out += ["CPU training time per configuration (1 thread, shared 2-core machine) and mean index "
             "perplexity per codebook on the test tiles:", "",
             table(["method", "bits", "train s", "perplexity"], times), ""]
     return "\n".join(out)
