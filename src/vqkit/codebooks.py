@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import distributed
+from .strategy import Strategy, from_config, to_config
 
 INITS = ("uniform", "normal")
 
 
-class CodebookLearning:
+class CodebookLearning(Strategy):
     """Base class of the codebook-learning strategies."""
 
     #: Whether the optimizer trains the codewords (they are an ``nn.Parameter``).
@@ -40,19 +41,6 @@ class CodebookLearning:
 
     def reset_(self, codebook: Codebook, rows: Tensor) -> None:
         """Forget the statistics of ``rows`` after their codewords were overwritten."""
-
-    def config(self) -> dict[str, Any]:
-        return {}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.config() == other.config()  # type: ignore[union-attr]
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(self.config().items()))))
 
 
 class Gradient(CodebookLearning):
@@ -115,16 +103,12 @@ LEARNINGS: dict[str, type[CodebookLearning]] = {cls.__name__: cls for cls in (Gr
 
 def learning_from_config(config: dict[str, Any]) -> CodebookLearning:
     """Rebuild a codebook-learning strategy from ``{"type": name, **arguments}``."""
-    args = dict(config)
-    name = args.pop("type", None)
-    if name not in LEARNINGS:
-        raise ValueError(f"unknown codebook learning {name!r}; known: {sorted(LEARNINGS)}")
-    return LEARNINGS[name](**args)
+    return from_config(config, LEARNINGS, "codebook learning")
 
 
 def learning_config(learning: CodebookLearning) -> dict[str, Any]:
     """``{"type": name, **arguments}`` of a codebook-learning strategy."""
-    return {"type": type(learning).__name__, **learning.config()}
+    return to_config(learning)
 
 
 def initial_codewords(codebook_size: int, dim: int, init: str) -> Tensor:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .codebooks import initial_codewords
 from .functional.search import DEFAULT_CHUNK_ELEMENTS, nearest_neighbor
+from .strategy import Strategy, from_config, to_config
 
 #: Squared segment lengths below this are treated as zero-length (lambda = 0).
 _DEGENERATE = 1e-24
@@ -136,24 +137,11 @@ def project_exact(
     return out_seg, lam
 
 
-class Projection:
+class Projection(Strategy):
     """Strategy: how inputs are projected onto the curve at inference."""
 
     def __call__(self, x: Tensor, corners: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
-
-    def config(self) -> dict[str, Any]:
-        return {}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.config() == other.config()  # type: ignore[union-attr]
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(self.config().items()))))
 
 
 class TwoSegmentProjection(Projection):
@@ -201,15 +189,11 @@ PROJECTIONS: dict[str, type[Projection]] = {
 
 
 def projection_config(projection: Projection) -> dict[str, Any]:
-    return {"type": type(projection).__name__, **projection.config()}
+    return to_config(projection)
 
 
 def projection_from_config(config: dict[str, Any]) -> Projection:
-    args = dict(config)
-    name = args.pop("type", None)
-    if name not in PROJECTIONS:
-        raise ValueError(f"unknown projection type {name!r}; known: {sorted(PROJECTIONS)}")
-    return PROJECTIONS[name](**args)
+    return from_config(config, PROJECTIONS, "projection type")
 
 
 class CurveCodebook(nn.Module):

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from .estimators import ESTIMATORS, Estimator, estimator_config
 from .functional import estimators as fe
+from .strategy import from_config
 from .types import EstimatorOutput
 
 
@@ -107,11 +108,7 @@ CURVE_ESTIMATORS: dict[str, type[Estimator]] = {
 
 def curve_estimator_from_config(config: dict[str, Any]) -> Estimator:
     """Rebuild an estimator (core or curve-specific) from ``{"type": name, **arguments}``."""
-    args = dict(config)
-    name = args.pop("type", None)
-    if name not in CURVE_ESTIMATORS:
-        raise ValueError(f"unknown estimator type {name!r}; known: {sorted(CURVE_ESTIMATORS)}")
-    return CURVE_ESTIMATORS[name](**args)
+    return from_config(config, CURVE_ESTIMATORS, "estimator type")
 
 
 __all__ = [

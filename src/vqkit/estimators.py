@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .functional import estimators as fe
+from .strategy import Strategy, from_config, to_config
 from .types import EstimatorOutput
 
 
@@ -22,25 +23,11 @@ def _zero(x: Tensor) -> Tensor:
     return x.new_zeros((), dtype=torch.float32)
 
 
-class Estimator:
+class Estimator(Strategy):
     """Base class: ``__call__(x, q, codebook_trained_by_gradient) -> EstimatorOutput``."""
 
     def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
         raise NotImplementedError
-
-    def config(self) -> dict[str, Any]:
-        """Constructor arguments as plain values (for checkpoints); generators are not saved."""
-        return {}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.config() == other.config()  # type: ignore[union-attr]
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(self.config().items()))))
 
 
 class NoiseSubstitution(Estimator):
@@ -159,13 +146,9 @@ ESTIMATORS: dict[str, type[Estimator]] = {
 
 def estimator_from_config(config: dict[str, Any]) -> Estimator:
     """Rebuild an estimator from ``{"type": name, **arguments}``."""
-    args = dict(config)
-    name = args.pop("type", None)
-    if name not in ESTIMATORS:
-        raise ValueError(f"unknown estimator type {name!r}; known: {sorted(ESTIMATORS)}")
-    return ESTIMATORS[name](**args)
+    return from_config(config, ESTIMATORS, "estimator type")
 
 
 def estimator_config(estimator: Estimator) -> dict[str, Any]:
     """``{"type": name, **arguments}`` of an estimator."""
-    return {"type": type(estimator).__name__, **estimator.config()}
+    return to_config(estimator)

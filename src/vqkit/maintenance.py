@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from . import distributed
+from .strategy import Strategy
 
 if TYPE_CHECKING:
     from .codebooks import Codebook
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 JITTER_FLOOR = 1e-12
 
 
-class ReplacementRule:
+class ReplacementRule(Strategy):
     """Chooses which used codewords the dead ones are copied from."""
 
     def sources(
@@ -36,9 +37,6 @@ class ReplacementRule:
     ) -> Tensor:
         """``count`` indices drawn from ``used`` (a 1-D index tensor)."""
         raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
 
 
 class TileUsed(ReplacementRule):

@@ -22,10 +22,11 @@ import torch
 from torch import Tensor
 
 from ..estimators import Estimator, NoiseSubstitution, estimator_config, estimator_from_config
+from ..strategy import Strategy
 from ..types import EstimatorOutput
 
 
-class EstimatorApplication:
+class EstimatorApplication(Strategy):
     """Base class: holds the estimator; ``per_stage`` says which combination rule applies."""
 
     per_stage = False
@@ -41,12 +42,6 @@ class EstimatorApplication:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.estimator!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.config() == other.config()  # type: ignore[union-attr]
-
-    def __hash__(self) -> int:
-        return hash(repr(self))
 
 
 class OnComposite(EstimatorApplication):

@@ -20,8 +20,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..strategy import Strategy, from_config, to_config
 
-class QuantizerDropout:
+
+class QuantizerDropout(Strategy):
     """Base class: ``depths(n, num_stages, generator) -> (n,)`` int64 depths in [min, M].
 
     Args:
@@ -50,16 +52,6 @@ class QuantizerDropout:
 
     def config(self) -> dict[str, Any]:
         return {"min_depth": self.min_depth, "seed": self.seed}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.config() == other.config()  # type: ignore[union-attr]
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(self.config().items()))))
 
 
 class BatchDepth(QuantizerDropout):
@@ -123,15 +115,11 @@ DROPOUTS: dict[str, type[QuantizerDropout]] = {
 
 def dropout_config(dropout: QuantizerDropout | None) -> dict[str, Any] | None:
     """``{"type": name, **arguments}`` or None."""
-    return None if dropout is None else {"type": type(dropout).__name__, **dropout.config()}
+    return None if dropout is None else to_config(dropout)
 
 
 def dropout_from_config(config: dict[str, Any] | None) -> QuantizerDropout | None:
     """Rebuild a dropout strategy from :func:`dropout_config`'s output."""
     if config is None:
         return None
-    args = dict(config)
-    name = args.pop("type", None)
-    if name not in DROPOUTS:
-        raise ValueError(f"unknown quantizer dropout {name!r}; known: {sorted(DROPOUTS)}")
-    return DROPOUTS[name](**args)
+    return from_config(config, DROPOUTS, "quantizer dropout")

@@ -12,27 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..strategy import Strategy, from_config, to_config
 
-class Encoder:
+
+class Encoder(Strategy):
     """Base class of the encoder strategies (plain values only, so they go into configs)."""
-
-    def config(self) -> dict[str, Any]:
-        return {}
 
     @property
     def width(self) -> int:
         """Beam width (1 for greedy)."""
         return 1
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.config() == other.config()  # type: ignore[union-attr]
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(self.config().items()))))
 
 
 class Greedy(Encoder):
@@ -73,16 +62,12 @@ ENCODERS: dict[str, type[Encoder]] = {cls.__name__: cls for cls in (Greedy, Beam
 
 def encoder_config(encoder: Encoder) -> dict[str, Any]:
     """``{"type": name, **arguments}`` of an encoder strategy."""
-    return {"type": type(encoder).__name__, **encoder.config()}
+    return to_config(encoder)
 
 
 def encoder_from_config(config: dict[str, Any]) -> Encoder:
     """Rebuild an encoder strategy from :func:`encoder_config`'s output."""
-    args = dict(config)
-    name = args.pop("type", None)
-    if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r}; known: {sorted(ENCODERS)}")
-    return ENCODERS[name](**args)
+    return from_config(config, ENCODERS, "encoder")
 
 
 def check_encoder(encoder: Any, default: Encoder) -> Encoder:
