@@ -35,6 +35,17 @@ def check_vectors(x: Any, dim: int, name: str = "x") -> None:
         raise ValueError(f"{name} contains NaN or Inf values")
 
 
+def check_samples(samples: Any, dim: int, minimum: int) -> Tensor:
+    """``samples`` as checked ``(N, dim)`` rows, at least ``minimum`` of them over all ranks."""
+    check_vectors(samples, dim, "samples")
+    flat = samples.reshape(-1, dim)
+    count = torch.tensor([flat.shape[0]], dtype=torch.long, device=flat.device)
+    total = int(distributed.all_reduce_(count))
+    if total < minimum:
+        raise ValueError(f"samples must hold at least codebook_size={minimum} vectors, got {total}")
+    return flat
+
+
 def check_mask(mask: Any, lead: torch.Size, device: torch.device) -> Tensor:
     """Return ``mask`` as a bool tensor of shape ``lead`` or raise TypeError/ValueError."""
     if not isinstance(mask, Tensor):

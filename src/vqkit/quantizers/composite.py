@@ -28,7 +28,7 @@ from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
 from .application import EstimatorApplication, application_from_config, as_application
-from .base import Quantizer, check_index_tensor, check_vectors
+from .base import Quantizer, check_index_tensor, check_samples
 
 
 def check_count(value: Any, name: str) -> int:
@@ -208,14 +208,7 @@ class MultiCodebookQuantizer(Quantizer):
             generator: random source of the k-means++ seeding (seed it identically on all ranks).
             iters: maximum Lloyd iterations per codebook.
         """
-        check_vectors(samples, self.dim, "samples")
-        residual = samples.reshape(-1, self.dim).float()
-        total = distributed.all_reduce_(torch.tensor([residual.shape[0]], dtype=torch.long))
-        if int(total) < self.codebook_size:
-            raise ValueError(
-                f"samples must hold at least codebook_size={self.codebook_size} vectors, "
-                f"got {int(total)}"
-            )
+        residual = check_samples(samples, self.dim, self.codebook_size).float()
         for m, cb in enumerate(self.codebooks):
             data = self._subvector(residual, m)
             centres = kmeans(

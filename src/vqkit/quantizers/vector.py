@@ -19,7 +19,7 @@ from ..estimators import Estimator, NoiseSubstitution, estimator_config, estimat
 from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
-from .base import Quantizer, check_index_tensor, check_vectors
+from .base import Quantizer, check_index_tensor, check_samples
 
 
 class VectorQuantizer(Quantizer):
@@ -110,16 +110,7 @@ class VectorQuantizer(Quantizer):
             generator: random source of the seeding (seed it identically on every rank).
             iters: maximum Lloyd iterations.
         """
-        check_vectors(samples, self.dim, "samples")
-        samples = samples.reshape(-1, self.dim)
-        total = distributed.all_reduce_(
-            torch.tensor([samples.shape[0]], dtype=torch.long, device=samples.device)
-        )
-        if int(total) < self.codebook_size:
-            raise ValueError(
-                f"samples must hold at least codebook_size={self.codebook_size} vectors, "
-                f"got {int(total)}"
-            )
+        samples = check_samples(samples, self.dim, self.codebook_size)
         centres = kmeans(
             samples, self.codebook_size, iters=iters, generator=generator,
             all_reduce=distributed.reducer(),
