@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from ..atomic import atomic_write
 
 
 def _pyplot() -> Any:
@@ -26,19 +27,11 @@ def _pyplot() -> Any:
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     """Write the figure to ``path`` atomically (temporary file + rename) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120,
+                                                         bbox_inches="tight"))
     finally:
         _pyplot().close(fig)
-    return path
 
 
 def plot_histograms(

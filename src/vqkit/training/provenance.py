@@ -11,16 +11,19 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import atomic_write
+
 
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
-    """The current git commit (with ``-dirty`` if the tree has changes), or None."""
+    """The git commit (with ``-dirty`` if the tree has changes) of the checkout that holds
+    ``cwd``, by default the one vqkit is installed from (editable installs); None outside git."""
+    cwd = Path(__file__).resolve().parent if cwd is None else cwd
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
@@ -91,18 +94,8 @@ class Run:
 
 def write_json(path: str | os.PathLike[str], payload: Any) -> Path:
     """Write ``payload`` as indented JSON to ``path`` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=False, allow_nan=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps(payload, indent=2, sort_keys=False, allow_nan=True) + "\n"
+    return atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

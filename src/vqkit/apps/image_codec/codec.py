@@ -29,7 +29,6 @@ import json
 import math
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vqkit.atomic import atomic_write
 from vqkit.functional.bitstream import pack_indices, unpack_indices
 
 from .model import ImageCodecModel
@@ -217,23 +217,6 @@ def decompress(model: ImageCodecModel, data: bytes) -> np.ndarray:
     return from_tiles(_decode_tiles(model, flat.reshape(shape)), header.height, header.width)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_image(path: str | os.PathLike[str], channels: int = 3) -> np.ndarray:
     """An image file as ``(H, W, channels)`` uint8 (RGB or grey)."""
     from vqkit.data._errors import require_module
@@ -257,4 +240,4 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     buf = io.BytesIO()
     fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
     Image.fromarray(image[..., 0] if image.shape[2] == 1 else image).save(buf, format=fmt)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, lambda f: f.write(buf.getvalue()))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...atomic import atomic_write
 from ...functional.bitstream import pack_indices, unpack_indices
 from ...quantizers.base import Quantizer
 from ...serialization import atomic_torch_save, quantizer_from_record, quantizer_record
@@ -135,18 +135,6 @@ def unpack_bits(data: bytes, widths: list[int], rows: int) -> np.ndarray:
     return unpack_indices(data, _sizes(widths), (rows,)).numpy()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def encode_file(source: str | os.PathLike[str], target: str | os.PathLike[str],
                 codec: WorldCodec, *, stages: int | None = None) -> dict:
     """Encode an audio file (any rate, mono or stereo) to ``.vqs``; returns size and bitrate."""
@@ -162,7 +150,7 @@ def encode_file(source: str | os.PathLike[str], target: str | os.PathLike[str],
                           codec.index_bits, codec.fingerprint())
     body = header + pack_bits(indices, _widths(codec, stages))
     data = body + struct.pack("<I", zlib.crc32(body))
-    _atomic_write(Path(target), data)
+    atomic_write(target, lambda f: f.write(data))
     seconds = len(audio) / rate
     return {"bytes": len(data), "seconds": seconds, "kbps": 8 * len(data) / seconds / 1000}
 
@@ -201,5 +189,5 @@ def decode_file(source: str | os.PathLike[str], target: str | os.PathLike[str],
     audio = world.synthesise(decode_frames(codec, indices), rate, length)
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(audio, -1, 1), rate, format="WAV", subtype="PCM_16")
-    _atomic_write(Path(target), buffer.getvalue())
+    atomic_write(target, lambda f: f.write(buffer.getvalue()))
     return {"seconds": length / rate, "sample_rate": rate}

@@ -31,13 +31,14 @@ def _model(args: argparse.Namespace):
 def _compress(args: argparse.Namespace) -> int:
     import torch
 
-    from ...apps.image_codec.codec import atomic_write_bytes, compress, read_image
+    from ...apps.image_codec.codec import compress, read_image
+    from ...atomic import atomic_write
 
     torch.set_num_threads(args.threads)
     model = _model(args)
     image = read_image(args.input, model.config.channels)
     data = compress(model, image)
-    atomic_write_bytes(args.output, data)
+    atomic_write(args.output, lambda f: f.write(data))
     h, w = image.shape[:2]
     print(f"{args.output}: {w}x{h} px, {len(data)} bytes, "
           f"{8 * len(data) / (h * w):.4f} bits per pixel "
