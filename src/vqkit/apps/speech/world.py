@@ -85,8 +85,11 @@ def analyse(audio: np.ndarray, sample_rate: int) -> WorldFrames:
     f0, t = pw.harvest(x, sample_rate, frame_period=FRAME_MS, f0_floor=F0_MIN, f0_ceil=F0_MAX)
     sp = pw.cheaptrick(x, f0, t, sample_rate)
     # D4C's voicing test (threshold 0.85) marks nearly every frame aperiodic at 8 kHz;
-    # Harvest decides voicing instead.
-    ap = pw.d4c(x, f0, t, sample_rate, threshold=0.0)
+    # Harvest decides voicing instead. pyworld 0.3.5's D4C is not deterministic: now and then
+    # (seen once in a few calls, in the same process, on the same input) it returns frames as
+    # fully aperiodic. Two calls and their element-wise minimum keep the periodic answer.
+    ap = np.minimum(pw.d4c(x, f0, t, sample_rate, threshold=0.0),
+                    pw.d4c(x, f0, t, sample_rate, threshold=0.0))
     coded = pw.code_spectral_envelope(sp, sample_rate, ENVELOPE_DIMS)
     bands = np.array_split(np.arange(ap.shape[1]), AP_BANDS)
     band_ap = np.stack([10 * np.log10(np.maximum(ap[:, b].mean(1), 1e-6)) for b in bands], 1)
