@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._common import positive_int
+
 NAME = "speech"
 HELP = "speech envelope codec: encode wav -> .vqs, decode .vqs -> wav"
 
@@ -44,16 +46,6 @@ def _decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stages(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(NAME, help=HELP, description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,7 +53,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     enc = sub.add_parser("encode", help="encode an audio file to .vqs")
     enc.add_argument("input", help="audio file (wav, ogg, flac; any rate, mono or stereo)")
     enc.add_argument("output", help="the .vqs file to write")
-    enc.add_argument("--stages", type=_stages, default=None,
+    enc.add_argument("--stages", type=positive_int, default=None,
                      help="envelope VQ stages to send, 8 bits each (default: all)")
     enc.add_argument("--model", default=None, help="codec model (default: the shipped one)")
     enc.set_defaults(func=_encode)
