@@ -108,17 +108,19 @@ def run_dim_check(out_dir: Path, *, latent_dim: int = 8, bits: int = 9, seed: in
     return path
 
 
-def run_gap_check(out_dir: Path, *, steps: int = 2400, bits: int = 9, seed: int = 0) -> Path:
-    """STE against NSVQ + CBR at ``bits`` bits with ``steps`` training steps (the main sweep
-    uses 800): does the gap between them depend on how long the models train?"""
+def run_gap_check(out_dir: Path, *, steps: int = 2400, bits: tuple[int, ...] = BITS,
+                  seed: int = 0) -> Path:
+    """STE against NSVQ + CBR at each of ``bits`` with ``steps`` training steps (the main
+    sweep uses 800): does the gap between them depend on how long the models train?"""
     torch.set_num_threads(1)
     from dataclasses import replace
 
     points = []
-    for label, est, learning, cbr in (METHODS[0], METHODS[1]):
-        spec = QuantizerSpec(bits=bits, estimator=est, learning=learning)
-        codec, tcfg = configuration(spec, replace=cbr, quick=False, seed=seed)
-        points.append((label, codec, replace(tcfg, steps=steps)))
+    for b in bits:
+        for label, est, learning, cbr in (METHODS[0], METHODS[1]):
+            spec = QuantizerSpec(bits=b, estimator=est, learning=learning)
+            codec, tcfg = configuration(spec, replace=cbr, quick=False, seed=seed)
+            points.append((label, codec, replace(tcfg, steps=steps)))
     path = Path(out_dir) / GAP_FILE
     command = f"python -m vqkit.experiments.image_estimators --gap-check --steps {steps}"
     sweep(path, points, Run(command=command, seeds=[seed]), quick=False,
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gap-check", action="store_true",
-                        help="only STE vs NSVQ + CBR at 9 bits, trained for --steps steps")
+                        help="only STE vs NSVQ + CBR at every bit rate, trained for --steps steps")
     parser.add_argument("--steps", type=int, default=2400)
     parser.add_argument("--dim-check", type=int, default=0, metavar="D",
                         help="only STE vs NSVQ + CBR at 9 bits with D-dimensional latents")
