@@ -1,4 +1,9 @@
-"""Shared fixtures. Tests run on one thread: the machine has 2 cores."""
+"""Shared fixtures. Tests run on one thread: the machine has 2 cores.
+
+``pytest --device cuda`` runs every test that takes the ``device`` fixture (the quantizer,
+search, estimator and numerics tests) on that device; the default is ``cpu``. Tests that do
+not take the fixture (apps, CLI, data) stay on the CPU.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,24 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--device",
+        default="cpu",
+        help="torch device for the quantizer tests that take the `device` fixture "
+        "(default: cpu; e.g. cuda, cuda:1)",
+    )
+
+
+@pytest.fixture(scope="session")
+def device(pytestconfig: pytest.Config) -> torch.device:
+    """The device given by ``--device``; an unavailable device fails loudly, never skips."""
+    dev = torch.device(pytestconfig.getoption("--device"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError("--device cuda was given but torch.cuda.is_available() is False")
+    return dev
 
 
 @pytest.fixture
