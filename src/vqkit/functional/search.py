@@ -4,6 +4,17 @@ This is the one argmin of the library. Distances are computed in fp32 with autoc
 ties go to the lowest index, and the work is split into row chunks so that no more than
 ``chunk_elements`` distances exist at once: memory stays bounded for any N x K and no N x K
 one-hot is ever built.
+
+**Exactness.** The fast expansion ``||c||^2 - 2 x.c`` cancels catastrophically when the data
+share an offset that is large against their spread (coordinates of a map, un-normalised
+features): at an offset of 1e6 it reports a distance of 0 for a codeword 1,000 away. The search
+therefore (1) centres both sides on the codebook mean, which makes the expansion's terms as
+small as the spread allows, and (2) bounds the expansion's rounding error per row (Higham 2002,
+eq. 3.5: ``|fl(x.c) - x.c| <= gamma_D sum |x_i c_i|``) and re-ranks, by the direct
+``sum (x_i - c_i)^2``, every row whose runner-up lies within that bound of its winner. The
+indices are then those of a brute-force search over the direct distances (up to genuine ties
+within fp32 resolution of ``(x - c)^2``), for any common offset, and the returned distances
+are the direct ones, never the cancelled expansion.
 """
 
 from __future__ import annotations
@@ -13,6 +24,11 @@ from torch import Tensor
 
 #: Distances held at once by one chunk (16 Mi elements = 64 MiB in fp32).
 DEFAULT_CHUNK_ELEMENTS = 1 << 24
+#: Candidates re-ranked per row when the search is traced by ``torch.compile`` / export, where
+#: the eager path's data-dependent selection of ambiguous rows cannot be captured.
+COMPILED_CANDIDATES = 8
+
+_UNIT_ROUNDOFF = 2.0**-24  # fp32
 
 
 def _check(x: Tensor, codewords: Tensor, k: int) -> None:
@@ -39,6 +55,83 @@ def _smallest(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return vals[:, :k], idx[:, :k]
 
 
+def expansion_slack(x_norm: Tensor, c_max: Tensor, dim: int) -> Tensor:
+    """Twice the worst-case fp32 rounding error of ``||c||^2 - 2 x.c`` (Higham 2002, eq. 3.5).
+
+    With ``gamma_n = n u / (1 - n u)``, ``u = 2^-24``, each expansion is within
+    ``gamma_{D+1} (||c||^2 + 2 ||x|| ||c||)`` of its exact value (the two dot products, the
+    exact scaling by -2 and the final addition), so two of them can swap order only when they
+    differ by less than twice that. A further factor 2 covers the centring's rounding.
+
+    Args:
+        x_norm: ``(n, 1)`` norms of the (centred) queries.
+        c_max: scalar, the largest (centred) codeword norm.
+        dim: D.
+
+    Returns:
+        ``(n, 1)`` fp32 slack: rows whose two best expansions differ by more are certain.
+    """
+    nu = (dim + 1) * _UNIT_ROUNDOFF
+    gamma = nu / (1.0 - nu)
+    return 4.0 * gamma * (c_max * c_max + 2.0 * x_norm * c_max)
+
+
+def _direct(xs: Tensor, c: Tensor, idx: Tensor) -> Tensor:
+    """``sum_i (x_i - c_i)^2`` of each row of ``xs (n, D)`` to its codewords ``idx (n, k)``."""
+    return (xs.unsqueeze(1) - c[idx]).pow(2).sum(dim=-1)
+
+
+def _rerank(
+    xs: Tensor, c: Tensor, d: Tensor, thresh: Tensor, k: int, chunk_elements: int
+) -> Tensor:
+    """Exact top-``k`` of rows ``xs (a, D)`` among the codewords ``c (K, D)`` whose expansion
+    ``d (a, K)`` is at most ``thresh (a, 1)``, by direct distance, ties to the lowest index."""
+    a, size = d.shape
+    rows, cols = (d <= thresh).nonzero(as_tuple=True)
+    exact = torch.full((a, size), float("inf"), device=d.device)
+    step = max(1, chunk_elements // max(xs.shape[1], 1))
+    for s in range(0, rows.shape[0], step):
+        r, j = rows[s : s + step], cols[s : s + step]
+        exact[r, j] = (xs[r] - c[j]).pow(2).sum(dim=1)
+    return _smallest(exact, k)[1]
+
+
+def _select_eager(
+    xs: Tensor, c: Tensor, d: Tensor, slack: Tensor, k: int, chunk_elements: int
+) -> Tensor:
+    """Indices ``(n, k)``: the expansion's choice, re-ranked by direct distance to ``c`` where
+    it is not certain."""
+    if k == 1:
+        vals, idx = d.min(dim=1, keepdim=True)
+        # The runner-up's expansion, without a second index pass: mask the winner in place.
+        d.scatter_(1, idx, float("inf"))
+        runner_up = d.amin(dim=1, keepdim=True)
+        d.scatter_(1, idx, vals)
+        ambiguous = (runner_up - vals) <= slack
+        kth = vals
+    else:
+        head = min(k + 1, d.shape[1])
+        vals, order = torch.sort(d, dim=1, stable=True)
+        vals, idx = vals[:, :head], order[:, :k]
+        ambiguous = ((vals[:, 1:] - vals[:, :-1]) <= slack).any(dim=1, keepdim=True)
+        kth = vals[:, k - 1 : k]
+    rows = ambiguous.squeeze(1).nonzero().squeeze(1)
+    if rows.numel():
+        idx[rows] = _rerank(xs[rows], c, d[rows], kth[rows] + slack[rows], k, chunk_elements)
+    return idx
+
+
+def _select_compiled(xs: Tensor, c: Tensor, d: Tensor, k: int) -> Tensor:
+    """Fixed-shape variant for tracing: re-rank the ``k + COMPILED_CANDIDATES - 1`` best
+    expansions by direct distance (exact whenever no more candidates than that lie within the
+    rounding bound, which centring makes the rule)."""
+    m = min(d.shape[1], k + COMPILED_CANDIDATES - 1)
+    cand = torch.topk(d, m, dim=1, largest=False, sorted=True)[1]
+    cand = torch.sort(cand, dim=1)[0]  # index order first, so the stable sort breaks ties by it
+    order = torch.sort(_direct(xs, c, cand), dim=1, stable=True)[1]
+    return cand.gather(1, order[:, :k])
+
+
 def nearest_neighbor(
     x: Tensor,
     codewords: Tensor,
@@ -48,8 +141,14 @@ def nearest_neighbor(
 ) -> tuple[Tensor, Tensor]:
     """The ``k`` nearest codewords of each row of ``x`` in squared Euclidean distance.
 
-    Distances are ``||x||^2 - 2 x.c + ||c||^2`` (METHODS.md §1) evaluated in fp32 even under
-    autocast; ties go to the lowest index. No gradient flows through the search.
+    Exact for any common offset of the data (see the module docstring): both sides are
+    centred on the codebook mean, the expansion ``||c||^2 - 2 x.c`` (van den Oord et al. 2017,
+    arXiv 1711.00937) ranks the codewords, and rows whose ranking is within the expansion's rounding
+    bound (:func:`expansion_slack`) are re-ranked by the direct ``sum (x_i - c_i)^2``. The
+    returned distances are always the direct ones. Computed in fp32 even under autocast; ties
+    go to the lowest index; no gradient flows through the search. Under ``torch.compile`` /
+    ``torch.export`` a fixed-shape re-rank of the best few candidates replaces the
+    data-dependent one (:data:`COMPILED_CANDIDATES`).
 
     Args:
         x: ``(N, D)`` query vectors, any floating dtype.
@@ -63,29 +162,49 @@ def nearest_neighbor(
     Returns:
         ``(sq_distances, indices)``: fp32 squared distances sorted ascending, and int64 indices.
 
+    Raises:
+        ValueError: ``x`` or ``codewords`` not 2-D, their dimensions differ, or ``k`` is not in
+            ``[1, K]``.
+
     Example:
         >>> c = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
         >>> d, i = nearest_neighbor(torch.tensor([[0.9, 0.0], [0.5, 0.0]]), c)
         >>> i.flatten().tolist()   # the tie at 0.5 goes to index 0; the duplicate row 2 never wins
         [1, 0]
+        >>> far = torch.tensor([[4208848.0, 2334863.5], [4208858.0, 2334863.5]])
+        >>> nearest_neighbor(torch.tensor([[4208857.0, 2334863.5]]), far)[1].item()
+        1
     """
     _check(x, codewords, k)
     n, size = x.shape[0], codewords.shape[0]
     out_d = torch.empty(n, k, device=x.device, dtype=torch.float32)
     out_i = torch.empty(n, k, device=x.device, dtype=torch.long)
-    rows = max(1, chunk_elements // max(size, 1))
+    # Bound the distance block (rows x K) and the direct-distance block (rows x k x D).
+    rows = max(1, chunk_elements // max(size, k * x.shape[1]))
+    compiling = torch.compiler.is_compiling()
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
-        xf = x.detach().float()
         cf = codewords.detach().float()
-        c_sq = cf.pow(2).sum(dim=1)
-        ct = cf.t()
+        centre = cf.mean(dim=0)
+        cc = cf - centre
+        c_sq = cc.pow(2).sum(dim=1)
+        c_max = c_sq.max().sqrt()
+        ct = cc.t()
+        xf = x.detach().float()
         for start in range(0, n, rows):
-            xs = xf[start : start + rows]
-            # ||c||^2 - 2 x.c: the ||x||^2 term does not change the argmin, so it is added
-            # only to the k survivors.
+            xo = xf[start : start + rows]
+            xs = xo - centre
             d = torch.addmm(c_sq, xs, ct, beta=1.0, alpha=-2.0)
-            vals, idx = _smallest(d, k)
-            x_sq = xs.pow(2).sum(dim=1, keepdim=True)
-            out_d[start : start + rows] = (vals + x_sq).clamp_min_(0.0)
+            # Direct distances use the uncentred values: a difference of two nearby fp32
+            # numbers is exact (Sterbenz), so integer data give exact distances.
+            if compiling:
+                idx = _select_compiled(xo, cf, d, k)
+            else:
+                slack = expansion_slack(xs.norm(dim=1, keepdim=True), c_max, xs.shape[1])
+                idx = _select_eager(xo, cf, d, slack, k, chunk_elements)
+            dist = _direct(xo, cf, idx)
+            if k > 1:  # the re-rank may have reordered what the expansion sorted
+                dist, perm = torch.sort(dist, dim=1, stable=True)
+                idx = idx.gather(1, perm)
+            out_d[start : start + rows] = dist
             out_i[start : start + rows] = idx
     return out_d, out_i
