@@ -32,6 +32,9 @@ class CodebookLearning(Strategy):
 
     #: Whether the optimizer trains the codewords (they are an ``nn.Parameter``).
     trained_by_gradient: bool = True
+    #: Names of the buffers that hold running statistics: they stay fp32 whatever the
+    #: module's dtype (bf16 resolves 2^-8: an EMA step of 1 % would stall or drift).
+    statistics: tuple[str, ...] = ()
 
     def register_state_(self, codebook: Codebook) -> None:
         """Register the buffers the strategy needs on ``codebook``."""
@@ -61,6 +64,7 @@ class EMA(CodebookLearning):
     """
 
     trained_by_gradient = False
+    statistics = ("ema_counts", "ema_sums")
 
     def __init__(self, decay: float = 0.99, eps: float = 1e-5) -> None:
         if not 0.0 <= decay < 1.0:
@@ -172,6 +176,16 @@ class Codebook(nn.Module):
     @property
     def bits(self) -> float:
         return math.log2(self.codebook_size)
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 (nn.Module's signature)
+        # ``.to(dtype)``, ``.half()``, ``.bfloat16()`` cast every floating buffer; the learning
+        # statistics follow the module's device only and stay fp32. The originals are kept
+        # and moved, so no value is rounded through the module's dtype on the way.
+        kept = {name: self._buffers[name] for name in self.learning.statistics}
+        super()._apply(fn, recurse)
+        for name, value in kept.items():
+            self._buffers[name] = value.to(device=self._buffers[name].device)
+        return self
 
     def lookup(self, indices: Tensor) -> Tensor:
         """Codewords of ``indices`` (any shape of valid indices); differentiable."""

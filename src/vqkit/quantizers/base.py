@@ -9,6 +9,14 @@ Subclasses implement three methods on flat ``(N, D)`` inputs:
 
 and the base class handles shapes, masks, validation and eval mode, where ``forward`` is
 ``decode(encode(x))`` by construction.
+
+**The dtype rule.** ``forward`` returns ``quantized`` in the dtype of its input, in training
+and in eval mode (a bf16 network stays bf16; an fp32 network around a bf16 quantizer stays
+fp32). ``decode`` has no input to follow and returns the codebook's dtype. So, exactly and for
+every pair of dtypes, ``q.eval()(x).quantized == q.decode(q.encode(x)).to(x.dtype)``, and
+without the cast whenever ``x`` has the codebook's dtype. Searches and estimators compute in
+at least fp32 whatever the dtypes; statistics (EMA sums and counts, usage counters) are kept in
+fp32 or int64 and ``.to(dtype)`` does not lower them.
 """
 
 from __future__ import annotations
