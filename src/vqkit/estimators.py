@@ -95,15 +95,31 @@ class StraightThrough(_CommitmentLosses):
 class RotationTrick(_CommitmentLosses):
     """Rotation trick (Fifty et al. 2024, arXiv 2410.06424): forward ``q``, gradient rotated.
 
-    The codebook learns from the same codebook loss as STE (or by EMA).
+    The codebook learns from the same codebook loss as STE (or by EMA). The gradient reaching
+    the input is ``lambda R^T g`` with ``lambda = ||q|| / ||x||`` clipped at ``max_gain``
+    (see :func:`vqkit.functional.estimators.rotate_to`), so an all-zero input row cannot get
+    an unbounded gradient.
 
     Args:
         beta: weight of the commitment loss.
+        max_gain: upper bound of the gain ``||q|| / ||x||`` (default 100).
+
+    Raises:
+        ValueError: ``beta < 0`` or ``max_gain <= 0``.
     """
+
+    def __init__(self, beta: float = 0.25, max_gain: float = fe.ROTATION_MAX_GAIN) -> None:
+        super().__init__(beta)
+        if not max_gain > 0:
+            raise ValueError(f"max_gain must be > 0, got {max_gain}")
+        self.max_gain = float(max_gain)
+
+    def config(self) -> dict[str, Any]:
+        return {"beta": self.beta, "max_gain": self.max_gain}
 
     def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
         loss, losses = self._losses(x, q, codebook_trained_by_gradient)
-        return EstimatorOutput(fe.rotate_to(x, q), loss, losses)
+        return EstimatorOutput(fe.rotate_to(x, q, self.max_gain), loss, losses)
 
 
 class DiVeQ(Estimator):
