@@ -94,7 +94,7 @@ def test_trainer_on_two_shards_equals_one_process_on_both(workers, name):
     for rank, result in enumerate((a, b)):
         rows = result["drawn"].reshape(-1, DIM)
         assert _rows_belong(rows, halves[rank]), f"rank {rank} drew rows outside its shard"
-    assert torch.equal(a["codewords"], b["codewords"])  # the ranks agree bit for bit
+    assert torch.equal(a["codewords"], b["codewords"]), "the ranks ended with different codebooks"
     batches = [torch.cat([a["drawn"][s], b["drawn"][s]]) for s in range(STEPS)]
     start = _quantizer(name).codewords.detach().clone()
     want = _replay(_quantizer(name), batches)
