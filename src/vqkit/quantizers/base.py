@@ -23,15 +23,31 @@ from .. import distributed
 from ..types import QuantizerOutput
 
 
+def assert_in_graph(ok: Tensor, message: str) -> None:
+    """Inside ``torch.compile`` / ``torch.export``: fail unless the bool tensor ``ok`` is True.
+
+    A value check such as ``bool(torch.isfinite(x).all())`` needs a host sync, which breaks the
+    graph. While compiling, checks call this instead: ``torch._assert_async`` stays in the graph
+    and raises ``RuntimeError(message)`` when the graph runs (a device-side assert on CUDA), so
+    bad values still never pass silently. Eager mode keeps the ``ValueError`` checks.
+    """
+    torch._assert_async(ok, message)
+
+
 def check_vectors(x: Any, dim: int, name: str = "x") -> None:
-    """Raise TypeError/ValueError unless ``x`` is a finite floating tensor ``(..., dim)``."""
+    """Raise TypeError/ValueError unless ``x`` is a finite floating tensor ``(..., dim)``.
+
+    While compiling, the finiteness check is an in-graph assertion (:func:`assert_in_graph`).
+    """
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
     if x.dim() < 1 or x.shape[-1] != dim:
         raise ValueError(f"{name} must have shape (..., {dim}), got {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
+    if torch.compiler.is_compiling():
+        assert_in_graph(torch.isfinite(x).all(), f"{name} contains NaN or Inf values")
+    elif not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf values")
 
 
@@ -59,12 +75,18 @@ def check_mask(mask: Any, lead: torch.Size, device: torch.device) -> Tensor:
 
 
 def check_index_tensor(indices: Any, high: int, name: str = "indices") -> None:
-    """Raise unless ``indices`` is an integer tensor with values in ``[-1, high)``."""
+    """Raise unless ``indices`` is an integer tensor with values in ``[-1, high)``.
+
+    While compiling, the range check is an in-graph assertion (:func:`assert_in_graph`).
+    """
     if not isinstance(indices, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(indices).__name__}")
     if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
         raise TypeError(f"{name} must have an integer dtype, got {indices.dtype}")
-    if indices.numel():
+    if torch.compiler.is_compiling():
+        in_range = ((indices >= -1) & (indices < high)).all()
+        assert_in_graph(in_range, f"{name} must lie in [-1, {high - 1}] (-1 = masked)")
+    elif indices.numel():
         lo, hi = int(indices.min()), int(indices.max())
         if lo < -1 or hi >= high:
             raise ValueError(

@@ -20,7 +20,7 @@ from ..curve import (
 from ..curve_estimators import SegmentEstimator, curve_estimator_from_config
 from ..estimators import Estimator, NoiseSubstitution, estimator_config
 from ..functional.search import nearest_neighbor
-from .base import Quantizer, check_vectors
+from .base import Quantizer, assert_in_graph, check_vectors
 
 
 class SpaceFillingVQ(Quantizer):
@@ -148,6 +148,11 @@ class SpaceFillingVQ(Quantizer):
             raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
         if indices.is_complex() or indices.dtype == torch.bool:
             raise TypeError(f"indices must be float curve positions, got {indices.dtype}")
+        if torch.compiler.is_compiling():
+            pos, top = indices.to(torch.float64), self.codebook_size - 1
+            ok = (pos == -1) | ((pos >= 0) & (pos <= top))  # also False for NaN
+            assert_in_graph(ok.all(), f"indices must be curve positions in [0, {top}] or -1")
+            return
         if not indices.numel():
             return
         pos = indices.to(torch.float64)
