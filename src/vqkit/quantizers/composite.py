@@ -156,11 +156,10 @@ class MultiCodebookQuantizer(Quantizer):
     @torch.no_grad()
     def _observe(self, targets: Sequence[Tensor], indices: Tensor) -> None:
         """Usage counters (only codebooks this batch used) and EMA updates (always, so every
-        DDP rank makes the same collectives)."""
+        DDP rank makes the same collectives). Dropped entries (-1) are skipped by
+        :meth:`~vqkit.codebooks.Codebook.observe_` itself, so shapes stay fixed."""
         for m, cb in enumerate(self.codebooks):
-            idx = indices[:, m]
-            keep = idx >= 0
-            cb.observe_(targets[m][keep].detach(), idx[keep])
+            cb.observe_(targets[m].detach(), indices[:, m])
 
     def _encode(self, x: Tensor) -> Tensor:
         return self._select(x)
