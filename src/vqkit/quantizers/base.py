@@ -94,6 +94,15 @@ def check_index_tensor(indices: Any, high: int, name: str = "indices") -> None:
             )
 
 
+def loss_over_kept(
+    keep: Tensor, loss: Tensor, losses: Mapping[str, Tensor]
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Losses that are means over all N rows, where the masked rows (``keep`` False) gave
+    exactly zero, turned into means over the kept rows (zero when none is kept)."""
+    scale = keep.shape[0] / keep.sum().clamp_min(1).to(torch.float32)
+    return loss * scale, {name: value * scale for name, value in losses.items()}
+
+
 class Quantizer(nn.Module):
     """Base class: ``forward`` / ``encode`` / ``decode`` over channel-last tensors.
 
@@ -107,9 +116,20 @@ class Quantizer(nn.Module):
     index_shape: tuple[int, ...] = ()
     #: dtype of the indices (float64 curve positions for space-filling VQ).
     index_dtype: torch.dtype = torch.long
+    #: True when ``_train_forward(x, keep)`` takes a row mask (see :meth:`_train_forward`).
+    masks_in_place: bool = False
 
     # -- subclass hooks -------------------------------------------------------------------------
-    def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+    def _train_forward(
+        self, x: Tensor, keep: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+        """Training-mode quantization of ``x (N, D)``.
+
+        ``keep`` (N,) bool is given only while compiling and only to quantizers that set
+        :attr:`masks_in_place`: all N rows go through with fixed shapes, and the rows with
+        ``keep`` False must come back with index -1, a zero output, no share of the losses
+        (see :func:`loss_over_kept`) and no effect on usage counters or EMA statistics.
+        """
         raise NotImplementedError
 
     def _encode(self, x: Tensor) -> Tensor:
@@ -140,6 +160,9 @@ class Quantizer(nn.Module):
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.dim)
         keep = None if mask is None else check_mask(mask, lead, x.device).reshape(-1)
+        in_place = self.masks_in_place or not self.training
+        if keep is not None and flat.shape[0] and in_place and torch.compiler.is_compiling():
+            return self._forward_masked_in_place(x, keep)
         if keep is not None:
             flat = flat[keep]
         loss = x.new_zeros((), dtype=torch.float32)
@@ -162,6 +185,30 @@ class Quantizer(nn.Module):
                 (keep.shape[0], *self.index_shape), -1, dtype=indices.dtype, device=x.device
             )
             indices = full.index_put((keep,), indices)
+        return QuantizerOutput(
+            quantized.reshape(x.shape), indices.reshape(*lead, *self.index_shape), loss, losses
+        )
+
+    def _forward_masked_in_place(self, x: Tensor, keep: Tensor) -> QuantizerOutput:
+        """:meth:`forward` with a mask in fixed shapes (used while compiling): selecting the
+        kept rows has a data-dependent shape, so every row is quantized and the masked ones
+        are then set to index -1 and a zero output.
+
+        In eval mode this equals eager mode (rows are independent). In training mode,
+        ``_train_forward(x, keep)`` keeps masked rows out of the losses and statistics; what
+        differs from eager mode: the estimator's noise and the dropout depths are drawn for
+        all rows, losses are rounded differently (last bits), and a batch whose rows are all
+        masked still runs the EMA and dropout-counter updates (as eager mode does under DDP).
+        """
+        if self.training:
+            quantized, indices, loss, losses = self._train_forward(x.reshape(-1, self.dim), keep)
+        else:
+            out = self.forward(x)
+            quantized, indices, loss, losses = out.quantized, out.indices, out.loss, out.losses
+        rows = keep.reshape(-1, *(1 for _ in self.index_shape))
+        indices = indices.reshape(-1, *self.index_shape).where(rows, -1)
+        quantized = quantized.reshape(-1, self.dim).where(keep[:, None], 0.0)
+        lead = x.shape[:-1]
         return QuantizerOutput(
             quantized.reshape(x.shape), indices.reshape(*lead, *self.index_shape), loss, losses
         )
