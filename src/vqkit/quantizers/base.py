@@ -9,6 +9,10 @@ Subclasses implement three methods on flat ``(N, D)`` inputs:
 
 and the base class handles shapes, masks, validation and eval mode, where ``forward`` is
 ``decode(encode(x))`` by construction.
+
+Under ``torch.compile`` / ``torch.export`` the same code traces without graph breaks: value
+checks become in-graph assertions, and a mask is applied in place (fixed shapes) by
+quantizers that set ``masks_in_place``.
 """
 
 from __future__ import annotations
