@@ -50,6 +50,18 @@ class Gradient(CodebookLearning):
     """Codewords are a parameter trained by the optimizer (the default)."""
 
 
+def _bins(indices: Tensor, size: int) -> Tensor:
+    """``indices`` with -1 (masked or dropped rows) sent to a spare bin ``size``: the updates
+    keep fixed shapes (no ``nonzero``, no ``bincount``), which ``torch.compile`` captures."""
+    return indices.where(indices >= 0, size)
+
+
+def _histogram(bins: Tensor, size: int) -> Tensor:
+    """int64 counts of ``bins`` over ``[0, size)`` (the spare bin ``size`` is dropped)."""
+    counts = torch.zeros(size + 1, dtype=torch.long, device=bins.device)
+    return counts.index_add_(0, bins, torch.ones_like(bins))[:size]
+
+
 class EMA(CodebookLearning):
     """Exponential-moving-average codebook (THESIS eq. 3.8) with Laplace smoothing.
 
@@ -85,8 +97,10 @@ class EMA(CodebookLearning):
     @torch.no_grad()
     def update_(self, codebook: Codebook, x: Tensor, indices: Tensor) -> None:
         size = codebook.codebook_size
-        counts = torch.bincount(indices, minlength=size).float()
-        sums = torch.zeros_like(codebook.ema_sums).index_add_(0, indices, x.detach().float())
+        bins = _bins(indices, size)
+        counts = _histogram(bins, size).float()
+        sums = codebook.ema_sums.new_zeros(size + 1, codebook.ema_sums.shape[1])
+        sums = sums.index_add_(0, bins, x.detach().float())[:size]
         # The one collective in forward: sufficient statistics, summed, never averaged.
         distributed.all_reduce_(counts)
         distributed.all_reduce_(sums)
@@ -194,13 +208,16 @@ class Codebook(nn.Module):
     def observe_(self, x: Tensor, indices: Tensor) -> None:
         """Training-time bookkeeping: usage counters and the learning strategy's update.
 
-        An empty batch counts as no batch, but the learning update still runs: under DDP an
-        EMA codebook's all-reduce must be called on every rank.
+        Rows with index -1 (masked or dropped) are ignored. A batch without a valid index
+        counts as no batch, but the learning update still runs: under DDP an EMA codebook's
+        all-reduce must be called on every rank.
+
+        Shape:
+            x: ``(N, D)``; indices: ``(N,)`` int64 in ``[-1, K)``.
         """
-        if indices.numel():
-            with torch.no_grad():
-                self.usage += torch.bincount(indices, minlength=self.codebook_size) > 0
-                self.usage_batches += 1
+        with torch.no_grad():
+            self.usage += _histogram(_bins(indices, self.codebook_size), self.codebook_size) > 0
+            self.usage_batches += (indices >= 0).any()
         self.learning.update_(self, x, indices)
 
     @torch.no_grad()

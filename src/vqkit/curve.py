@@ -238,11 +238,22 @@ class CurveCodebook(nn.Module):
         self.init = init
         self.corners = nn.Parameter(initial_codewords(self.max_size, self.dim, init))
         self.register_buffer("active", torch.tensor(size, dtype=torch.long))
+        # ``active`` as a Python int for compiled code, where int(buffer) is a host sync that
+        # breaks the graph; kept equal by expand_ and state-dict loading (and refreshed by
+        # every eager read). A compiled caller recompiles when it changes.
+        self._size = size
 
     @property
     def codebook_size(self) -> int:
         """K, the number of corner points in use."""
-        return int(self.active)
+        if torch.compiler.is_compiling():
+            return self._size
+        self._size = int(self.active)
+        return self._size
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._size = int(self.active)
 
     @property
     def codewords(self) -> Tensor:
@@ -298,6 +309,7 @@ class CurveCodebook(nn.Module):
         new = interpolate(self.codewords.detach(), positions.to(self.corners.device))
         self.corners[: 2 * k] = new
         self.active.fill_(2 * k)
+        self._size = 2 * k
         return positions
 
     def extra_repr(self) -> str:

@@ -29,6 +29,17 @@ LUT_MIN_DIM = 128
 _HASH_SEED = 0x5EED
 
 
+def _hash_multipliers(count: int) -> Tensor:
+    """``count`` odd 63-bit multipliers; products wrap modulo 2**64."""
+    g = torch.Generator().manual_seed(_HASH_SEED)
+    return torch.randint(1, 2**62, (count,), generator=g).mul_(2).add_(1)
+
+
+# Drawn once here (the draws are prefix-stable, so any count takes the first ones): creating a
+# generator inside a compiled function would break the graph.
+_MULTIPLIERS = _hash_multipliers(256)
+
+
 def _check(x: Tensor, codebooks: Sequence[Tensor], width: int) -> None:
     if x.dim() != 2:
         raise ValueError(f"x must be 2-D (N, D), got shape {tuple(x.shape)}")
@@ -58,12 +69,16 @@ def _smallest(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
     Equal to a stable full sort cut at ``k``, but uses ``topk`` (O(n) rather than a full sort):
     the set is unambiguous unless the k-th and (k+1)-th values tie, and such rows (rare) are
-    redone with the stable sort.
+    redone with the stable sort. Selecting those rows has a data-dependent shape, so while
+    compiling (``torch.compile``, ``torch.export``) :func:`_smallest_keyed` is used instead:
+    the same result with fixed shapes, at the cost of building an int64 key per entry.
     """
     n = d.shape[-1]
     if k >= n or k * 8 > n:
         vals, idx = torch.sort(d, dim=-1, stable=True)
         return vals[..., :k], idx[..., :k]
+    if torch.compiler.is_compiling():
+        return _smallest_keyed(d, k)
     vals, idx = torch.topk(d, k + 1, dim=-1, largest=False, sorted=True)
     ambiguous = vals[..., k - 1] == vals[..., k]
     vals, idx = vals[..., :k], idx[..., :k]
@@ -76,6 +91,22 @@ def _smallest(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
         sv, si = torch.sort(d[rows], dim=-1, stable=True)
         vals[rows], idx[rows] = sv[..., :k], si[..., :k]
     return vals, idx
+
+
+def _smallest_keyed(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """:func:`_smallest` of fp32 ``d`` with fixed shapes: ``topk`` of one int64 key per entry
+    that orders by value, then by index, which is the order of a stable sort.
+
+    The key is the float's bit pattern made monotone (negative floats have their magnitude
+    bits flipped) times ``n`` plus the index; ``+ 0.0`` first turns -0.0 into +0.0, which a
+    sort treats as equal.
+    """
+    n = d.shape[-1]
+    bits = (d + 0.0).view(torch.int32).to(torch.long)
+    ordered = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    key = ordered * n + torch.arange(n, device=d.device)
+    _, idx = torch.topk(key, k, dim=-1, largest=False, sorted=True)
+    return d.gather(-1, idx), idx
 
 
 def residual_beam_search(
@@ -151,9 +182,9 @@ def _set_keys(selection: Tensor, sizes: Sequence[int]) -> Tensor:
             acc *= s + 1
         w = torch.tensor(weights, dtype=torch.long, device=selection.device)
     else:
-        g = torch.Generator().manual_seed(_HASH_SEED)
-        w = torch.randint(1, 2**62, (len(sizes),), generator=g).mul_(2).add_(1)
-        w = w.to(selection.device)  # odd 63-bit multipliers; products wrap modulo 2**64
+        count = len(sizes)
+        w = _MULTIPLIERS[:count] if count <= len(_MULTIPLIERS) else _hash_multipliers(count)
+        w = w.to(selection.device)
     return ((selection + 1) * w).sum(dim=-1)
 
 

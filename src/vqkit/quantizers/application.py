@@ -81,7 +81,11 @@ class PerStage(EstimatorApplication):
             targets: ``t_m`` per stage, differentiable with respect to the input.
             parts: selected codewords ``c_m`` per stage (zero rows where invalid).
             valid: ``(N, M)`` bool, the stages each vector uses.
+
+        While compiling, :meth:`_apply_stages_fixed` runs instead (fixed shapes).
         """
+        if torch.compiler.is_compiling():
+            return self._apply_stages_fixed(targets, parts, valid, by_gradient)
         surrogates: list[Tensor] = []
         loss = targets[0].new_zeros((), dtype=torch.float32)
         losses: dict[str, Tensor] = {}
@@ -95,6 +99,38 @@ class PerStage(EstimatorApplication):
                 for name, value in out.losses.items():
                     losses[name] = losses.get(name, 0.0) + value
             surrogates.append(s)
+        return surrogates, loss, losses
+
+
+    def _apply_stages_fixed(
+        self,
+        targets: Sequence[Tensor],
+        parts: Sequence[Tensor],
+        valid: Tensor,
+        by_gradient: bool,
+    ) -> tuple[list[Tensor], Tensor, dict[str, Tensor]]:
+        """:meth:`apply_stages` without selecting the valid rows (a data-dependent shape).
+
+        The estimator sees every row; an invalid row's target is replaced by its (zero)
+        codeword, so it has no error, no loss and no gradient, and each stage's losses, means
+        over all N rows, are rescaled to means over its valid rows. What differs from eager
+        mode: the noise of NSVQ / DiVeQ is drawn for N rows instead of the valid ones, losses
+        are rounded differently (last bits), and every loss name is present even when a stage
+        has no valid row (value 0). Assumes, as every estimator of vqkit does, that losses are
+        means over rows of terms that vanish when target and codeword coincide.
+        """
+        surrogates: list[Tensor] = []
+        loss = targets[0].new_zeros((), dtype=torch.float32)
+        losses: dict[str, Tensor] = {}
+        rows = valid.shape[0]
+        for m, (t, c) in enumerate(zip(targets, parts, strict=True)):
+            keep = valid[:, m, None]
+            scale = rows / valid[:, m].sum().clamp_min(1).to(torch.float32)
+            out = self.estimator(torch.where(keep, t, c).float(), c.float(), by_gradient)
+            surrogates.append(torch.where(keep, out.quantized.float(), 0.0))
+            loss = loss + out.loss * scale
+            for name, value in out.losses.items():
+                losses[name] = losses.get(name, 0.0) + value * scale
         return surrogates, loss, losses
 
 

@@ -17,6 +17,10 @@ every pair of dtypes, ``q.eval()(x).quantized == q.decode(q.encode(x)).to(x.dtyp
 without the cast whenever ``x`` has the codebook's dtype. Searches and estimators compute in
 at least fp32 whatever the dtypes; statistics (EMA sums and counts, usage counters) are kept in
 fp32 or int64 and ``.to(dtype)`` does not lower them.
+
+Under ``torch.compile`` / ``torch.export`` the same code traces without graph breaks: value
+checks become in-graph assertions, and a mask is applied in place (fixed shapes) by
+quantizers that set ``masks_in_place``.
 """
 
 from __future__ import annotations
@@ -31,15 +35,31 @@ from .. import distributed
 from ..types import QuantizerOutput
 
 
+def assert_in_graph(ok: Tensor, message: str) -> None:
+    """Inside ``torch.compile`` / ``torch.export``: fail unless the bool tensor ``ok`` is True.
+
+    A value check such as ``bool(torch.isfinite(x).all())`` needs a host sync, which breaks the
+    graph. While compiling, checks call this instead: ``torch._assert_async`` stays in the graph
+    and raises ``RuntimeError(message)`` when the graph runs (a device-side assert on CUDA), so
+    bad values still never pass silently. Eager mode keeps the ``ValueError`` checks.
+    """
+    torch._assert_async(ok, message)
+
+
 def check_vectors(x: Any, dim: int, name: str = "x") -> None:
-    """Raise TypeError/ValueError unless ``x`` is a finite floating tensor ``(..., dim)``."""
+    """Raise TypeError/ValueError unless ``x`` is a finite floating tensor ``(..., dim)``.
+
+    While compiling, the finiteness check is an in-graph assertion (:func:`assert_in_graph`).
+    """
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
     if x.dim() < 1 or x.shape[-1] != dim:
         raise ValueError(f"{name} must have shape (..., {dim}), got {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
+    if torch.compiler.is_compiling():
+        assert_in_graph(torch.isfinite(x).all(), f"{name} contains NaN or Inf values")
+    elif not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf values")
 
 
@@ -67,17 +87,32 @@ def check_mask(mask: Any, lead: torch.Size, device: torch.device) -> Tensor:
 
 
 def check_index_tensor(indices: Any, high: int, name: str = "indices") -> None:
-    """Raise unless ``indices`` is an integer tensor with values in ``[-1, high)``."""
+    """Raise unless ``indices`` is an integer tensor with values in ``[-1, high)``.
+
+    While compiling, the range check is an in-graph assertion (:func:`assert_in_graph`).
+    """
     if not isinstance(indices, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(indices).__name__}")
     if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
         raise TypeError(f"{name} must have an integer dtype, got {indices.dtype}")
-    if indices.numel():
+    if torch.compiler.is_compiling():
+        in_range = ((indices >= -1) & (indices < high)).all()
+        assert_in_graph(in_range, f"{name} must lie in [-1, {high - 1}] (-1 = masked)")
+    elif indices.numel():
         lo, hi = int(indices.min()), int(indices.max())
         if lo < -1 or hi >= high:
             raise ValueError(
                 f"{name} must lie in [-1, {high - 1}] (-1 = masked), got values in [{lo}, {hi}]"
             )
+
+
+def loss_over_kept(
+    keep: Tensor, loss: Tensor, losses: Mapping[str, Tensor]
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Losses that are means over all N rows, where the masked rows (``keep`` False) gave
+    exactly zero, turned into means over the kept rows (zero when none is kept)."""
+    scale = keep.shape[0] / keep.sum().clamp_min(1).to(torch.float32)
+    return loss * scale, {name: value * scale for name, value in losses.items()}
 
 
 class Quantizer(nn.Module):
@@ -93,9 +128,20 @@ class Quantizer(nn.Module):
     index_shape: tuple[int, ...] = ()
     #: dtype of the indices (float64 curve positions for space-filling VQ).
     index_dtype: torch.dtype = torch.long
+    #: True when ``_train_forward(x, keep)`` takes a row mask (see :meth:`_train_forward`).
+    masks_in_place: bool = False
 
     # -- subclass hooks -------------------------------------------------------------------------
-    def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+    def _train_forward(
+        self, x: Tensor, keep: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+        """Training-mode quantization of ``x (N, D)``.
+
+        ``keep`` (N,) bool is given only while compiling and only to quantizers that set
+        :attr:`masks_in_place`: all N rows go through with fixed shapes, and the rows with
+        ``keep`` False must come back with index -1, a zero output, no share of the losses
+        (see :func:`loss_over_kept`) and no effect on usage counters or EMA statistics.
+        """
         raise NotImplementedError
 
     def _encode(self, x: Tensor) -> Tensor:
@@ -126,6 +172,9 @@ class Quantizer(nn.Module):
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.dim)
         keep = None if mask is None else check_mask(mask, lead, x.device).reshape(-1)
+        in_place = self.masks_in_place or not self.training
+        if keep is not None and flat.shape[0] and in_place and torch.compiler.is_compiling():
+            return self._forward_masked_in_place(x, keep)
         if keep is not None:
             flat = flat[keep]
         loss = x.new_zeros((), dtype=torch.float32)
@@ -148,6 +197,30 @@ class Quantizer(nn.Module):
                 (keep.shape[0], *self.index_shape), -1, dtype=indices.dtype, device=x.device
             )
             indices = full.index_put((keep,), indices)
+        return QuantizerOutput(
+            quantized.reshape(x.shape), indices.reshape(*lead, *self.index_shape), loss, losses
+        )
+
+    def _forward_masked_in_place(self, x: Tensor, keep: Tensor) -> QuantizerOutput:
+        """:meth:`forward` with a mask in fixed shapes (used while compiling): selecting the
+        kept rows has a data-dependent shape, so every row is quantized and the masked ones
+        are then set to index -1 and a zero output.
+
+        In eval mode this equals eager mode (rows are independent). In training mode,
+        ``_train_forward(x, keep)`` keeps masked rows out of the losses and statistics; what
+        differs from eager mode: the estimator's noise and the dropout depths are drawn for
+        all rows, losses are rounded differently (last bits), and a batch whose rows are all
+        masked still runs the EMA and dropout-counter updates (as eager mode does under DDP).
+        """
+        if self.training:
+            quantized, indices, loss, losses = self._train_forward(x.reshape(-1, self.dim), keep)
+        else:
+            out = self.forward(x)
+            quantized, indices, loss, losses = out.quantized, out.indices, out.loss, out.losses
+        rows = keep.reshape(-1, *(1 for _ in self.index_shape))
+        indices = indices.reshape(-1, *self.index_shape).where(rows, -1)
+        quantized = quantized.reshape(-1, self.dim).where(keep[:, None], 0.0)
+        lead = x.shape[:-1]
         return QuantizerOutput(
             quantized.reshape(x.shape), indices.reshape(*lead, *self.index_shape), loss, losses
         )

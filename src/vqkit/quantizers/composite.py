@@ -28,7 +28,7 @@ from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
 from .application import EstimatorApplication, application_from_config, as_application
-from .base import Quantizer, check_index_tensor, check_samples
+from .base import Quantizer, check_index_tensor, check_samples, loss_over_kept
 
 
 def check_count(value: Any, name: str) -> int:
@@ -130,9 +130,16 @@ class MultiCodebookQuantizer(Quantizer):
             parts.append(cb.lookup(idx.clamp_min(0)) * valid.to(cb.codewords.dtype))
         return parts
 
-    def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+    masks_in_place = True
+
+    def _train_forward(
+        self, x: Tensor, keep: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
         with torch.no_grad():
             indices = self._stage_dropout(self._select(x))
+        if keep is not None:  # masked rows: indices -1 (zero codewords) and a zero input
+            indices = indices.where(keep[:, None], -1)
+            x = x.where(keep[:, None], 0.0)
         valid = indices >= 0
         parts = self._parts(indices)
         q = self._combine(parts)
@@ -150,17 +157,18 @@ class MultiCodebookQuantizer(Quantizer):
         else:
             out = self.application.apply(x, q, by_gradient)
             quantized, loss, losses = out.quantized, out.loss, dict(out.losses)
+            if keep is not None:  # PerStage already averages each stage over its valid rows
+                loss, losses = loss_over_kept(keep, loss, losses)
         self._observe(targets, indices)
         return quantized.to(x.dtype), indices, loss, losses
 
     @torch.no_grad()
     def _observe(self, targets: Sequence[Tensor], indices: Tensor) -> None:
         """Usage counters (only codebooks this batch used) and EMA updates (always, so every
-        DDP rank makes the same collectives)."""
+        DDP rank makes the same collectives). Dropped entries (-1) are skipped by
+        :meth:`~vqkit.codebooks.Codebook.observe_` itself, so shapes stay fixed."""
         for m, cb in enumerate(self.codebooks):
-            idx = indices[:, m]
-            keep = idx >= 0
-            cb.observe_(targets[m][keep].detach(), idx[keep])
+            cb.observe_(targets[m].detach(), indices[:, m])
 
     def _encode(self, x: Tensor) -> Tensor:
         return self._select(x)

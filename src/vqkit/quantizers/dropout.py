@@ -10,7 +10,10 @@ Three strategies (PEERS.md §7), each keeping a random depth ``d`` in ``[min_dep
 
 Randomness comes from a generator seeded with ``seed`` and the quantizer's step counter (a
 buffer advanced once per training forward), so every DDP rank draws the same decisions
-without any collective, and a resumed checkpoint continues the same sequence.
+without any collective, and a resumed checkpoint continues the same sequence. Compiled code
+cannot create a ``torch.Generator`` nor read the counter without a host sync, so while
+compiling the draws come from :class:`CounterDraws`, a hash of ``(seed, step, row)``: the same
+properties (and distributions), but not the same draws as eager mode.
 """
 
 from __future__ import annotations
@@ -21,6 +24,61 @@ import torch
 from torch import Tensor
 
 from ..strategy import Strategy, from_config, to_config
+
+_LOW32 = 0xFFFFFFFF
+
+
+def _mix32(h: Any) -> Any:
+    """A 32-bit integer hash (two xor-shift-multiply rounds) of ints or int64 tensors in
+    [0, 2**32); the products stay below 2**59, so nothing overflows."""
+    h = ((h >> 16) ^ h) * 0x45D9F3B & _LOW32
+    h = ((h >> 16) ^ h) * 0x45D9F3B & _LOW32
+    return (h >> 16) ^ h
+
+
+class CounterDraws:
+    """Uniform draws computed from a hash of an int64 ``key`` tensor (>= 0), an int ``salt``,
+    a call counter and the row index: tensor ops only, so ``torch.compile`` captures them, and
+    the key can live on any device (no host sync). Stands in for a ``torch.Generator`` in
+    :meth:`QuantizerDropout.depths`.
+
+    Example:
+        >>> a = CounterDraws(torch.tensor(7), salt=3).randint(1, 5, 6)
+        >>> b = CounterDraws(torch.tensor(7), salt=3).randint(1, 5, 6)
+        >>> torch.equal(a, b), 1 <= a.min().item() <= a.max().item() <= 4
+        (True, True)
+    """
+
+    def __init__(self, key: Tensor, salt: int = 0) -> None:
+        self.key = key
+        self.salt = int(salt) % 2**64
+        self.calls = 0
+
+    def rand(self, n: int) -> Tensor:
+        """``(n,)`` float64 draws in [0, 1)."""
+        self.calls += 1
+        base = _mix32(_mix32((self.salt >> 32) ^ _mix32(self.calls)) ^ (self.salt & _LOW32))
+        key = self.key.long()
+        h = _mix32(((key >> 32) & _LOW32) ^ base)
+        h = _mix32((key & _LOW32) ^ h)
+        rows = torch.arange(n, device=key.device)
+        return _mix32(_mix32(h ^ rows)).double() / 2.0**32
+
+    def randint(self, low: int, high: int, n: int) -> Tensor:
+        """``(n,)`` int64 draws uniform in ``[low, high)``."""
+        return low + (self.rand(n) * (high - low)).long()
+
+
+def _randint(low: int, high: int, n: int, draws: torch.Generator | CounterDraws) -> Tensor:
+    if isinstance(draws, CounterDraws):
+        return draws.randint(low, high, n)
+    return torch.randint(low, high, (n,), generator=draws)
+
+
+def _rand(n: int, draws: torch.Generator | CounterDraws) -> Tensor:
+    if isinstance(draws, CounterDraws):
+        return draws.rand(n)
+    return torch.rand(n, generator=draws)
 
 
 class QuantizerDropout(Strategy):
@@ -43,11 +101,18 @@ class QuantizerDropout(Strategy):
         """The CPU generator of training step ``step`` (identical on every rank)."""
         return torch.Generator().manual_seed(self.seed * 1_000_003 + step)
 
-    def _draw(self, n: int, num_stages: int, generator: torch.Generator) -> Tensor:
-        low = min(self.min_depth, num_stages)
-        return torch.randint(low, num_stages + 1, (n,), generator=generator)
+    def counter_draws(self, step: Tensor) -> CounterDraws:
+        """The compiled-mode stand-in for :meth:`generator`: ``step`` is the counter buffer
+        itself (any device), read by tensor ops rather than ``int()``."""
+        return CounterDraws(step, salt=self.seed)
 
-    def depths(self, n: int, num_stages: int, generator: torch.Generator) -> Tensor:
+    def _draw(self, n: int, num_stages: int, generator: torch.Generator | CounterDraws) -> Tensor:
+        low = min(self.min_depth, num_stages)
+        return _randint(low, num_stages + 1, n, generator)
+
+    def depths(
+        self, n: int, num_stages: int, generator: torch.Generator | CounterDraws
+    ) -> Tensor:
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
@@ -101,7 +166,7 @@ class FractionDepth(QuantizerDropout):
 
     def depths(self, n, num_stages, generator):
         drawn = self._draw(n, num_stages, generator)
-        chosen = torch.rand(n, generator=generator) < self.fraction
+        chosen = _rand(n, generator) < self.fraction
         return torch.where(chosen, drawn, torch.full_like(drawn, num_stages))
 
     def config(self) -> dict[str, Any]:

@@ -103,11 +103,14 @@ class ResidualVQ(MultiCodebookQuantizer):
     def _stage_dropout(self, indices: Tensor) -> Tensor:
         if self.dropout is None:
             return indices
-        step = int(self.dropout_step)
+        if torch.compiler.is_compiling():
+            # int(step) would be a host sync and a Generator cannot be created in a graph.
+            draws = self.dropout.counter_draws(self.dropout_step.clone())
+        else:
+            draws = self.dropout.generator(int(self.dropout_step))
         self.dropout_step += 1
-        gen = self.dropout.generator(step)
-        depth = self.dropout.depths(indices.shape[0], self.num_codebooks, gen)
-        stages = torch.arange(self.num_codebooks)
+        depth = self.dropout.depths(indices.shape[0], self.num_codebooks, draws)
+        stages = torch.arange(self.num_codebooks, device=depth.device)
         dropped = (stages[None, :] >= depth[:, None]).to(indices.device)
         return indices.masked_fill(dropped, -1)
 

@@ -20,7 +20,7 @@ from ..curve import (
 from ..curve_estimators import SegmentEstimator, curve_estimator_from_config
 from ..estimators import Estimator, NoiseSubstitution, estimator_config
 from ..functional.search import nearest_neighbor
-from .base import Quantizer, check_vectors
+from .base import Quantizer, assert_in_graph, check_vectors, loss_over_kept
 
 
 class SpaceFillingVQ(Quantizer):
@@ -119,19 +119,29 @@ class SpaceFillingVQ(Quantizer):
         draw = torch.rand(k - 1, generator=gen, device=gen.device if gen is not None else device)
         return draw.to(device)
 
-    def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+    masks_in_place = True
+
+    def _train_forward(
+        self, x: Tensor, keep: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
         c = self.codebook.codewords
         lam_all = self._dither(c.shape[0], c.device)
         dithered = (1.0 - lam_all).unsqueeze(-1) * c[:-1] + lam_all.unsqueeze(-1) * c[1:]
         seg = nearest_neighbor(x, dithered.detach())[1][:, 0]
         lam = lam_all[seg]
         start, end = c[seg], c[seg + 1]
+        if keep is not None:  # masked rows: input and segment ends 0 (no error, no gradient)
+            rows = keep[:, None]
+            x, start, end = x.where(rows, 0.0), start.where(rows, 0.0), end.where(rows, 0.0)
         if isinstance(self.estimator, SegmentEstimator):
             out = self.estimator.segment(x.float(), start, end, lam)
         else:
             q = (1.0 - lam).unsqueeze(-1) * start + lam.unsqueeze(-1) * end
             out = self.estimator(x.float(), q, True)
         positions = seg.to(torch.float64) + lam.to(torch.float64)
+        if keep is not None:
+            loss, losses = loss_over_kept(keep, out.loss, out.losses)
+            return out.quantized.to(x.dtype), positions.where(keep, -1.0), loss, losses
         return out.quantized.to(x.dtype), positions, out.loss, out.losses
 
     def _encode(self, x: Tensor) -> Tensor:
@@ -148,6 +158,11 @@ class SpaceFillingVQ(Quantizer):
             raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
         if indices.is_complex() or indices.dtype == torch.bool:
             raise TypeError(f"indices must be float curve positions, got {indices.dtype}")
+        if torch.compiler.is_compiling():
+            pos, top = indices.to(torch.float64), self.codebook_size - 1
+            ok = (pos == -1) | ((pos >= 0) & (pos <= top))  # also False for NaN
+            assert_in_graph(ok.all(), f"indices must be curve positions in [0, {top}] or -1")
+            return
         if not indices.numel():
             return
         pos = indices.to(torch.float64)

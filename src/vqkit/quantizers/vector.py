@@ -19,7 +19,7 @@ from ..estimators import Estimator, NoiseSubstitution, estimator_config, estimat
 from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
-from .base import Quantizer, check_index_tensor, check_samples
+from .base import Quantizer, check_index_tensor, check_samples, loss_over_kept
 
 
 class VectorQuantizer(Quantizer):
@@ -79,11 +79,24 @@ class VectorQuantizer(Quantizer):
         """The ``(K, D)`` codeword matrix."""
         return self.codebook.codewords
 
-    def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+    masks_in_place = True
+
+    def _train_forward(
+        self, x: Tensor, keep: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
         indices = nearest_neighbor(x, self.codebook.codewords)[1][:, 0]
+        by_gradient = self.codebook.learning.trained_by_gradient
+        if keep is not None:  # masked rows: index -1, and input = codeword = 0 (no error)
+            indices = indices.where(keep, -1)
+            rows = keep[:, None]
+            q = self.codebook.lookup(indices.clamp_min(0)).where(rows, 0.0)
+            self.codebook.observe_(x, indices)
+            out = self.estimator(x.float().where(rows, 0.0), q, by_gradient)
+            loss, losses = loss_over_kept(keep, out.loss, out.losses)
+            return out.quantized.to(x.dtype), indices, loss, losses
         q = self.codebook.lookup(indices)
         self.codebook.observe_(x, indices)
-        out = self.estimator(x.float(), q, self.codebook.learning.trained_by_gradient)
+        out = self.estimator(x.float(), q, by_gradient)
         return out.quantized.to(x.dtype), indices, out.loss, out.losses
 
     def _encode(self, x: Tensor) -> Tensor:
