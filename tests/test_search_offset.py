@@ -140,3 +140,24 @@ def test_near_ties_inside_a_wide_codebook_are_reranked(k, compiled, device, monk
     x = x.to(device)
     d, i = nearest_neighbor(x, c, k)
     assert_true_neighbours(x, c, d, i, k)
+
+
+@pytest.mark.parametrize("width", [1, 4])
+def test_residual_beam_search_far_from_the_origin_matches_the_centred_search(width, device):
+    # The same problem at offset 0 and at offset 1e5 (shifted in float64): the beam's first
+    # stage must rank the same way, so the chosen tuples agree (the shifted coordinates are
+    # rounded to fp32, so a near-tie may flip: allow 1 %).
+    from vqkit.functional.beam import residual_beam_search
+
+    g = torch.Generator().manual_seed(2)
+    c0 = torch.randn(64, 8, generator=g, dtype=torch.float64)
+    c1 = 0.3 * torch.randn(64, 8, generator=g, dtype=torch.float64)
+    pick = torch.randint(0, 64, (400, 2), generator=g)
+    x = c0[pick[:, 0]] + c1[pick[:, 1]] + 0.2 * torch.randn(400, 8, generator=g,
+                                                           dtype=torch.float64)
+    found = []
+    for offset in (0.0, 1e5):
+        books = [(c0 + offset).float().to(device), c1.float().to(device)]
+        found.append(residual_beam_search((x + offset).float().to(device), books, width).cpu())
+    agree = (found[0] == found[1]).all(dim=1).double().mean().item()
+    assert agree >= 0.99, agree

@@ -121,6 +121,8 @@ def residual_beam_search(
     Step ``m`` extends each of the kept partial tuples by every codeword of codebook ``m`` and
     keeps the ``width`` with the lowest error. ``width=1`` is greedy residual VQ
     (METHODS.md §4.2); a width of ``prod K_m`` over all but the last stage is exhaustive.
+    The vectors and the first codebook are centred on that codebook's mean first, so data that
+    share a large offset are searched as accurately as centred data.
 
     Args:
         x: ``(N, D)`` vectors.
@@ -143,8 +145,13 @@ def residual_beam_search(
     out = torch.empty(n, len(codebooks), dtype=torch.long, device=x.device)
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
         books = [c.detach().float() for c in codebooks]
+        # Every tuple holds one codeword of the first stage: shifting x and that codebook by
+        # its mean changes no residual, and keeps the expansion exact for data far from the
+        # origin (see vqkit.functional.search).
+        centre = books[0].mean(dim=0)
+        books[0] = books[0] - centre
         norms = [c.pow(2).sum(dim=1) for c in books]
-        xf = x.detach().float()
+        xf = x.detach().float() - centre
         for start in range(0, n, rows):
             xs = xf[start : start + rows]
             ns = xs.shape[0]
