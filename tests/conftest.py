@@ -7,6 +7,8 @@ not take the fixture (apps, CLI, data) stay on the CPU.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -28,7 +30,28 @@ def device(pytestconfig: pytest.Config) -> torch.device:
     dev = torch.device(pytestconfig.getoption("--device"))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise pytest.UsageError("--device cuda was given but torch.cuda.is_available() is False")
+    if dev.type == "cuda":
+        # Lets cuBLAS be deterministic when a test asks for it (see `deterministic`); it must be
+        # set before the first cuBLAS call of the process.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     return dev
+
+
+@pytest.fixture
+def deterministic(device: torch.device):
+    """Deterministic kernels for a test that compares two runs bit for bit. On CUDA, index_add
+    and the backward of indexing accumulate with atomics in a varying order unless asked not
+    to; on the CPU nothing changes."""
+    if device.type == "cpu":
+        yield
+        return
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 Each :class:`Case` builds its quantizer for any estimator x codebook learning (returning
 ``None`` for a combination the quantizer rejects by design, with the reason in ``skip``)
 and makes inputs that the quantizer must reproduce exactly in eval mode (vectors built from
-its codewords). Add one Case per quantizer type.
+its codewords). Add one Case per quantizer type. ``exact_inputs`` draws from the CPU
+generator and moves the draws to the quantizer's device (``q.codewords.device``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Case:
 
 
 def _vq_exact(q, g):
-    idx = torch.randint(0, q.codebook_size, (6, 5), generator=g)
+    idx = torch.randint(0, q.codebook_size, (6, 5), generator=g).to(q.codewords.device)
     return q.codebook.codewords.detach()[idx].clone()
 
 
@@ -49,7 +50,7 @@ def _sf_build(est, learn):
 
 def _sf_exact(q, g):
     # Corner points are points of the curve that both projections return exactly.
-    idx = torch.randint(0, q.codebook_size, (6, 5), generator=g)
+    idx = torch.randint(0, q.codebook_size, (6, 5), generator=g).to(q.codewords.device)
     return q.codewords.detach()[idx].clone()
 
 
@@ -66,12 +67,14 @@ CASES.append(
 def _separated_sum_exact(q, g):
     # Stage m's codewords live at scale 100**-m, so greedy and beam searches both recover the
     # indices of a sum of codewords, and decode rebuilds it with the same additions.
+    device = q.codewords.device
     with torch.no_grad():
         for m, cb in enumerate(q.codebooks):
-            rows = torch.arange(cb.codebook_size)
-            cb.overwrite_(rows, torch.randn(cb.codebook_size, cb.dim, generator=g) * 100.0**-m)
+            rows = torch.arange(cb.codebook_size, device=device)
+            values = torch.randn(cb.codebook_size, cb.dim, generator=g) * 100.0**-m
+            cb.overwrite_(rows, values.to(device))
     idx = torch.randint(0, q.codebook_size, (6, 5, q.num_codebooks), generator=g)
-    return q.decode(idx).detach().clone()
+    return q.decode(idx.to(device)).detach().clone()
 
 
 def _rvq_cases():
@@ -98,7 +101,7 @@ CASES.extend(_rvq_cases())
 
 def _pvq_exact(q, g):
     idx = torch.randint(0, q.codebook_size, (6, 5, q.num_codebooks), generator=g)
-    return q.decode(idx).detach().clone()
+    return q.decode(idx.to(q.codewords.device)).detach().clone()
 
 
 def _pvq_avq_cases():

@@ -1,5 +1,6 @@
 """Beam search oracles: exhaustive width = brute force, width 1 = a per-vector reference,
-beam never loses to greedy, chunking changes nothing."""
+beam never loses to greedy, chunking changes nothing (on the device of ``--device``; random
+draws stay on the CPU and are moved)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ from vqkit.functional.beam import additive_beam_search, residual_beam_search
 torch.set_num_threads(1)
 
 
-def _books(num, size, dim, seed, decay=1.0):
+def _books(num, size, dim, seed, device, decay=1.0):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(size, dim, generator=g) * decay**m for m in range(num)]
+    return [(torch.randn(size, dim, generator=g) * decay**m).to(device) for m in range(num)]
+
+
+def _x(n, dim, seed, device, scale=1.0):
+    return (torch.randn(n, dim, generator=torch.Generator().manual_seed(seed)) * scale).to(device)
 
 
 def _error(x, books, idx):
@@ -24,7 +29,7 @@ def _error(x, books, idx):
 
 
 def _brute_force(x, books):
-    best = torch.full((x.shape[0],), float("inf"), dtype=torch.float64)
+    best = torch.full((x.shape[0],), float("inf"), dtype=torch.float64, device=x.device)
     for combo in itertools.product(*[range(b.shape[0]) for b in books]):
         xh = sum(b.double()[i] for b, i in zip(books, combo, strict=True))
         best = torch.minimum(best, ((x.double() - xh) ** 2).sum(-1))
@@ -51,29 +56,29 @@ def _free_order_greedy_reference(x, books):
             chosen[m] = k
             r = r - books[m].double()[k]
         out.append([chosen[m] for m in range(len(books))])
-    return torch.tensor(out)
+    return torch.tensor(out, device=x.device)
 
 
 @pytest.mark.parametrize("use_lut", [False, True])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_additive_exhaustive_width_equals_brute_force(seed, use_lut):
-    books = _books(3, 4, 3, seed)
-    x = torch.randn(150, 3, generator=torch.Generator().manual_seed(100 + seed)) * 2
+def test_additive_exhaustive_width_equals_brute_force(seed, use_lut, device):
+    books = _books(3, 4, 3, seed, device)
+    x = _x(150, 3, 100 + seed, device, scale=2)
     # W >= M K and >= the number of partial sets C(3, 2) 4^2 = 48: nothing is ever pruned.
     idx = additive_beam_search(x, books, width=64, use_lut=use_lut)
     torch.testing.assert_close(_error(x, books, idx), _brute_force(x, books), rtol=1e-5, atol=1e-5)
 
 
-def test_residual_exhaustive_width_equals_brute_force():
-    books = _books(3, 5, 4, 3, decay=0.7)
-    x = torch.randn(150, 4, generator=torch.Generator().manual_seed(7))
+def test_residual_exhaustive_width_equals_brute_force(device):
+    books = _books(3, 5, 4, 3, device, decay=0.7)
+    x = _x(150, 4, 7, device)
     idx = residual_beam_search(x, books, width=25)
     torch.testing.assert_close(_error(x, books, idx), _brute_force(x, books), rtol=1e-5, atol=1e-5)
 
 
-def test_additive_width_one_uses_the_correct_residual():
-    books = _books(4, 8, 5, 11)
-    x = torch.randn(120, 5, generator=torch.Generator().manual_seed(12)) * 2
+def test_additive_width_one_uses_the_correct_residual(device):
+    books = _books(4, 8, 5, 11, device)
+    x = _x(120, 5, 12, device, scale=2)
     idx = additive_beam_search(x, books, width=1)
     ref = _free_order_greedy_reference(x, books)
     torch.testing.assert_close(_error(x, books, idx), _error(x, books, ref), rtol=1e-5, atol=1e-5)
@@ -82,9 +87,9 @@ def test_additive_width_one_uses_the_correct_residual():
 
 @pytest.mark.parametrize("search", [additive_beam_search, residual_beam_search])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_beam_never_loses_to_greedy_in_mse(search, seed):
-    books = _books(4, 16, 8, seed, decay=0.8)
-    x = torch.randn(1500, 8, generator=torch.Generator().manual_seed(50 + seed))
+def test_beam_never_loses_to_greedy_in_mse(search, seed, device):
+    books = _books(4, 16, 8, seed, device, decay=0.8)
+    x = _x(1500, 8, 50 + seed, device)
     greedy = _error(x, books, search(x, books, width=1)).mean()
     beam = _error(x, books, search(x, books, width=8)).mean()
     wider = _error(x, books, search(x, books, width=32)).mean()
@@ -92,26 +97,26 @@ def test_beam_never_loses_to_greedy_in_mse(search, seed):
 
 
 @pytest.mark.parametrize("search", [additive_beam_search, residual_beam_search])
-def test_chunking_changes_nothing(search):
-    books = _books(3, 16, 6, 5)
-    x = torch.randn(333, 6, generator=torch.Generator().manual_seed(6))
+def test_chunking_changes_nothing(search, device):
+    books = _books(3, 16, 6, 5, device)
+    x = _x(333, 6, 6, device)
     full = search(x, books, width=8)
     assert torch.equal(search(x, books, width=8, chunk_elements=1000), full)
     assert torch.equal(search(x, books, width=8, chunk_elements=1), full)
 
 
-def test_additive_order_is_free():
+def test_additive_order_is_free(device):
     # The best first codeword comes from the last codebook.
-    a = torch.tensor([[0.0, 0.0], [0.0, 1.0]])
-    b = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
-    c = torch.tensor([[0.0, 0.0], [50.0, 50.0]])
-    idx = additive_beam_search(torch.tensor([[51.0, 51.0]]), [a, b, c], width=1)
+    a = torch.tensor([[0.0, 0.0], [0.0, 1.0]], device=device)
+    b = torch.tensor([[0.0, 0.0], [1.0, 0.0]], device=device)
+    c = torch.tensor([[0.0, 0.0], [50.0, 50.0]], device=device)
+    idx = additive_beam_search(torch.tensor([[51.0, 51.0]], device=device), [a, b, c], width=1)
     assert idx.tolist() == [[1, 1, 1]]
 
 
-def test_width_larger_than_the_pool_and_one_codebook():
-    books = _books(2, 3, 2, 9)
-    x = torch.randn(20, 2)
+def test_width_larger_than_the_pool_and_one_codebook(device):
+    books = _books(2, 3, 2, 9, device)
+    x = torch.randn(20, 2).to(device)
     torch.testing.assert_close(
         _error(x, books, additive_beam_search(x, books, width=100)), _brute_force(x, books)
     )
@@ -119,20 +124,21 @@ def test_width_larger_than_the_pool_and_one_codebook():
     assert one.shape == (20, 1)
 
 
-def test_bad_arguments():
-    books = _books(2, 4, 3, 0)
+def test_bad_arguments(device):
+    books = _books(2, 4, 3, 0, device)
     with pytest.raises(ValueError, match="width"):
-        additive_beam_search(torch.randn(2, 3), books, width=0)
+        additive_beam_search(torch.randn(2, 3, device=device), books, width=0)
     with pytest.raises(ValueError, match=r"codebooks\[1\]"):
-        residual_beam_search(torch.randn(2, 3), [books[0], torch.randn(4, 2)], width=2)
+        residual_beam_search(torch.randn(2, 3, device=device),
+                             [books[0], torch.randn(4, 2, device=device)], width=2)
     with pytest.raises(ValueError, match="2-D"):
-        additive_beam_search(torch.randn(3), books, width=2)
+        additive_beam_search(torch.randn(3, device=device), books, width=2)
 
 
 @pytest.mark.parametrize("dim", [8, 200])
-def test_gram_table_search_equals_direct_search(dim):
-    books = _books(4, 32, dim, 21, decay=0.8)
-    x = torch.randn(300, dim, generator=torch.Generator().manual_seed(22))
+def test_gram_table_search_equals_direct_search(dim, device):
+    books = _books(4, 32, dim, 21, device, decay=0.8)
+    x = _x(300, dim, 22, device)
     direct = additive_beam_search(x, books, width=8, use_lut=False)
     table = additive_beam_search(x, books, width=8, use_lut=True)
     torch.testing.assert_close(_error(x, books, table), _error(x, books, direct),

@@ -1,4 +1,5 @@
-"""CurveCodebook: projections against a brute-force oracle, expansion, interpolation."""
+"""CurveCodebook: projections against a brute-force oracle, expansion, interpolation
+(on the device of ``--device``; random draws stay on the CPU and are moved)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ def _oracle(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """Squared distance from each x to the nearest point of the curve, float64, one segment
     at a time (the formula written out independently of vqkit.curve)."""
     x, c = x.double(), c.double()
-    best = torch.full((x.shape[0],), float("inf"), dtype=torch.float64)
+    best = torch.full((x.shape[0],), float("inf"), dtype=torch.float64, device=x.device)
     for j in range(c.shape[0] - 1):
         a, b = c[j], c[j + 1]
         e = b - a
-        lam = ((x - a) @ e / (e @ e)).clamp(0, 1) if float(e @ e) > 0 else torch.zeros(len(x))
+        lam = ((x - a) @ e / (e @ e)).clamp(0, 1) if float(e @ e) > 0 else x.new_zeros(len(x))
         p = a + lam[:, None] * e
         best = torch.minimum(best, ((x - p) ** 2).sum(1))
     return best
@@ -37,10 +38,11 @@ def _dist(x, c, seg, lam):
 
 
 @pytest.mark.parametrize("k,d,seed", [(2, 3, 0), (3, 2, 1), (16, 2, 2), (64, 8, 3), (33, 5, 4)])
-def test_exact_projection_matches_oracle_and_beats_two_segment(k, d, seed):
+def test_exact_projection_matches_oracle_and_beats_two_segment(k, d, seed, device):
     c = _curve(k, d, seed)
     g = torch.Generator().manual_seed(100 + seed)
-    x = torch.randn(500, d, generator=g) * 2 + c.mean(0)
+    x = (torch.randn(500, d, generator=g) * 2 + c.mean(0)).to(device)
+    c = c.to(device)
     seg, lam = project_exact(x, c, chunk_elements=97)  # many tiny chunks
     exact, _ = _dist(x, c, seg, lam)
     torch.testing.assert_close(exact, _oracle(x, c), rtol=1e-4, atol=1e-4)
@@ -51,9 +53,9 @@ def test_exact_projection_matches_oracle_and_beats_two_segment(k, d, seed):
         assert bool((exact < two - 1e-3).any())
 
 
-def test_projected_points_lie_on_the_curve():
-    c = _curve(20, 4, 7)
-    x = torch.randn(300, 4, generator=torch.Generator().manual_seed(8)) * 3
+def test_projected_points_lie_on_the_curve(device):
+    c = _curve(20, 4, 7).to(device)
+    x = (torch.randn(300, 4, generator=torch.Generator().manual_seed(8)) * 3).to(device)
     for proj in (ExactProjection(), TwoSegmentProjection()):
         seg, lam = proj(x, c)
         assert seg.dtype == torch.long and bool(((seg >= 0) & (seg <= 18)).all())
@@ -68,22 +70,23 @@ def test_projected_points_lie_on_the_curve():
         assert float(resid[interior].abs().max()) < 1e-3
 
 
-def test_two_segment_rule_examines_neighbours_of_nearest_vertex():
+def test_two_segment_rule_examines_neighbours_of_nearest_vertex(device):
     # x is nearest to vertex 1 but nearest to the middle of the far segment (3, 4).
-    c = torch.tensor([[10.0, 0.0], [1.0, 0.0], [1.0, 10.0], [-10.0, 1.0], [10.0, 1.0]])
-    x = torch.tensor([[1.5, 0.6]])
+    c = torch.tensor([[10.0, 0.0], [1.0, 0.0], [1.0, 10.0], [-10.0, 1.0], [10.0, 1.0]],
+                     device=device)
+    x = torch.tensor([[1.5, 0.6]], device=device)
     seg2, lam2 = project_two_segment(x, c)
     seg, lam = project_exact(x, c)
     assert (seg2.item(), lam2.item()) == (1, pytest.approx(0.06))
     assert seg.item() == 3
-    torch.testing.assert_close(lam, torch.tensor([11.5 / 20.0]))
+    torch.testing.assert_close(lam, torch.tensor([11.5 / 20.0], device=device))
 
 
-def test_expand_leaves_every_point_of_the_curve_where_it_was():
-    cb = CurveCodebook(32, 3, size=4)
-    cb.init_from_data_(torch.randn(1000, 3, generator=torch.Generator().manual_seed(0)))
+def test_expand_leaves_every_point_of_the_curve_where_it_was(device):
+    cb = CurveCodebook(32, 3, size=4).to(device)
+    cb.init_from_data_(torch.randn(1000, 3, generator=torch.Generator().manual_seed(0)).to(device))
     with torch.no_grad():  # move the corners apart so the curve has a shape to keep
-        cb.corners[:4] = _curve(4, 3, 9)
+        cb.corners[:4] = _curve(4, 3, 9).to(device)
     for size in (8, 16, 32):
         old = cb.codewords.detach().clone()
         old_pos = cb.expand_()
@@ -93,7 +96,7 @@ def test_expand_leaves_every_point_of_the_curve_where_it_was():
         torch.testing.assert_close(new, interpolate(old, old_pos), rtol=0, atol=1e-6)
         assert set(range(size // 2)) <= {round(p) for p in old_pos.tolist() if p == round(p)}
         # Dense points of the new curve map to the same points of the old curve.
-        t = torch.linspace(0, size - 1, 2001, dtype=torch.float64)
+        t = torch.linspace(0, size - 1, 2001, dtype=torch.float64, device=device)
         seg = t.floor().clamp(max=size - 2).long()
         frac = t - seg
         old_t = old_pos[seg] + frac * (old_pos[seg + 1] - old_pos[seg])
@@ -101,26 +104,28 @@ def test_expand_leaves_every_point_of_the_curve_where_it_was():
             interpolate(new, t), interpolate(old, old_t), rtol=0, atol=1e-5
         )
         # And dense points of the old curve are on the new one (distance 0).
-        s = torch.linspace(0, size // 2 - 1, 999, dtype=torch.float64)
+        s = torch.linspace(0, size // 2 - 1, 999, dtype=torch.float64, device=device)
         assert float(_oracle(interpolate(old, s).float(), new).max()) < 1e-9
     with pytest.raises(ValueError, match="max_size"):
         cb.expand_()
 
 
-def test_expand_positions_follow_the_paper():
-    cb = CurveCodebook(16, 2, size=4)
+def test_expand_positions_follow_the_paper(device):
+    cb = CurveCodebook(16, 2, size=4).to(device)
+    expected = [0, 0.01, 1, 1.01, 1.99, 2, 2.99, 3]
+    # positions come back on the corners' device
     torch.testing.assert_close(
-        cb.expand_(), torch.tensor([0, 0.01, 1, 1.01, 1.99, 2, 2.99, 3], dtype=torch.float64)
+        cb.expand_(), torch.tensor(expected, dtype=torch.float64, device=device)
     )
     assert int(cb.active) == 8 and "active" in cb.state_dict()
 
 
-def test_init_from_data_is_norm_sorted_chunk_means():
-    x = torch.tensor([[3.0], [-1.0], [0.5], [2.0], [-4.0], [0.1], [1.5], [0.2]])
-    cb = CurveCodebook(4, 1)
+def test_init_from_data_is_norm_sorted_chunk_means(device):
+    x = torch.tensor([[3.0], [-1.0], [0.5], [2.0], [-4.0], [0.1], [1.5], [0.2]], device=device)
+    cb = CurveCodebook(4, 1).to(device)
     cb.init_from_data_(x)
     # Sorted by |x|: 0.1 0.2 0.5 -1 1.5 2 3 -4 -> pairs.
-    expected = torch.tensor([0.15, -0.25, 1.75, -0.5])
+    expected = torch.tensor([0.15, -0.25, 1.75, -0.5], device=device)
     torch.testing.assert_close(cb.codewords.detach().flatten(), expected)
 
 

@@ -1,4 +1,5 @@
-"""Estimators against the formulas of METHODS.md: NSVQ §3.1-3.2, rotation trick, DiVeQ §8."""
+"""Estimators against the formulas of METHODS.md: NSVQ §3.1-3.2, rotation trick, DiVeQ §8
+(on the device of ``--device``; random draws stay on the CPU and are moved)."""
 
 from __future__ import annotations
 
@@ -8,33 +9,37 @@ import torch
 from vqkit.functional import estimators as fe
 
 
-def _pair(generator, n=64, d=16):
-    x = torch.randn(n, d, generator=generator, dtype=torch.float64)
-    q = torch.randn(n, d, generator=generator, dtype=torch.float64)
+def _draw(generator, *shape, device):
+    return torch.randn(*shape, generator=generator, dtype=torch.float64).to(device)
+
+
+def _pair(generator, device, n=64, d=16):
+    x = _draw(generator, n, d, device=device)
+    q = _draw(generator, n, d, device=device)
     return x, q
 
 
-def test_nsvq_error_norm_equals_the_real_error(generator):
-    x, q = _pair(generator)
-    noise = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+def test_nsvq_error_norm_equals_the_real_error(generator, device):
+    x, q = _pair(generator, device)
+    noise = _draw(generator, *x.shape, device=device)
     out = fe.noise_substitution(x, q, noise)
     torch.testing.assert_close((out - x).norm(dim=1), (x - q).norm(dim=1), rtol=1e-12, atol=0)
 
 
-def test_nsvq_mean_over_draws_tends_to_x(generator):
-    x, q = _pair(generator, n=4, d=8)
+def test_nsvq_mean_over_draws_tends_to_x(generator, device):
+    x, q = _pair(generator, device, n=4, d=8)
     draws = 40000
-    noise = torch.randn(draws, 4, 8, generator=generator, dtype=torch.float64)
+    noise = _draw(generator, draws, 4, 8, device=device)
     outs = fe.noise_substitution(x.expand(draws, 4, 8), q.expand(draws, 4, 8), noise)
     err = (outs.mean(0) - x).norm(dim=1) / (x - q).norm(dim=1)
     # The relative error of a mean of 40000 unit directions is about 1/sqrt(40000 * 8).
     assert err.max() < 0.02
 
 
-def test_nsvq_gradients_equal_the_closed_form(generator):
-    x, q = _pair(generator)
-    noise = torch.randn(x.shape, generator=generator, dtype=torch.float64)
-    g = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+def test_nsvq_gradients_equal_the_closed_form(generator, device):
+    x, q = _pair(generator, device)
+    noise = _draw(generator, *x.shape, device=device)
+    g = _draw(generator, *x.shape, device=device)
     x.requires_grad_()
     q.requires_grad_()
     fe.noise_substitution(x, q, noise).backward(g)
@@ -47,16 +52,16 @@ def test_nsvq_gradients_equal_the_closed_form(generator):
     torch.testing.assert_close(x.grad, expected_x, rtol=1e-10, atol=1e-12)
 
 
-def test_nsvq_gradient_is_finite_at_zero_error():
-    x = torch.ones(2, 4, requires_grad=True)
-    q = torch.ones(2, 4, requires_grad=True)
-    fe.noise_substitution(x, q, torch.randn(2, 4)).sum().backward()
+def test_nsvq_gradient_is_finite_at_zero_error(device):
+    x = torch.ones(2, 4, device=device, requires_grad=True)
+    q = torch.ones(2, 4, device=device, requires_grad=True)
+    fe.noise_substitution(x, q, torch.randn(2, 4).to(device)).sum().backward()
     assert torch.isfinite(x.grad).all() and torch.isfinite(q.grad).all()
 
 
-def test_rotation_trick_forward_is_q_and_gradient_is_the_rotation(generator):
-    x, q = _pair(generator, n=32, d=6)
-    g = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+def test_rotation_trick_forward_is_q_and_gradient_is_the_rotation(generator, device):
+    x, q = _pair(generator, device, n=32, d=6)
+    g = _draw(generator, *x.shape, device=device)
     x.requires_grad_()
     q.requires_grad_()
     out = fe.rotate_to(x, q)
@@ -67,7 +72,7 @@ def test_rotation_trick_forward_is_q_and_gradient_is_the_rotation(generator):
         xi, qi = x[i].detach(), q[i].detach()
         e, qh = xi / xi.norm(), qi / qi.norm()
         r = (e + qh) / (e + qh).norm()
-        eye = torch.eye(len(xi), dtype=torch.float64)
+        eye = torch.eye(len(xi), dtype=torch.float64, device=device)
         rot = eye - 2 * torch.outer(r, r) + 2 * torch.outer(qh, e)
         lam = qi.norm() / xi.norm()
         # R maps x to q up to the scale, and the gradient is lambda R^T g (Fifty et al. eq. 4).
@@ -75,9 +80,9 @@ def test_rotation_trick_forward_is_q_and_gradient_is_the_rotation(generator):
         torch.testing.assert_close(x.grad[i], lam * rot.T @ g[i], rtol=1e-10, atol=1e-10)
 
 
-def test_rotation_trick_preserves_angle_and_norm_ratio(generator):
-    x, q = _pair(generator, n=16, d=5)
-    g = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+def test_rotation_trick_preserves_angle_and_norm_ratio(generator, device):
+    x, q = _pair(generator, device, n=16, d=5)
+    g = _draw(generator, *x.shape, device=device)
     x.requires_grad_()
     fe.rotate_to(x, q).backward(g)
     # A rotation keeps norms: ||grad_x|| = (||q||/||x||) ||g||.
@@ -85,27 +90,27 @@ def test_rotation_trick_preserves_angle_and_norm_ratio(generator):
     torch.testing.assert_close(ratio, q.norm(dim=1) / x.detach().norm(dim=1))
 
 
-def test_straight_through_forward_q_gradient_identity(generator):
-    x, q = _pair(generator)
+def test_straight_through_forward_q_gradient_identity(generator, device):
+    x, q = _pair(generator, device)
     x.requires_grad_()
     out = fe.straight_through(x, q)
     assert torch.equal(out, q)
-    g = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+    g = _draw(generator, *x.shape, device=device)
     out.backward(g)
     assert torch.equal(x.grad, g)
 
 
 @pytest.mark.parametrize("sigma", [1e-1, 1e-3, 1e-6])
-def test_diveq_forward_tends_to_q_as_sigma_goes_to_zero(sigma, generator):
-    x, q = _pair(generator)
-    noise = sigma * torch.randn(x.shape, generator=generator, dtype=torch.float64)
+def test_diveq_forward_tends_to_q_as_sigma_goes_to_zero(sigma, generator, device):
+    x, q = _pair(generator, device)
+    noise = sigma * _draw(generator, *x.shape, device=device)
     out = fe.diveq(x, q, noise)
     gap = ((out - q).norm(dim=1) / (x - q).norm(dim=1)).max()
     assert gap < 10 * sigma
 
 
-def test_diveq_gradients_flow_through_the_distance(generator):
-    x, q = _pair(generator)
+def test_diveq_gradients_flow_through_the_distance(generator, device):
+    x, q = _pair(generator, device)
     x.requires_grad_()
     q.requires_grad_()
     noise = torch.zeros_like(x)
@@ -117,6 +122,6 @@ def test_diveq_gradients_flow_through_the_distance(generator):
     torch.testing.assert_close(x.grad, torch.ones_like(x) - s * n)
 
 
-def test_diveq_detach_forward_is_q(generator):
-    x, q = _pair(generator)
+def test_diveq_detach_forward_is_q(generator, device):
+    x, q = _pair(generator, device)
     torch.testing.assert_close(fe.diveq_detach(x, q), q, rtol=1e-12, atol=1e-12)

@@ -1,4 +1,5 @@
-"""nearest_neighbor against a brute-force oracle: ties, chunk boundaries, fp32 and bf16 autocast."""
+"""nearest_neighbor against a brute-force oracle: ties, chunk boundaries, fp32 and bf16 autocast
+(on the device of ``--device``; random draws stay on the CPU and are moved)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ def oracle(x: torch.Tensor, c: torch.Tensor, k: int = 1):
 
 @pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("chunk_elements", [1, 7 * 33, 1 << 24])
-def test_exact_ties_go_to_the_lowest_index(k, chunk_elements, generator):
+def test_exact_ties_go_to_the_lowest_index(k, chunk_elements, generator, device):
     # Small integers make every distance exact in fp32, so ties are real ties.
     c = torch.randint(-3, 4, (33, 5), generator=generator).float()
-    c = torch.cat([c, c[:10]])  # duplicated rows: exact ties at higher indices
-    x = torch.randint(-3, 4, (101, 5), generator=generator).float()
+    c = torch.cat([c, c[:10]]).to(device)  # duplicated rows: exact ties at higher indices
+    x = torch.randint(-3, 4, (101, 5), generator=generator).float().to(device)
     d, i = nearest_neighbor(x, c, k, chunk_elements=chunk_elements)
     od, oi = oracle(x, c, k)
     assert torch.equal(i, oi)
@@ -30,9 +31,9 @@ def test_exact_ties_go_to_the_lowest_index(k, chunk_elements, generator):
 
 
 @pytest.mark.parametrize("n,size,chunk_elements", [(1000, 64, 64 * 17), (257, 300, 299), (5, 9, 1)])
-def test_random_inputs_match_the_oracle(n, size, chunk_elements, generator):
-    x = torch.randn(n, 16, generator=generator)
-    c = torch.randn(size, 16, generator=generator)
+def test_random_inputs_match_the_oracle(n, size, chunk_elements, generator, device):
+    x = torch.randn(n, 16, generator=generator).to(device)
+    c = torch.randn(size, 16, generator=generator).to(device)
     d, i = nearest_neighbor(x, c, k=2, chunk_elements=chunk_elements)
     od, oi = oracle(x, c, k=2)
     # Where the best two are not within rounding of each other the choice must agree exactly.
@@ -42,11 +43,11 @@ def test_random_inputs_match_the_oracle(n, size, chunk_elements, generator):
     torch.testing.assert_close(d.double(), od, rtol=1e-4, atol=1e-4)
 
 
-def test_bf16_autocast_still_searches_in_fp32(generator):
-    x = torch.randn(500, 32, generator=generator)
-    c = torch.randn(256, 32, generator=generator)
+def test_bf16_autocast_still_searches_in_fp32(generator, device):
+    x = torch.randn(500, 32, generator=generator).to(device)
+    c = torch.randn(256, 32, generator=generator).to(device)
     _, expected = oracle(x, c)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
         d, i = nearest_neighbor(x, c)
         d16, i16 = nearest_neighbor(x.bfloat16(), c)
     assert d.dtype == torch.float32
@@ -60,20 +61,20 @@ def test_bf16_autocast_still_searches_in_fp32(generator):
     assert torch.equal(i16[clear16], from_bf16[clear16])
 
 
-def test_small_chunks_agree_with_one_block(generator):
+def test_small_chunks_agree_with_one_block(generator, device):
     # 16-row chunks (2^16 elements of 4096 columns) against one 4096-row block: the chunked
     # search must not change any answer. (Peak memory is measured in benchmarks/layer_speed.py.)
-    x = torch.randn(20000, 8, generator=generator)
-    c = torch.randn(4096, 8, generator=generator)
+    x = torch.randn(20000, 8, generator=generator).to(device)
+    c = torch.randn(4096, 8, generator=generator).to(device)
     _, small = nearest_neighbor(x, c, chunk_elements=1 << 16)
     _, big = nearest_neighbor(x, c)
     assert torch.equal(small, big)
 
 
-def test_argument_errors():
+def test_argument_errors(device):
     with pytest.raises(ValueError, match="dimension"):
-        nearest_neighbor(torch.randn(3, 4), torch.randn(5, 3))
+        nearest_neighbor(torch.randn(3, 4, device=device), torch.randn(5, 3, device=device))
     with pytest.raises(ValueError, match="k must be"):
-        nearest_neighbor(torch.randn(3, 4), torch.randn(5, 4), k=6)
+        nearest_neighbor(torch.randn(3, 4, device=device), torch.randn(5, 4, device=device), k=6)
     with pytest.raises(ValueError, match="2-D"):
-        nearest_neighbor(torch.randn(4), torch.randn(5, 4))
+        nearest_neighbor(torch.randn(4, device=device), torch.randn(5, 4, device=device))

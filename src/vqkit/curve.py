@@ -292,7 +292,8 @@ class CurveCodebook(nn.Module):
         on the old curve, so the set of points of the curve is unchanged.
 
         Returns:
-            ``(2K,)`` float64: the old-curve position of each new corner point.
+            ``(2K,)`` float64 on the corners' device: the old-curve position of each new corner
+            point.
         """
         if not 0.0 < eps < 0.5:
             raise ValueError(f"eps must be in (0, 0.5), got {eps}")
@@ -301,12 +302,12 @@ class CurveCodebook(nn.Module):
             raise ValueError(
                 f"cannot expand {k} corner points to {2 * k}: max_size is {self.max_size}"
             )
-        i = torch.arange(k, dtype=torch.float64)
+        i = torch.arange(k, dtype=torch.float64, device=self.corners.device)
         first = i < k / 2
         lo = torch.where(first, i, i - eps)
         hi = torch.where(first, i + eps, i)
         positions = torch.stack([lo, hi], dim=1).reshape(-1)
-        new = interpolate(self.codewords.detach(), positions.to(self.corners.device))
+        new = interpolate(self.codewords.detach(), positions)
         self.corners[: 2 * k] = new
         self.active.fill_(2 * k)
         self._size = 2 * k

@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 JITTER_FLOOR = 1e-12
 
 
+def draw_device(generator: torch.Generator | None) -> torch.device:
+    """Where to draw from ``generator``: its own device (a CUDA generator cannot fill CPU
+    tensors, nor a CPU one CUDA tensors), else the CPU's global generator. Draws are then
+    moved to the codebook, so a CPU seed gives the same codewords on any device."""
+    return generator.device if generator is not None else torch.device("cpu")
+
+
 class ReplacementRule(Strategy):
     """Chooses which used codewords the dead ones are copied from."""
 
@@ -45,7 +52,8 @@ class TileUsed(ReplacementRule):
     def sources(self, used, usage, count, generator):
         reps = count // used.numel() + 1
         pool = used.repeat(reps)
-        order = torch.randperm(pool.numel(), generator=generator).to(pool.device)
+        order = torch.randperm(pool.numel(), generator=generator, device=draw_device(generator))
+        order = order.to(pool.device)
         return pool[order[:count]]
 
 
@@ -53,7 +61,7 @@ class UsageWeighted(ReplacementRule):
     """Draw sources with probability proportional to their usage (the 2026 packages)."""
 
     def sources(self, used, usage, count, generator):
-        weights = usage[used].double().cpu()
+        weights = usage[used].double().to(draw_device(generator))
         picks = torch.multinomial(weights, count, replacement=True, generator=generator)
         return used[picks.to(used.device)]
 
@@ -110,7 +118,8 @@ def replace_dead_codes_(
         if n_dead > 0:
             base = codebook.codewords[sources].float()
             scale = base.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(JITTER_FLOOR)
-            noise = torch.randn(base.shape, generator=generator).to(base.device)
+            noise = torch.randn(base.shape, generator=generator, device=draw_device(generator))
+            noise = noise.to(base.device)
             new = distributed.broadcast_(base + jitter * scale * noise)
             codebook.overwrite_(rows, new)
     codebook.reset_usage_()

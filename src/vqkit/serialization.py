@@ -76,7 +76,8 @@ def save(quantizer: Quantizer, path: str | os.PathLike[str]) -> None:
 
 
 def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Quantizer:
-    """Read a quantizer written by :func:`save`; corrupt or foreign files raise ValueError."""
+    """Read a quantizer written by :func:`save` onto the device ``map_location``; corrupt or
+    foreign files raise ValueError."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such quantizer file: {path}")
@@ -84,4 +85,5 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu")
         record = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
         raise ValueError(f"{path} is not a readable vqkit quantizer file: {err}") from err
-    return quantizer_from_record(record, str(path))
+    # The quantizer is built on the CPU and load_state_dict copies into it: move it after.
+    return quantizer_from_record(record, str(path)).to(torch.device(map_location))

@@ -59,7 +59,9 @@ def _draw_global(
 ) -> Tensor:
     """One row drawn with probability proportional to ``weights`` over all ranks' rows."""
     offset, total = layout
-    u = torch.rand(total, generator=generator, dtype=torch.float64)
+    # On the generator's device (a CUDA generator cannot fill a CPU tensor), else the CPU.
+    where = generator.device if generator is not None else torch.device("cpu")
+    u = torch.rand(total, generator=generator, dtype=torch.float64, device=where)
     u = u[offset : offset + x.shape[0]].to(x.device)
     keys = torch.where(weights > 0, u.clamp_min(1e-300).log() / weights, float("-inf"))
     empty = keys.new_tensor(float("-inf"))

@@ -20,7 +20,7 @@ from .. import distributed
 from ..codebooks import CodebookLearning
 from ..estimators import Estimator
 from ..functional.beam import additive_beam_search
-from ..maintenance import JITTER_FLOOR, ReplacementRule, TileUsed
+from ..maintenance import JITTER_FLOOR, ReplacementRule, TileUsed, draw_device
 from .application import EstimatorApplication
 from .composite import MultiCodebookQuantizer
 from .encoders import BeamSearch, Encoder, check_encoder, encoder_config, encoder_from_config
@@ -113,7 +113,8 @@ class AdditiveVQ(MultiCodebookQuantizer):
             sources = rule.sources((~dead).nonzero().flatten(), usage, n_dead, generator)
             base = pool[sources].float()
             scale = base.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(JITTER_FLOOR)
-            noise = torch.randn(base.shape, generator=generator).to(base.device)
+            noise = torch.randn(base.shape, generator=generator, device=draw_device(generator))
+            noise = noise.to(base.device)
             new = distributed.broadcast_(base + 1e-4 * scale * noise)
             for m, cb in enumerate(self.codebooks):
                 mine = (rows // size) == m

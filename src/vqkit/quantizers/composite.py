@@ -222,8 +222,9 @@ class MultiCodebookQuantizer(Quantizer):
             centres = kmeans(
                 data, cb.codebook_size, iters=iters, generator=generator,
                 all_reduce=distributed.reducer(),
-            ).to(cb.codewords.device)
-            cb.overwrite_(torch.arange(cb.codebook_size, device=centres.device), centres)
+            )  # on the samples' device, which may not be the codebook's
+            rows = torch.arange(cb.codebook_size, device=cb.codewords.device)
+            cb.overwrite_(rows, centres.to(cb.codewords.device))
             cb.reset_usage_()
             if self.sums_parts:
                 nearest = nearest_neighbor(data, centres)[1][:, 0]
