@@ -161,3 +161,18 @@ def test_residual_beam_search_far_from_the_origin_matches_the_centred_search(wid
         found.append(residual_beam_search((x + offset).float().to(device), books, width).cpu())
     agree = (found[0] == found[1]).all(dim=1).double().mean().item()
     assert agree >= 0.99, agree
+
+
+def test_lower_matmul_precision_widens_the_bound(device, monkeypatch):
+    # With TF32 ("high") or bf16 ("medium") products allowed, the bound must follow: a search
+    # that trusted fp32's roundoff would skip re-ranks it needs on a GPU.
+    from vqkit.functional.search import matmul_roundoff
+
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+    assert matmul_roundoff() == 2.0**-11
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "medium")
+    assert matmul_roundoff() == 2.0**-8
+    x = torch.randn(300, 16, generator=torch.Generator().manual_seed(1)).to(device) + 1e3
+    c = torch.randn(64, 16, generator=torch.Generator().manual_seed(2)).to(device) + 1e3
+    d, i = nearest_neighbor(x, c)
+    assert_true_neighbours(x, c, d, i, 1)

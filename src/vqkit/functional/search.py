@@ -28,7 +28,16 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 24
 #: the eager path's data-dependent selection of ambiguous rows cannot be captured.
 COMPILED_CANDIDATES = 8
 
-_UNIT_ROUNDOFF = 2.0**-24  # fp32
+#: Unit roundoff of an fp32 matrix product at each of torch's float32 matmul precisions:
+#: "high" lets it run in TF32 (10-bit mantissa), "medium" in bf16 (7-bit mantissa).
+_UNIT_ROUNDOFF = {"highest": 2.0**-24, "high": 2.0**-11, "medium": 2.0**-8}
+
+
+def matmul_roundoff() -> float:
+    """Unit roundoff of fp32 products under the process's current matmul precision
+    (``torch.set_float32_matmul_precision`` / ``torch.backends.cuda.matmul.allow_tf32``): the
+    re-rank bound widens instead of silently trusting a TF32 product."""
+    return _UNIT_ROUNDOFF.get(torch.get_float32_matmul_precision(), 2.0**-8)
 
 
 def _check(x: Tensor, codewords: Tensor, k: int) -> None:
@@ -55,10 +64,13 @@ def _smallest(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return vals[:, :k], idx[:, :k]
 
 
-def expansion_slack(x_norm: Tensor, c_max: Tensor, dim: int) -> Tensor:
+def expansion_slack(
+    x_norm: Tensor, c_max: Tensor, dim: int, roundoff: float = _UNIT_ROUNDOFF["highest"]
+) -> Tensor:
     """Twice the worst-case fp32 rounding error of ``||c||^2 - 2 x.c`` (Higham 2002, eq. 3.5).
 
-    With ``gamma_n = n u / (1 - n u)``, ``u = 2^-24``, each expansion is within
+    With ``gamma_n = n u / (1 - n u)``, ``u = 2^-24`` in fp32 (``roundoff``; larger when
+    the product may run in TF32 or bf16, see :func:`matmul_roundoff`), each expansion is within
     ``gamma_{D+1} (||c||^2 + 2 ||x|| ||c||)`` of its exact value (the two dot products, the
     exact scaling by -2 and the final addition), so two of them can swap order only when they
     differ by less than twice that. A further factor 2 covers the centring's rounding.
@@ -67,12 +79,13 @@ def expansion_slack(x_norm: Tensor, c_max: Tensor, dim: int) -> Tensor:
         x_norm: ``(n, 1)`` norms of the (centred) queries.
         c_max: scalar, the largest (centred) codeword norm.
         dim: D.
+        roundoff: the unit roundoff ``u`` of the product.
 
     Returns:
         ``(n, 1)`` fp32 slack: rows whose two best expansions differ by more are certain.
     """
-    nu = (dim + 1) * _UNIT_ROUNDOFF
-    gamma = nu / (1.0 - nu)
+    nu = (dim + 1) * roundoff
+    gamma = nu / (1.0 - nu) if nu < 0.5 else float("inf")
     return 4.0 * gamma * (c_max * c_max + 2.0 * x_norm * c_max)
 
 
@@ -190,6 +203,8 @@ def nearest_neighbor(
         c_max = c_sq.max().sqrt()
         ct = cc.t()
         xf = x.detach().float()
+        # (a Python query: dynamo cannot trace it, and the compiled path needs no bound)
+        roundoff = None if compiling else matmul_roundoff()
         for start in range(0, n, rows):
             xo = xf[start : start + rows]
             xs = xo - centre
@@ -199,7 +214,9 @@ def nearest_neighbor(
             if compiling:
                 idx = _select_compiled(xo, cf, d, k)
             else:
-                slack = expansion_slack(xs.norm(dim=1, keepdim=True), c_max, xs.shape[1])
+                slack = expansion_slack(
+                    xs.norm(dim=1, keepdim=True), c_max, xs.shape[1], roundoff
+                )
                 idx = _select_eager(xo, cf, d, slack, k, chunk_elements)
             dist = _direct(xo, cf, idx)
             if k > 1:  # the re-rank may have reordered what the expansion sorted
