@@ -176,3 +176,23 @@ def test_lower_matmul_precision_widens_the_bound(device, monkeypatch):
     c = torch.randn(64, 16, generator=torch.Generator().manual_seed(2)).to(device) + 1e3
     d, i = nearest_neighbor(x, c)
     assert_true_neighbours(x, c, d, i, 1)
+
+
+def test_exact_curve_projection_far_from_the_origin_matches_the_centred_one(device):
+    # The space-filling curve's exhaustive projection expands ||x - c_j||^2 like the search.
+    # Adjacent segments tie exactly at their shared corner, so compare distances, not ids.
+    from vqkit.curve import project_exact
+
+    g = torch.Generator().manual_seed(4)
+    corners = torch.cumsum(torch.randn(32, 4, generator=g, dtype=torch.float64), dim=0)
+    x = corners[torch.randint(0, 32, (500,), generator=g)] + 0.7 * torch.randn(
+        500, 4, generator=g, dtype=torch.float64)
+    dist = []
+    for offset in (0.0, 1e5):
+        seg, lam = project_exact((x + offset).float().to(device), (corners + offset).float()
+                                 .to(device))
+        seg, lam = seg.cpu(), lam.cpu().double()[:, None]
+        point = (1 - lam) * corners[seg] + lam * corners[seg + 1]
+        dist.append((x - point).pow(2).sum(1))
+    # fp32 spacing at 1e5 is 0.0078: the projections agree to that resolution.
+    assert (dist[1] - dist[0]).abs().max() < 0.05, (dist[1] - dist[0]).abs().max()

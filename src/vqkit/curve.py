@@ -100,7 +100,8 @@ def project_exact(
     with ``e_j = c_{j+1} - c_j``, ``a_j = (x - c_j).e_j`` and the clipped ``lambda``; it is
     evaluated for all segments with two matrix products per chunk of rows, holding at most
     ``chunk_elements`` floats of intermediate (rows x segments) results at once. Ties go to
-    the lowest segment.
+    the lowest segment. Both sides are centred on the corners' mean first, so a common offset
+    of the data does not cancel the distances.
 
     Shape:
         x: ``(N, D)``; corners: ``(K, D)``, K >= 2; returns ``(segment (N,) int64,
@@ -118,6 +119,10 @@ def project_exact(
     rows = max(1, chunk_elements // (4 * max(k, 1)))
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
         xf, cf = x.detach().float(), corners.detach().float()
+        # Centred on the corners' mean: the expansions below then cancel no more than the
+        # curve's spread requires (data far from the origin project as centred data do).
+        centre = cf.mean(dim=0)
+        xf, cf = xf - centre, cf - centre
         start, e = cf[:-1], cf[1:] - cf[:-1]
         e_sq = e.pow(2).sum(-1)
         c_sq = start.pow(2).sum(-1)
