@@ -5,8 +5,8 @@ How a codebook learns is a strategy object:
 - :class:`Gradient`: the codewords are an ``nn.Parameter`` trained by the optimizer, through the
   estimator's gradient (NSVQ, DiVeQ) or a codebook loss (STE, rotation trick).
 - :class:`EMA`: the codewords are a buffer, moved in training-mode forward passes toward the
-  mean of the inputs assigned to them (THESIS eq. 3.8), with Laplace smoothing of the counts.
-  Statistics are all-reduced across DDP ranks before use.
+  mean of the inputs assigned to them ([vali2025thesis] eq. (3.8)), with Laplace smoothing of
+  the counts. Statistics are all-reduced across DDP ranks before use.
 
 All state (codewords, EMA statistics, usage counters) lives in parameters and registered
 buffers, so ``state_dict``, ``.to()``, DDP and checkpoints work unchanged.
@@ -63,7 +63,7 @@ def _histogram(bins: Tensor, size: int) -> Tensor:
 
 
 class EMA(CodebookLearning):
-    """Exponential-moving-average codebook (THESIS eq. 3.8) with Laplace smoothing.
+    """Exponential-moving-average codebook ([vali2025thesis] eq. (3.8)) with Laplace smoothing.
 
     ``N_k <- decay N_k + (1 - decay) n_k``; ``S_k <- decay S_k + (1 - decay) sum x``;
     ``c_k = S_k / N~_k`` with ``N~_k = (N_k + eps) / (sum N + K eps) * sum N``. Counts start at
@@ -130,8 +130,8 @@ def learning_config(learning: CodebookLearning) -> dict[str, Any]:
 
 
 def initial_codewords(codebook_size: int, dim: int, init: str) -> Tensor:
-    """Random codewords: ``"uniform"`` U(-1/K, 1/K) (METHODS.md §3.4, Pub. III) or ``"normal"``
-    N(0, 1) (the NSVQ reference). Drawn from torch's global generator, like ``nn.Linear``."""
+    """Random codewords: ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``
+    N(0, 1) ([vali2022nsvqcode]). Drawn from torch's global generator, like ``nn.Linear``."""
     if init == "uniform":
         return (torch.rand(codebook_size, dim) * 2.0 - 1.0) / codebook_size
     if init == "normal":
@@ -143,7 +143,7 @@ class Codebook(nn.Module):
     """A free ``(K, D)`` codeword matrix with usage counters, learned by gradient or EMA.
 
     ``usage[k]`` counts the training batches in which codeword ``k`` was picked at least once,
-    as the NSVQ reference does (METHODS.md §3.5); ``usage_batches`` counts the batches. Both
+    as the NSVQ reference code does ([vali2022nsvqcode]); ``usage_batches`` counts the batches. Both
     are reset by dead-code replacement.
 
     Args:

@@ -1,9 +1,9 @@
-"""Encoding complexity of residual, product and additive VQ in WMOPS (METHODS.md §4.6).
+"""Encoding complexity of residual, product and additive VQ in WMOPS ([vali2023rpavq]).
 
-The operation-count model of Publication III (ITU-T G.191 STL 2009 weights): additions,
-multiplications and moves weigh 1 and branches 4 in single precision (2, 2, 2 and 4 in double
-precision); the result is the weighted count divided by 1e6, per encoded vector. Counting
-rules:
+The operation-count model of [vali2023rpavq] (``complexity.py`` of [vali2023rpavqcode], with
+the ITU-T G.191 STL 2009 weights [itut2009stl]): additions, multiplications and moves weigh 1
+and branches 4 in single precision (2, 2, 2 and 4 in double precision); the result is the
+weighted count divided by 1e6, per encoded vector. Counting rules:
 
 - distances to ``n`` codewords of dimension ``d``: ``n (2d - 1)`` additions, ``n d``
   multiplications;
@@ -110,7 +110,7 @@ def pvq_wmops(dim: int, codebook_size: int, num_codebooks: int, *,
 
 def avq_wmops(dim: int, codebook_size: int, num_codebooks: int, beam_width: int, *,
               weights: OpWeights = SINGLE, strict: bool = False) -> float:
-    """WMOPS of additive-VQ beam-search encoding of one vector (METHODS.md §4.4).
+    """WMOPS of additive-VQ beam-search encoding of one vector ([vali2023rpavqcode]).
 
     Args:
         dim: D.

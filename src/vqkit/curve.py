@@ -1,4 +1,4 @@
-"""The space-filling curve codebook (SFVQ, Vali and Bäckström, Interspeech 2023; METHODS.md §5).
+"""The space-filling curve codebook (SFVQ, [vali2023sfvq]).
 
 A :class:`CurveCodebook` holds K ordered corner points ``c_0 .. c_{K-1}`` of a piecewise-linear
 curve with segments ``[c_j, c_{j+1}]``. A point on the curve is named by its *curve position*
@@ -6,8 +6,8 @@ curve with segments ``[c_j, c_{j+1}]``. A point on the curve is named by its *cu
 
 Projection onto the curve (inference) is a strategy object:
 
-- :class:`TwoSegmentProjection`: the paper's rule (P4 eq. 5): find the nearest corner point and
-  examine only the two segments next to it;
+- :class:`TwoSegmentProjection`: the paper's rule ([vali2023sfvq] eq. (5)): find the nearest
+  corner point and examine only the two segments next to it;
 - :class:`ExactProjection`: the nearest point on the whole curve, chunked over the inputs so
   memory stays bounded. It is never farther than the two-segment rule.
 """
@@ -60,7 +60,7 @@ def _segment_lambda(x: Tensor, start: Tensor, end: Tensor) -> Tensor:
 
 
 def project_two_segment(x: Tensor, corners: Tensor) -> tuple[Tensor, Tensor]:
-    """The paper's projection (METHODS.md §5.3): the nearest corner point ``k*`` (clamped to
+    """The paper's projection ([vali2023sfvq] eq. (5)): the nearest corner point ``k*`` (clamped to
     ``[1, K-2]``), then the better of the segments ``(k*-1, k*)`` and ``(k*, k*+1)``.
 
     Ties between the two segments go to the lower one.
@@ -150,7 +150,8 @@ class Projection(Strategy):
 
 
 class TwoSegmentProjection(Projection):
-    """The paper's rule (P4 eq. 5, P6 eq. 3): the two segments next to the nearest corner.
+    """The paper's rule ([vali2023sfvq] eq. (5); [vali2024porcupine] eq. (3)): the two
+    segments next to the nearest corner.
 
     Example:
         >>> c = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
@@ -277,7 +278,7 @@ class CurveCodebook(nn.Module):
     @torch.no_grad()
     def init_from_data_(self, samples: Tensor) -> None:
         """Set the K active corner points to the means of K equal consecutive chunks of
-        ``samples`` sorted by L2 norm (METHODS.md §5.4): an ordered start near the data mean."""
+        ``samples`` sorted by L2 norm ([vali2023sfvqcode]): an ordered start near the data mean."""
         if samples.dim() != 2 or samples.shape[1] != self.dim:
             raise ValueError(f"samples must have shape (N, {self.dim}), got {tuple(samples.shape)}")
         k = self.codebook_size
@@ -290,7 +291,7 @@ class CurveCodebook(nn.Module):
 
     @torch.no_grad()
     def expand_(self, eps: float = 0.01) -> Tensor:
-        """Double the corner points without changing the curve (METHODS.md §5.4).
+        """Double the corner points without changing the curve ([vali2023sfvqcode]).
 
         Vertex i of the first half becomes the points at positions ``(i, i + eps)``, of the
         second half ``(i - eps, i)``; every old vertex stays a vertex and every new one lies

@@ -1,14 +1,14 @@
-"""Estimators made for the space-filling curve (METHODS.md §5.2, §8.3).
+"""Estimators made for the space-filling curve ([vali2023sfvq] §2, [vali2026diveq]).
 
 :class:`~vqkit.SpaceFillingVQ` accepts any :class:`~vqkit.estimators.Estimator`: it passes the
 dithered point ``q = (1 - lambda) c_j + lambda c_{j+1}``, which is differentiable with respect
-to both segment ends, so NSVQ on top of it is the paper's joint training (P4 eq. 4). Two more
-strategies live here:
+to both segment ends, so NSVQ on top of it is the paper's joint training ([vali2023sfvq]
+eq. (4)). Two more strategies live here:
 
-- :class:`MSEFit`: the paper's stand-alone fit (P4 eq. 3): output ``q`` itself and the loss
-  ``||x - q||^2``, whose gradient reaches ``c_j`` and ``c_{j+1}`` with weights ``1 - lambda``
-  and ``lambda``;
-- :class:`SFDiVeQ`: SF-DiVeQ (METHODS.md §8.3), which needs the two segment ends and lambda,
+- :class:`MSEFit`: the paper's stand-alone fit ([vali2023sfvq] eq. (3)): output ``q`` itself
+  and the loss ``||x - q||^2``, whose gradient reaches ``c_j`` and ``c_{j+1}`` with weights
+  ``1 - lambda`` and ``lambda``;
+- :class:`SFDiVeQ`: SF-DiVeQ ([vali2026diveq]), which needs the two segment ends and lambda,
   not only the point: a :class:`SegmentEstimator`.
 """
 
@@ -43,7 +43,7 @@ class SegmentEstimator(Estimator):
 
 
 class SFDiVeQ(SegmentEstimator):
-    """SF-DiVeQ (Vali, Bäckström and Solin 2026; METHODS.md §8.3), no auxiliary loss.
+    """SF-DiVeQ ([vali2026diveq], as in [vali2026diveqcode]), no auxiliary loss.
 
     ``z_q = z + (1 - lambda) ||c_j - z|| sg[n_1] + lambda ||c_{j+1} - z|| sg[n_2]`` with
     ``n_1, n_2`` the unit directions from ``z`` toward ``c_j`` and ``c_{j+1}``, each perturbed
@@ -80,7 +80,7 @@ class SFDiVeQ(SegmentEstimator):
 
 
 class MSEFit(Estimator):
-    """Stand-alone fitting (P4 eq. 3; the reference code's ``backpropagation=False``).
+    """Stand-alone fitting ([vali2023sfvq] eq. (3); ``backpropagation=False`` in its code).
 
     The output is the selected point ``q`` itself and ``loss = mean((x - q)^2)``; calling
     ``loss.backward()`` gives the corner points the exact MSE gradient (weights ``1 - lambda``

@@ -1,8 +1,8 @@
 """torch.distributed helpers, decided at call time.
 
 A model built before ``init_process_group`` still synchronises: nothing here caches whether
-the process group exists (vector-quantize-pytorch caches it at construction and silently never
-syncs; see PEERS.md §2.4).
+the process group exists (vector-quantize-pytorch [lucidrains2026vqpytorch] caches it at
+construction, in ``is_distributed()``, and so silently never syncs).
 """
 
 from __future__ import annotations

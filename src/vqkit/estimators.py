@@ -31,7 +31,7 @@ class Estimator(Strategy):
 
 
 class NoiseSubstitution(Estimator):
-    """NSVQ (Vali and Bäckström 2022, METHODS.md §3): ``x + ||x - q|| v/||v||``, no extra loss.
+    """NSVQ ([vali2022nsvq]): ``x + ||x - q|| v/||v||``, no extra loss.
 
     The simulated error has the magnitude of the real one and a direction uniform on the
     sphere, so ``E[output] = x``. Gradients reach the input and the selected codewords.
@@ -56,7 +56,7 @@ class NoiseSubstitution(Estimator):
 
 
 class _CommitmentLosses(Estimator):
-    """Shared losses of STE-style estimators (THESIS eq. 3.5): codebook + beta * commitment.
+    """Shared STE-style losses ([vali2025thesis] eq. (3.5)): codebook + beta * commitment.
 
     The codebook term ``||sg[x] - q||^2`` is added only when the codebook learns by gradient;
     with an EMA codebook only the commitment term ``||x - sg[q]||^2`` remains.
@@ -81,7 +81,7 @@ class _CommitmentLosses(Estimator):
 
 
 class StraightThrough(_CommitmentLosses):
-    """Straight-through estimator with codebook and commitment losses (van den Oord et al. 2017).
+    """Straight-through estimator with codebook and commitment losses ([vandenoord2017vqvae]).
 
     Args:
         beta: weight of the commitment loss ``||x - sg[q]||^2`` (0.25 as in VQ-VAE).
@@ -93,7 +93,7 @@ class StraightThrough(_CommitmentLosses):
 
 
 class RotationTrick(_CommitmentLosses):
-    """Rotation trick (Fifty et al. 2024, arXiv 2410.06424): forward ``q``, gradient rotated.
+    """Rotation trick ([fifty2024rotation]): forward ``q``, gradient rotated.
 
     The codebook learns from the same codebook loss as STE (or by EMA). The gradient reaching
     the input is ``lambda R^T g`` with ``lambda = ||q|| / ||x||`` clipped at ``max_gain``
@@ -123,12 +123,12 @@ class RotationTrick(_CommitmentLosses):
 
 
 class DiVeQ(Estimator):
-    """DiVeQ (Vali, Bäckström and Solin 2026, METHODS.md §8.1), no auxiliary loss.
+    """DiVeQ ([vali2026diveq]), no auxiliary loss.
 
     Args:
         sigma: the **standard deviation** of the direction noise ``N(0, sigma^2 I)``. The
             default 1e-3 matches the author's ``diveq`` package, whose ``noise_var`` argument is
-            in fact used as a standard deviation (METHODS.md §10.11).
+            in fact used as a standard deviation ([vali2026diveqcode]).
         generator: source of the noise.
     """
 
@@ -147,7 +147,7 @@ class DiVeQ(Estimator):
 
 
 class DiVeQDetach(Estimator):
-    """DiVeQ-Detach (METHODS.md §8.2): ``x + ||q - x|| sg[unit(q - x)]``; forward q, no noise."""
+    """DiVeQ-Detach ([vali2026diveq]): ``x + ||q - x|| sg[unit(q - x)]``; forward q, no noise."""
 
     def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
         return EstimatorOutput(fe.diveq_detach(x, q), _zero(x), {})

@@ -1,12 +1,13 @@
 """Dead-code replacement: explicit, seeded, identical on every DDP rank.
 
 A codeword picked in fewer than ``threshold`` of the training batches since the last call is
-dead (METHODS.md §3.5: NSVQ counts batches, not samples). Dead codewords are overwritten by
+dead ([vali2022nsvqcode] counts batches, not samples). Dead codewords are overwritten by
 used codewords plus a small jitter; which used codewords is the rule:
 
-- :class:`TileUsed` (NSVQ 2022-2024 code): the used set, tiled and randomly permuted;
-- :class:`UsageWeighted` (the 2026 ``nsvq``/``diveq`` packages): drawn with probability
-  proportional to usage.
+- :class:`TileUsed` (NSVQ 2022-2024 code, [vali2022nsvqcode]): the used set, tiled and
+  randomly permuted;
+- :class:`UsageWeighted` (the 2026 ``nsvq``/``diveq`` packages, [vali2026nsvqcode],
+  [vali2026diveqcode]): drawn with probability proportional to usage.
 
 Under DDP the usage counts are summed over ranks before the decision, and the new codewords
 are broadcast from rank 0, so every rank writes the same values.

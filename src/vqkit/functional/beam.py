@@ -120,7 +120,7 @@ def residual_beam_search(
 
     Step ``m`` extends each of the kept partial tuples by every codeword of codebook ``m`` and
     keeps the ``width`` with the lowest error. ``width=1`` is greedy residual VQ
-    (METHODS.md §4.2); a width of ``prod K_m`` over all but the last stage is exhaustive.
+    ([vali2025thesis] §2.7.1); a width of ``prod K_m`` over all but the last stage is exhaustive.
     The vectors and the first codebook are centred on that codebook's mean first, so data that
     share a large offset are searched as accurately as centred data.
 
@@ -203,7 +203,7 @@ def additive_beam_search(
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     use_lut: bool | None = None,
 ) -> Tensor:
-    """Beam search of additive VQ with a free codebook order (METHODS.md §4.4).
+    """Beam search of additive VQ with a free codebook order ([vali2023rpavqcode]).
 
     The codebooks form one pool. Step 1 keeps the ``width`` pool rows nearest to ``x``; each
     later step proposes, for every kept tuple, the ``width`` rows nearest to the tuple's

@@ -42,7 +42,7 @@ def _carry(value: Tensor, grad_path: Tensor) -> Tensor:
 
 
 def straight_through(x: Tensor, q: Tensor) -> Tensor:
-    """Straight-through estimator (THESIS §3.2): forward ``q``, backward identity to ``x``.
+    """Straight-through estimator ([vali2025thesis] §3.2.2): forward ``q``, identity backward.
 
     No gradient reaches ``q``; a codebook loss or EMA must train the codebook.
     """
@@ -51,9 +51,9 @@ def straight_through(x: Tensor, q: Tensor) -> Tensor:
 
 
 def noise_substitution(x: Tensor, q: Tensor, noise: Tensor) -> Tensor:
-    """NSVQ (METHODS.md §3.1): ``x + ||x - q|| * v / ||v||`` with ``v`` the given noise.
+    """NSVQ ([vali2022nsvq]): ``x + ||x - q|| * v / ||v||`` with ``v`` the given noise.
 
-    The gradient reaches both ``x`` and ``q`` through the error norm (METHODS.md §3.2):
+    The gradient reaches both ``x`` and ``q`` through the error norm (derived from that forward):
     ``dL/dq = -((g.u)/r)(x - q)`` and ``dL/dx = g + ((g.u)/r)(x - q)``.
 
     Args:
@@ -67,7 +67,7 @@ def noise_substitution(x: Tensor, q: Tensor, noise: Tensor) -> Tensor:
 
 
 def rotate_to(x: Tensor, q: Tensor, max_gain: float = ROTATION_MAX_GAIN) -> Tensor:
-    """Rotation trick (Fifty et al. 2024, arXiv 2410.06424, eq. 4): forward ``q``.
+    """Rotation trick ([fifty2024rotation] eq. (4)): forward ``q``.
 
     The gradient reaching ``x`` is ``lambda R^T g``, with ``R = I - 2 r r^T + 2 q^ e^T`` the
     rotation taking ``e = x/||x||`` to ``q^ = q/||q||``, ``r = (e + q^)/||e + q^||`` and
@@ -98,7 +98,7 @@ def rotate_to(x: Tensor, q: Tensor, max_gain: float = ROTATION_MAX_GAIN) -> Tens
 
 
 def diveq(x: Tensor, q: Tensor, noise: Tensor) -> Tensor:
-    """DiVeQ (METHODS.md §8.1): ``x + ||q - x|| * sg[unit((q - x) + noise)]``.
+    """DiVeQ ([vali2026diveq]): ``x + ||q - x|| * sg[unit((q - x) + noise)]``.
 
     The forward value tends to ``q`` as the noise goes to zero; the gradient reaches ``x`` and
     ``q`` through the distance.
@@ -113,7 +113,7 @@ def diveq(x: Tensor, q: Tensor, noise: Tensor) -> Tensor:
 
 
 def diveq_detach(x: Tensor, q: Tensor) -> Tensor:
-    """DiVeQ-Detach (METHODS.md §8.2): ``x + ||q - x|| * sg[(q - x)/||q - x||]``, forward ``q``."""
+    """DiVeQ-Detach ([vali2026diveq]): ``x + ||q - x|| * sg[(q - x)/||q - x||]``, forward ``q``."""
     x, q = _promote(x, q)
     delta = q - x
     return x + delta.norm(dim=-1, keepdim=True) * _unit(delta.detach())

@@ -3,7 +3,7 @@
 ``all_reduce(tensor, op)`` sums (``op="sum"``) or maximises (``op="max"``) a tensor in place
 over ranks. With it, every rank holds its own shard of the data and all ranks end with the
 same centroids: seeding draws each new centre from the union of the shards (weighted sampling
-by the largest key ``log(u) / w``, Efraimidis and Spirakis 2006), and Lloyd sums counts and
+by the largest key ``log(u) / w``, [efraimidis2006wrs]), and Lloyd sums counts and
 coordinate sums over ranks before dividing.
 
 The random keys are drawn for the union's row positions (shards in rank order), so every row of
@@ -91,7 +91,7 @@ def kmeans_plus_plus(
     all_reduce: AllReduce | None = None,
     rank: int | None = None,
 ) -> Tensor:
-    """k-means++ seeding (Arthur and Vassilvitskii 2007) over ``x``, or over all ranks' ``x``.
+    """k-means++ seeding ([arthur2007kmeanspp]) over ``x``, or over all ranks' ``x``.
 
     Args:
         x: ``(N, D)`` local data.

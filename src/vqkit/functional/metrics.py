@@ -16,7 +16,7 @@ def _histogram(indices: Tensor, codebook_size: int) -> Tensor:
 
 
 def perplexity(indices: Tensor, codebook_size: int) -> float:
-    """``exp(-sum p_k log p_k)`` of the index histogram (METHODS.md §1); ``-1`` is ignored.
+    """``exp(-sum p_k log p_k)`` of the index histogram ([vali2022nsvqcode]); ``-1`` is ignored.
 
     Example:
         >>> round(perplexity(torch.tensor([0, 1, 2, 3]), 8), 6)
@@ -67,7 +67,7 @@ def bits_per_vector(codebook_sizes: int | Sequence[int]) -> float:
 
 
 def mse(x: Tensor, y: Tensor) -> float:
-    """Mean squared error per vector, ``(1/N) sum ||x_i - y_i||^2`` (THESIS eq. 2.4)."""
+    """Mean squared error per vector, ``(1/N) sum ||x_i - y_i||^2`` ([vali2025thesis] eq. (2.4))."""
     if x.shape != y.shape:
         raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
     d = (x.double() - y.double()).pow(2)

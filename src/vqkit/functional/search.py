@@ -9,8 +9,8 @@ one-hot is ever built.
 share an offset that is large against their spread (coordinates of a map, un-normalised
 features): at an offset of 1e6 it reports a distance of 0 for a codeword 1,000 away. The search
 therefore (1) centres both sides on the codebook mean, which makes the expansion's terms as
-small as the spread allows, and (2) bounds the expansion's rounding error per row (Higham 2002,
-eq. 3.5: ``|fl(x.c) - x.c| <= gamma_D sum |x_i c_i|``) and re-ranks, by the direct
+small as the spread allows, and (2) bounds the expansion's rounding error per row ([higham2002]
+eq. (3.5): ``|fl(x.c) - x.c| <= gamma_D sum |x_i c_i|``) and re-ranks, by the direct
 ``sum (x_i - c_i)^2``, every row whose runner-up lies within that bound of its winner. The
 indices are then those of a brute-force search over the direct distances (up to genuine ties
 within fp32 resolution of ``(x - c)^2``), for any common offset, and the returned distances
@@ -67,7 +67,7 @@ def _smallest(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
 def expansion_slack(
     x_norm: Tensor, c_max: Tensor, dim: int, roundoff: float = _UNIT_ROUNDOFF["highest"]
 ) -> Tensor:
-    """Twice the worst-case fp32 rounding error of ``||c||^2 - 2 x.c`` (Higham 2002, eq. 3.5).
+    """Twice the worst-case fp32 rounding error of ``||c||^2 - 2 x.c`` ([higham2002] eq. (3.5)).
 
     With ``gamma_n = n u / (1 - n u)``, ``u = 2^-24`` in fp32 (``roundoff``; larger when
     the product may run in TF32 or bf16, see :func:`matmul_roundoff`), each expansion is within
@@ -155,8 +155,8 @@ def nearest_neighbor(
     """The ``k`` nearest codewords of each row of ``x`` in squared Euclidean distance.
 
     Exact for any common offset of the data (see the module docstring): both sides are
-    centred on the codebook mean, the expansion ``||c||^2 - 2 x.c`` (van den Oord et al. 2017,
-    arXiv 1711.00937) ranks the codewords, and rows whose ranking is within the expansion's rounding
+    centred on the codebook mean, the expansion ``||c||^2 - 2 x.c`` ([vandenoord2017vqvae])
+    ranks the codewords, and rows whose ranking is within the expansion's rounding
     bound (:func:`expansion_slack`) are re-ranked by the direct ``sum (x_i - c_i)^2``. The
     returned distances are always the direct ones. Computed in fp32 even under autocast; ties
     go to the lowest index; no gradient flows through the search. Under ``torch.compile`` /

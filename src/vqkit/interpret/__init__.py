@@ -1,9 +1,9 @@
-"""Interpretation tools that use the order of a space-filling VQ's codewords (METHODS.md §5.5, §6).
+"""Interpretation tools that use the order of a space-filling VQ's codewords.
 
 - :mod:`.directions`: curve positions of inputs and unit directions between consecutive
-  codewords (the interpretable directions of Publication V);
+  codewords (the interpretable directions of [vali2025ganlatent]);
 - :mod:`.histograms`: per-label index histograms smoothed by a Blackman window of 7 and the
-  Jensen-Shannon distance matrix between label groups (Publication IV, Fig. 2-3);
+  Jensen-Shannon distance matrix between label groups ([vali2023sfvq] Fig. 3a-b, Fig. 4);
 - :mod:`.structure`: the codeword distance matrix and the index transition matrix;
 - :mod:`.plots`: PNG figures of all of them (matplotlib, imported only when plotting).
 """

@@ -39,7 +39,7 @@ def nearest_corner(positions: Tensor) -> Tensor:
 
 def unit_directions(codewords: Tensor) -> Tensor:
     """``(c_{j+1} - c_j) / ||c_{j+1} - c_j||`` for j = 0..K-2: the interpretable directions of
-    Publication V (METHODS.md §6); a zero-length segment gives a zero vector.
+    [vali2025ganlatent]; a zero-length segment gives a zero vector.
 
     Shape:
         codewords: ``(K, D)``; returns ``(K - 1, D)``.

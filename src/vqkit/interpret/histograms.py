@@ -1,4 +1,4 @@
-"""Per-label index histograms and the Jensen-Shannon distances between them (P4 §4)."""
+"""Per-label index histograms and the Jensen-Shannon distances between them ([vali2023sfvq] §4)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .directions import nearest_corner
 
 def smooth_histogram(counts: Tensor, window: int = 7) -> Tensor:
     """Convolve ``counts`` (``(K,)``) with a symmetric Blackman window of length ``window``
-    (zero padding, same length) and scale to max 1, as in P4 Fig. 2.
+    (zero padding, same length) and scale to max 1, as in [vali2023sfvq] Fig. 3a and Fig. 4.
 
     Example:
         >>> [round(v, 3) for v in smooth_histogram(torch.tensor([0, 0, 0, 5, 0, 0, 0])).tolist()]
@@ -83,7 +83,7 @@ def jensen_shannon_distance(p: Tensor, q: Tensor) -> float:
 
 
 def jensen_shannon_matrix(histograms: dict[str, Tensor]) -> tuple[list[str], Tensor]:
-    """Pairwise Jensen-Shannon distances between the label histograms (P4 Fig. 3b).
+    """Jensen-Shannon distances [lin1991jsd] between label histograms ([vali2023sfvq] Fig. 3b).
 
     Returns:
         ``(names, matrix)``: the labels in order and the symmetric ``(L, L)`` distances.

@@ -37,7 +37,8 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
 def plot_histograms(
     histograms: dict[str, Tensor], path: str | os.PathLike[str], *, title: str = ""
 ) -> Path:
-    """One line per label over the codebook index (P4 Fig. 2); writes a PNG, returns its path."""
+    """One line per label over the codebook index ([vali2023sfvq] Fig. 3a); writes a PNG and
+    returns its path."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 3.5))
     for name, h in histograms.items():

@@ -1,4 +1,4 @@
-"""Codeword distance matrix and index transition matrix (P4 Fig. 3a, §4)."""
+"""Codeword distance matrix and index transition matrix ([vali2023sfvq] Fig. 3c-d)."""
 
 from __future__ import annotations
 

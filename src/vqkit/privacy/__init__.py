@@ -1,4 +1,4 @@
-"""Privacy PORCUPINE (Vali and Bäckström, Interspeech 2024; METHODS.md §7).
+"""Privacy PORCUPINE ([vali2024porcupine]).
 
 - :func:`occurrence_normalise`: resample an SFVQ curve into K codewords that each receive the
   same number of training vectors, so every index is shared by about M/K speakers;

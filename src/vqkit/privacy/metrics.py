@@ -1,4 +1,4 @@
-"""Disclosure metrics of an index histogram (P6 §6; METHODS.md §7.4).
+"""Disclosure metrics of an index histogram ([vali2024porcupine] §6).
 
 ``g(k)`` counts the test vectors (speakers) that received index k, ``M = sum g`` and K bins.
 A rarely used index singles out few speakers: its disclosure is ``log2(M / g(k))`` bits.
@@ -68,7 +68,7 @@ def kl_divergence_to_binomial(g: Tensor) -> float:
 
 
 def worst_case_disclosure(g: Tensor) -> float:
-    """``-log2(min_k g(k) / M)`` bits (P6 eq. 5); infinite when some index is unused.
+    """``-log2(min_k g(k) / M)`` bits ([vali2024porcupine] §6); infinite when some index is unused.
 
     Example:
         >>> worst_case_disclosure(torch.tensor([8, 4, 2, 2]))
@@ -126,7 +126,7 @@ def std_of_counts(g: Tensor) -> float:
 
 @dataclass(frozen=True)
 class PrivacyMetrics:
-    """The five metrics of P6 §6 (plus the published code's worst-case variant)."""
+    """The five metrics of [vali2024porcupine] §6 (plus the published code's worst-case variant)."""
 
     kl_divergence: float
     worst_case_disclosure: float

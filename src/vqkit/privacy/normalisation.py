@@ -1,4 +1,4 @@
-"""Occurrence normalisation: resample an SFVQ curve into equal-occupancy codewords (P6 §4).
+"""Occurrence normalisation ([vali2024porcupine] §4): equal-occupancy codewords from a curve.
 
 Train embeddings are projected onto the learned curve, ordered along it by their curve
 position ``(segment, lambda)`` starting at ``c_0``, and cut into K consecutive chunks of equal
@@ -6,7 +6,7 @@ count; each chunk's mean projected point becomes a codeword. New embeddings are 
 by ordinary nearest-neighbour search over these codewords (Voronoi cells), so each index is
 used by about M/K of the training embeddings.
 
-Differences from the published code (METHODS.md §7.3, §10.10), by choice: points are sorted
+Differences from the published code ([vali2024porcupinecode]), by choice: points are sorted
 by ``lambda`` inside a segment (the code keeps arrival order), and chunks do not overlap
 (the code shares one fractionally weighted point between neighbouring chunks); chunk sizes
 differ by at most one when K does not divide M.

@@ -1,8 +1,8 @@
-"""AdditiveVQ: M full-dimension codebooks whose selected codewords are summed (Pub. III).
+"""AdditiveVQ: M full-dimension codebooks whose selected codewords are summed ([vali2023rpavq]).
 
 ``x_hat = sum_m c^m_{i_m}``, every codebook D-dimensional. Unlike residual VQ the codebooks
 have no order: the encoder is a beam search that lets each partial tuple take the codebooks in
-any order (METHODS.md §4.4, with the correct residual), batched over vectors in
+any order ([vali2023rpavqcode], with the correct residual), batched over vectors in
 :func:`vqkit.functional.beam.additive_beam_search`. Dead codewords can be replaced per codebook
 or, as the thesis does, over the pool of all M K codewords (an unused entry may be overwritten
 by a used entry of another codebook).
@@ -39,7 +39,7 @@ class AdditiveVQ(MultiCodebookQuantizer):
             moves toward ``x`` minus the other selected codewords.
         encoder: ``BeamSearch(width=8)`` (default; the thesis's W) or :class:`Greedy`
             (width 1, still free order).
-        init: ``"uniform"`` U(-1/K, 1/K) (Pub. III) or ``"normal"``.
+        init: ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``.
 
     Shape:
         input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(..., M)`` int64.
@@ -89,7 +89,7 @@ class AdditiveVQ(MultiCodebookQuantizer):
             threshold: a codeword picked in fewer than this fraction of batches is dead.
             rule: :class:`~vqkit.TileUsed` (default) or :class:`~vqkit.UsageWeighted`.
             generator: random source (seed it identically on every rank).
-            pooled: True treats the M codebooks as one pool (METHODS.md §4.4): a dead entry may
+            pooled: True treats the M codebooks as one pool ([vali2023rpavqcode]): a dead entry may
                 be overwritten by a used entry of another codebook.
 
         Returns:

@@ -1,6 +1,6 @@
 """Where a multi-codebook quantizer applies its estimator: to the composite vector or per stage.
 
-- :class:`OnComposite` (the thesis default, METHODS.md §4.1): the codewords are selected by a
+- :class:`OnComposite` (the default of [vali2023rpavq]): the codewords are selected by a
   hard search, the composite ``x_hat`` (sum or concatenation of differentiable lookups) is
   built, and ONE estimator call on ``(x, x_hat)`` gives the output, so gradients reach every
   selected codeword through the one error (NSVQ: ``x + ||x - x_hat|| v/||v||``).
@@ -45,7 +45,7 @@ class EstimatorApplication(Strategy):
 
 
 class OnComposite(EstimatorApplication):
-    """One estimator call on the composite vector (the thesis, METHODS.md §4.1).
+    """One estimator call on the composite vector ([vali2023rpavq]).
 
     Example:
         >>> from vqkit import StraightThrough

@@ -2,7 +2,7 @@
 
 A :class:`MultiCodebookQuantizer` holds M :class:`~vqkit.codebooks.Codebook` objects in an
 ``nn.ModuleList`` (so usage counters and EMA buffers are per codebook) and trains them as
-METHODS.md §4.1 says: the indices come from a hard search, the composite ``x_hat`` is built from
+[vali2023rpavq] does: the indices come from a hard search, the composite ``x_hat`` is built from
 differentiable lookups, and the estimator is applied through an
 :class:`~vqkit.quantizers.application.EstimatorApplication` (one call on the composite by
 default). An EMA codebook moves each selected codeword toward its target: ``x`` minus the other
@@ -191,7 +191,7 @@ class MultiCodebookQuantizer(Quantizer):
         rule: ReplacementRule | None = None,
         generator: torch.Generator | None = None,
     ) -> int:
-        """Replace the dead codewords of every codebook separately (METHODS.md §4.5).
+        """Replace the dead codewords of every codebook separately ([vali2023rpavqcode]).
 
         Returns:
             The total number of codewords overwritten.

@@ -1,12 +1,13 @@
 """Quantizer dropout for variable-bitrate residual VQ: which stages each training vector keeps.
 
-Three strategies (PEERS.md §7), each keeping a random depth ``d`` in ``[min_depth, M]``
+Three strategies, each keeping a random depth ``d`` in ``[min_depth, M]``
 (the first ``d`` stages; the others get index -1 and contribute nothing):
 
-- :class:`BatchDepth`: one depth for the whole batch (vector-quantize-pytorch);
-- :class:`ExampleDepth`: a depth per vector (SoundStream);
+- :class:`BatchDepth`: one depth for the whole batch (vector-quantize-pytorch,
+  [lucidrains2026vqpytorch]);
+- :class:`ExampleDepth`: a depth per vector (SoundStream, [zeghidour2021soundstream]);
 - :class:`FractionDepth`: a random depth for a ``fraction`` of the vectors, all M stages for the
-  rest (DAC).
+  rest (DAC, [kumar2023dac]).
 
 Randomness comes from a generator seeded with ``seed`` and the quantizer's step counter (a
 buffer advanced once per training forward), so every DDP rank draws the same decisions

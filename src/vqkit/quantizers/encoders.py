@@ -1,7 +1,8 @@
 """Encoder strategies of the multi-codebook quantizers: how the indices of a vector are searched.
 
-- :class:`Greedy`: one codebook after the other, each nearest to what is left (METHODS.md §4.2).
-- :class:`BeamSearch`: keep the ``width`` best partial tuples at every step (METHODS.md §4.4);
+- :class:`Greedy`: one codebook after the other, each nearest to what is left (RVQ,
+  [vali2025thesis] §2.7.1).
+- :class:`BeamSearch`: keep the ``width`` best partial tuples at every step ([vali2023rpavqcode]);
   a width covering every tuple is an exhaustive search.
 
 :class:`~vqkit.ResidualVQ` searches its stages in order; :class:`~vqkit.AdditiveVQ` lets each

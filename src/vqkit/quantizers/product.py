@@ -1,9 +1,10 @@
 """ProductVQ: the vector split into M contiguous sub-vectors, one codebook per sub-space.
 
 ``x = [x_1, ..., x_M]`` with ``x_m`` of dimension ``D/M``; ``i_m = argmin ||x_m - c^m||`` and
-``x_hat = [c^1_{i_1}, ..., c^M_{i_M}]`` (METHODS.md §4.3). The sub-spaces are independent, so
-this search is exact. By default one estimator call on the whole concatenated vector trains it
-(the thesis: the noise substitution is over the full D-dimensional vector, not per sub-vector).
+``x_hat = [c^1_{i_1}, ..., c^M_{i_M}]`` ([vali2025thesis] eq. (2.10)). The sub-spaces are
+independent, so this search is exact. By default one estimator call on the whole concatenated
+vector trains it (the thesis: the noise substitution is over the full D-dimensional vector, not
+per sub-vector).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class ProductVQ(MultiCodebookQuantizer):
             default), or ``OnComposite(est)`` / ``PerStage(est)`` (per sub-vector).
         learning: :class:`~vqkit.Gradient` (default) or :class:`~vqkit.EMA`; an EMA codeword
             moves toward the mean of its sub-vectors.
-        init: ``"uniform"`` U(-1/K, 1/K) (Pub. III) or ``"normal"``.
+        init: ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``.
 
     Shape:
         input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(..., M)`` int64.

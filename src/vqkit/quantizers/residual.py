@@ -1,9 +1,10 @@
-"""ResidualVQ: multi-stage VQ, each stage quantizing what the previous ones left (Pub. I, III).
+"""ResidualVQ: multi-stage VQ, each stage quantizing what the previous ones left.
 
 Stage ``m`` has its own D-dimensional codebook; ``r_0 = x``, ``i_m = argmin ||r_{m-1} - c||``,
-``r_m = r_{m-1} - c_{i_m}`` and ``x_hat = sum_m c_{i_m}`` (METHODS.md §2.1, §4.2). Encoding is
-greedy or a stage-ordered beam search; any prefix of the indices decodes (fewer stages, fewer
-bits), and quantizer dropout trains every prefix (variable bitrate, PEERS.md §7).
+``r_m = r_{m-1} - c_{i_m}`` and ``x_hat = sum_m c_{i_m}`` ([vali2021msvq] §2; [vali2023rpavq]).
+Encoding is greedy or a stage-ordered beam search; any prefix of the indices decodes (fewer
+stages, fewer bits), and quantizer dropout trains every prefix (variable bitrate, as in
+[zeghidour2021soundstream]).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .encoders import Encoder, Greedy, check_encoder, encoder_config, encoder_fr
 class ResidualVQ(MultiCodebookQuantizer):
     """Residual (multi-stage) VQ trained end to end with any estimator.
 
-    Training (METHODS.md §4.1): the stages are searched without gradient, ``x_hat`` is the sum
+    Training ([vali2023rpavq]): the stages are searched without gradient, ``x_hat`` is the sum
     of the selected codewords (differentiable lookups), and by default ONE estimator call on
     ``(x, x_hat)`` gives the output, so the gradient reaches every selected codeword (NSVQ:
     ``x + ||x - x_hat|| v/||v||``). ``estimator=PerStage(StraightThrough())`` applies the
@@ -44,7 +45,7 @@ class ResidualVQ(MultiCodebookQuantizer):
         encoder: :class:`Greedy` (default, the thesis) or :class:`BeamSearch` ``(width)``.
         dropout: None, :class:`BatchDepth`, :class:`ExampleDepth` or :class:`FractionDepth`;
             in training mode the stages beyond the drawn depth get index -1.
-        init: initial codewords, ``"uniform"`` U(-1/K, 1/K) (Pub. III) or ``"normal"``.
+        init: initial codewords, ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``.
 
     Shape:
         input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(..., M)`` int64.

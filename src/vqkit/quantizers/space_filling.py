@@ -1,4 +1,4 @@
-"""SpaceFillingVQ: quantization onto a piecewise-linear curve (SFVQ; METHODS.md §5, §8.3)."""
+"""SpaceFillingVQ: quantization onto a piecewise-linear curve ([vali2023sfvq], [vali2026diveq])."""
 
 from __future__ import annotations
 
@@ -24,19 +24,19 @@ from .base import Quantizer, assert_in_graph, check_vectors, loss_over_kept
 
 
 class SpaceFillingVQ(Quantizer):
-    """Space-filling VQ (Vali and Bäckström, Interspeech 2023): the codebook is a curve.
+    """Space-filling VQ ([vali2023sfvq]): the codebook is a curve.
 
     **Indices are float64 curve positions** ``i + lambda`` (segment ``i``, ``0 <= lambda <=
     1``), not integers: :meth:`encode` returns them, :meth:`decode` interpolates
     ``(1 - lambda) c_i + lambda c_{i+1}``, and ``-1`` marks masked entries. Round or floor them
     yourself where an integer index is wanted.
 
-    Training mode (dithering, P4 eq. 2): one ``lambda_j ~ U[0, 1)`` per segment and forward
-    pass, shared by the batch; each input takes the nearest dithered point
+    Training mode (dithering, [vali2023sfvq] eq. (2)): one ``lambda_j ~ U[0, 1)`` per segment
+    and forward pass, shared by the batch; each input takes the nearest dithered point
     ``q = (1 - lambda_j) c_j + lambda_j c_{j+1}``, which is differentiable with respect to both
     ends. The estimator then decides the output: :class:`~vqkit.NoiseSubstitution` (default;
-    the paper's joint training, P4 eq. 4), :class:`~vqkit.MSEFit` (stand-alone fitting, P4
-    eq. 3), :class:`~vqkit.SFDiVeQ`, or any other gradient estimator applied to ``q``.
+    the paper's joint training, eq. (4)), :class:`~vqkit.MSEFit` (stand-alone fitting,
+    eq. (3)), :class:`~vqkit.SFDiVeQ`, or any other gradient estimator applied to ``q``.
     Eval mode projects onto the curve with the ``projection`` strategy.
 
     Args:
@@ -203,8 +203,9 @@ class SpaceFillingVQ(Quantizer):
 
     @torch.no_grad()
     def init_codebook_(self, samples: Tensor, *, generator: torch.Generator | None = None) -> None:
-        """Corner points = means of equal chunks of ``samples`` sorted by norm (METHODS.md
-        §5.4). Deterministic; ``generator`` is accepted for the common interface and unused."""
+        """Corner points = means of equal chunks of ``samples`` sorted by norm
+        ([vali2023sfvqcode]). Deterministic; ``generator`` is accepted for the common interface
+        and unused."""
         check_vectors(samples, self.dim, "samples")
         self.codebook.init_from_data_(samples.reshape(-1, self.dim))
 

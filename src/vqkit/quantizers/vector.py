@@ -1,4 +1,4 @@
-"""VectorQuantizer: one codebook, one estimator (THESIS eq. 2.1)."""
+"""VectorQuantizer: one codebook, one estimator ([vali2025thesis] eq. (2.1))."""
 
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ def evaluate(quantizer: Quantizer, x: Tensor, *, chunk: int = 65536) -> dict[str
         chunk: vectors encoded at once (bounds memory).
 
     Returns:
-        ``vectors``; ``mse`` (mean over vectors of ``||x - x_hat||^2``, THESIS eq. 2.4);
+        ``vectors``; ``mse`` (mean over vectors of ``||x - x_hat||^2``, [vali2025thesis] eq. (2.4));
         ``mse_per_dim``; ``snr_db`` (``10 log10(sum ||x||^2 / sum ||x - x_hat||^2)``);
         ``usage`` and ``perplexity`` (means over codebooks); ``bits_per_vector``.
 

@@ -1,7 +1,7 @@
 """Results JSON with provenance: every reported number traces to a command that made it.
 
 Each results file records the command, the git commit, the seeds, torch version, thread
-count, CPU/GPU and wall time (DESIGN.md, Conventions), and is written atomically.
+count, CPU/GPU and wall time (the rule in README.md, Results), and is written atomically.
 """
 
 from __future__ import annotations

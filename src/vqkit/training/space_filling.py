@@ -1,4 +1,4 @@
-"""Fit a space-filling VQ to data with the paper's growth schedule (METHODS.md §5.4)."""
+"""Fit a space-filling VQ to data with the paper's growth schedule ([vali2023sfvqcode])."""
 
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def fit_space_filling(
     progress: bool = True,
     on_stage_end: Callable[[int, SpaceFillingVQ], None] | None = None,
 ) -> SpaceFillingVQ:
-    """Train a ``2**bits``-point SFVQ on ``data`` by the paper's schedule (SFVQ-REPO
-    ``train.py``; METHODS.md §5.4).
+    """Train a ``2**bits``-point SFVQ on ``data`` by the paper's schedule
+    (``train.py`` of [vali2023sfvqcode]).
 
     Start with 4 corner points (means of norm-sorted chunks of ``data``); for bitrate
     2, 3, ..., ``bits``: double the points with :meth:`SpaceFillingVQ.expand_` (from bitrate
