@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages listed in $1 (one per line, '#' comments) that are missing.
-# They hold the offline data sets of reference/DATA.md. Needs root or sudo.
+# They hold the offline data sets of docs/references.md (Data). Needs root or sudo.
 set -euo pipefail
 list="${1:-debian-packages.txt}"
 mapfile -t wanted < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list" | tr -d ' ')

@@ -1,4 +1,4 @@
-"""Loaders for the real data sets that install offline (reference/DATA.md).
+"""Loaders for the real data sets that install offline (docs/references.md, Data).
 
 Loaders never download: a missing package or data set raises :class:`MissingDataError`,
 which names the pip or Debian package that installs it.

@@ -1,4 +1,4 @@
-"""Fashion-MNIST from the Debian package ``dataset-fashion-mnist`` (reference/DATA.md A1)."""
+"""Fashion-MNIST from the Debian package ``dataset-fashion-mnist`` ([xiao2017fashionmnist])."""
 
 from __future__ import annotations
 

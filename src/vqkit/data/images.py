@@ -1,8 +1,8 @@
 """Image patches from photographs that install offline, split into train and test by photo.
 
-Sources (reference/DATA.md (a)): the photographs bundled in the scikit-image wheel
-(``pip install scikit-image``), plus, when installed, Debian ``opencv-doc`` samples and
-``mate-backgrounds`` nature photographs.
+Sources: the photographs bundled in the scikit-image wheel ([vanderwalt2014skimage];
+``pip install scikit-image``), plus, when installed, Debian ``opencv-doc`` samples and
+``mate-backgrounds`` nature photographs ([debian2023images]).
 """
 
 from __future__ import annotations

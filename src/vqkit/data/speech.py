@@ -1,4 +1,4 @@
-"""Real speech that installs offline from Debian (reference/DATA.md (b)).
+"""Real speech that installs offline from Debian ([debian2023speech]).
 
 Each corpus is a named set of files with a speaker label. :func:`load_wav` reads any of them
 as mono float32 at a requested sample rate (down-mixing and resampling as needed).
@@ -91,7 +91,7 @@ def utterances(*names: str) -> list[Utterance]:
     for name in names or tuple(CORPORA):
         out.extend(CORPORA[name].utterances())
     if names == () and not out:
-        raise MissingDataError("no speech corpus is installed; see reference/DATA.md (b)")
+        raise MissingDataError("no speech corpus is installed; see docs/references.md, Data")
     return out
 
 

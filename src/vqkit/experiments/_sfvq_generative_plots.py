@@ -92,7 +92,7 @@ def report_markdown(rec: dict[str, Any], plots: dict[str, str]) -> str:
         f"W of {cfg['test_images']} test images (posterior means). Command: "
         f"`{rec['command']}` ({rec['wall_seconds']:.0f} s on a shared, loaded 2-core machine, "
         f"{rec['environment']['threads']} thread, commit {rec['git_commit']}). The paper "
-        "(StyleGAN2/BigGAN) reports no quantitative metric (METHODS.md §6); it is compared "
+        "([vali2025ganlatent], on StyleGAN2/BigGAN) reports no quantitative metric; it is compared "
         "qualitatively.",
         "",
         "Mass-weighted class purity of consecutive index ranges (width 1 = single codewords, "

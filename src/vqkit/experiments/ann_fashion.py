@@ -1,7 +1,7 @@
 """ANN search on Fashion-MNIST 784-d: NSVQ-trained PQ / RVQ / AVQ against FAISS PQ, RQ, LSQ.
 
-METHODS.md §4.7 (the thesis's SIFT1M Recall@T experiment) on other data: Fashion-MNIST pixels
-scaled to [0, 1], L2 (reference/DATA.md C2). The sizes are cut hard to fit a small shared CPU
+[vali2023rpavq] Fig. 5 (the thesis's SIFT1M Recall@T experiment) on other data: Fashion-MNIST
+pixels scaled to [0, 1], L2. The sizes are cut hard to fit a small shared CPU
 (784-d makes every method about 16 times costlier than GloVe): 2,500 training and 2,500
 database vectors (disjoint rows of the 60,000 training images) and 250 queries (test images).
 32 and 64 bits (4 and 8 codebooks of 256 entries); AVQ encodes with beam 4.

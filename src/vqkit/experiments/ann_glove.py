@@ -1,7 +1,7 @@
 """ANN search on GloVe 6B 50-d: NSVQ-trained PQ / RVQ / AVQ against FAISS PQ, RQ and LSQ.
 
-METHODS.md §4.7 (the thesis's SIFT1M Recall@T experiment) on other data: GloVe rows
-normalised to unit length (cosine search as L2), reference/DATA.md C1. The sizes are cut to
+[vali2023rpavq] Fig. 5 (the thesis's SIFT1M Recall@T experiment) on other data: GloVe rows
+normalised to unit length (cosine search as L2), [pennington2014glove]. The sizes are cut to
 fit a small, heavily shared CPU: 10,000 training, 10,000 database and 500 query vectors,
 disjoint random rows of the 400,000. 32 and 64 bits (4 and 8 codebooks of 256 entries).
 """

@@ -1,4 +1,4 @@
-"""Publication III's toy experiment: AVQ vs RVQ vs PVQ trained with NSVQ (METHODS.md §4.7).
+"""The toy experiment of [vali2023rpavq] (Fig. 2-3): AVQ vs RVQ vs PVQ trained with NSVQ.
 
 D = 64, M = 4 codebooks, 12 to 40 bits per vector (B/4 bits per codebook), every quantizer
 trained by one noise substitution on the composite vector (Adam, U(-1/K, 1/K) init, dead-code
@@ -36,7 +36,7 @@ from ..training.provenance import Run, read_json, write_json
 log = logging.getLogger(__name__)
 
 NAME = "aq-toy"
-DESCRIPTION = "Pub. III toy data: AVQ/RVQ/PVQ trained with NSVQ, MSE at 12-40 bits (D=64, M=4)"
+DESCRIPTION = "[vali2023rpavq] toy: AVQ/RVQ/PVQ trained with NSVQ, MSE at 12-40 bits (D=64, M=4)"
 EXPECTED_MINUTES = 36.0  # measured: 36 min on the shared 2-core machine, 1 thread
 RESULT_FILES = ["aq_toy.json"]
 PLOT_FILE = "aq_toy.png"
@@ -45,7 +45,7 @@ DIM, NUM_CODEBOOKS, LATENT = 64, 4, 16
 METHODS = ("AVQ", "RVQ", "PVQ")
 DATASETS = ("correlated", "uncorrelated")
 
-#: The paper's toy MSE (METHODS.md §4.7; ARP-REPO Results JSON, units unknown).
+#: The paper's toy MSE ([vali2023rpavq] Fig. 2-3; [vali2023rpavqcode] results, units unknown).
 PAPER: dict[str, dict[str, list[float]]] = {
     "correlated": {
         "AVQ": [5.012, 3.991, 2.840, 2.024, 1.439, 1.018, 0.721, 0.510],

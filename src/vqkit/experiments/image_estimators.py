@@ -1,7 +1,7 @@
-"""Publication II Fig. 3 analogue: a VQ-VAE image codec trained with each estimator.
+"""[vali2022nsvq] Fig. 3 analogue: a VQ-VAE image codec trained with each estimator.
 
 STE, STE + EMA, NSVQ without and with codebook replacement (CBR), the rotation trick and
-DiVeQ (with CBR, its recipe, METHODS.md §8.1), at several bits per latent vector; PSNR and
+DiVeQ (with CBR, its recipe in [vali2026diveqcode]), at several bits per latent vector; PSNR and
 SSIM on the held-out photos' 32x32 tiles, with JPEG and WebP at matched bits per pixel.
 One VectorQuantizer (K = 2^bits, D = 64) on an 8x8 latent grid per tile, so bits per pixel
 = bits / 16. Network and schedule: :data:`._image_sweep.SWEEP_MODEL` / ``SWEEP_TRAIN``.
@@ -31,7 +31,7 @@ from ._image_sweep import (
 )
 
 NAME = "image-estimators"
-DESCRIPTION = "Pub. II Fig. 3 analogue: VQ-VAE codec, STE/EMA/NSVQ±CBR/rotation/DiVeQ, PSNR+SSIM"
+DESCRIPTION = "[vali2022nsvq] Fig. 3 analogue: VQ-VAE codec, STE/EMA/NSVQ±CBR/rotation/DiVeQ"
 EXPECTED_MINUTES = 5.0
 RESULT_FILES = ("image_estimators.json",)
 PLOTS = ("image_estimators_psnr.png", "image_estimators_ssim.png")
@@ -48,7 +48,7 @@ METHODS = (
 #: Bits per latent vector, in the order they run (the acceptance point, 9 bits, first).
 BITS = (9, 11, 6)
 
-#: The paper's Fig. 3 (NSVQ-REPO results JSON; METHODS.md §3.7(b)); data set unknown.
+#: [vali2022nsvq] Fig. 3 (results JSON of [vali2022nsvqcode]); data set unknown.
 PAPER = {
     "psnr": {6: (23.15, 23.03, 22.86, 22.95), 7: (23.50, 23.47, 23.34, 23.57),
              8: (23.68, 23.88, 23.67, 24.16), 9: (23.70, 23.96, 23.78, 24.60),
@@ -155,7 +155,7 @@ def report(results_dir: Path) -> str:
     methods = [m[0] for m in METHODS if any(k[0] == m[0] for k in rows)]
     bits_done = sorted({k[1] for k in rows})
     out = [
-        f"## Image codec: estimators (`vqkit reproduce {NAME}`), Publication II Fig. 3 analogue",
+        f"## Image codec: estimators (`vqkit reproduce {NAME}`), [vali2022nsvq] Fig. 3 analogue",
         "",
         f"Source: `results/{RESULT_FILES[0]}` (command `{data['command']}`, commit "
         f"`{data['git_commit']}`, {data['environment']['threads']} thread(s) on the shared "

@@ -1,4 +1,4 @@
-"""Publication III Fig. 4 analogue: the image codec with residual, product and additive VQ.
+"""[vali2023rpavq] Fig. 4 analogue: the image codec with residual, product and additive VQ.
 
 RVQ, PVQ and AVQ (M = 4 codebooks of 2^(bits/4) entries, D = 64; AVQ beam width 4), each
 trained with one NSVQ substitution on the composite vector and codebook replacement, at several
@@ -6,7 +6,7 @@ bits per latent vector; PSNR, SSIM and the encoder's search complexity, with JPE
 at matched bits per pixel. Same network and data as :mod:`.image_estimators`.
 
 Complexity is our count of the search per latent vector with the operation model of
-METHODS.md §4.6 (add = mul = move = 1): distances ``n(3d - 1)``, an argmin ``2(n - 1)``. It
+[vali2023rpavqcode] (add = mul = move = 1): distances ``n(3d - 1)``, an argmin ``2(n - 1)``. It
 follows the model, not the paper's calculator line by line, so compare slopes and orderings.
 
 Run: ``vqkit reproduce image-multicodebook`` or
@@ -35,7 +35,7 @@ from ._image_sweep import (
 )
 
 NAME = "image-multicodebook"
-DESCRIPTION = "Pub. III Fig. 4 analogue: VQ-VAE codec with RVQ/PVQ/AVQ + NSVQ, PSNR/SSIM/complexity"
+DESCRIPTION = "[vali2023rpavq] Fig. 4 analogue: VQ-VAE codec, RVQ/PVQ/AVQ + NSVQ, PSNR/SSIM/cost"
 EXPECTED_MINUTES = 5.0
 RESULT_FILES = ("image_multicodebook.json",)
 PLOTS = ("image_multicodebook_psnr.png", "image_multicodebook_ssim.png")
@@ -47,7 +47,7 @@ POINTS = ((12, "rvq"), (12, "pvq"), (24, "rvq"), (24, "pvq"), (12, "avq"), (36, 
           (36, "pvq"), (24, "avq"), (36, "avq"))
 LABELS = {"rvq": "RVQ", "pvq": "PVQ", "avq": "AVQ"}
 
-#: The paper's Fig. 4 (CIFAR-10 VQ-VAE, ARP-REPO results; METHODS.md §4.7): AVQ, RVQ, PVQ.
+#: [vali2023rpavq] Fig. 4 (CIFAR-10 VQ-VAE; results JSON of [vali2023rpavqcode]): AVQ, RVQ, PVQ.
 PAPER = {
     "psnr": {12: (23.40, 23.57, 23.81), 16: (24.40, 24.66, 24.40), 20: (24.94, 25.36, 24.90),
              24: (25.46, 26.08, 25.11), 28: (26.07, 26.51, 25.57), 32: (26.60, 26.84, 25.98),
@@ -61,7 +61,7 @@ PAPER = {
 
 
 def search_ops(kind: str, bits: int, num_codebooks: int, dim: int, beam: int) -> int:
-    """Operations of one vector's codeword search (METHODS.md §4.6 model).
+    """Operations of one vector's codeword search (the model of [vali2023rpavqcode]).
 
     Example:
         >>> search_ops("pvq", 12, 4, 64, 4) < search_ops("rvq", 12, 4, 64, 4)
@@ -119,7 +119,7 @@ def report(results_dir: Path) -> str:
     methods = [m for m in ("AVQ", "RVQ", "PVQ") if any(k[0] == m for k in rows)]
     beam = data.get("beam_width", BEAM_WIDTH)
     out = [
-        f"## Image codec: multi-codebook VQ (`vqkit reproduce {NAME}`), Publication III Fig. 4 "
+        f"## Image codec: multi-codebook VQ (`vqkit reproduce {NAME}`), [vali2023rpavq] Fig. 4 "
         "analogue",
         "",
         f"Source: `results/{RESULT_FILES[0]}` (command `{data['command']}`, commit "

@@ -1,4 +1,4 @@
-"""NSVQ stand-alone toys (METHODS.md §3.6 and §11.3).
+"""NSVQ stand-alone toys ([vali2022nsvq]; the toy of [vali2022nsvqcode] ``train.py``).
 
 Two experiments, both seeded:
 
@@ -101,7 +101,7 @@ def _timed(fn: Callable[[], Tensor]) -> tuple[Tensor, float]:
 
 def paper_toy(seed: int = 0, steps: int = 20000, eval_vectors: int = 1 << 18,
               progress: bool = True) -> dict[str, Any]:
-    """METHODS.md §3.6 on N(0, 1), D = 128, K = 256."""
+    """The toy of [vali2022nsvqcode] ``train.py``: N(0, 1), D = 128, K = 256."""
     dim, size, every = 128, 256, 1000
 
     def sample(n, g):
@@ -205,7 +205,7 @@ def report(results_dir: Path) -> str:
         f"`{data['git_commit']}`, {data['environment']['threads']} thread(s), "
         f"{data['wall_seconds']:.0f} s).",
         "",
-        f"**Paper toy (METHODS.md §3.6):** N(0, 1), D = {toy['dim']}, K = {toy['codebook_size']}, "
+        f"**Toy of [vali2022nsvqcode]:** N(0, 1), D = {toy['dim']}, K = {toy['codebook_size']}, "
         f"batch {toy['batch']}, {toy['steps']} Adam steps at lr {toy['lr']}, replacement every "
         f"{toy['replace_every']} batches; MSE per vector on {toy['eval_vectors']} fresh vectors. "
         f"The Gaussian rate-distortion bound at {math.log2(toy['codebook_size']):.0f} bits is "

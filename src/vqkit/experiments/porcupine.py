@@ -1,13 +1,13 @@
-"""Privacy PORCUPINE (METHODS.md §7) on real speaker embeddings of the offline corpora.
+"""Privacy PORCUPINE ([vali2024porcupine]) on real speaker embeddings of the offline corpora.
 
-256-d resemblyzer embeddings (reference/DATA.md (d)) of every utterance of the installed
+256-d resemblyzer embeddings ([wan2018ge2e]) of every utterance of the installed
 corpora (:func:`vqkit.data.speech.utterances`) are split at random into train and test halves
 per seed. Minimum-MSE VQ (k-means) and occurrence-normalised SFVQ (an SFVQ curve fitted by the
 paper's growth schedule, resampled into K equal-count chunks) are trained on the train half at
 4 to 8 bits; the test half is quantized by nearest neighbour and the index histogram is scored
 with the metrics of :mod:`vqkit.privacy`.
 
-The paper (P6) used 192-d ECAPA embeddings of 90 224 Common Voice speakers (one per speaker);
+The paper (§5) used 192-d ECAPA embeddings of 90 224 Common Voice speakers (one per speaker);
 here the vectors are per utterance, from about 70 labelled speakers, so the absolute numbers
 differ; the comparison between the two quantizers is what carries over.
 """
@@ -36,8 +36,8 @@ EXPECTED_MINUTES = 4.0  # with cached embeddings; embedding all corpora first to
 RESULT_FILES = ["porcupine.json"]
 PLOT = "porcupine_metrics.png"
 
-#: Adam lr 1e-2 and batch 64 as in P6 §7.2; 20 epochs per growth stage (P6 gives 100 epochs
-#: without saying whether per stage).
+#: Adam lr 1e-2 and batch 64 as in [vali2024porcupine] §5; 20 epochs per growth stage (the
+#: paper gives 100 epochs without saying whether per stage).
 FULL = {"bits": [4, 5, 6, 7, 8], "seeds": 5, "epochs_per_stage": 20, "batch_size": 64,
         "lr": 1e-2, "train_fraction": 0.5}
 QUICK = {"bits": [4, 5], "seeds": 2, "epochs_per_stage": 2, "batch_size": 64,
@@ -45,7 +45,8 @@ QUICK = {"bits": [4, 5], "seeds": 2, "epochs_per_stage": 2, "batch_size": 64,
 METRICS = ["kl_divergence", "worst_case_disclosure", "worst_case_disclosure_plus_one",
            "average_disclosure", "sparseness", "std"]
 
-#: P6 Fig. 2 (= THESIS Fig. 5.6), 4 bits, K = 16, M = 10 240 test speakers (METHODS.md §7.5).
+#: [vali2024porcupine] Fig. 2 (= [vali2025thesis] Fig. 5.6), 4 bits, K = 16, M = 10 240 test
+#: speakers.
 PAPER_4BIT = {
     "vq": {"kl_divergence": 130.80, "worst_case_disclosure": 7.46, "sparseness": 0.28,
            "std": 306.15},

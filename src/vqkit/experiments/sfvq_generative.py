@@ -1,4 +1,4 @@
-"""Publication V's interpretation of a generator's mapped latent (METHODS.md §6), at CPU scale.
+"""The interpretation of a generator's mapped latent of [vali2025ganlatent], at CPU scale.
 
 A Fashion-MNIST VAE with a StyleGAN-like mapping network (:mod:`vqkit.apps.latent.generative`)
 stands in for the pretrained StyleGAN2. SFVQ is fitted with the paper's growth schedule on
@@ -32,7 +32,7 @@ from ..training.space_filling import fit_space_filling
 log = logging.getLogger(__name__)
 
 NAME = "sfvq-generative"
-DESCRIPTION = "P5 latent interpretation: SFVQ 2-8 bits on a Fashion-MNIST mapped-VAE's W space"
+DESCRIPTION = "[vali2025ganlatent] latents: SFVQ 2-8 bits on a Fashion-MNIST mapped-VAE's W space"
 EXPECTED_MINUTES = 4.5
 RESULT_FILES = ["sfvq_generative.json"]
 PLOTS = {"corners_low": "sfvq_generative_corners_2-5bit.png",

@@ -1,11 +1,11 @@
-"""Publication IV's phonetic analysis (METHODS.md §5.5) on a speech VQ-VAE trained here.
+"""The phonetic analysis of [vali2023sfvq] §4 on a speech VQ-VAE trained here.
 
 A small speaker-conditioned VQ-VAE (:mod:`vqkit.apps.latent.speech_vqvae`) is trained on
 80-band log-mel frames of the installed English speech (Asterisk prompts, codec2 examples,
 LibriVox clips); its encoder is frozen and an SFVQ with the paper's growth schedule is fitted
 on the encoder outputs of all training frames. Frames of the English utterances with known
 text get phone labels by PocketSphinx forced alignment (the paper used TIMIT's hand labels)
-and are mapped to the paper's seven phone groups. The analyses of P4 (Blackman-smoothed
+and are mapped to the paper's seven phone groups. The paper's analyses (Blackman-smoothed
 group histograms, Jensen-Shannon matrix, codeword distances, transitions, an utterance's
 index track) compare the SFVQ index with the model's own (unordered) VQ index, and the
 contiguity of each group along the index axis is measured against both and against the SFVQ
@@ -47,7 +47,7 @@ from ..training.space_filling import fit_space_filling
 log = logging.getLogger(__name__)
 
 NAME = "sfvq-phonetic"
-DESCRIPTION = "P4 phonetic analysis: 8-bit SFVQ on a speech VQ-VAE encoder, PocketSphinx phones"
+DESCRIPTION = "[vali2023sfvq] phonetics: 8-bit SFVQ on a speech VQ-VAE encoder, PocketSphinx phones"
 EXPECTED_MINUTES = 10.0
 RESULT_FILES = ["sfvq_phonetic.json"]
 PLOTS = {
@@ -72,7 +72,7 @@ QUICK = {"corpora": [], "aligned_limit": 8,
          "bits": 5, "sfvq_epochs_per_stage": 1, "sfvq_batch": 64, "sfvq_lr": 1e-3,
          "range_width": 4, "permutations": 5}
 
-#: P4 §4 (METHODS.md §5.5), 8-bit SFVQ on the ZeroSpeech VQ-VAE, TIMIT labels.
+#: [vali2023sfvq] §4, Fig. 3-4: 8-bit SFVQ on the ZeroSpeech VQ-VAE, TIMIT labels.
 PAPER = {"consonant_vowel_boundary": 125, "silence_range": [0, 20], "nasals_range": [105, 125],
          "fricatives_s_z_sh_zh_range": [64, 81], "jsd_vowel_diphthong": 0.19,
          "jsd_silence_vowel": 0.98,
@@ -81,7 +81,7 @@ PAPER = {"consonant_vowel_boundary": 125, "silence_range": [0, 20], "nasals_rang
 
 
 def fricative_phones(idx: Tensor, phones: list[str], k: int) -> dict[str, dict[str, float]]:
-    """Per fricative phone (P4 analysis 6): the peak of its Blackman-smoothed histogram, its
+    """Per fricative phone ([vali2023sfvq] Fig. 4): the peak of its Blackman-smoothed histogram, its
     median index and frame count."""
     out: dict[str, dict[str, float]] = {}
     for ph in PHONE_GROUPS["fricatives"]:

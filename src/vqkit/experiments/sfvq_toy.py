@@ -1,4 +1,4 @@
-"""SFVQ toy (METHODS.md §5.4, §11.3): a 5-bit curve fitted to N(0, I_128) by the paper's schedule.
+"""SFVQ toy: a 5-bit curve fitted to N(0, I_128) by the schedule of [vali2023sfvqcode].
 
 Checks the two claims a faithful SFVQ must show: consecutive corner points are closer than
 random pairs of corner points (the curve is ordered), and projecting onto the curve has a lower
@@ -27,8 +27,8 @@ EXPECTED_MINUTES = 6.0  # measured 6.1 min at 1 thread (18.5 min under heavier l
 RESULT_FILES = ["sfvq_toy.json"]
 PLOT = "sfvq_toy_distances.png"
 
-#: The paper's setting (SFVQ-REPO train.py: 2^18 x 128 N(0,1), batch 64, Adam 1e-3, 5 epochs
-#: per stage) and the seconds-long version the tests run.
+#: The reference setting ([vali2023sfvqcode] train.py: 2^18 x 128 N(0,1), batch 64, Adam 1e-3,
+#: 5 epochs per stage) and the seconds-long version the tests run.
 FULL = {"n": 2**18, "dim": 128, "bits": 5, "epochs_per_stage": 5, "batch_size": 64, "lr": 1e-3}
 QUICK = {"n": 2**12, "dim": 32, "bits": 4, "epochs_per_stage": 4, "batch_size": 64, "lr": 1e-2}
 
@@ -115,7 +115,7 @@ def report(results_dir: Path) -> str:
         f"batch {cfg['batch_size']}, Adam {cfg['lr']}. Command: `{rec['command']}` "
         f"({rec['wall_seconds']:.0f} s, {rec['environment']['threads']} thread(s), "
         f"commit {rec['git_commit']}). The paper gives no numbers for this toy; its claims "
-        "(METHODS.md §11.3) are the two checks below. MSE is per dimension.",
+        "([vali2023sfvq] §2) are the two checks below. MSE is per dimension.",
         "",
         "| | train | held-out |",
         "|---|---|---|",

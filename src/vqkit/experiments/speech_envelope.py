@@ -1,5 +1,6 @@
-"""Speech spectral-envelope coding with multi-stage VQ trained end to end (Publication I, II, III).
+"""Speech spectral-envelope coding with multi-stage VQ trained end to end.
 
+The setting of [vali2021msvq], with the estimators of [vali2022nsvq] and [vali2023rpavq].
 Trains envelope quantizers on real speech (Asterisk prompts, Fillets-NG, klettres; 8 kHz) and
 tests on unseen speakers (codec2-examples, LibriVox clips): log-spectral distortion against
 bits per frame (RVQ/PVQ/AVQ with NSVQ and STE, soft RVQ, scalar), the scaled-error bitrate
@@ -21,13 +22,13 @@ from ..apps.speech.train import TrainConfig, train, train_vectors
 from ..training.provenance import Run, read_json, write_json
 
 NAME = "speech-envelope"
-DESCRIPTION = "Pub. I/II/III: MDCT 16-band envelope VQ (RVQ/PVQ/AVQ, NSVQ vs STE), WORLD codec"
+DESCRIPTION = "[vali2021msvq]: MDCT 16-band envelope VQ (RVQ/PVQ/AVQ, NSVQ vs STE), WORLD codec"
 EXPECTED_MINUTES = 100  # measured on the shared 2-core machine (load 15-20), 1 thread
 RESULT_FILES = ["speech_envelope.json"]
 PLOT = "speech_envelope_rd.png"
 logger = logging.getLogger(__name__)
 
-#: Publication I/II numbers (METHODS.md §3.7(a)), PyAWNeS codec, LibriSpeech, 16 kHz.
+#: [vali2022nsvq] Fig. 1 (PESQ, STE vs NSVQ; [vali2022nsvqcode]), PyAWNeS codec, LibriSpeech.
 PAPER_NSVQ_VS_STE = {8: (2.335, 2.470), 13.2: (2.929, 3.054), 24.4: (3.666, 3.742)}
 
 
@@ -204,7 +205,7 @@ def _gap_table(gaps: list[dict]) -> list[str]:
 
 
 def _trainable_table(rows: list[dict]) -> list[str]:
-    out = ["Trainable A and B (Publication I), RVQ: excess spectral bits per frame over the fixed "
+    out = ["Trainable A and B ([vali2021msvq]), RVQ: excess spectral bits per frame over the fixed "
            "band-mean envelope (lower is better; negative = the learned envelope beats the "
            "unquantized fixed one), and LSD against the model's own unquantized envelope:", "",
            "| estimator | bits | excess bits/frame | own-envelope LSD (dB) |", "|---|---|---|---|"]
@@ -227,7 +228,7 @@ def report(results_dir: Path) -> str:
     kinds = [("rvq", "nsvq"), ("rvq", "ste"), ("rvq-uniform", "nsvq"), ("rvq-uniform", "ste"),
              ("pvq", "nsvq"), ("pvq", "ste"), ("avq", "nsvq"),
              ("avq", "ste"), ("soft-rvq", "soft"), ("kmeans-rvq", "none"), ("scalar", "ste")]
-    out = ["## Speech spectral envelope (Publication I; NSVQ vs STE)", "",
+    out = ["## Speech spectral envelope ([vali2021msvq]; NSVQ vs STE, [vali2022nsvq])", "",
            f"Command: `{data['command']}` (commit {data['git_commit']}, "
            f"{data['wall_seconds'] / 60:.1f} min, {data['environment']['threads']} thread, "
            "shared loaded machine). 8 kHz; train: Asterisk, Fillets-NG, klettres; test: "
@@ -251,7 +252,7 @@ def report(results_dir: Path) -> str:
                  f"No quantizer reaches 1 dB within {top} bits/frame (best at {top} bits: "
                  f"{lowest:.2f} dB)."),
             "Classic anchor (not our data): about 1 dB at 24 bits/frame for split VQ of LPC "
-            "parameters (Paliwal and Atal 1993), a smooth all-pole envelope without the frame "
+            "parameters ([paliwal1993lpc]), a smooth all-pole envelope without the frame "
             "energy; the MDCT band energies of single 20 ms frames are far rougher.", "",
             f"![rate-distortion](../results/{PLOT})", "", *_gap_table(res.get("nsvq_vs_ste", [])),
             *_trainable_table(res.get("trainable_envelope", [])),

@@ -5,7 +5,7 @@ same queries through a FAISS index (ours exported by :func:`.faiss_bridge.to_fai
 process with one thread count. Per method and bit rate it records Recall@T for T = 1 ..
 ``recall_max``, the database MSE, the training time and the database encoding time.
 
-FAISS methods (PEERS.md §5): ``ProductQuantizer`` (k-means per sub-space),
+FAISS methods ([douze2024faiss]): ``ProductQuantizer`` (k-means per sub-space),
 ``ResidualQuantizer`` with ``max_beam_size`` 1 / 5 / 32 (used in training and encoding), and
 ``LocalSearchQuantizer`` (LSQ++) with its defaults; additive indexes store float norms.
 """

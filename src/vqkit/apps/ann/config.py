@@ -29,7 +29,7 @@ class Schedule:
         steps: optimizer steps (0 = k-means initialisation only).
         batch_size: vectors per step, drawn from the training split.
         lr: Adam's initial learning rate.
-        replace_every: dead-code replacement period in steps (METHODS.md §4.5); 0 = never.
+        replace_every: dead-code replacement period in steps ([vali2023rpavqcode]); 0 = never.
         threshold: a codeword used in fewer than this fraction of batches is dead.
     """
 

@@ -1,11 +1,12 @@
 """ANN data: disjoint train / database / query rows of GloVe or Fashion-MNIST.
 
-- ``"glove"``: GloVe 6B 50-d (reference/DATA.md C1), rows scaled to unit norm so L2 search is
+- ``"glove"``: GloVe 6B 50-d ([pennington2014glove]), rows scaled to unit norm so L2 search is
   cosine search (ann-benchmarks' ``glove-50-angular``); the three splits are disjoint random rows
   of the 400,000.
-- ``"fashion"``: Fashion-MNIST 784-d (C2), pixels scaled to [0, 1] (the ranking under L2 is
-  that of the raw bytes); training and database rows come from the 60,000 training images,
-  queries from the 10,000 test images (ann-benchmarks' ``fashion-mnist-784-euclidean``).
+- ``"fashion"``: Fashion-MNIST 784-d ([xiao2017fashionmnist]), pixels scaled to [0, 1] (the
+  ranking under L2 is that of the raw bytes); training and database rows come from the 60,000
+  training images, queries from the 10,000 test images (ann-benchmarks'
+  ``fashion-mnist-784-euclidean``).
 """
 
 from __future__ import annotations

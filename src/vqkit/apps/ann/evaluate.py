@@ -1,6 +1,6 @@
 """ANN evaluation: exact ground truth, Recall@T of asymmetric search, MSE, timings.
 
-Recall@T (METHODS.md §4.7, the SIFT1M protocol of Jégou et al.) is the fraction of queries
+Recall@T ([vali2023rpavq] Fig. 5; the SIFT1M protocol of [jegou2011pq]) is the fraction of queries
 whose true nearest neighbour (exact, brute force over the raw database) is among the top T
 results of the asymmetric-distance search (raw query against the decoded database).
 """

@@ -1,6 +1,6 @@
 """The FAISS bridge: vqkit quantizers to FAISS quantizers and indexes, and back.
 
-Export (STYLE-ANCHORS.md §8):
+Export to FAISS [douze2024faiss]:
 
 - :class:`~vqkit.ProductVQ` -> ``faiss.ProductQuantizer`` / ``faiss.IndexPQ``; FAISS centroids
   have the layout ``(M, ksub, dsub)``, one row block per sub-space.

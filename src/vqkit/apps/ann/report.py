@@ -1,7 +1,7 @@
 """Results of the ANN benchmark: the JSON, the recall-curve plot and the Markdown report.
 
-The report puts our table beside the thesis's SIFT1M Recall@T (METHODS.md §4.7, Pub. III
-Fig. 5 and Fig. 6a), labelled as the paper's numbers on other data.
+The report puts our table beside the thesis's SIFT1M Recall@T ([vali2023rpavq] Fig. 5 and
+Fig. 6a), labelled as the paper's numbers on other data.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ...training.provenance import Run, write_json
 
 logger = logging.getLogger(__name__)
 
-#: SIFT1M Recall@T of the thesis (METHODS.md §4.7, Fig. 5): AVQ/RVQ/PVQ trained with NSVQ and
+#: SIFT1M Recall@T of [vali2023rpavq] Fig. 5: AVQ/RVQ/PVQ trained with NSVQ and
 #: the literature baselines (AQ, PQ) as digitised from published figures. Code length not stated.
 PAPER_SIFT1M = {
     "T": [1, 2, 4, 8, 16, 32, 64, 128],
@@ -138,7 +138,7 @@ def markdown(record: dict[str, Any], title: str, source: str) -> str:
     lines += [
         "",
         "**The paper's numbers (SIFT1M, 128-d, 1M database; other data, code length not "
-        "stated; METHODS.md §4.7 Fig. 5):**",
+        "stated; [vali2023rpavq] Fig. 5):**",
         "",
         "| T | " + " | ".join(k for k in PAPER_SIFT1M if k != "T") + " |",
         "|---|" + "---|" * (len(PAPER_SIFT1M) - 1),

@@ -1,4 +1,4 @@
-"""Training of the ANN quantizers: k-means initialisation, then NSVQ (METHODS.md §4.1, §4.5).
+"""Training of the ANN quantizers: k-means initialisation, then NSVQ ([vali2023rpavq]).
 
 NSVQ on the quantizer alone: the output is ``x + ||x - x_hat|| v/||v||`` and the loss is
 ``||output - x||^2 = ||x - x_hat||^2``, so Adam moves every selected codeword of every codebook

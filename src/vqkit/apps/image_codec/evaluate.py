@@ -1,6 +1,6 @@
 """Quality metrics of the codec: PSNR and SSIM per image, and a model evaluation.
 
-SSIM follows Wang et al. (2004) with scikit-image's ``gaussian_weights=True`` settings: an
+SSIM follows [wang2004ssim] with scikit-image's ``gaussian_weights=True`` settings: an
 11-tap Gaussian window of sigma 1.5, K1 = 0.01, K2 = 0.03, population covariances, the mean
 over the valid (un-padded) positions and over channels. The tests check it against
 ``skimage.metrics.structural_similarity``.

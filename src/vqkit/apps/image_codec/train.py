@@ -1,7 +1,8 @@
 """Training loop of the image codec: Adam on MSE + the quantizer's auxiliary loss.
 
-Dead-codeword replacement (METHODS.md §3.5) is an explicit call every ``replace_every`` steps,
-stopped ``2 * replace_every`` steps before the end as in the NSVQ reference ``train.py``.
+Dead-codeword replacement ([vali2022nsvq] §III.C) is an explicit call every ``replace_every``
+steps, stopped ``2 * replace_every`` steps before the end as in ``train.py`` of
+[vali2022nsvqcode].
 All randomness comes from generators seeded by ``TrainConfig.seed``.
 """
 

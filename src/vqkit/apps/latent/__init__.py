@@ -1,7 +1,7 @@
-"""Latent-space interpretation with space-filling VQ on models trained here (METHODS.md §5.5, §6).
+"""Latent-space interpretation with space-filling VQ on models trained here.
 
 - :mod:`.logmel`: 80-band log-mel front end (torch, no torchaudio);
-- :mod:`.alignment`: PocketSphinx forced alignment and the phone groups of Publication IV;
+- :mod:`.alignment`: PocketSphinx forced alignment and the phone groups of [vali2023sfvq] §4;
 - :mod:`.speech_vqvae`: a small speaker-conditioned speech VQ-VAE on log-mel frames;
 - :mod:`.generative`: a Fashion-MNIST VAE whose latent passes a StyleGAN-like mapping network;
 - :mod:`.purity`: how contiguous labels are along a codebook's index axis.

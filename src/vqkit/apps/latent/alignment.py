@@ -1,7 +1,7 @@
 """Phone labels by PocketSphinx forced alignment of English speech with known text.
 
-The thesis used TIMIT's hand labels (METHODS.md §5.5); offline we align the Asterisk English
-prompts (text in Debian ``asterisk-core-sounds-en``) and the LibriVox clips of
+The paper used TIMIT's hand labels ([vali2023sfvq] §4, [garofolo1993timit]); offline we align
+the Asterisk English prompts (text in Debian ``asterisk-core-sounds-en``) and the LibriVox clips of
 ``pocketsphinx-testdata`` (their ``transcription`` file) with the en-us acoustic model and
 dictionary that the ``pocketsphinx`` wheel ships (``pip install 'vqkit[latent]'``).
 PocketSphinx works in 10 ms frames, the hop of our log-mel front end, so a segment's
@@ -25,7 +25,7 @@ from ...data.speech import CORPORA, Utterance, load_wav
 
 log = logging.getLogger(__name__)
 
-#: The phone groups of P4 (TIMIT labels, METHODS.md §5.5) restricted to the 39 CMU/ARPAbet
+#: The phone groups of [vali2023sfvq] §4 (TIMIT labels) restricted to the 39 CMU/ARPAbet
 #: phones PocketSphinx emits; TIMIT-only labels (ix, ax, em, ...) have no CMU counterpart.
 PHONE_GROUPS: dict[str, tuple[str, ...]] = {
     "plosives": ("P", "B", "T", "D", "K", "G", "JH", "CH"),

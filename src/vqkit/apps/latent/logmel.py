@@ -1,6 +1,6 @@
-"""Log-mel spectrogram in torch (no torchaudio): 80 bands, 16 kHz, 10 ms hop (METHODS.md §5.5).
+"""Log-mel spectrogram in torch (no torchaudio): 80 bands, 16 kHz, 10 ms hop.
 
-The front end of the bshall/ZeroSpeech VQ-VAE used in Publication IV: pre-emphasis 0.97,
+The front end of the [vanniekerk2020zerospeech] VQ-VAE used in [vali2023sfvq]: pre-emphasis 0.97,
 a 25 ms Hann window every 10 ms, an HTK-scale triangular mel filterbank from 50 Hz to
 Nyquist, and the natural log of the mel energies floored at 1e-5.
 """

@@ -1,7 +1,7 @@
-"""A small speaker-conditioned speech VQ-VAE on log-mel frames, the host model of P4 at CPU scale.
+"""A small speaker-conditioned speech VQ-VAE, the host model of [vali2023sfvq] at CPU scale.
 
-Publication IV used the ZeroSpeech VQ-VAE of van Niekerk et al. (768-channel encoder,
-64-d codes, 256 EMA codewords, WaveRNN decoder; METHODS.md §5.5). Here: a 1-D convolutional
+[vali2023sfvq] §3 used the ZeroSpeech VQ-VAE of [vanniekerk2020zerospeech] (768-channel
+encoder, 64-d codes, 256 EMA codewords, WaveRNN decoder). Here: a 1-D convolutional
 encoder (80 log-mel bands -> ``channels`` -> 64-d at half the frame rate, i.e. one code per
 20 ms as in the paper), an EMA VQ with commitment 0.25, and a convolutional decoder that
 reconstructs the log-mel frames from the codes and a speaker embedding (the speaker

@@ -1,4 +1,4 @@
-"""Speech spectral-envelope codec (Publication I): MDCT + trainable 16-band log envelope,
+"""Speech spectral-envelope codec ([vali2021msvq]): MDCT + trainable 16-band log envelope,
 quantized by multi-stage, product, additive, soft or scalar quantizers; and a WORLD vocoder
 front end whose coded envelope the same quantizers code, written to ``.vqs`` files.
 

@@ -1,4 +1,4 @@
-"""The 16-band log envelope with trainable band matrices A and B (Publication I, §2.1).
+"""The 16-band log envelope with trainable band matrices A and B ([vali2021msvq] §3).
 
 Band energies ``y = A x`` summarise the spectral energies ``x`` (squared MDCT
 coefficients) of a frame; the power envelope ``s = B y`` spreads them back over the bins.
@@ -23,7 +23,7 @@ class BandEnvelope(nn.Module):
 
     Args:
         num_bins: N, bins per frame (must be divisible by ``num_bands``).
-        num_bands: M (16 in Publication I).
+        num_bands: M (16 in [vali2021msvq]).
 
     Shape:
         ``log_bands``: energies ``(..., N)`` -> ``(..., M)``; ``envelope``: ``(..., M)`` log

@@ -1,4 +1,4 @@
-"""MDCT analysis and synthesis with a low-overlap window (Publication I, METHODS.md §2.1).
+"""MDCT analysis and synthesis with a low-overlap window ([vali2021msvq] §3).
 
 The codec frames speech with a 20 ms hop and a 30 ms window: a half-sine rise of 10 ms, a
 flat top of 10 ms and a half-sine fall of 10 ms, padded with 5 ms of zeros on each side to
@@ -46,7 +46,7 @@ class MDCT:
 
     Args:
         sample_rate: samples per second.
-        hop_ms: frame advance (20 ms in Publication I).
+        hop_ms: frame advance (20 ms in [vali2021msvq]).
         window_ms: non-zero window length (30 ms); the slopes are ``window_ms - hop_ms``.
 
     Shape:

@@ -1,7 +1,7 @@
 """The envelope codec model: band envelope (A, B) -> quantizer -> power envelope -> bits.
 
 Training minimises the bits needed to code the MDCT spectrum given the *quantized*
-envelope, as in Publication I (P1 eq. 3), with a Gaussian instead of the paper's logistic
+envelope, as in [vali2021msvq] eq. (3), with a Gaussian instead of the paper's logistic
 mixture (the PyAWNeS baseline's choice):
 ``bits = sum_n 0.5 log2(2 pi s_n) + X_n^2 / (2 s_n ln 2)`` per frame, for unit quantization
 step of the spectrum. A, B and the codebooks are trained together through the quantizer's

@@ -1,11 +1,11 @@
-"""Envelope quantizers of Publication I that the core does not have.
+"""Envelope quantizers of [vali2021msvq] that the core does not have.
 
 - :class:`UniformScalarQuantizer`: the PyAWNeS baseline, one uniform quantizer per envelope
   parameter (straight-through in training);
 - :class:`SoftResidualVQ`: multi-stage VQ trained with soft VQ, ``sum_i softmin(beta d_i) c_i``
-  with beta = 0.1 (P1 eq. 4; METHODS.md §2.2), hard and greedy at test time;
+  with beta = 0.1 ([vali2021msvq] eq. (4)), hard and greedy at test time;
 - :class:`ScaledError`: the bitrate-penalty quantizer ``x - gamma (x - x_hat)`` with the
-  penalty ``-M log2 gamma`` (P1 eq. 5; METHODS.md §2.3), wrapped around any quantizer and
+  penalty ``-M log2 gamma`` ([vali2021msvq] eq. (5), §5), wrapped around any quantizer and
   active only in training.
 
 All keep the :class:`~vqkit.quantizers.base.Quantizer` contract.
@@ -96,14 +96,14 @@ class SoftResidualVQ(Quantizer):
     """Multi-stage VQ trained by soft VQ: each stage outputs ``sum_i softmax(-beta d_i) c_i``.
 
     ``d_i`` is the squared distance from the stage's (soft) residual to codeword i. Test time
-    is hard greedy residual search, as a real codec needs; METHODS.md §2.2 lists both
-    choices as unknowns of the paper.
+    is hard greedy residual search, as a real codec needs; [vali2021msvq] §4 states
+    neither choice.
 
     Args:
         dim: D.
         codebook_size: K per stage.
         num_codebooks: stages M.
-        beta: softmin sharpness (0.1 in Publication I).
+        beta: softmin sharpness (0.1 in [vali2021msvq]).
         generator: random source of the initial codewords.
 
     Example:
@@ -210,7 +210,7 @@ class ScaledError(Quantizer):
 
     Args:
         inner: the quantizer whose error is scaled.
-        penalty_dim: M in the penalty (16 envelope parameters in Publication I).
+        penalty_dim: M in the penalty (16 envelope parameters in [vali2021msvq]).
 
     Example:
         >>> from vqkit import VectorQuantizer

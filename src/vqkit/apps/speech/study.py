@@ -98,8 +98,8 @@ def rate_distortion(
     """Train and score each ``(kind, estimator, bits)``; unavailable kinds are recorded."""
     rows = []
     for kind, est, bits in systems:
-        # "-uniform": U(-1/K, 1/K) codebooks with dead-code replacement (Pub. III) instead of
-        # k-means initialisation.
+        # "-uniform": U(-1/K, 1/K) codebooks with dead-code replacement ([vali2023rpavqcode])
+        # instead of k-means initialisation.
         base, kmeans_init = kind.removesuffix("-uniform"), not kind.endswith("-uniform")
         try:
             quantizer = build_quantizer(base, est, bits, seed)
@@ -125,7 +125,8 @@ def rate_distortion(
 def bitrate_penalty(
     bits_list: list[int], train_frames: Tensor, config: TrainConfig, *, seed: int
 ) -> list[dict]:
-    """P1 §6: train RVQ inside the scaled-error quantizer; report ``Delta B = -16 log2 gamma``."""
+    """[vali2021msvq] §5, Fig. 5: train RVQ inside the scaled-error quantizer; report
+    ``Delta B = -16 log2 gamma``."""
     rows = []
     for bits in bits_list:
         inner = build_quantizer("rvq", "nsvq", bits, seed)
