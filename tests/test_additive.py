@@ -80,7 +80,7 @@ def test_pooled_replacement_copies_across_codebooks(device):
 
 
 def test_seeded_nsvq_training_beats_residual_training(device):
-    """On correlated data AVQ (beam 8) ends below RVQ (greedy), as Pub. III reports."""
+    """On correlated data AVQ (beam 8) ends below RVQ (greedy), as [vali2023rpavq] reports."""
     g = torch.Generator().manual_seed(0)
     mix = torch.randn(8, 8, generator=g)
     data = (torch.randn(4096, 8, generator=g) @ mix / 8**0.5).to(device)

@@ -1,6 +1,6 @@
 """Additive beam search at the thesis's size (M = 8 codebooks of K = 256) against an exact oracle.
 
-The free-order beam search (METHODS.md §4.4) reaches the same set of codewords in different
+The free-order beam search ([vali2023rpavqcode]) reaches the same set of codewords in different
 orders; it must keep each set once (duplicate-set pruning), break ties deterministically (lowest
 beam rank, then lowest codeword index), and identify a set by a key that is equal exactly for
 equal sets. With 8 codebooks of 256 entries the exact mixed-radix key no longer fits in 63 bits

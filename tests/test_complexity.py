@@ -1,4 +1,4 @@
-"""The WMOPS model reproduces the published complexity figures of Pub. III (METHODS.md §4.7)."""
+"""The WMOPS model reproduces the published complexity figures of [vali2023rpavq] (Fig. 4c, 6b)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from vqkit.complexity import DOUBLE, SINGLE, avq_wmops, log10_wmops, pvq_wmops, 
 
 BITS = [12, 16, 20, 24, 28, 32, 36, 40]
 
-# ARP-REPO Results/Figure 4/Complexity_Fig4-c.json (image compression: D = 64, M = 4, W = 16)
+# [vali2023rpavqcode] Results/Figure 4/Complexity_Fig4-c.json (images: D = 64, M = 4, W = 16)
 FIG4C = {
     "AVQ": [-0.31026327412521015, -0.17530026099104476, 0.010589107271876189,
             0.24012023305003158, 0.5004398483193758, 0.779587978425412, 1.0692492114090146,
@@ -20,7 +20,7 @@ FIG4C = {
     "PVQ": [-2.8709549401120418, -2.598254917762937, -2.3121144751512945, -2.018725167293411,
             -1.721566523462584, -1.422485222226635, -1.1224328625628763, -0.8218925114194595],
 }
-# ARP-REPO Results/Figure 6/Complexity_Fig6-b.json (ANN: D = 128, M = 4, W = min(K, 64))
+# [vali2023rpavqcode] Results/Figure 6/Complexity_Fig6-b.json (ANN: D = 128, M = 4, W = min(K, 64))
 FIG6B = {
     "AVQ": [-0.4864920792092946, 0.10798354591288245, 0.7196476099884205, 1.3518490449730725,
             1.5461956074510657, 1.7821154815608145, 2.046521673828493, 2.328012459262243],

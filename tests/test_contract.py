@@ -1,4 +1,4 @@
-"""The quantizer contract (DESIGN.md), checked for every Case x estimator x codebook learning,
+"""The quantizer contract (README "A tour"), checked for every Case x estimator x codebook learning,
 on the device of ``--device``."""
 
 from __future__ import annotations

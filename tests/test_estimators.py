@@ -1,4 +1,4 @@
-"""Estimators against the formulas of METHODS.md: NSVQ §3.1-3.2, rotation trick, DiVeQ §8
+"""Estimators against the formulas of NSVQ [vali2022nsvq], the rotation trick, DiVeQ [vali2026diveq]
 (on the device of ``--device``; random draws stay on the CPU and are moved)."""
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def test_rotation_trick_forward_is_q_and_gradient_is_the_rotation(generator, dev
         eye = torch.eye(len(xi), dtype=torch.float64, device=device)
         rot = eye - 2 * torch.outer(r, r) + 2 * torch.outer(qh, e)
         lam = qi.norm() / xi.norm()
-        # R maps x to q up to the scale, and the gradient is lambda R^T g (Fifty et al. eq. 4).
+        # R maps x to q up to the scale, and the gradient is lambda R^T g
+        # ([fifty2024rotation] eq. (4)).
         torch.testing.assert_close(lam * rot @ xi, qi, rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(x.grad[i], lam * rot.T @ g[i], rtol=1e-10, atol=1e-10)
 

@@ -11,14 +11,14 @@ VQ) and its gradient reaches each selected codeword (the matching slice for prod
 The oracle is written here, independently of vqkit, in float64 from the papers' equations
 (the layers compute in fp32, hence the tolerances):
 
-- NSVQ (Vali and Bäckström 2022): ``out = x + r u``, ``r = ||x - q||``, ``u = v/||v||``;
+- NSVQ [vali2022nsvq]: ``out = x + r u``, ``r = ||x - q||``, ``u = v/||v||``;
   ``dL/dx = g + ((g.u)/r)(x - q)`` and ``dL/dq = -((g.u)/r)(x - q)``.
-- Straight-through with codebook and commitment losses (van den Oord et al. 2017): forward
+- Straight-through with codebook and commitment losses [vandenoord2017vqvae]: forward
   ``q``; ``loss = beta mean((x - sg q)^2) + mean((q - sg x)^2)``.
-- Rotation trick (Fifty et al. 2024, arXiv 2410.06424, eq. 4): forward ``q``;
+- Rotation trick ([fifty2024rotation] eq. (4)): forward ``q``;
   ``dL/dx = lambda R^T g`` with ``R = I - 2 r r^T + 2 q^ e^T``, ``e = x/||x||``,
   ``q^ = q/||q||``, ``r = (e + q^)/||e + q^||``, ``lambda = ||q||/||x||``; the same losses.
-- DiVeQ (Vali, Bäckström and Solin 2026): ``out = x + ||q - x|| w`` with the constant
+- DiVeQ [vali2026diveq]: ``out = x + ||q - x|| w`` with the constant
   direction ``w = unit((q - x) + sigma n)``; DiVeQ-Detach has ``sigma = 0``. Hence
   ``dL/dq = (g.w)(q - x)/||q - x|| = -dL/dx + g``.
 
@@ -127,7 +127,7 @@ def _closed_form(name: str, x: torch.Tensor, q: torch.Tensor, g: torch.Tensor):
         return q, loss, g + dx_loss, dq_loss
     dx = torch.empty_like(x)
     eye = torch.eye(x.shape[1], dtype=torch.float64)
-    for i in range(x.shape[0]):  # one explicit D x D rotation per vector (Fifty et al. eq. 4)
+    for i in range(x.shape[0]):  # a D x D rotation per vector ([fifty2024rotation] eq. (4))
         e, qh = x[i] / x[i].norm(), q[i] / q[i].norm()
         r = (e + qh) / (e + qh).norm()
         rot = eye - 2.0 * torch.outer(r, r) + 2.0 * torch.outer(qh, e)

@@ -1,4 +1,4 @@
-"""The noise NSVQ draws, observed through the layers users call (Vali and Bäckström 2022).
+"""The noise NSVQ draws, observed through the layers users call ([vali2022nsvq]).
 
 In training mode NSVQ outputs ``x + ||x - q|| u`` with ``u = v/||v||``, ``v ~ N(0, I)`` drawn
 fresh for every vector and every forward call, so ``u`` is uniform on the unit sphere. From the

@@ -1,4 +1,4 @@
-"""The core imports torch only, and never the layers above it (DESIGN.md, dependency direction)."""
+"""The core imports torch only, and never the layers above it (the dependency direction)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The nearest-neighbour search keeps its memory bound: no N x K distance matrix, ever.
 
-Contract (DESIGN.md: "the search is chunked so memory stays bounded for any N x K"):
+Contract ("the search is chunked so memory stays bounded for any N x K"):
 ``nearest_neighbor(x, c, k, chunk_elements=E)`` never holds a tensor of more than ``E``
 elements, except tensors no larger than the inputs (``(N + K) * D`` elements: fp32 or centred
 copies of ``x`` and of the codewords, their norms) and the ``(N, k)`` outputs. The tests record

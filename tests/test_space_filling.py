@@ -74,7 +74,7 @@ def test_nsvq_gradient_on_the_dithered_point(device):
     q = (1 - lam) * c[seg] + lam * c[seg + 1]
     r = (x[0] - q).norm()
     u = (out.quantized.detach()[0] - x[0]) / r
-    dq = -((w[0] @ u) / r) * (x[0] - q)  # METHODS.md §3.2
+    dq = -((w[0] @ u) / r) * (x[0] - q)  # NSVQ's gradient ([vali2022nsvq])
     torch.testing.assert_close(grad[seg], (1 - lam) * dq, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(grad[seg + 1], lam * dq, rtol=1e-4, atol=1e-6)
 

@@ -1,4 +1,4 @@
-"""MDCT framing and the trainable band envelope of the speech codec (Publication I)."""
+"""MDCT framing and the trainable band envelope of the speech codec ([vali2021msvq])."""
 
 from __future__ import annotations
 

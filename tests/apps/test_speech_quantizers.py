@@ -1,4 +1,4 @@
-"""The envelope quantizers of Publication I: scalar baseline, soft VQ, scaled-error quantizer."""
+"""The envelope quantizers of [vali2021msvq]: scalar baseline, soft VQ, scaled-error quantizer."""
 
 from __future__ import annotations
 
