@@ -81,7 +81,10 @@ def test_every_citation_resolves_to_a_reference_entry():
 
 
 def test_reference_entries_are_unique_and_many():
-    entries = ENTRY.findall(REFERENCES.read_text(encoding="utf-8"))
+    text = REFERENCES.read_text(encoding="utf-8")
+    bullets = re.findall(r"^- \[([^\]]*)\]", text, flags=re.M)
+    assert [b for b in bullets if not re.fullmatch(KEY, b)] == [], "keys must match " + KEY
+    entries = ENTRY.findall(text)
     assert len(entries) == len(set(entries)), sorted(k for k in entries if entries.count(k) > 1)
     assert {"vali2025thesis", "vali2021msvq", "vali2022nsvq", "vali2023rpavq", "vali2023sfvq",
             "vali2025ganlatent", "vali2024porcupine", "vali2026diveq"} <= set(entries)

@@ -1,4 +1,4 @@
-"""256-d speaker embeddings of the offline speech corpora ([wan2018ge2e]).
+"""256-d speaker embeddings of the offline speech corpora ([wan2018speaker]).
 
 The embeddings come from resemblyzer's GE2E speaker encoder, which ships inside the PyPI wheel
 (``pip install resemblyzer 'setuptools<81'``). They are cached per file in one torch file

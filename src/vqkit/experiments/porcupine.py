@@ -1,15 +1,16 @@
 """Privacy PORCUPINE ([vali2024porcupine]) on real speaker embeddings of the offline corpora.
 
-256-d resemblyzer embeddings ([wan2018ge2e]) of every utterance of the installed
+256-d resemblyzer embeddings ([wan2018speaker]) of every utterance of the installed
 corpora (:func:`vqkit.data.speech.utterances`) are split at random into train and test halves
 per seed. Minimum-MSE VQ (k-means) and occurrence-normalised SFVQ (an SFVQ curve fitted by the
 paper's growth schedule, resampled into K equal-count chunks) are trained on the train half at
 4 to 8 bits; the test half is quantized by nearest neighbour and the index histogram is scored
 with the metrics of :mod:`vqkit.privacy`.
 
-The paper (§5) used 192-d ECAPA embeddings of 90 224 Common Voice speakers (one per speaker);
-here the vectors are per utterance, from about 70 labelled speakers, so the absolute numbers
-differ; the comparison between the two quantizers is what carries over.
+The paper (§5) used 192-d ECAPA-TDNN embeddings [desplanques2020ecapa] of 90 224 Common Voice
+speakers (one per speaker); here the vectors are per utterance, from about 70 labelled
+speakers, so the absolute numbers differ; the comparison between the two quantizers is what
+carries over.
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ def average_disclosure(g: Tensor) -> float:
 
 
 def sparseness(g: Tensor) -> float:
-    """``||g||_2 / ||g||_1``: ``1/sqrt(K)`` for a uniform histogram, 1 for a single bin.
+    """``||g||_2 / ||g||_1`` [hurley2009sparsity]: ``1/sqrt(K)`` if uniform, 1 for a single bin.
 
     Example:
         >>> sparseness(torch.tensor([3, 3, 3, 3]))

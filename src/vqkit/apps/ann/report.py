@@ -15,7 +15,8 @@ from ...training.provenance import Run, write_json
 logger = logging.getLogger(__name__)
 
 #: SIFT1M Recall@T of [vali2023rpavq] Fig. 5: AVQ/RVQ/PVQ trained with NSVQ and
-#: the literature baselines (AQ, PQ) as digitised from published figures. Code length not stated.
+#: the literature baselines (AQ [babenko2014aq], PQ [jegou2011pq]) as digitised from published
+#: figures. Code length not stated.
 PAPER_SIFT1M = {
     "T": [1, 2, 4, 8, 16, 32, 64, 128],
     "AVQ (NSVQ)": [0.292, 0.416, 0.549, 0.679, 0.795, 0.886, 0.947, 0.979],
@@ -24,7 +25,7 @@ PAPER_SIFT1M = {
     "AQ baseline": [0.313, 0.443, 0.605, 0.745, 0.858, 0.941, 0.979, 0.996],
     "PQ baseline": [0.234, 0.329, 0.454, 0.588, 0.726, 0.839, 0.909, 0.959],
 }
-#: Fig. 6a: RVQ (NSVQ) against the RVQ baseline at T = 1, 10, 100.
+#: Fig. 6a: RVQ (NSVQ) against the RVQ baseline (the method of [chen2010rvq]) at T = 1, 10, 100.
 PAPER_SIFT1M_RVQ = {"T": [1, 10, 100], "RVQ (NSVQ)": [0.271, 0.689, 0.960],
                     "RVQ baseline": [0.263, 0.662, 0.956]}
 

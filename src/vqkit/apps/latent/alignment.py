@@ -1,4 +1,4 @@
-"""Phone labels by PocketSphinx forced alignment of English speech with known text.
+"""Phone labels by PocketSphinx [huggins2006pocketsphinx] forced alignment of known text.
 
 The paper used TIMIT's hand labels ([vali2023sfvq] §4, [garofolo1993timit]); offline we align
 the Asterisk English prompts (text in Debian ``asterisk-core-sounds-en``) and the LibriVox clips of

@@ -1,6 +1,6 @@
 """A small Fashion-MNIST VAE whose latent passes a StyleGAN-like mapping network.
 
-[vali2025ganlatent] interprets the intermediate W space of pretrained StyleGAN2.
+[vali2025ganlatent] interprets the intermediate W space of StyleGAN2 [karras2020stylegan].
 At CPU scale we train a VAE with the same split: a prior latent ``z ~ N(0, I)`` is pixel-
 normalised and sent through an MLP *mapping network* (LeakyReLU 0.2, as in StyleGAN) to an
 intermediate latent ``w``, and the *synthesis* network turns ``w`` into an image. SFVQ is

@@ -1,4 +1,4 @@
-"""WORLD vocoder front end (PyPI ``pyworld``): f0, spectral envelope, aperiodicity, synthesis.
+"""WORLD vocoder [morise2016world] front end (``pyworld``): f0, envelope, aperiodicity, synthesis.
 
 Every 20 ms frame is described by
 
