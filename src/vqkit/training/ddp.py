@@ -23,6 +23,7 @@ A typical loop::
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 import os
@@ -298,4 +299,9 @@ def cleanup(*, wait: bool | None = None) -> None:
         wait = sys.exc_info()[0] is None
     if wait and dist.get_world_size() > 1:
         dist.barrier()
+    # A DDP wrapper left in a reference cycle keeps the group's C++ object (and gloo's worker
+    # threads) alive past destroy_process_group(); torn down during interpreter finalisation,
+    # they can abort the process ("terminate called without an active exception") after all
+    # work was done. Collect such cycles while the interpreter is still whole.
+    gc.collect()
     dist.destroy_process_group()
