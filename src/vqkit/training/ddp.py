@@ -299,9 +299,9 @@ def cleanup(*, wait: bool | None = None) -> None:
         wait = sys.exc_info()[0] is None
     if wait and dist.get_world_size() > 1:
         dist.barrier()
-    # A DDP wrapper left in a reference cycle keeps the group's C++ object (and gloo's worker
-    # threads) alive past destroy_process_group(); torn down during interpreter finalisation,
-    # they can abort the process ("terminate called without an active exception") after all
+    # A DDP wrapper left in a reference cycle would keep the group's C++ object (and gloo's worker
+    # threads) alive past destroy_process_group(); torn down during interpreter finalisation
+    # they may abort the process ("terminate called without an active exception") after all
     # work was done. Collect such cycles while the interpreter is still whole.
     gc.collect()
     dist.destroy_process_group()
