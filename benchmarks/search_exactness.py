@@ -12,9 +12,10 @@ Three searches on the same data, one thread:
 1e2, 1e4 and 1e6, and the 3-D geographic case (300 codewords spread 1,000 around an ECEF
 point); the share of queries whose returned codeword is as near as the float64 brute force's
 (ties within fp32 resolution count as right), and the worst reported-distance error.
-**Cost** on centred data (N = 16,384, D = 64, K = 8,192 by default): the median of
-interleaved repeats, reported as vqkit's time over the expansion's (the machine is shared:
-ratios, not seconds, are the result).
+**Cost**: the median of interleaved repeats, reported as vqkit's time over the expansion's
+(the machine is shared: ratios, not seconds, are the result), on centred data at N = 16,384,
+D = 64, K = 8,192 and at training-batch shapes, and on two codebooks that stress the re-rank
+(an early-training state and identical codewords).
 
 Usage: ``python benchmarks/search_exactness.py [--quick] [--out results/bench_search.json]``
 """
@@ -104,24 +105,48 @@ def exactness(n: int, k: int, d: int, seed: int) -> list[dict]:
     return rows
 
 
-def cost(n: int, d: int, k: int, repeats: int, seed: int) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=g)
-    c = torch.randn(k, d, generator=g)
-    times: dict[str, list[float]] = {name: [] for name in SEARCHES}
+def cost_case(name: str, x: torch.Tensor, c: torch.Tensor, repeats: int) -> dict:
+    """Median seconds of each search on ``x``, ``c`` (interleaved repeats), and the ratios."""
+    times: dict[str, list[float]] = {n: [] for n in SEARCHES}
     for _ in range(repeats + 1):  # interleaved, so load changes hit every search alike
-        for name, fn in SEARCHES.items():
+        for search, fn in SEARCHES.items():
             t = time.perf_counter()
             if fn(x, c) is None:
-                times.pop(name)
+                times.pop(search)
                 continue
-            times[name].append(time.perf_counter() - t)
-    median = {name: statistics.median(ts[1:]) for name, ts in times.items()}
-    out = {"N": n, "D": d, "K": k, "repeats": repeats, "median_seconds": median,
+            times[search].append(time.perf_counter() - t)
+    median = {n: statistics.median(ts[1:]) for n, ts in times.items()}
+    out = {"case": name, "N": x.shape[0], "D": x.shape[1], "K": c.shape[0],
+           "repeats": repeats, "median_seconds": median,
            "vqkit_over_expansion": median["vqkit"] / median["expansion"]}
     if "faiss" in median:
         out["vqkit_over_faiss"] = median["vqkit"] / median["faiss"]
     return out
+
+
+def cost(quick: bool, repeats: int, seed: int) -> list[dict]:
+    """Centred data at the benchmark shape and at training-batch shapes, and two states that
+    stress the re-rank: an early-training codebook (64 codewords moved to the data, the rest
+    still at vqkit's U(-1/K, 1/K) initialisation) and a codebook of identical codewords."""
+    from vqkit.codebooks import initial_codewords
+
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(2048, 32, 1024)] if quick else [(16384, 64, 8192), (4096, 64, 1024),
+                                               (1024, 32, 512), (4096, 256, 1024)]
+    rows = []
+    for n, d, k in shapes:
+        x, c = torch.randn(n, d, generator=g), torch.randn(k, d, generator=g)
+        rows.append(cost_case("centred Gaussian", x, c, repeats))
+    n, d, k = (1024, 32, 1024) if quick else (4096, 64, 8192)
+    early = initial_codewords(k, d, "uniform")
+    early[:64] = torch.randn(64, d, generator=g)
+    rows.append(cost_case("early training (64 codewords moved)",
+                          torch.randn(n, d, generator=g), early, repeats))
+    n, d, k = (512, 16, 256) if quick else (4096, 64, 1024)
+    same = torch.randn(1, d, generator=g).expand(k, d).contiguous()
+    rows.append(cost_case("identical codewords", torch.randn(n, d, generator=g), same,
+                          max(1, repeats // 3)))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,16 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     from vqkit.training.provenance import Run, write_json
 
     run = Run(seeds=[args.seed])
-    n, d, k = (2048, 32, 1024) if args.quick else (16384, 64, 8192)
     exact = exactness(500 if args.quick else 2000, 256, 16, args.seed)
     for row in exact:
         print(f"{row['case']:<32} {row['search']:<10} exact {row['share_exact']:.4f}  "
               f"worst distance error {row['worst_distance_error']:.3g}", flush=True)
-    timing = cost(n, d, k, 3 if args.quick else args.repeats, args.seed)
-    print(f"N={n} D={d} K={k}, 1 thread, centred data: vqkit takes "
-          f"{timing['vqkit_over_expansion']:.3f}x the plain expansion"
-          + (f", {timing['vqkit_over_faiss']:.3f}x FAISS IndexFlatL2" if "faiss" in
-             timing["median_seconds"] else ""), flush=True)
+    timing = cost(args.quick, 3 if args.quick else args.repeats, args.seed)
+    for row in timing:
+        print(f"{row['case']:<36} N={row['N']} D={row['D']} K={row['K']}, 1 thread: vqkit "
+              f"takes {row['vqkit_over_expansion']:.3f}x the plain expansion"
+              + (f", {row['vqkit_over_faiss']:.3f}x FAISS IndexFlatL2"
+                 if "vqkit_over_faiss" in row else ""), flush=True)
     write_json(args.out, run.record({"exactness": exact, "cost": timing}, quick=args.quick))
     print(f"wrote {args.out}")
     return 0

@@ -140,3 +140,12 @@ def test_dtype_rule(module_dtype, input_dtype, device):
     if input_dtype == module_dtype:
         assert torch.equal(y, decoded)
     assert vq.train()(x).quantized.dtype == input_dtype
+
+
+def test_deferred_initialisation_on_the_meta_device_still_works():
+    # to_empty() (the deferred-initialisation / FSDP route) must not copy out of meta tensors.
+    with torch.device("meta"):
+        vq = VectorQuantizer(4, 8, estimator=StraightThrough(), learning=EMA(0.9))
+    vq.to_empty(device="cpu")
+    for name, value in statistics(vq):
+        assert value.device.type == "cpu" and value.dtype == torch.float32, name

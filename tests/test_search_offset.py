@@ -196,3 +196,55 @@ def test_exact_curve_projection_far_from_the_origin_matches_the_centred_one(devi
         dist.append((x - point).pow(2).sum(1))
     # fp32 spacing at 1e5 is 0.0078: the projections agree to that resolution.
     assert (dist[1] - dist[0]).abs().max() < 0.05, (dist[1] - dist[0]).abs().max()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_codeword_is_refused(bad, device):
+    # It would poison the centre and capture every query with finite-looking distances.
+    c = torch.randn(64, 8, generator=torch.Generator().manual_seed(0)).to(device)
+    c[5, 2] = bad
+    with pytest.raises(ValueError, match="row 5"):
+        nearest_neighbor(torch.randn(6, 8).to(device), c)
+    vq = VectorQuantizer(8, 64).to(device)
+    with torch.no_grad():
+        vq.codebook.codewords.copy_(c)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        vq.encode(torch.randn(3, 8).to(device))
+
+
+def test_float64_inputs_are_searched_in_float64(device):
+    # Spread 3 around an ECEF point: fp32 cannot resolve it, fp64 can.
+    g = torch.Generator().manual_seed(6)
+    centre = torch.tensor([4208848.0, 2334863.5, 4171170.2], dtype=torch.float64)
+    c = (centre + 3.0 * torch.randn(500, 3, generator=g, dtype=torch.float64)).to(device)
+    x = (centre + 3.0 * torch.randn(300, 3, generator=g, dtype=torch.float64)).to(device)
+    d, i = nearest_neighbor(x, c, 2)
+    assert d.dtype == torch.float64
+    full = ((x.cpu()[:, None, :] - c.cpu()[None]) ** 2).sum(-1)
+    assert torch.equal(i.cpu(), torch.sort(full, dim=1, stable=True).indices[:, :2])
+    torch.testing.assert_close(d.cpu(), full.gather(1, i.cpu()))
+
+
+def test_early_training_codebook_is_reranked_by_each_codewords_own_bound(device, monkeypatch):
+    # Codewords that moved to the data beside codewords still at their tiny initial values:
+    # the global bound (largest norm) flags nearly every row, each codeword's own bound
+    # clears almost all of them. Exactness against the brute force, and the number of rows
+    # that needed a direct re-rank stays small (counted through the dense/pair paths).
+    from vqkit.codebooks import initial_codewords
+    from vqkit.functional import search
+
+    torch.manual_seed(0)
+    c = initial_codewords(1024, 16, "uniform")
+    c[:32] = torch.randn(32, 16)
+    x = torch.randn(512, 16)
+    calls = []
+    original = search._smallest
+
+    def counting(d, k):
+        calls.append(d.shape[0])
+        return original(d, k)
+
+    monkeypatch.setattr(search, "_smallest", counting)
+    d, i = nearest_neighbor(x.to(device), c.to(device))
+    assert_true_neighbours(x, c, d.cpu(), i.cpu(), 1)
+    assert sum(calls) <= 0.05 * x.shape[0], sum(calls)

@@ -84,8 +84,6 @@ def test_many_tied_candidates_stay_within_chunk(device):
     assert (i.cpu() == first).all()  # ties go to the lowest index
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: with every row ambiguous, _rerank's "
-                   "nonzero() holds 2 x chunk_elements int64 indices")
 def test_all_ambiguous_rows_stay_within_chunk(device):
     n, size, dim, chunk = 4096, 1024, 4, 1 << 15
     x = torch.randn(n, dim, generator=torch.Generator().manual_seed(0)).to(device)

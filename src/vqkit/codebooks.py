@@ -198,7 +198,9 @@ class Codebook(nn.Module):
         kept = {name: self._buffers[name] for name in self.learning.statistics}
         super()._apply(fn, recurse)
         for name, value in kept.items():
-            self._buffers[name] = value.to(device=self._buffers[name].device)
+            moved = self._buffers[name]
+            if moved.dtype != value.dtype:  # (a device move or ``to_empty`` keeps its result)
+                self._buffers[name] = value.to(device=moved.device)
         return self
 
     def lookup(self, indices: Tensor) -> Tensor:

@@ -54,6 +54,25 @@ def _check(x: Tensor, codewords: Tensor, k: int) -> None:
         raise ValueError(f"k must be in [1, {codewords.shape[0]}], got {k}")
 
 
+def _compute_dtype(x: Tensor, codewords: Tensor) -> torch.dtype:
+    """fp64 when either side is fp64, else fp32 (bf16 / fp16 inputs are searched in fp32)."""
+    return torch.float64 if torch.float64 in (x.dtype, codewords.dtype) else torch.float32
+
+
+def _roundoff(dtype: torch.dtype) -> float:
+    return 2.0**-53 if dtype == torch.float64 else matmul_roundoff()
+
+
+def _check_finite(codewords: Tensor, compiling: bool) -> None:
+    """A NaN or Inf codeword would poison the centre and every row's answer: refuse it."""
+    message = "codewords contain NaN or Inf values"
+    if compiling:
+        torch._assert_async(torch.isfinite(codewords).all(), message)
+    elif not bool(torch.isfinite(codewords).all()):
+        bad = int((~torch.isfinite(codewords)).any(dim=1).nonzero()[0])
+        raise ValueError(f"{message} (first bad codeword: row {bad})")
+
+
 def _smallest(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
     if k == 1:
         # torch.min returns the first minimal index, which is the lowest-index tie rule.
@@ -84,53 +103,116 @@ def expansion_slack(
     Returns:
         ``(n, 1)`` fp32 slack: rows whose two best expansions differ by more are certain.
     """
-    nu = (dim + 1) * roundoff
-    gamma = nu / (1.0 - nu) if nu < 0.5 else float("inf")
+    gamma = _gamma(dim, roundoff)
     return 4.0 * gamma * (c_max * c_max + 2.0 * x_norm * c_max)
+
+
+def _gamma(dim: int, roundoff: float) -> float:
+    """``gamma_{D+1} = (D + 1) u / (1 - (D + 1) u)`` (Higham's constant; inf when vacuous)."""
+    nu = (dim + 1) * roundoff
+    return nu / (1.0 - nu) if nu < 0.5 else float("inf")
 
 
 def _direct(xs: Tensor, c: Tensor, idx: Tensor) -> Tensor:
     """``sum_i (x_i - c_i)^2`` of each row of ``xs (n, D)`` to its codewords ``idx (n, k)``."""
-    return (xs.unsqueeze(1) - c[idx]).pow(2).sum(dim=-1)
+    n, k = idx.shape
+    picked = c.index_select(0, idx.reshape(-1)).view(n, k, -1)
+    return (xs.unsqueeze(1) - picked).square_().sum(dim=-1)
 
 
-def _rerank(
-    xs: Tensor, c: Tensor, d: Tensor, thresh: Tensor, k: int, chunk_elements: int
-) -> Tensor:
-    """Exact top-``k`` of rows ``xs (a, D)`` among the codewords ``c (K, D)`` whose expansion
-    ``d (a, K)`` is at most ``thresh (a, 1)``, by direct distance, ties to the lowest index."""
-    a, size = d.shape
-    rows, cols = (d <= thresh).nonzero(as_tuple=True)
-    exact = torch.full((a, size), float("inf"), device=d.device)
-    step = max(1, chunk_elements // max(xs.shape[1], 1))
-    for s in range(0, rows.shape[0], step):
-        r, j = rows[s : s + step], cols[s : s + step]
-        exact[r, j] = (xs[r] - c[j]).pow(2).sum(dim=1)
-    return _smallest(exact, k)[1]
+#: Columns per block of the blocked argmin (a multiple of the SIMD width; see below).
+_BLOCK = 64
 
 
-def _select_eager(
-    xs: Tensor, c: Tensor, d: Tensor, slack: Tensor, k: int, chunk_elements: int
-) -> Tensor:
-    """Indices ``(n, k)``: the expansion's choice, re-ranked by direct distance to ``c`` where
-    it is not certain."""
-    if k == 1:
+def _argmin_and_runner_up(d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Minimum ``(n, 1)``, its first index ``(n, 1)`` and the second-smallest value ``(n, 1)``
+    of each row of ``d``.
+
+    ``min`` with indices is several times slower on CPU than the index-free ``amin``; rows are
+    split into blocks of :data:`_BLOCK` columns, the block minima come from ``amin``, and the
+    index is searched only inside the first block holding the minimum (``min`` and ``argmin``
+    return the first minimal index, so ties still go to the lowest index).
+    """
+    n, size = d.shape
+    if size % _BLOCK or size < 2 * _BLOCK:
         vals, idx = d.min(dim=1, keepdim=True)
-        # The runner-up's expansion, without a second index pass: mask the winner in place.
         d.scatter_(1, idx, float("inf"))
         runner_up = d.amin(dim=1, keepdim=True)
         d.scatter_(1, idx, vals)
+        return vals, idx, runner_up
+    blocks = d.view(n, size // _BLOCK, _BLOCK)
+    block_min = blocks.amin(dim=-1)
+    vals, block = block_min.min(dim=1, keepdim=True)
+    inside = blocks.gather(1, block[:, :, None].expand(n, 1, _BLOCK)).squeeze(1)
+    pos = inside.argmin(dim=1, keepdim=True)
+    others = block_min.scatter(1, block, float("inf")).amin(dim=1, keepdim=True)
+    second = inside.scatter(1, pos, float("inf")).amin(dim=1, keepdim=True)
+    return vals, block * _BLOCK + pos, torch.minimum(others, second)
+
+
+def _rerank(
+    xs: Tensor, c: Tensor, d: Tensor, kth: tuple[Tensor, Tensor], bound: Tensor, k: int,
+    idx: Tensor, chunk_elements: int,
+) -> Tensor:
+    """``idx (a, k)`` of rows ``xs (a, D)`` corrected by direct distance where needed.
+
+    ``bound (a, K)`` bounds each expansion's error; a codeword is a candidate when
+    ``d_j - bound_j <= d_kth + bound_kth`` (``kth`` = value and index of the k-th best). Rows
+    with no more than ``k`` candidates are certain; the others get their top-``k`` from the
+    direct distances of their candidates: pair by pair when few, densely (``cdist`` without
+    the expansion) when many. Ties go to the lowest index.
+    """
+    value, index = kth
+    cand = (d - bound) <= (value + bound.gather(1, index))
+    hard = (cand.sum(dim=1) > k).nonzero().squeeze(1)
+    if not hard.numel():
+        return idx
+    cand, xs = cand[hard], xs[hard]
+    if int(cand.sum()) * 8 < cand.numel():
+        exact = torch.full(cand.shape, float("inf"), device=d.device, dtype=xs.dtype)
+        rows, cols = cand.nonzero(as_tuple=True)
+        step = max(1, chunk_elements // max(xs.shape[1], 1))
+        for s in range(0, rows.shape[0], step):
+            r, j = rows[s : s + step], cols[s : s + step]
+            exact[r, j] = (xs[r] - c[j]).square_().sum(dim=1)
+    else:
+        exact = torch.cdist(xs, c, compute_mode="donot_use_mm_for_euclid_dist")
+        exact.masked_fill_(~cand, float("inf"))
+    idx = idx.clone()
+    idx[hard] = _smallest(exact, k)[1]
+    return idx
+
+
+def _select_eager(
+    xs: Tensor, c: Tensor, d: Tensor, norms: tuple[Tensor, Tensor], gamma: float, k: int,
+    chunk_elements: int,
+) -> Tensor:
+    """Indices ``(n, k)``: the expansion's choice, re-ranked by direct distance to ``c`` where
+    it is not certain. ``norms`` are the centred queries' ``(n, 1)`` and codewords' ``(K,)``
+    norms."""
+    x_norm, c_norm = norms
+    c_max = c_norm.max()
+    # A cheap first filter with the largest codeword norm (expansion_slack) ...
+    slack = 4.0 * gamma * (c_max * c_max + 2.0 * x_norm * c_max)
+    if k == 1:
+        vals, idx, runner_up = _argmin_and_runner_up(d)
         ambiguous = (runner_up - vals) <= slack
-        kth = vals
+        kth = (vals, idx)
     else:
         head = min(k + 1, d.shape[1])
         vals, order = torch.sort(d, dim=1, stable=True)
-        vals, idx = vals[:, :head], order[:, :k]
-        ambiguous = ((vals[:, 1:] - vals[:, :-1]) <= slack).any(dim=1, keepdim=True)
-        kth = vals[:, k - 1 : k]
+        idx = order[:, :k]
+        ambiguous = ((vals[:, 1:head] - vals[:, : head - 1]) <= slack).any(dim=1, keepdim=True)
+        kth = (vals[:, k - 1 : k], order[:, k - 1 : k])
     rows = ambiguous.squeeze(1).nonzero().squeeze(1)
-    if rows.numel():
-        idx[rows] = _rerank(xs[rows], c, d[rows], kth[rows] + slack[rows], k, chunk_elements)
+    # ... then, for the rows it flags, each codeword's own bound (twice gamma_{D+1} (||c||^2 +
+    # 2 ||x|| ||c||), the factor 2 for the centring), in blocks that keep memory bounded.
+    block = max(1, chunk_elements // (2 * d.shape[1]))
+    for s in range(0, rows.numel(), block):
+        r = rows[s : s + block]
+        bound = (2.0 * gamma) * (c_norm.square() + 2.0 * x_norm[r] * c_norm)
+        idx[r] = _rerank(xs[r], c, d[r], (kth[0][r], kth[1][r]), bound, k, idx[r],
+                         chunk_elements)
     return idx
 
 
@@ -158,8 +240,9 @@ def nearest_neighbor(
     centred on the codebook mean, the expansion ``||c||^2 - 2 x.c`` ([vandenoord2017vqvae])
     ranks the codewords, and rows whose ranking is within the expansion's rounding
     bound (:func:`expansion_slack`) are re-ranked by the direct ``sum (x_i - c_i)^2``. The
-    returned distances are always the direct ones. Computed in fp32 even under autocast; ties
-    go to the lowest index; no gradient flows through the search. Under ``torch.compile`` /
+    returned distances are always the direct ones. Computed in fp32 even under autocast and for
+    bf16 / fp16 inputs (in fp64 when either input is fp64); ties go to the lowest index; no
+    gradient flows through the search. Under ``torch.compile`` /
     ``torch.export`` a fixed-shape re-rank of the best few candidates replaces the
     data-dependent one (:data:`COMPILED_CANDIDATES`).
 
@@ -173,11 +256,13 @@ def nearest_neighbor(
         x: ``(N, D)``; codewords: ``(K, D)``; both outputs ``(N, k)``.
 
     Returns:
-        ``(sq_distances, indices)``: fp32 squared distances sorted ascending, and int64 indices.
+        ``(sq_distances, indices)``: squared distances sorted ascending (fp32, or fp64 for fp64
+        inputs), and int64 indices.
 
     Raises:
-        ValueError: ``x`` or ``codewords`` not 2-D, their dimensions differ, or ``k`` is not in
-            ``[1, K]``.
+        ValueError: ``x`` or ``codewords`` not 2-D, their dimensions differ, ``k`` is not in
+            ``[1, K]``, or a codeword holds NaN or Inf (it would capture every query). While
+            compiling, the last check is an in-graph assertion (``RuntimeError``).
 
     Example:
         >>> c = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
@@ -190,36 +275,38 @@ def nearest_neighbor(
     """
     _check(x, codewords, k)
     n, size = x.shape[0], codewords.shape[0]
-    out_d = torch.empty(n, k, device=x.device, dtype=torch.float32)
+    dtype = _compute_dtype(x, codewords)
+    out_d = torch.empty(n, k, device=x.device, dtype=dtype)
     out_i = torch.empty(n, k, device=x.device, dtype=torch.long)
     # Bound the distance block (rows x K) and the direct-distance block (rows x k x D).
     rows = max(1, chunk_elements // max(size, k * x.shape[1]))
     compiling = torch.compiler.is_compiling()
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
-        cf = codewords.detach().float()
+        cf = codewords.detach().to(dtype)
+        _check_finite(cf, compiling)
         centre = cf.mean(dim=0)
         cc = cf - centre
-        c_sq = cc.pow(2).sum(dim=1)
-        c_max = c_sq.max().sqrt()
+        c_sq = cc.square().sum(dim=1)
+        c_norm = c_sq.sqrt()
         ct = cc.t()
-        xf = x.detach().float()
+        xf = x.detach().to(dtype)
         # (a Python query: dynamo cannot trace it, and the compiled path needs no bound)
-        roundoff = None if compiling else matmul_roundoff()
+        gamma = None if compiling else _gamma(x.shape[1], _roundoff(dtype))
         for start in range(0, n, rows):
             xo = xf[start : start + rows]
             xs = xo - centre
             d = torch.addmm(c_sq, xs, ct, beta=1.0, alpha=-2.0)
-            # Direct distances use the uncentred values: a difference of two nearby fp32
-            # numbers is exact (Sterbenz), so integer data give exact distances.
+            # Direct distances use the uncentred values: a difference of two nearby floats is
+            # exact (Sterbenz), so integer data give exact distances.
             if compiling:
                 idx = _select_compiled(xo, cf, d, k)
             else:
-                slack = expansion_slack(
-                    xs.norm(dim=1, keepdim=True), c_max, xs.shape[1], roundoff
-                )
-                idx = _select_eager(xo, cf, d, slack, k, chunk_elements)
+                norms = (xs.norm(dim=1, keepdim=True), c_norm)
+                idx = _select_eager(xo, cf, d, norms, gamma, k, chunk_elements)
+            if k > 1:  # order by (direct distance, index): index order first, then stably
+                idx = idx.sort(dim=1).values
             dist = _direct(xo, cf, idx)
-            if k > 1:  # the re-rank may have reordered what the expansion sorted
+            if k > 1:
                 dist, perm = torch.sort(dist, dim=1, stable=True)
                 idx = idx.gather(1, perm)
             out_d[start : start + rows] = dist
