@@ -10,7 +10,7 @@ import vqkit
 SRC = Path(vqkit.__file__).parent
 CORE_MODULES = ["types.py", "codebooks.py", "estimators.py", "distributed.py",
                 "serialization.py", "maintenance.py", "curve.py", "curve_estimators.py",
-                "complexity.py", "strategy.py", "atomic.py"]
+                "complexity.py", "strategy.py", "atomic.py", "registry.py"]
 CORE_PACKAGES = ["functional", "quantizers"]
 ALLOWED_EXTERNAL = {"torch", "__future__", "collections", "dataclasses", "typing", "math",
                     "abc", "os", "tempfile", "pathlib", "itertools", "functools", "types",

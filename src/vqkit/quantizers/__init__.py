@@ -1,4 +1,7 @@
-"""Quantizers: one concept per module, all keeping the contract of :mod:`.base`."""
+"""Quantizers: one concept per module, all keeping the contract of :mod:`.base`.
+
+Each registers itself in :data:`vqkit.registry.QUANTIZERS` (names for configs and the CLI).
+"""
 
 from .adapters import ChannelsFirst
 from .additive import AdditiveVQ
@@ -8,15 +11,7 @@ from .residual import ResidualVQ
 from .space_filling import SpaceFillingVQ
 from .vector import VectorQuantizer
 
-#: Quantizer classes by name, for checkpoints and the command line.
-QUANTIZERS: dict[str, type[Quantizer]] = {
-    cls.__name__: cls for cls in (
-        VectorQuantizer, SpaceFillingVQ, ResidualVQ, ProductVQ, AdditiveVQ
-    )
-}
-
 __all__ = [
-    "QUANTIZERS",
     "AdditiveVQ",
     "ChannelsFirst",
     "ProductVQ",

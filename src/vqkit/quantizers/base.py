@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import distributed
+from ..registry import QUANTIZERS
 from ..types import QuantizerOutput
 
 
@@ -246,3 +247,22 @@ class Quantizer(nn.Module):
         lead = indices.shape[: indices.dim() - n_tail]
         flat = indices.reshape(-1, *indices.shape[indices.dim() - n_tail :])
         return self._decode(flat.long()).reshape(*lead, self.dim)
+
+
+def quantizer_to_config(quantizer: Quantizer) -> dict[str, Any]:
+    """``{"type": registered name, "config": quantizer.config()}``: the quantizer without its
+    state, as saved files and wrapping quantizers store it.
+
+    Raises:
+        TypeError: the quantizer's class is not in :data:`vqkit.registry.QUANTIZERS`.
+    """
+    return {"type": QUANTIZERS.name_of(type(quantizer)), "config": quantizer.config()}
+
+
+def quantizer_from_config(config: Mapping[str, Any]) -> Quantizer:
+    """A new quantizer from :func:`quantizer_to_config`'s output.
+
+    Raises:
+        ValueError: the type is not in :data:`vqkit.registry.QUANTIZERS`.
+    """
+    return QUANTIZERS.lookup(config["type"]).from_config(config["config"])

@@ -21,9 +21,17 @@ import torch
 from torch import Tensor, nn
 
 from ...functional.search import nearest_neighbor
-from ...quantizers.base import Quantizer, check_index_tensor, check_vectors
+from ...quantizers.base import (
+    Quantizer,
+    check_index_tensor,
+    check_vectors,
+    quantizer_from_config,
+    quantizer_to_config,
+)
+from ...registry import QUANTIZERS
 
 
+@QUANTIZERS.register(aliases=("scalar",))
 class UniformScalarQuantizer(Quantizer):
     """Uniform scalar quantization of each dimension on ``[low, high]`` with ``2^bits`` levels.
 
@@ -92,6 +100,7 @@ class UniformScalarQuantizer(Quantizer):
         return cls(**config)
 
 
+@QUANTIZERS.register(aliases=("soft-rvq",))
 class SoftResidualVQ(Quantizer):
     """Multi-stage VQ trained by soft VQ: each stage outputs ``sum_i softmax(-beta d_i) c_i``.
 
@@ -199,6 +208,7 @@ class SoftResidualVQ(Quantizer):
         return cls(**config)
 
 
+@QUANTIZERS.register
 class ScaledError(Quantizer):
     """Training-time bitrate adaptation: ``x - gamma (x - x_hat)`` with penalty ``-M log2 gamma``.
 
@@ -255,5 +265,8 @@ class ScaledError(Quantizer):
         self.inner._check_indices(indices)
 
     def config(self) -> dict[str, Any]:
-        return {"inner": {"type": type(self.inner).__name__, "config": self.inner.config()},
-                "penalty_dim": self.penalty_dim}
+        return {"inner": quantizer_to_config(self.inner), "penalty_dim": self.penalty_dim}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ScaledError:
+        return cls(quantizer_from_config(config["inner"]), penalty_dim=config["penalty_dim"])

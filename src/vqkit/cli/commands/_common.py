@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-#: ``--quantizer`` names and the class names in :data:`vqkit.quantizers.QUANTIZERS`.
+#: ``--quantizer`` names and the class names in :data:`vqkit.registry.QUANTIZERS`.
 QUANTIZER_NAMES = {
     "vq": "VectorQuantizer",
     "rvq": "ResidualVQ",
@@ -20,7 +20,7 @@ QUANTIZER_NAMES = {
 #: Quantizers with M codebooks (``--num-codebooks``).
 MULTI = ("rvq", "pvq", "avq")
 
-#: ``--estimator`` names and the class names in :data:`vqkit.estimators.ESTIMATORS`.
+#: ``--estimator`` names and the class names in :data:`vqkit.registry.ESTIMATORS`.
 ESTIMATOR_NAMES = {
     "nsvq": "NoiseSubstitution",
     "ste": "StraightThrough",
@@ -65,40 +65,28 @@ def set_threads(threads: int | None) -> None:
 
 def make_estimator(name: str) -> Any:
     """The estimator strategy called ``name`` (a short name or a class name)."""
-    from ...estimators import ESTIMATORS
+    from ...registry import ESTIMATORS
 
-    cls_name = ESTIMATOR_NAMES.get(name, name)
-    if cls_name not in ESTIMATORS:
-        raise ValueError(
-            f"--estimator must be one of {sorted(ESTIMATOR_NAMES)} (or {sorted(ESTIMATORS)}), "
-            f"got {name!r}"
-        )
-    return ESTIMATORS[cls_name]()
+    return ESTIMATORS.lookup(name)()
 
 
 def make_learning(name: str, ema_decay: float) -> Any:
-    from ...codebooks import LEARNINGS
+    from ...codebooks import EMA
+    from ...registry import LEARNINGS
 
-    cls_name = LEARNING_NAMES.get(name, name)
-    if cls_name not in LEARNINGS:
-        raise ValueError(f"--learning must be one of {sorted(LEARNING_NAMES)}, got {name!r}")
-    return LEARNINGS[cls_name](decay=ema_decay) if cls_name == "EMA" else LEARNINGS[cls_name]()
+    cls = LEARNINGS.lookup(name)
+    return cls(decay=ema_decay) if cls is EMA else cls()
 
 
 def make_quantizer(settings: Mapping[str, Any], dim: int) -> Any:
     """Build the quantizer that ``fit``'s ``settings`` describe for vectors of size ``dim``."""
-    from ...quantizers import QUANTIZERS
+    from ...registry import QUANTIZERS
 
     name = settings["quantizer"]
     cls_name = QUANTIZER_NAMES.get(name)
     if cls_name is None:
         raise ValueError(f"--quantizer must be one of {sorted(QUANTIZER_NAMES)}, got {name!r}")
-    cls = QUANTIZERS.get(cls_name)
-    if cls is None:
-        raise ValueError(
-            f"--quantizer {name}: {cls_name} is not available in this vqkit "
-            f"(available: {sorted(QUANTIZERS)})"
-        )
+    cls = QUANTIZERS.lookup(cls_name)
     kwargs = {
         "estimator": make_estimator(settings["estimator"]),
         "learning": make_learning(settings["learning"], settings["ema_decay"]),
