@@ -85,9 +85,13 @@ class MultiCodebookQuantizer(Quantizer):
         return self.codebooks[0].codebook_size
 
     @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return tuple(cb.codebook_size for cb in self.codebooks)
+
+    @property
     def bits(self) -> float:
-        """Bits per vector, ``M log2 K``."""
-        return sum(cb.bits for cb in self.codebooks)
+        """Bits per vector, ``M log2 K`` (the same as :attr:`bits_per_vector`)."""
+        return self.bits_per_vector
 
     @property
     def codewords(self) -> Tensor:

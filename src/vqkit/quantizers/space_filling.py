@@ -110,6 +110,12 @@ class SpaceFillingVQ(Quantizer):
         """The ``(K, D)`` corner points in use, in curve order."""
         return self.codebook.codewords
 
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        """``(K,)``, the corner points in use now: curve positions lie in ``[0, K - 1]`` and
+        round to one of them (the counts of :mod:`vqkit.training.evaluate`)."""
+        return (self.codebook_size,)
+
     def _dither(self, k: int, device: torch.device) -> Tensor:
         gen = self.generator
         draw = torch.rand(k - 1, generator=gen, device=gen.device if gen is not None else device)

@@ -77,6 +77,10 @@ class VectorQuantizer(Quantizer):
         """The ``(K, D)`` codeword matrix."""
         return self.codebook.codewords
 
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return (self.codebook_size,)
+
     masks_in_place = True
 
     def _train_forward(

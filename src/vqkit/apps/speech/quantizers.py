@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ...functional.search import nearest_neighbor
+from ...maintenance import ReplacementRule
 from ...quantizers.base import (
     Quantizer,
     check_index_tensor,
@@ -64,6 +65,19 @@ class UniformScalarQuantizer(Quantizer):
     @property
     def levels(self) -> int:
         return 2**self.bits
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        """``2^bits`` levels for each of the D index columns."""
+        return (self.levels,) * self.dim
+
+    def init_codebook_(
+        self, samples: Tensor, *, generator: torch.Generator | None = None,
+        quantile: float = 0.001,
+    ) -> None:
+        """The data-driven start of a scalar quantizer: :meth:`init_range_` (deterministic;
+        ``generator`` is accepted for the common interface and unused)."""
+        self.init_range_(samples, quantile=quantile)
 
     @torch.no_grad()
     def init_range_(self, samples: Tensor, *, quantile: float = 0.001) -> None:
@@ -150,6 +164,10 @@ class SoftResidualVQ(Quantizer):
     @property
     def num_codebooks(self) -> int:
         return self.codewords.shape[0]
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return (self.codebook_size,) * self.num_codebooks
 
     @torch.no_grad()
     def init_codebook_(self, samples: Tensor, *, generator: torch.Generator | None = None) -> None:
@@ -263,6 +281,25 @@ class ScaledError(Quantizer):
 
     def _check_indices(self, indices: Tensor) -> None:
         self.inner._check_indices(indices)
+
+    # The codebooks are the inner quantizer's.
+    def init_codebook_(
+        self, samples: Tensor, *, generator: torch.Generator | None = None, **options: Any
+    ) -> None:
+        self.inner.init_codebook_(samples, generator=generator, **options)
+
+    def replace_dead_codes_(
+        self,
+        threshold: float = 0.01,
+        *,
+        rule: ReplacementRule | None = None,
+        generator: torch.Generator | None = None,
+    ) -> int:
+        return self.inner.replace_dead_codes_(threshold, rule=rule, generator=generator)
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return self.inner.codebook_sizes
 
     def config(self) -> dict[str, Any]:
         return {"inner": quantizer_to_config(self.inner), "penalty_dim": self.penalty_dim}

@@ -112,6 +112,9 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[st
         if settings["quantizer"] != "sfvq" and (settings["initial_size"]
                                                  or settings["expand_every"]):
             raise ValueError("--initial-size and --expand-every apply to --quantizer sfvq only")
+        if settings["quantizer"] == "sfvq" and settings["replace_every"]:
+            raise ValueError("--replace-every does not apply to --quantizer sfvq: a curve's "
+                             "corner points have no usage counts to find dead ones by")
     else:
         settings = {k: saved.get(k, FIXED_DEFAULTS[k]) for k in FIXED_DEFAULTS}
         for key, value in given.items():
@@ -213,7 +216,7 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
     if checkpoint is not None:
         trainer.restore(checkpoint)
     else:
-        if settings["init"] == "kmeans" and hasattr(quantizer, "init_codebook_"):
+        if settings["init"] == "kmeans":
             g = generator(settings["seed"], "init-samples", info.rank)
             take = min(local.shape[0], max(1, settings["init_samples"] // info.world_size))
             rows = local[torch.randperm(local.shape[0], generator=g)[:take]].to(info.device)
