@@ -13,8 +13,8 @@ CORE_MODULES = ["types.py", "codebooks.py", "estimators.py", "distributed.py",
                 "complexity.py", "strategy.py", "atomic.py", "registry.py"]
 CORE_PACKAGES = ["functional", "quantizers"]
 ALLOWED_EXTERNAL = {"torch", "__future__", "collections", "dataclasses", "typing", "math",
-                    "abc", "os", "tempfile", "pathlib", "itertools", "functools", "types",
-                    "hashlib", "struct", "zlib", "enum", "warnings", "logging", "numbers"}
+                    "inspect", "abc", "os", "tempfile", "pathlib", "itertools", "functools",
+                    "types", "hashlib", "struct", "zlib", "enum", "warnings", "logging", "numbers"}
 FORBIDDEN_INTERNAL = {"training", "apps", "experiments", "cli", "data", "interpret", "privacy"}
 
 

@@ -6,6 +6,7 @@ Each registers itself in :data:`vqkit.registry.QUANTIZERS` (names for configs an
 from .adapters import ChannelsFirst
 from .additive import AdditiveVQ
 from .base import Quantizer
+from .build import build_quantizer
 from .product import ProductVQ
 from .residual import ResidualVQ
 from .space_filling import SpaceFillingVQ
@@ -19,4 +20,5 @@ __all__ = [
     "ResidualVQ",
     "SpaceFillingVQ",
     "VectorQuantizer",
+    "build_quantizer",
 ]
