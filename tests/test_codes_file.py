@@ -12,7 +12,7 @@ import torch
 from vqkit import VectorQuantizer
 from vqkit.codes_file import MAGIC, quantizer_digest, read_codes, write_codes
 from vqkit.functional.bitstream import pack_indices, packed_size
-from vqkit.quantizers import QUANTIZERS
+from vqkit.registry import QUANTIZERS
 
 
 def _parts(blob: bytes) -> tuple[dict, bytes]:
@@ -48,7 +48,7 @@ def test_multi_codebook_and_curve_positions_round_trip_exactly(tmp_path, name):
     if name not in QUANTIZERS:
         pytest.skip(f"{name} not available")
     args = (6, 8, 3) if name == "ResidualVQ" else (6, 8)
-    q = QUANTIZERS[name](*args).eval()
+    q = QUANTIZERS.lookup(name)(*args).eval()
     x = torch.randn(2, 9, 6)
     idx = q.encode(x)
     codes = write_codes(tmp_path / "c.vqc", idx, q)

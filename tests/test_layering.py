@@ -10,11 +10,11 @@ import vqkit
 SRC = Path(vqkit.__file__).parent
 CORE_MODULES = ["types.py", "codebooks.py", "estimators.py", "distributed.py",
                 "serialization.py", "maintenance.py", "curve.py", "curve_estimators.py",
-                "complexity.py", "strategy.py", "atomic.py"]
+                "complexity.py", "strategy.py", "atomic.py", "registry.py"]
 CORE_PACKAGES = ["functional", "quantizers"]
 ALLOWED_EXTERNAL = {"torch", "__future__", "collections", "dataclasses", "typing", "math",
-                    "abc", "os", "tempfile", "pathlib", "itertools", "functools", "types",
-                    "hashlib", "struct", "zlib", "enum", "warnings", "logging", "numbers"}
+                    "inspect", "abc", "os", "tempfile", "pathlib", "itertools", "functools",
+                    "types", "hashlib", "struct", "zlib", "enum", "warnings", "logging", "numbers"}
 FORBIDDEN_INTERNAL = {"training", "apps", "experiments", "cli", "data", "interpret", "privacy"}
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import vqkit
-from vqkit import EMA, DiVeQ, VectorQuantizer
+from vqkit import EMA, DiVeQ, MSEFit, PerStage, ResidualVQ, SFDiVeQ, VectorQuantizer
 
 
 def test_round_trip_keeps_config_and_buffers(tmp_path):
@@ -72,3 +72,18 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         vqkit.save(VectorQuantizer(4, 8), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["q.pt"]
+
+
+@pytest.mark.parametrize("build", [
+    lambda: VectorQuantizer(4, 8, estimator=SFDiVeQ(sigma=0.01)),
+    lambda: VectorQuantizer(4, 8, estimator=MSEFit()),
+    lambda: ResidualVQ(4, 8, 2, estimator=MSEFit()),
+    lambda: ResidualVQ(4, 8, 2, estimator=PerStage(SFDiVeQ())),
+], ids=["vq-sfdiveq", "vq-msefit", "rvq-msefit", "rvq-perstage-sfdiveq"])
+def test_curve_estimators_save_and_load_on_any_quantizer(build, tmp_path):
+    # These quantizers accept SFDiVeQ / MSEFit, saved, and then failed in vqkit.load with
+    # "unknown estimator type": only SpaceFillingVQ looked estimators up among all of them.
+    q = build()
+    vqkit.save(q, tmp_path / "q.pt")
+    back = vqkit.load(tmp_path / "q.pt")
+    assert back.estimator == q.estimator and back.config() == q.config()

@@ -22,13 +22,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import distributed
-from .strategy import Strategy, from_config, to_config
+from .registry import LEARNINGS
+from .strategy import Strategy
 
 INITS = ("uniform", "normal")
 
 
 class CodebookLearning(Strategy):
     """Base class of the codebook-learning strategies."""
+
+    registry = LEARNINGS
 
     #: Whether the optimizer trains the codewords (they are an ``nn.Parameter``).
     trained_by_gradient: bool = True
@@ -46,6 +49,7 @@ class CodebookLearning(Strategy):
         """Forget the statistics of ``rows`` after their codewords were overwritten."""
 
 
+@LEARNINGS.register(aliases=("gradient",))
 class Gradient(CodebookLearning):
     """Codewords are a parameter trained by the optimizer (the default)."""
 
@@ -62,6 +66,7 @@ def _histogram(bins: Tensor, size: int) -> Tensor:
     return counts.index_add_(0, bins, torch.ones_like(bins))[:size]
 
 
+@LEARNINGS.register(aliases=("ema",))
 class EMA(CodebookLearning):
     """Exponential-moving-average codebook ([vali2025thesis] eq. (3.8)) with Laplace smoothing.
 
@@ -114,19 +119,6 @@ class EMA(CodebookLearning):
     def reset_(self, codebook: Codebook, rows: Tensor) -> None:
         codebook.ema_counts[rows] = 1.0
         codebook.ema_sums[rows] = codebook.codewords[rows].float()
-
-
-LEARNINGS: dict[str, type[CodebookLearning]] = {cls.__name__: cls for cls in (Gradient, EMA)}
-
-
-def learning_from_config(config: dict[str, Any]) -> CodebookLearning:
-    """Rebuild a codebook-learning strategy from ``{"type": name, **arguments}``."""
-    return from_config(config, LEARNINGS, "codebook learning")
-
-
-def learning_config(learning: CodebookLearning) -> dict[str, Any]:
-    """``{"type": name, **arguments}`` of a codebook-learning strategy."""
-    return to_config(learning)
 
 
 def initial_codewords(codebook_size: int, dim: int, init: str) -> Tensor:

@@ -36,7 +36,6 @@ from torch import Tensor
 from .atomic import atomic_write
 from .functional.bitstream import pack_indices, unpack_indices
 from .quantizers import Quantizer
-from .training.evaluate import codebook_sizes
 
 MAGIC = b"\x93VQKIT\r\n"
 VERSION = 1
@@ -116,7 +115,7 @@ def write_codes(
         >>> torch.equal(read_codes(p, vq).indices, idx)
         True
     """
-    sizes = codebook_sizes(quantizer)
+    sizes = list(quantizer.codebook_sizes)
     n_tail = len(quantizer.index_shape)
     shape = tuple(indices.shape[: indices.dim() - n_tail])
     if tuple(indices.shape[indices.dim() - n_tail :]) != tuple(quantizer.index_shape):

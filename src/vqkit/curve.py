@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from .codebooks import initial_codewords
 from .functional.search import DEFAULT_CHUNK_ELEMENTS, nearest_neighbor
-from .strategy import Strategy, from_config, to_config
+from .registry import PROJECTIONS
+from .strategy import Strategy
 
 #: Squared segment lengths below this are treated as zero-length (lambda = 0).
 _DEGENERATE = 1e-24
@@ -145,10 +146,13 @@ def project_exact(
 class Projection(Strategy):
     """Strategy: how inputs are projected onto the curve at inference."""
 
+    registry = PROJECTIONS
+
     def __call__(self, x: Tensor, corners: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
 
+@PROJECTIONS.register
 class TwoSegmentProjection(Projection):
     """The paper's rule ([vali2023sfvq] eq. (5); [vali2024porcupine] eq. (3)): the two
     segments next to the nearest corner.
@@ -164,6 +168,7 @@ class TwoSegmentProjection(Projection):
         return project_two_segment(x, corners)
 
 
+@PROJECTIONS.register
 class ExactProjection(Projection):
     """The nearest point on the whole curve (all segments, chunked).
 
@@ -187,19 +192,6 @@ class ExactProjection(Projection):
 
     def __call__(self, x: Tensor, corners: Tensor) -> tuple[Tensor, Tensor]:
         return project_exact(x, corners, chunk_elements=self.chunk_elements)
-
-
-PROJECTIONS: dict[str, type[Projection]] = {
-    cls.__name__: cls for cls in (TwoSegmentProjection, ExactProjection)
-}
-
-
-def projection_config(projection: Projection) -> dict[str, Any]:
-    return to_config(projection)
-
-
-def projection_from_config(config: dict[str, Any]) -> Projection:
-    return from_config(config, PROJECTIONS, "projection type")
 
 
 class CurveCodebook(nn.Module):

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .estimators import ESTIMATORS, Estimator, estimator_config
+from .estimators import Estimator
 from .functional import estimators as fe
-from .strategy import from_config
+from .registry import ESTIMATORS
 from .types import EstimatorOutput
 
 
@@ -42,6 +42,7 @@ class SegmentEstimator(Estimator):
         return self.segment(x, q, q, q.new_zeros(q.shape[0]))
 
 
+@ESTIMATORS.register
 class SFDiVeQ(SegmentEstimator):
     """SF-DiVeQ ([vali2026diveq], as in [vali2026diveqcode]), no auxiliary loss.
 
@@ -79,6 +80,7 @@ class SFDiVeQ(SegmentEstimator):
         return EstimatorOutput(out, x.new_zeros((), dtype=torch.float32), {})
 
 
+@ESTIMATORS.register
 class MSEFit(Estimator):
     """Stand-alone fitting ([vali2023sfvq] eq. (3); ``backpropagation=False`` in its code).
 
@@ -99,23 +101,9 @@ class MSEFit(Estimator):
         return EstimatorOutput(q, mse, {"mse": mse})
 
 
-#: Every estimator a SpaceFillingVQ can be saved with, by name.
-CURVE_ESTIMATORS: dict[str, type[Estimator]] = {
-    **ESTIMATORS,
-    **{cls.__name__: cls for cls in (SFDiVeQ, MSEFit)},
-}
-
-
-def curve_estimator_from_config(config: dict[str, Any]) -> Estimator:
-    """Rebuild an estimator (core or curve-specific) from ``{"type": name, **arguments}``."""
-    return from_config(config, CURVE_ESTIMATORS, "estimator type")
-
 
 __all__ = [
-    "CURVE_ESTIMATORS",
     "MSEFit",
     "SFDiVeQ",
     "SegmentEstimator",
-    "curve_estimator_from_config",
-    "estimator_config",
 ]

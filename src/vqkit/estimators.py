@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .functional import estimators as fe
-from .strategy import Strategy, from_config, to_config
+from .registry import ESTIMATORS
+from .strategy import Strategy
 from .types import EstimatorOutput
 
 
@@ -26,10 +27,13 @@ def _zero(x: Tensor) -> Tensor:
 class Estimator(Strategy):
     """Base class: ``__call__(x, q, codebook_trained_by_gradient) -> EstimatorOutput``."""
 
+    registry = ESTIMATORS
+
     def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
         raise NotImplementedError
 
 
+@ESTIMATORS.register(aliases=("nsvq",))
 class NoiseSubstitution(Estimator):
     """NSVQ ([vali2022nsvq]): ``x + ||x - q|| v/||v||``, no extra loss.
 
@@ -80,6 +84,7 @@ class _CommitmentLosses(Estimator):
         return loss, losses
 
 
+@ESTIMATORS.register(aliases=("ste",))
 class StraightThrough(_CommitmentLosses):
     """Straight-through estimator with codebook and commitment losses ([vandenoord2017vqvae]).
 
@@ -92,6 +97,7 @@ class StraightThrough(_CommitmentLosses):
         return EstimatorOutput(fe.straight_through(x, q), loss, losses)
 
 
+@ESTIMATORS.register(aliases=("rotation",))
 class RotationTrick(_CommitmentLosses):
     """Rotation trick ([fifty2024rotation]): forward ``q``, gradient rotated.
 
@@ -122,6 +128,7 @@ class RotationTrick(_CommitmentLosses):
         return EstimatorOutput(fe.rotate_to(x, q, self.max_gain), loss, losses)
 
 
+@ESTIMATORS.register(aliases=("diveq",))
 class DiVeQ(Estimator):
     """DiVeQ ([vali2026diveq]), no auxiliary loss.
 
@@ -146,25 +153,10 @@ class DiVeQ(Estimator):
         return EstimatorOutput(fe.diveq(x, q, noise), _zero(x), {})
 
 
+@ESTIMATORS.register(aliases=("diveq-detach",))
 class DiVeQDetach(Estimator):
     """DiVeQ-Detach ([vali2026diveq]): ``x + ||q - x|| sg[unit(q - x)]``; forward q, no noise."""
 
     def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
         return EstimatorOutput(fe.diveq_detach(x, q), _zero(x), {})
 
-
-#: Estimator classes by name, for checkpoints and the command line.
-ESTIMATORS: dict[str, type[Estimator]] = {
-    cls.__name__: cls
-    for cls in (NoiseSubstitution, StraightThrough, RotationTrick, DiVeQ, DiVeQDetach)
-}
-
-
-def estimator_from_config(config: dict[str, Any]) -> Estimator:
-    """Rebuild an estimator from ``{"type": name, **arguments}``."""
-    return from_config(config, ESTIMATORS, "estimator type")
-
-
-def estimator_config(estimator: Estimator) -> dict[str, Any]:
-    """``{"type": name, **arguments}`` of an estimator."""
-    return to_config(estimator)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from . import distributed
+from .registry import REPLACEMENT_RULES
 from .strategy import Strategy
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ def draw_device(generator: torch.Generator | None) -> torch.device:
 class ReplacementRule(Strategy):
     """Chooses which used codewords the dead ones are copied from."""
 
+    registry = REPLACEMENT_RULES
+
     def sources(
         self, used: Tensor, usage: Tensor, count: int, generator: torch.Generator | None
     ) -> Tensor:
@@ -47,6 +50,7 @@ class ReplacementRule(Strategy):
         raise NotImplementedError
 
 
+@REPLACEMENT_RULES.register
 class TileUsed(ReplacementRule):
     """The NSVQ paper's rule: tile the used set until it covers the dead ones, then permute."""
 
@@ -58,6 +62,7 @@ class TileUsed(ReplacementRule):
         return pool[order[:count]]
 
 
+@REPLACEMENT_RULES.register
 class UsageWeighted(ReplacementRule):
     """Draw sources with probability proportional to their usage (the 2026 packages)."""
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from .atomic import atomic_write
-from .quantizers import QUANTIZERS, Quantizer
+from .quantizers.base import Quantizer, quantizer_from_config, quantizer_to_config
 
 FORMAT_VERSION = 1
 
@@ -26,16 +26,12 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
 
 def quantizer_record(quantizer: Quantizer) -> dict[str, Any]:
     """The saved form of a quantizer (also embedded in training checkpoints)."""
-    name = type(quantizer).__name__
-    if QUANTIZERS.get(name) is not type(quantizer):
-        raise TypeError(f"cannot save {name}: known quantizer types are {sorted(QUANTIZERS)}")
+    try:
+        record = quantizer_to_config(quantizer)
+    except TypeError as err:
+        raise TypeError(f"cannot save {type(quantizer).__name__}: {err}") from err
     state = {k: v.detach().cpu() for k, v in quantizer.state_dict().items()}
-    return {
-        "format_version": FORMAT_VERSION,
-        "type": name,
-        "config": quantizer.config(),
-        "state_dict": state,
-    }
+    return {"format_version": FORMAT_VERSION, **record, "state_dict": state}
 
 
 def quantizer_from_record(record: Any, source: str = "record") -> Quantizer:
@@ -48,12 +44,10 @@ def quantizer_from_record(record: Any, source: str = "record") -> Quantizer:
         raise ValueError(
             f"{source} has format_version {version!r}; this vqkit reads version {FORMAT_VERSION}"
         )
-    name = record["type"]
-    if name not in QUANTIZERS:
-        raise ValueError(
-            f"{source} holds unknown quantizer type {name!r}; known: {sorted(QUANTIZERS)}"
-        )
-    quantizer = QUANTIZERS[name].from_config(record["config"])
+    try:
+        quantizer = quantizer_from_config(record)
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from err
     try:
         quantizer.load_state_dict(record["state_dict"])
     except RuntimeError as err:

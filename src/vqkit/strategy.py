@@ -4,15 +4,15 @@ Estimators, codebook learnings, encoders, curve projections, quantizer dropouts 
 dead-code replacement rules are all :class:`Strategy` objects. ``config()`` returns the
 constructor arguments as plain values; equality, hashing and ``repr`` follow from it.
 :func:`to_config` and :func:`from_config` turn one into ``{"type": name, **arguments}`` (what
-checkpoints store) and back, through the registry of its kind.
+checkpoints store) and back, through the registry of its kind (:mod:`vqkit.registry`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar
 
-T = TypeVar("T", bound="Strategy")
+from .registry import Registry
 
 
 class Strategy:
@@ -28,9 +28,17 @@ class Strategy:
         (Beam(width=4), True, False)
     """
 
+    #: The registry of the strategy's kind (set on each kind's base class).
+    registry: ClassVar[Registry | None] = None
+
     def config(self) -> dict[str, Any]:
         """Constructor arguments as plain values (generators and other state are not saved)."""
         return {}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Strategy:
+        """Rebuild from :meth:`config`'s output (nested strategies override this)."""
+        return cls(**config)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -44,19 +52,23 @@ class Strategy:
 
 
 def to_config(strategy: Strategy) -> dict[str, Any]:
-    """``{"type": name, **arguments}`` of a strategy."""
-    return {"type": type(strategy).__name__, **strategy.config()}
-
-
-def from_config(config: Mapping[str, Any], registry: Mapping[str, type[T]], kind: str) -> T:
-    """Rebuild a strategy of ``registry`` from :func:`to_config`'s output.
+    """``{"type": name, **arguments}`` of a strategy.
 
     Raises:
-        ValueError: the type is not in ``registry`` (the message names ``kind`` and the
+        TypeError: the strategy's class is not registered in the registry of its kind.
+    """
+    registry = type(strategy).registry
+    if registry is None:
+        raise TypeError(f"{type(strategy).__name__} is a Strategy of no registered kind")
+    return {"type": registry.name_of(type(strategy)), **strategy.config()}
+
+
+def from_config(config: Mapping[str, Any], registry: Registry) -> Any:
+    """Rebuild a strategy of ``registry``'s kind from :func:`to_config`'s output.
+
+    Raises:
+        ValueError: the type is not in ``registry`` (the message names the kind and the
             known types).
     """
     args = dict(config)
-    name = args.pop("type", None)
-    if name not in registry:
-        raise ValueError(f"unknown {kind} {name!r}; known: {sorted(registry)}")
-    return registry[name](**args)
+    return registry.lookup(args.pop("type", None)).from_config(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vqkit.quantizers import QUANTIZERS
+from vqkit.registry import QUANTIZERS
 from vqkit.training.checkpoint import load_checkpoint
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vqkit.codes_file import read_codes
-from vqkit.quantizers import QUANTIZERS
+from vqkit.registry import QUANTIZERS
 from vqkit.training.checkpoint import load_checkpoint, load_quantizer
 
 #: (--quantizer, class name, extra fit arguments)

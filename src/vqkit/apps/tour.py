@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from ..quantizers import QUANTIZERS
+from ..quantizers import build_quantizer
+from ..registry import QUANTIZERS
 from ..training.evaluate import evaluate
 from ..training.loop import LoopConfig, Trainer
 from ..training.seed import generator, seed_global
@@ -67,7 +68,7 @@ def train_row(label: str, cls_name: str, args: tuple[int, ...], train: torch.Ten
         from ..quantizers.encoders import BeamSearch
 
         kwargs["encoder"] = BeamSearch(width=2)
-    quantizer = QUANTIZERS[cls_name](train.shape[1], *args, **kwargs)
+    quantizer = build_quantizer(cls_name, train.shape[1], *args, **kwargs)
     g = generator(seed, "tour-init", label)
     sample = train[torch.randperm(train.shape[0], generator=g)[:4096]]
     quantizer.init_codebook_(sample, generator=g)

@@ -27,10 +27,8 @@ from typing import Any
 import torch
 
 from ..estimators import NoiseSubstitution
-from ..quantizers.additive import AdditiveVQ
+from ..quantizers.build import build_quantizer
 from ..quantizers.encoders import BeamSearch
-from ..quantizers.product import ProductVQ
-from ..quantizers.residual import ResidualVQ
 from ..training.provenance import Run, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -116,17 +114,13 @@ def build(method: str, bits: int, cfg: ToyConfig, seed: int) -> torch.nn.Module:
     """The quantizer of ``method`` at ``bits`` per vector, NSVQ-trained, uniform init."""
     if bits % NUM_CODEBOOKS:
         raise ValueError(f"bits must be a multiple of {NUM_CODEBOOKS}, got {bits}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     size = 2 ** (bits // NUM_CODEBOOKS)
     torch.manual_seed(seed)  # the U(-1/K, 1/K) initial codewords
     nsvq = NoiseSubstitution(generator=torch.Generator().manual_seed(seed + 1))
-    if method == "AVQ":
-        return AdditiveVQ(DIM, size, NUM_CODEBOOKS, estimator=nsvq,
-                          encoder=BeamSearch(min(cfg.beam_width, size)))
-    if method == "RVQ":
-        return ResidualVQ(DIM, size, NUM_CODEBOOKS, estimator=nsvq)
-    if method == "PVQ":
-        return ProductVQ(DIM, size, NUM_CODEBOOKS, estimator=nsvq)
-    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    options = {"encoder": BeamSearch(min(cfg.beam_width, size))} if method == "AVQ" else {}
+    return build_quantizer(method.lower(), DIM, size, NUM_CODEBOOKS, estimator=nsvq, **options)
 
 
 def train_and_evaluate(method: str, kind: str, bits: int, cfg: ToyConfig, seed: int) -> float:

@@ -1,22 +1,18 @@
-"""Quantizers: one concept per module, all keeping the contract of :mod:`.base`."""
+"""Quantizers: one concept per module, all keeping the contract of :mod:`.base`.
+
+Each registers itself in :data:`vqkit.registry.QUANTIZERS` (names for configs and the CLI).
+"""
 
 from .adapters import ChannelsFirst
 from .additive import AdditiveVQ
 from .base import Quantizer
+from .build import build_quantizer
 from .product import ProductVQ
 from .residual import ResidualVQ
 from .space_filling import SpaceFillingVQ
 from .vector import VectorQuantizer
 
-#: Quantizer classes by name, for checkpoints and the command line.
-QUANTIZERS: dict[str, type[Quantizer]] = {
-    cls.__name__: cls for cls in (
-        VectorQuantizer, SpaceFillingVQ, ResidualVQ, ProductVQ, AdditiveVQ
-    )
-}
-
 __all__ = [
-    "QUANTIZERS",
     "AdditiveVQ",
     "ChannelsFirst",
     "ProductVQ",
@@ -24,4 +20,5 @@ __all__ = [
     "ResidualVQ",
     "SpaceFillingVQ",
     "VectorQuantizer",
+    "build_quantizer",
 ]

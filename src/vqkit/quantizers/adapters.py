@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from collections.abc import Mapping
+from typing import Any
 
+import torch
+from torch import Tensor
+
+from ..maintenance import ReplacementRule
+from ..registry import QUANTIZERS
 from ..types import QuantizerOutput
-from .base import Quantizer
+from .base import Quantizer, quantizer_from_config, quantizer_to_config
 
 
-class ChannelsFirst(nn.Module):
+@QUANTIZERS.register
+class ChannelsFirst(Quantizer):
     """Adapt a channel-last quantizer to ``(B, C, ...)`` inputs.
 
     ``quantized`` comes back channels-first; ``indices`` keep the quantizer's layout
-    ``(B, ..., *index_shape)``, and ``mask`` is ``(B, ...)``.
+    ``(B, ..., *index_shape)``, and ``mask`` is ``(B, ...)``. Everything else is the wrapped
+    quantizer's: ``dim``, ``index_shape``, the training / eval behaviour, :attr:`codebook_sizes`,
+    :meth:`replace_dead_codes_`, and its state (``state_dict`` keys start with ``quantizer.``).
+    :func:`vqkit.save` stores the wrapped quantizer's type and config in this one's.
+
+    Args:
+        quantizer: the channel-last quantizer (C = its ``dim``).
 
     Example:
         >>> import torch
@@ -25,20 +38,83 @@ class ChannelsFirst(nn.Module):
 
     def __init__(self, quantizer: Quantizer) -> None:
         super().__init__()
+        if not isinstance(quantizer, Quantizer):
+            raise TypeError(f"quantizer must be a Quantizer, got {type(quantizer).__name__}")
         self.quantizer = quantizer
+        self.dim = quantizer.dim
+        self.index_shape = quantizer.index_shape
+        self.index_dtype = quantizer.index_dtype
 
     @staticmethod
-    def _last(x: Tensor) -> Tensor:
+    def _last(x: Tensor, name: str = "x") -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() < 2:
-            raise ValueError(f"x must be (B, C, ...), got shape {tuple(x.shape)}")
+            raise ValueError(f"{name} must be (B, C, ...), got shape {tuple(x.shape)}")
         return x.movedim(1, -1)
 
+    # -- the contract, on channels-first tensors ------------------------------------------------
     def forward(self, x: Tensor, *, mask: Tensor | None = None) -> QuantizerOutput:
+        """Quantize the channel vectors of ``x``.
+
+        Shape:
+            x: ``(B, C, ...)``; mask: ``(B, ...)``; ``quantized`` ``(B, C, ...)``,
+            ``indices`` ``(B, ..., *index_shape)``.
+        """
         out = self.quantizer(self._last(x), mask=mask)
         return QuantizerOutput(out.quantized.movedim(-1, 1), out.indices, out.loss, out.losses)
 
     def encode(self, x: Tensor) -> Tensor:
+        """Indices of the channel vectors of ``x (B, C, ...)``: ``(B, ..., *index_shape)``."""
         return self.quantizer.encode(self._last(x))
 
     def decode(self, indices: Tensor) -> Tensor:
+        """Channels-first reconstruction ``(B, C, ...)`` from ``(B, ..., *index_shape)``."""
         return self.quantizer.decode(indices).movedim(-1, 1)
+
+    # Flat (N, C) rows are the same in both layouts: the hooks are the wrapped quantizer's.
+    def _train_forward(
+        self, x: Tensor, keep: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+        return self.quantizer._train_forward(x, keep)
+
+    def _encode(self, x: Tensor) -> Tensor:
+        return self.quantizer._encode(x)
+
+    def _decode(self, indices: Tensor) -> Tensor:
+        return self.quantizer._decode(indices)
+
+    def _check_indices(self, indices: Tensor) -> None:
+        self.quantizer._check_indices(indices)
+
+    # -- maintenance and description: the wrapped quantizer's -----------------------------------
+    def init_codebook_(
+        self, samples: Tensor, *, generator: torch.Generator | None = None, **options: Any
+    ) -> None:
+        """The wrapped quantizer's initialisation on the channel vectors of ``samples``
+        (``(B, C, ...)``; an ``(N, C)`` matrix is already channels-first)."""
+        self.quantizer.init_codebook_(self._last(samples, "samples"), generator=generator,
+                                      **options)
+
+    def replace_dead_codes_(
+        self,
+        threshold: float = 0.01,
+        *,
+        rule: ReplacementRule | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> int:
+        """The wrapped quantizer's replacement (``**options`` such as ``pooled=`` go to it)."""
+        return self.quantizer.replace_dead_codes_(threshold, rule=rule, generator=generator,
+                                                  **options)
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return self.quantizer.codebook_sizes
+
+    def config(self) -> dict[str, Any]:
+        return {"quantizer": quantizer_to_config(self.quantizer)}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ChannelsFirst:
+        return cls(quantizer_from_config(config["quantizer"]))

@@ -21,11 +21,14 @@ from ..codebooks import CodebookLearning
 from ..estimators import Estimator
 from ..functional.beam import additive_beam_search
 from ..maintenance import JITTER_FLOOR, ReplacementRule, TileUsed, draw_device
+from ..registry import ENCODERS, QUANTIZERS
+from ..strategy import from_config, to_config
 from .application import EstimatorApplication
 from .composite import MultiCodebookQuantizer
-from .encoders import BeamSearch, Encoder, check_encoder, encoder_config, encoder_from_config
+from .encoders import BeamSearch, Encoder, check_encoder
 
 
+@QUANTIZERS.register(aliases=("avq",))
 class AdditiveVQ(MultiCodebookQuantizer):
     """Additive VQ with free-order beam-search encoding, trained end to end with any estimator.
 
@@ -127,12 +130,12 @@ class AdditiveVQ(MultiCodebookQuantizer):
         return n_dead
 
     def config(self) -> dict[str, Any]:
-        return {**self._base_config(), "encoder": encoder_config(self.encoder)}
+        return {**self._base_config(), "encoder": to_config(self.encoder)}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> AdditiveVQ:
         args = cls._base_args(config)
-        args["encoder"] = encoder_from_config(args["encoder"])
+        args["encoder"] = from_config(args["encoder"], ENCODERS)
         return cls(**args)
 
     def extra_repr(self) -> str:

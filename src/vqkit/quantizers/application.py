@@ -15,14 +15,15 @@ Passing an :class:`~vqkit.Estimator` where a quantizer expects one means ``OnCom
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..estimators import Estimator, NoiseSubstitution, estimator_config, estimator_from_config
-from ..strategy import Strategy
+from ..estimators import Estimator, NoiseSubstitution
+from ..registry import APPLICATIONS, ESTIMATORS
+from ..strategy import Strategy, from_config, to_config
 from ..types import EstimatorOutput
 
 
@@ -30,6 +31,7 @@ class EstimatorApplication(Strategy):
     """Base class: holds the estimator; ``per_stage`` says which combination rule applies."""
 
     per_stage = False
+    registry = APPLICATIONS
 
     def __init__(self, estimator: Estimator | None = None) -> None:
         estimator = NoiseSubstitution() if estimator is None else estimator
@@ -38,12 +40,17 @@ class EstimatorApplication(Strategy):
         self.estimator = estimator
 
     def config(self) -> dict[str, Any]:
-        return {"type": type(self).__name__, "estimator": estimator_config(self.estimator)}
+        return {"estimator": to_config(self.estimator)}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> EstimatorApplication:
+        return cls(from_config(config["estimator"], ESTIMATORS))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.estimator!r})"
 
 
+@APPLICATIONS.register
 class OnComposite(EstimatorApplication):
     """One estimator call on the composite vector ([vali2023rpavq]).
 
@@ -57,6 +64,7 @@ class OnComposite(EstimatorApplication):
         return self.estimator(x.float(), q.float(), by_gradient)
 
 
+@APPLICATIONS.register
 class PerStage(EstimatorApplication):
     """The estimator per codebook, losses summed over stages (SoundStream / EnCodec).
 
@@ -134,11 +142,6 @@ class PerStage(EstimatorApplication):
         return surrogates, loss, losses
 
 
-APPLICATIONS: dict[str, type[EstimatorApplication]] = {
-    cls.__name__: cls for cls in (OnComposite, PerStage)
-}
-
-
 def as_application(estimator: Any) -> EstimatorApplication:
     """``OnComposite(estimator)`` for an Estimator or None; an application unchanged."""
     if isinstance(estimator, EstimatorApplication):
@@ -151,9 +154,9 @@ def as_application(estimator: Any) -> EstimatorApplication:
     )
 
 
-def application_from_config(config: dict[str, Any]) -> EstimatorApplication:
-    """Rebuild from :meth:`EstimatorApplication.config` (a bare estimator config also works)."""
-    name = config.get("type")
-    if name in APPLICATIONS:
-        return APPLICATIONS[name](estimator_from_config(config["estimator"]))
-    return OnComposite(estimator_from_config(config))
+def application_from_config(config: Mapping[str, Any]) -> EstimatorApplication:
+    """Rebuild from :func:`~vqkit.strategy.to_config` of an application; the config of a
+    bare estimator means ``OnComposite(estimator)``, as passing the estimator itself does."""
+    if config.get("type") in APPLICATIONS:
+        return from_config(config, APPLICATIONS)
+    return OnComposite(from_config(config, ESTIMATORS))

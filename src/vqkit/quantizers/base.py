@@ -1,6 +1,10 @@
 """The contract every quantizer keeps, and the input checks they share.
 
 A quantizer maps channel-last vectors ``(..., D)`` to a :class:`~vqkit.types.QuantizerOutput`.
+Besides ``forward`` / ``encode`` / ``decode``, the contract has the calls a training loop and
+the tools make on any quantizer: :meth:`Quantizer.init_codebook_`,
+:meth:`Quantizer.replace_dead_codes_`, :attr:`Quantizer.codebook_sizes`,
+:attr:`Quantizer.bits_per_vector` and :meth:`Quantizer.config` / :meth:`Quantizer.from_config`.
 Subclasses implement three methods on flat ``(N, D)`` inputs:
 
 - ``_train_forward(x) -> (quantized, indices, loss, losses)`` for training mode;
@@ -26,13 +30,18 @@ quantizers that set ``masks_in_place``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from .. import distributed
+from ..functional.metrics import bits_per_vector
+from ..registry import QUANTIZERS
 from ..types import QuantizerOutput
+
+if TYPE_CHECKING:
+    from ..maintenance import ReplacementRule
 
 
 def assert_in_graph(ok: Tensor, message: str) -> None:
@@ -153,13 +162,100 @@ class Quantizer(nn.Module):
     def _check_indices(self, indices: Tensor) -> None:
         raise NotImplementedError
 
+    # -- what a training loop and the tools call on any quantizer -------------------------------
+    def init_codebook_(
+        self, samples: Tensor, *, generator: torch.Generator | None = None, **options: Any
+    ) -> None:
+        """Initialise the codebook(s) from data (k-means for codeword quantizers).
+
+        Args:
+            samples: ``(N, D)`` vectors (``(..., D)`` is flattened); under DDP each rank passes
+                its own and all ranks end with the same codebook.
+            generator: random source of the initialisation (seed it identically on all ranks).
+            **options: quantizer-specific settings (``iters`` of k-means, ...).
+
+        Raises:
+            TypeError / ValueError: ``samples`` is not a finite ``(..., D)`` tensor, or holds
+                fewer vectors than the initialisation needs.
+            NotImplementedError: the quantizer has no data-driven initialisation.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no data-driven initialisation")
+
+    def replace_dead_codes_(
+        self,
+        threshold: float = 0.01,
+        *,
+        rule: ReplacementRule | None = None,
+        generator: torch.Generator | None = None,
+    ) -> int:
+        """Overwrite the codewords picked in fewer than ``threshold`` of the training batches
+        since the last call (see :func:`vqkit.maintenance.replace_dead_codes_`).
+
+        Args:
+            threshold: a codeword used in fewer than this fraction of batches is dead.
+            rule: a :class:`~vqkit.maintenance.ReplacementRule` (None: ``TileUsed()``).
+            generator: random source of the replacement (seed it identically on all ranks).
+
+        Returns:
+            How many codewords were overwritten; this default, for quantizers without usage
+            counters, has nothing to replace and returns 0.
+
+        Raises:
+            ValueError: ``threshold`` is outside ``[0, 1]`` (quantizers that replace).
+        """
+        return 0
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        """The number of entries K of the codebook behind each index column, in column order
+        (``(K,)`` for one codebook, ``(K_1, ..., K_M)`` for M; for space-filling VQ the corner
+        points in use now).
+
+        Returns:
+            A tuple of ints >= 1, one per column of ``encode``'s indices.
+
+        Raises:
+            NotImplementedError: a subclass that does not say.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define codebook_sizes")
+
+    @property
+    def bits_per_vector(self) -> float:
+        """Bits of one vector's indices at a fixed rate: ``sum_m log2 K_m``.
+
+        Returns:
+            A float (``M log2 K`` for M codebooks of K entries).
+        """
+        return bits_per_vector(self.codebook_sizes)
+
     def config(self) -> dict[str, Any]:
-        """Constructor arguments as plain values, enough to rebuild the quantizer."""
-        raise NotImplementedError
+        """Constructor arguments as plain values, enough to rebuild the quantizer.
+
+        Returns:
+            A dict of plain values (nested strategies as ``{"type": name, **arguments}``;
+            generators are not saved); :meth:`from_config` takes it back.
+
+        Raises:
+            NotImplementedError: a subclass that cannot be rebuilt from a config.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define config()")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Quantizer:
-        raise NotImplementedError
+        """A new quantizer built from :meth:`config`'s output (fresh state: load the
+        ``state_dict`` separately, or use :func:`vqkit.load`).
+
+        Args:
+            config: what :meth:`config` returned.
+
+        Returns:
+            An instance of ``cls``.
+
+        Raises:
+            ValueError / TypeError: the config names unknown strategies or bad values.
+            NotImplementedError: a subclass that cannot be rebuilt from a config.
+        """
+        raise NotImplementedError(f"{cls.__name__} does not define from_config()")
 
     # -- the contract ---------------------------------------------------------------------------
     def forward(self, x: Tensor, *, mask: Tensor | None = None) -> QuantizerOutput:
@@ -246,3 +342,22 @@ class Quantizer(nn.Module):
         lead = indices.shape[: indices.dim() - n_tail]
         flat = indices.reshape(-1, *indices.shape[indices.dim() - n_tail :])
         return self._decode(flat.long()).reshape(*lead, self.dim)
+
+
+def quantizer_to_config(quantizer: Quantizer) -> dict[str, Any]:
+    """``{"type": registered name, "config": quantizer.config()}``: the quantizer without its
+    state, as saved files and wrapping quantizers store it.
+
+    Raises:
+        TypeError: the quantizer's class is not in :data:`vqkit.registry.QUANTIZERS`.
+    """
+    return {"type": QUANTIZERS.name_of(type(quantizer)), "config": quantizer.config()}
+
+
+def quantizer_from_config(config: Mapping[str, Any]) -> Quantizer:
+    """A new quantizer from :func:`quantizer_to_config`'s output.
+
+    Raises:
+        ValueError: the type is not in :data:`vqkit.registry.QUANTIZERS`.
+    """
+    return QUANTIZERS.lookup(config["type"]).from_config(config["config"])

@@ -22,11 +22,13 @@ import torch
 from torch import Tensor, nn
 
 from .. import distributed
-from ..codebooks import Codebook, CodebookLearning, learning_config, learning_from_config
+from ..codebooks import Codebook, CodebookLearning
 from ..estimators import Estimator
 from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
+from ..registry import LEARNINGS
+from ..strategy import from_config, to_config
 from .application import EstimatorApplication, application_from_config, as_application
 from .base import Quantizer, check_index_tensor, check_samples, loss_over_kept
 
@@ -83,9 +85,13 @@ class MultiCodebookQuantizer(Quantizer):
         return self.codebooks[0].codebook_size
 
     @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return tuple(cb.codebook_size for cb in self.codebooks)
+
+    @property
     def bits(self) -> float:
-        """Bits per vector, ``M log2 K``."""
-        return sum(cb.bits for cb in self.codebooks)
+        """Bits per vector, ``M log2 K`` (the same as :attr:`bits_per_vector`)."""
+        return self.bits_per_vector
 
     @property
     def codewords(self) -> Tensor:
@@ -236,8 +242,8 @@ class MultiCodebookQuantizer(Quantizer):
             "dim": self.dim,
             "codebook_size": self.codebook_size,
             "num_codebooks": self.num_codebooks,
-            "estimator": self.application.config(),
-            "learning": learning_config(self.learning),
+            "estimator": to_config(self.application),
+            "learning": to_config(self.learning),
             "init": self.codebooks[0].init,
         }
 
@@ -245,7 +251,7 @@ class MultiCodebookQuantizer(Quantizer):
     def _base_args(config: Mapping[str, Any]) -> dict[str, Any]:
         args = dict(config)
         args["estimator"] = application_from_config(args["estimator"])
-        args["learning"] = learning_from_config(args["learning"])
+        args["learning"] = from_config(args["learning"], LEARNINGS)
         return args
 
     def extra_repr(self) -> str:

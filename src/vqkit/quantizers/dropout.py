@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..strategy import Strategy, from_config, to_config
+from ..registry import DROPOUTS
+from ..strategy import Strategy
 
 _LOW32 = 0xFFFFFFFF
 
@@ -90,6 +91,8 @@ class QuantizerDropout(Strategy):
         seed: base seed of the decisions (combined with the step counter).
     """
 
+    registry = DROPOUTS
+
     def __init__(self, min_depth: int = 1, *, seed: int = 0) -> None:
         if isinstance(min_depth, bool) or not isinstance(min_depth, int) or min_depth < 1:
             raise ValueError(f"min_depth must be an int >= 1, got {min_depth!r}")
@@ -120,6 +123,7 @@ class QuantizerDropout(Strategy):
         return {"min_depth": self.min_depth, "seed": self.seed}
 
 
+@DROPOUTS.register
 class BatchDepth(QuantizerDropout):
     """One depth, uniform in ``[min_depth, M]``, for the whole batch.
 
@@ -133,6 +137,7 @@ class BatchDepth(QuantizerDropout):
         return self._draw(1, num_stages, generator).expand(n).clone()
 
 
+@DROPOUTS.register
 class ExampleDepth(QuantizerDropout):
     """A depth per vector, uniform in ``[min_depth, M]`` (SoundStream).
 
@@ -145,6 +150,7 @@ class ExampleDepth(QuantizerDropout):
         return self._draw(n, num_stages, generator)
 
 
+@DROPOUTS.register
 class FractionDepth(QuantizerDropout):
     """A random depth for a ``fraction`` of the vectors; the others keep all stages (DAC).
 
@@ -174,18 +180,3 @@ class FractionDepth(QuantizerDropout):
         return {"fraction": self.fraction, **super().config()}
 
 
-DROPOUTS: dict[str, type[QuantizerDropout]] = {
-    cls.__name__: cls for cls in (BatchDepth, ExampleDepth, FractionDepth)
-}
-
-
-def dropout_config(dropout: QuantizerDropout | None) -> dict[str, Any] | None:
-    """``{"type": name, **arguments}`` or None."""
-    return None if dropout is None else to_config(dropout)
-
-
-def dropout_from_config(config: dict[str, Any] | None) -> QuantizerDropout | None:
-    """Rebuild a dropout strategy from :func:`dropout_config`'s output."""
-    if config is None:
-        return None
-    return from_config(config, DROPOUTS, "quantizer dropout")

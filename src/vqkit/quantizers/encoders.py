@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..strategy import Strategy, from_config, to_config
+from ..registry import ENCODERS
+from ..strategy import Strategy
 
 
 class Encoder(Strategy):
     """Base class of the encoder strategies (plain values only, so they go into configs)."""
+
+    registry = ENCODERS
 
     @property
     def width(self) -> int:
@@ -25,6 +28,7 @@ class Encoder(Strategy):
         return 1
 
 
+@ENCODERS.register(aliases=("greedy",))
 class Greedy(Encoder):
     """Pick the nearest codeword of each codebook in turn, to the current residual.
 
@@ -34,6 +38,7 @@ class Greedy(Encoder):
     """
 
 
+@ENCODERS.register(aliases=("beam",))
 class BeamSearch(Encoder):
     """Keep the ``width`` lowest-error partial tuples at each step.
 
@@ -56,19 +61,6 @@ class BeamSearch(Encoder):
 
     def config(self) -> dict[str, Any]:
         return {"width": self._width}
-
-
-ENCODERS: dict[str, type[Encoder]] = {cls.__name__: cls for cls in (Greedy, BeamSearch)}
-
-
-def encoder_config(encoder: Encoder) -> dict[str, Any]:
-    """``{"type": name, **arguments}`` of an encoder strategy."""
-    return to_config(encoder)
-
-
-def encoder_from_config(config: dict[str, Any]) -> Encoder:
-    """Rebuild an encoder strategy from :func:`encoder_config`'s output."""
-    return from_config(config, ENCODERS, "encoder")
 
 
 def check_encoder(encoder: Any, default: Encoder) -> Encoder:

@@ -18,10 +18,12 @@ from torch import Tensor
 from ..codebooks import CodebookLearning
 from ..estimators import Estimator
 from ..functional.search import nearest_neighbor
+from ..registry import QUANTIZERS
 from .application import EstimatorApplication
 from .composite import MultiCodebookQuantizer, check_count
 
 
+@QUANTIZERS.register(aliases=("pvq", "pq"))
 class ProductVQ(MultiCodebookQuantizer):
     """Product VQ trained end to end with any estimator.
 

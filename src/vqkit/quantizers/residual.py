@@ -19,13 +19,16 @@ from ..codebooks import CodebookLearning
 from ..estimators import Estimator
 from ..functional.beam import residual_beam_search
 from ..functional.search import nearest_neighbor
+from ..registry import DROPOUTS, ENCODERS, QUANTIZERS
+from ..strategy import from_config, to_config
 from .application import EstimatorApplication
 from .base import check_index_tensor
 from .composite import MultiCodebookQuantizer
-from .dropout import QuantizerDropout, dropout_config, dropout_from_config
-from .encoders import Encoder, Greedy, check_encoder, encoder_config, encoder_from_config
+from .dropout import QuantizerDropout
+from .encoders import Encoder, Greedy, check_encoder
 
 
+@QUANTIZERS.register(aliases=("rvq",))
 class ResidualVQ(MultiCodebookQuantizer):
     """Residual (multi-stage) VQ trained end to end with any estimator.
 
@@ -142,15 +145,16 @@ class ResidualVQ(MultiCodebookQuantizer):
     def config(self) -> dict[str, Any]:
         return {
             **self._base_config(),
-            "encoder": encoder_config(self.encoder),
-            "dropout": dropout_config(self.dropout),
+            "encoder": to_config(self.encoder),
+            "dropout": None if self.dropout is None else to_config(self.dropout),
         }
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ResidualVQ:
         args = cls._base_args(config)
-        args["encoder"] = encoder_from_config(args["encoder"])
-        args["dropout"] = dropout_from_config(args["dropout"])
+        args["encoder"] = from_config(args["encoder"], ENCODERS)
+        if args["dropout"] is not None:
+            args["dropout"] = from_config(args["dropout"], DROPOUTS)
         return cls(**args)
 
     def extra_repr(self) -> str:

@@ -8,21 +8,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..codebooks import CodebookLearning, Gradient, learning_config, learning_from_config
-from ..curve import (
-    CurveCodebook,
-    Projection,
-    TwoSegmentProjection,
-    interpolate,
-    projection_config,
-    projection_from_config,
-)
-from ..curve_estimators import SegmentEstimator, curve_estimator_from_config
-from ..estimators import Estimator, NoiseSubstitution, estimator_config
+from ..codebooks import CodebookLearning, Gradient
+from ..curve import CurveCodebook, Projection, TwoSegmentProjection, interpolate
+from ..curve_estimators import SegmentEstimator
+from ..estimators import Estimator, NoiseSubstitution
 from ..functional.search import nearest_neighbor
+from ..registry import ESTIMATORS, LEARNINGS, PROJECTIONS, QUANTIZERS
+from ..strategy import from_config, to_config
 from .base import Quantizer, assert_in_graph, check_vectors, loss_over_kept
 
 
+@QUANTIZERS.register(aliases=("sfvq",))
 class SpaceFillingVQ(Quantizer):
     """Space-filling VQ ([vali2023sfvq]): the codebook is a curve.
 
@@ -113,6 +109,12 @@ class SpaceFillingVQ(Quantizer):
     def codewords(self) -> Tensor:
         """The ``(K, D)`` corner points in use, in curve order."""
         return self.codebook.codewords
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        """``(K,)``, the corner points in use now: curve positions lie in ``[0, K - 1]`` and
+        round to one of them (the counts of :mod:`vqkit.training.evaluate`)."""
+        return (self.codebook_size,)
 
     def _dither(self, k: int, device: torch.device) -> Tensor:
         gen = self.generator
@@ -219,9 +221,9 @@ class SpaceFillingVQ(Quantizer):
         return {
             "dim": self.dim,
             "codebook_size": self.codebook.max_size,
-            "estimator": estimator_config(self.estimator),
-            "learning": learning_config(self.learning),
-            "projection": projection_config(self.projection),
+            "estimator": to_config(self.estimator),
+            "learning": to_config(self.learning),
+            "projection": to_config(self.projection),
             "initial_size": self._initial_size,
             "init": self.codebook.init,
         }
@@ -229,9 +231,9 @@ class SpaceFillingVQ(Quantizer):
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SpaceFillingVQ:
         args = dict(config)
-        args["estimator"] = curve_estimator_from_config(args["estimator"])
-        args["learning"] = learning_from_config(args["learning"])
-        args["projection"] = projection_from_config(args["projection"])
+        args["estimator"] = from_config(args["estimator"], ESTIMATORS)
+        args["learning"] = from_config(args["learning"], LEARNINGS)
+        args["projection"] = from_config(args["projection"], PROJECTIONS)
         return cls(**args)
 
     def extra_repr(self) -> str:

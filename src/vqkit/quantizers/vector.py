@@ -9,19 +9,17 @@ import torch
 from torch import Tensor
 
 from .. import distributed
-from ..codebooks import (
-    Codebook,
-    CodebookLearning,
-    learning_config,
-    learning_from_config,
-)
-from ..estimators import Estimator, NoiseSubstitution, estimator_config, estimator_from_config
+from ..codebooks import Codebook, CodebookLearning
+from ..estimators import Estimator, NoiseSubstitution
 from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
+from ..registry import ESTIMATORS, LEARNINGS, QUANTIZERS
+from ..strategy import from_config, to_config
 from .base import Quantizer, check_index_tensor, check_samples, loss_over_kept
 
 
+@QUANTIZERS.register(aliases=("vq",))
 class VectorQuantizer(Quantizer):
     """Nearest-codeword VQ whose gradient estimator and codebook learning are strategies.
 
@@ -78,6 +76,10 @@ class VectorQuantizer(Quantizer):
     def codewords(self) -> Tensor:
         """The ``(K, D)`` codeword matrix."""
         return self.codebook.codewords
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return (self.codebook_size,)
 
     masks_in_place = True
 
@@ -147,16 +149,16 @@ class VectorQuantizer(Quantizer):
         return {
             "dim": self.dim,
             "codebook_size": self.codebook_size,
-            "estimator": estimator_config(self.estimator),
-            "learning": learning_config(self.codebook.learning),
+            "estimator": to_config(self.estimator),
+            "learning": to_config(self.codebook.learning),
             "init": self.codebook.init,
         }
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> VectorQuantizer:
         args = dict(config)
-        args["estimator"] = estimator_from_config(args["estimator"])
-        args["learning"] = learning_from_config(args["learning"])
+        args["estimator"] = from_config(args["estimator"], ESTIMATORS)
+        args["learning"] = from_config(args["learning"], LEARNINGS)
         return cls(**args)
 
     def extra_repr(self) -> str:

@@ -19,26 +19,6 @@ from .. import distributed
 from ..quantizers import Quantizer
 
 
-def codebook_sizes(quantizer: Quantizer) -> list[int]:
-    """The size of each codebook whose indices the quantizer emits, one per index column.
-
-    Example:
-        >>> from vqkit import VectorQuantizer
-        >>> codebook_sizes(VectorQuantizer(4, 16))
-        [16]
-    """
-    sizes = getattr(quantizer, "codebook_sizes", None)
-    if sizes is not None:
-        return [int(s) for s in sizes]
-    size = getattr(quantizer, "codebook_size", None)  # in use now (SFVQ grows)
-    if size is None:
-        size = quantizer.config().get("codebook_size")
-    if size is None:
-        raise TypeError(f"cannot tell the codebook sizes of {type(quantizer).__name__}")
-    columns = math.prod(quantizer.index_shape) if quantizer.index_shape else 1
-    return [int(size)] * columns
-
-
 def index_histogram(indices: Tensor, sizes: Sequence[int]) -> Tensor:
     """``(M, max K)`` counts of each codebook's indices; ``-1`` entries are ignored.
 
@@ -100,7 +80,7 @@ def evaluate(quantizer: Quantizer, x: Tensor, *, chunk: int = 65536) -> dict[str
     """
     was_training = quantizer.training
     quantizer.eval()
-    sizes = codebook_sizes(quantizer)
+    sizes = quantizer.codebook_sizes
     device = next((t.device for t in quantizer.state_dict().values()), torch.device("cpu"))
     sums = torch.zeros(3, dtype=torch.float64)  # squared error, signal energy, vectors
     counts = torch.zeros(len(sizes), max(sizes), dtype=torch.long)
@@ -125,5 +105,5 @@ def evaluate(quantizer: Quantizer, x: Tensor, *, chunk: int = 65536) -> dict[str
         "mse_per_dim": mse / quantizer.dim,
         "snr_db": math.inf if err == 0 else 10.0 * math.log10(energy / err),
         **usage_stats(counts, sizes),
-        "bits_per_vector": float(sum(math.log2(s) for s in sizes)),
+        "bits_per_vector": quantizer.bits_per_vector,
     }

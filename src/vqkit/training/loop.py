@@ -26,7 +26,7 @@ from torch import Tensor
 from .. import distributed
 from ..quantizers import Quantizer
 from .checkpoint import Checkpoint
-from .evaluate import codebook_sizes, index_histogram, usage_stats
+from .evaluate import index_histogram, usage_stats
 from .meters import Meters
 from .seed import generator, rng_state, set_rng_state
 
@@ -129,7 +129,7 @@ class Trainer:
             # The same on every rank: replacement draws must agree across ranks.
             "maintenance": generator(config.seed, "maintenance"),
         }
-        self.sizes = codebook_sizes(quantizer)
+        self.sizes = list(quantizer.codebook_sizes)
         self._window_counts = torch.zeros(len(self.sizes), max(self.sizes), dtype=torch.long)
 
     def reset_optimizer(self) -> None:
@@ -139,7 +139,7 @@ class Trainer:
         self._resize_counts()
 
     def _resize_counts(self) -> None:
-        self.sizes = codebook_sizes(self.quantizer)
+        self.sizes = list(self.quantizer.codebook_sizes)
         counts = torch.zeros(len(self.sizes), max(self.sizes), dtype=torch.long)
         old = self._window_counts
         rows, cols = min(old.shape[0], counts.shape[0]), min(old.shape[1], counts.shape[1])
@@ -233,13 +233,9 @@ class Trainer:
             self._replace_dead_codes()
 
     def _replace_dead_codes(self) -> None:
-        replace = getattr(self.quantizer, "replace_dead_codes_", None)
-        if replace is None:
-            raise ValueError(
-                f"{type(self.quantizer).__name__} has no dead-code replacement; "
-                "drop --replace-every"
-            )
-        n = replace(self.config.replace_threshold, generator=self.generators["maintenance"])
+        n = self.quantizer.replace_dead_codes_(
+            self.config.replace_threshold, generator=self.generators["maintenance"]
+        )
         self.meters.update({"replaced": float(n)})
         logger.info("step %d: replaced %d dead codewords", self.step, n)
 

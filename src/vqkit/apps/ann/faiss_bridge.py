@@ -34,6 +34,7 @@ from torch import Tensor
 
 from ...quantizers.additive import AdditiveVQ
 from ...quantizers.base import Quantizer
+from ...quantizers.build import build_quantizer
 from ...quantizers.encoders import BeamSearch, Greedy
 from ...quantizers.product import ProductVQ
 from ...quantizers.residual import ResidualVQ
@@ -252,15 +253,15 @@ def from_faiss(fq: Any, **kwargs: Any) -> Quantizer:
     books = torch.from_numpy(faiss_codebooks(inner).copy())
     num, size = books.shape[0], books.shape[1]
     if isinstance(inner, faiss.ProductQuantizer):
-        q: Quantizer = ProductVQ(inner.d, size, num, **kwargs)
+        kind = "pvq"
     elif isinstance(inner, faiss.ResidualQuantizer):
-        beam = int(inner.max_beam_size)
+        kind, beam = "rvq", int(inner.max_beam_size)
         kwargs.setdefault("encoder", Greedy() if beam == 1 else BeamSearch(beam))
-        q = ResidualVQ(inner.d, size, num, **kwargs)
     elif isinstance(inner, faiss.AdditiveQuantizer):
-        q = AdditiveVQ(inner.d, size, num, **kwargs)
+        kind = "avq"
     else:
         raise TypeError(f"fq must be a FAISS PQ, RQ or additive quantizer, got {type(fq)}")
+    q = build_quantizer(kind, inner.d, size, num, **kwargs)
     rows = torch.arange(size)
     for m, cb in enumerate(q.codebooks):
         cb.overwrite_(rows, books[m])

@@ -15,11 +15,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ...estimators import NoiseSubstitution
-from ...quantizers.additive import AdditiveVQ
+from ...quantizers.build import build_quantizer
 from ...quantizers.composite import MultiCodebookQuantizer
-from ...quantizers.encoders import BeamSearch, Greedy
-from ...quantizers.product import ProductVQ
-from ...quantizers.residual import ResidualVQ
+from ...quantizers.encoders import BeamSearch
 from .config import Schedule
 
 logger = logging.getLogger(__name__)
@@ -48,15 +46,11 @@ def build(
         >>> build("avq", 8, 16, 2, width=4).encoder
         BeamSearch(width=4)
     """
-    est = NoiseSubstitution(generator=generator)
-    if kind == "pq":
-        return ProductVQ(dim, codebook_size, num_codebooks, estimator=est)
-    if kind == "rvq":
-        return ResidualVQ(dim, codebook_size, num_codebooks, estimator=est, encoder=Greedy())
-    if kind == "avq":
-        return AdditiveVQ(dim, codebook_size, num_codebooks, estimator=est,
-                          encoder=BeamSearch(width))
-    raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    options = {"encoder": BeamSearch(width)} if kind == "avq" else {}  # RVQ: Greedy()
+    return build_quantizer(kind, dim, codebook_size, num_codebooks,
+                           estimator=NoiseSubstitution(generator=generator), **options)
 
 
 def train_nsvq_(

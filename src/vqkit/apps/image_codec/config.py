@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: Quantizer kinds: one codebook (VQ), residual, product or additive multi-codebook VQ.
+from vqkit.registry import ESTIMATORS, LEARNINGS
+
+#: The quantizers the codec takes (their :data:`vqkit.registry.QUANTIZERS` names; the codec
+#: packs integer indices): one codebook (VQ), residual, product or additive multi-codebook VQ.
 QUANTIZER_KINDS = ("vq", "rvq", "pvq", "avq")
-#: Estimator names accepted on the command line and in configs.
-ESTIMATOR_NAMES = ("nsvq", "ste", "rotation", "diveq", "diveq-detach")
-#: Codebook learning: by gradient or by exponential moving average.
-LEARNING_NAMES = ("gradient", "ema")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -55,8 +54,8 @@ class QuantizerSpec:
 
     def __post_init__(self) -> None:
         _choice("kind", self.kind, QUANTIZER_KINDS)
-        _choice("estimator", self.estimator, ESTIMATOR_NAMES)
-        _choice("learning", self.learning, LEARNING_NAMES)
+        ESTIMATORS.lookup(self.estimator)  # ValueError naming the known estimators
+        LEARNINGS.lookup(self.learning)
         for name in ("bits", "num_codebooks", "beam_width"):
             _positive(name, getattr(self, name))
         if self.kind == "vq" and self.num_codebooks != 1:

@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vqkit.codebooks import EMA, Gradient
-from vqkit.estimators import DiVeQ, DiVeQDetach, NoiseSubstitution, RotationTrick, StraightThrough
-from vqkit.quantizers import ChannelsFirst, Quantizer, VectorQuantizer
+from vqkit.quantizers import ChannelsFirst, Quantizer
+from vqkit.quantizers.build import build_estimator
+from vqkit.quantizers.build import build_quantizer as build_registered
+from vqkit.quantizers.encoders import BeamSearch
 from vqkit.serialization import atomic_torch_save
 from vqkit.types import QuantizerOutput
 
@@ -27,40 +28,17 @@ CHECKPOINT_FORMAT = "vqkit-image-codec"
 CHECKPOINT_VERSION = 1
 
 
-def build_estimator(name: str, generator: torch.Generator | None = None):
-    """The estimator strategy for a config name (``"nsvq"``, ``"ste"``, ...)."""
-    if name == "nsvq":
-        return NoiseSubstitution(generator=generator)
-    if name == "ste":
-        return StraightThrough()
-    if name == "rotation":
-        return RotationTrick()
-    if name == "diveq":
-        return DiVeQ(generator=generator)
-    if name == "diveq-detach":
-        return DiVeQDetach()
-    raise ValueError(f"unknown estimator {name!r}")
-
-
 def build_quantizer(
     spec: QuantizerSpec, dim: int, generator: torch.Generator | None = None
 ) -> Quantizer:
-    """The bottleneck quantizer of ``spec`` for ``dim``-dimensional latents."""
-    estimator = build_estimator(spec.estimator, generator)
-    learning = EMA(decay=0.99) if spec.learning == "ema" else Gradient()
-    k = spec.codebook_size
-    if spec.kind == "vq":
-        return VectorQuantizer(dim, k, estimator=estimator, learning=learning)
-    from vqkit.quantizers import AdditiveVQ, ProductVQ, ResidualVQ
-    from vqkit.quantizers.encoders import BeamSearch
-
-    m = spec.num_codebooks
-    if spec.kind == "rvq":
-        return ResidualVQ(dim, k, m, estimator=estimator, learning=learning)
-    if spec.kind == "pvq":
-        return ProductVQ(dim, k, m, estimator=estimator, learning=learning)
-    return AdditiveVQ(dim, k, m, estimator=estimator, learning=learning,
-                      encoder=BeamSearch(width=spec.beam_width))
+    """The bottleneck quantizer of ``spec`` for ``dim``-dimensional latents; ``generator`` is
+    the noise source of the estimators that draw noise (NSVQ, DiVeQ)."""
+    options = {"encoder": BeamSearch(width=spec.beam_width)} if spec.kind == "avq" else {}
+    return build_registered(
+        spec.kind, dim, spec.codebook_size, spec.num_codebooks,
+        estimator=build_estimator(spec.estimator, generator=generator),
+        learning=spec.learning, **options,
+    )
 
 
 class _Residual(nn.Module):

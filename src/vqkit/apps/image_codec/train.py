@@ -91,7 +91,7 @@ def train(
         opt.step()
         window.append(float(mse.detach()))
         if every and step % every == 0 and step <= train_config.steps - 2 * every:
-            n = model.quantizer.quantizer.replace_dead_codes_(
+            n = model.quantizer.replace_dead_codes_(
                 train_config.replace_threshold, generator=replace_gen
             )
             result.replaced.append(int(n))

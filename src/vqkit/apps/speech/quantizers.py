@@ -21,9 +21,18 @@ import torch
 from torch import Tensor, nn
 
 from ...functional.search import nearest_neighbor
-from ...quantizers.base import Quantizer, check_index_tensor, check_vectors
+from ...maintenance import ReplacementRule
+from ...quantizers.base import (
+    Quantizer,
+    check_index_tensor,
+    check_vectors,
+    quantizer_from_config,
+    quantizer_to_config,
+)
+from ...registry import QUANTIZERS
 
 
+@QUANTIZERS.register(aliases=("scalar",))
 class UniformScalarQuantizer(Quantizer):
     """Uniform scalar quantization of each dimension on ``[low, high]`` with ``2^bits`` levels.
 
@@ -56,6 +65,19 @@ class UniformScalarQuantizer(Quantizer):
     @property
     def levels(self) -> int:
         return 2**self.bits
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        """``2^bits`` levels for each of the D index columns."""
+        return (self.levels,) * self.dim
+
+    def init_codebook_(
+        self, samples: Tensor, *, generator: torch.Generator | None = None,
+        quantile: float = 0.001,
+    ) -> None:
+        """The data-driven start of a scalar quantizer: :meth:`init_range_` (deterministic;
+        ``generator`` is accepted for the common interface and unused)."""
+        self.init_range_(samples, quantile=quantile)
 
     @torch.no_grad()
     def init_range_(self, samples: Tensor, *, quantile: float = 0.001) -> None:
@@ -92,6 +114,7 @@ class UniformScalarQuantizer(Quantizer):
         return cls(**config)
 
 
+@QUANTIZERS.register(aliases=("soft-rvq",))
 class SoftResidualVQ(Quantizer):
     """Multi-stage VQ trained by soft VQ: each stage outputs ``sum_i softmax(-beta d_i) c_i``.
 
@@ -141,6 +164,10 @@ class SoftResidualVQ(Quantizer):
     @property
     def num_codebooks(self) -> int:
         return self.codewords.shape[0]
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return (self.codebook_size,) * self.num_codebooks
 
     @torch.no_grad()
     def init_codebook_(self, samples: Tensor, *, generator: torch.Generator | None = None) -> None:
@@ -199,6 +226,7 @@ class SoftResidualVQ(Quantizer):
         return cls(**config)
 
 
+@QUANTIZERS.register
 class ScaledError(Quantizer):
     """Training-time bitrate adaptation: ``x - gamma (x - x_hat)`` with penalty ``-M log2 gamma``.
 
@@ -254,6 +282,28 @@ class ScaledError(Quantizer):
     def _check_indices(self, indices: Tensor) -> None:
         self.inner._check_indices(indices)
 
+    # The codebooks are the inner quantizer's.
+    def init_codebook_(
+        self, samples: Tensor, *, generator: torch.Generator | None = None, **options: Any
+    ) -> None:
+        self.inner.init_codebook_(samples, generator=generator, **options)
+
+    def replace_dead_codes_(
+        self,
+        threshold: float = 0.01,
+        *,
+        rule: ReplacementRule | None = None,
+        generator: torch.Generator | None = None,
+    ) -> int:
+        return self.inner.replace_dead_codes_(threshold, rule=rule, generator=generator)
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return self.inner.codebook_sizes
+
     def config(self) -> dict[str, Any]:
-        return {"inner": {"type": type(self.inner).__name__, "config": self.inner.config()},
-                "penalty_dim": self.penalty_dim}
+        return {"inner": quantizer_to_config(self.inner), "penalty_dim": self.penalty_dim}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ScaledError:
+        return cls(quantizer_from_config(config["inner"]), penalty_dim=config["penalty_dim"])

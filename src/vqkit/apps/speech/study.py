@@ -17,15 +17,17 @@ import torch
 from torch import Tensor
 
 from ...data.speech import load_wav
-from ...estimators import NoiseSubstitution, StraightThrough
+from ...estimators import Estimator
 from ...quantizers.base import Quantizer
+from ...quantizers.build import build_estimator
+from ...quantizers.build import build_quantizer as build_registered
 from . import world
 from .data import SAMPLE_RATE
 from .envelope import BandEnvelope
 from .evaluate import codec2_roundtrip, opus_roundtrip, speech_quality
 from .mdct import MDCT
 from .model import EnvelopeModel, gaussian_bits, log_spectral_distortion
-from .quantizers import ScaledError, SoftResidualVQ, UniformScalarQuantizer
+from .quantizers import ScaledError
 from .train import TrainConfig, train
 
 logger = logging.getLogger(__name__)
@@ -34,30 +36,33 @@ DIM = 16
 STAGE_BITS = 8
 
 
-def estimator(name: str, seed: int):
-    if name == "nsvq":
-        return NoiseSubstitution(generator=torch.Generator().manual_seed(seed + 1000))
-    if name in ("ste", "none"):  # "none": k-means only, never trained
-        return StraightThrough()
-    raise ValueError(f"estimator must be 'nsvq' or 'ste', got {name!r}")
+def estimator(name: str, seed: int) -> Estimator:
+    """The estimator ``name`` of :data:`vqkit.registry.ESTIMATORS` with the study's noise
+    seed; ``"none"`` (k-means only, never trained) is ``"ste"``."""
+    generator = torch.Generator().manual_seed(seed + 1000)
+    return build_estimator("ste" if name == "none" else name, generator=generator)
 
 
 def build_quantizer(kind: str, est: str, bits: int, seed: int) -> Quantizer:
-    """The envelope quantizer ``kind`` at ``bits`` per frame."""
-    from ... import quantizers as q
+    """The envelope quantizer ``kind`` at ``bits`` per frame.
 
-    if kind in ("rvq", "kmeans-rvq"):
-        return q.ResidualVQ(DIM, 2**STAGE_BITS, bits // STAGE_BITS, estimator=estimator(est, seed))
-    if kind == "pvq":
-        return q.ProductVQ(DIM, 2 ** (bits // 4), 4, estimator=estimator(est, seed))
-    if kind == "avq":
-        return q.AdditiveVQ(DIM, 2**STAGE_BITS, bits // STAGE_BITS, estimator=estimator(est, seed))
-    if kind == "soft-rvq":
-        return SoftResidualVQ(DIM, 2**STAGE_BITS, bits // STAGE_BITS, beta=0.1,
-                              generator=torch.Generator().manual_seed(seed))
-    if kind == "scalar":
-        return UniformScalarQuantizer(DIM, bits // DIM)
-    raise ValueError(f"unknown quantizer kind {kind!r}")
+    ``kind`` is a quantizer name of :data:`vqkit.registry.QUANTIZERS` (``"kmeans-rvq"`` is
+    ``"rvq"``, left untrained by :func:`rate_distortion`): product VQ has 4 codebooks, the
+    other multi-codebook quantizers ``bits / 8`` stages of 8 bits, the scalar quantizer
+    ``bits / 16`` bits per parameter.
+    """
+    name = "rvq" if kind == "kmeans-rvq" else kind
+    size, stages = 2**STAGE_BITS, bits // STAGE_BITS
+    options: dict = {}
+    if name == "scalar":  # no codebook: bits per parameter
+        size, stages, options = None, None, {"bits": bits // DIM}
+    elif name == "soft-rvq":  # trained by soft VQ, not through an estimator
+        options = {"beta": 0.1, "generator": torch.Generator().manual_seed(seed)}
+    else:
+        if name == "pvq":
+            size, stages = 2 ** (bits // 4), 4
+        options = {"estimator": estimator(est, seed)}
+    return build_registered(name, DIM, size, stages, **options)
 
 
 def index_entropy(indices: Tensor, levels: int) -> float:
@@ -95,17 +100,13 @@ def rate_distortion(
     config: TrainConfig, *, seed: int, trainable_envelope: bool = False,
     progress: Callable[[str], None] = logger.info,
 ) -> list[dict]:
-    """Train and score each ``(kind, estimator, bits)``; unavailable kinds are recorded."""
+    """Train and score each ``(kind, estimator, bits)``."""
     rows = []
     for kind, est, bits in systems:
         # "-uniform": U(-1/K, 1/K) codebooks with dead-code replacement ([vali2023rpavqcode])
         # instead of k-means initialisation.
         base, kmeans_init = kind.removesuffix("-uniform"), not kind.endswith("-uniform")
-        try:
-            quantizer = build_quantizer(base, est, bits, seed)
-        except AttributeError as err:  # quantizer class not in this vqkit yet
-            rows.append({"kind": kind, "estimator": est, "bits": bits, "error": str(err)})
-            continue
+        quantizer = build_quantizer(base, est, bits, seed)
         torch.manual_seed(seed)
         model = EnvelopeModel(quantizer)
         model.envelope.requires_grad_(trainable_envelope)

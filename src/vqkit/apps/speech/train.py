@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ...quantizers.base import Quantizer
 from .model import EnvelopeModel
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ class TrainConfig:
         batch_size: frames per step.
         lr: Adam learning rate of every parameter (A, B, codebooks, gamma).
         replace_every: call the quantizer's ``replace_dead_codes_`` every this many steps
-            (0 = never; only quantizers that have the method), stopping 20 % before the end.
+            (0 = never; a no-op for quantizers without usage counts), stopping 20 % before
+            the end.
         kmeans_init: initialise codebooks by k-means on the standardised envelopes first.
     """
 
@@ -39,14 +41,6 @@ class TrainLog:
 
     every: int
     bits: list[float] = field(default_factory=list)
-
-
-def _init_quantizer(model: EnvelopeModel, z: Tensor, generator: torch.Generator) -> None:
-    quantizer = getattr(model.quantizer, "inner", model.quantizer)
-    if hasattr(quantizer, "init_codebook_"):
-        quantizer.init_codebook_(z, generator=generator)
-    elif hasattr(quantizer, "init_range_"):
-        quantizer.init_range_(z)
 
 
 def train(
@@ -72,12 +66,12 @@ def train(
     z = model.set_normalisation_(coefficients)
     if config.kmeans_init:
         sample = z[torch.randperm(z.shape[0], generator=generator)[:20000]]
-        _init_quantizer(model, sample, generator)
+        model.quantizer.init_codebook_(sample, generator=generator)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     log = TrainLog(every=max(1, config.steps // 20))
     running = 0.0
     model.train()
-    quantizer = getattr(model.quantizer, "inner", model.quantizer)
+    quantizer = model.quantizer
     for step in tqdm(range(1, config.steps + 1), desc="training envelope", leave=False):
         batch = coefficients[torch.randint(0, coefficients.shape[0], (config.batch_size,),
                                            generator=generator)]
@@ -91,7 +85,7 @@ def train(
             log.bits.append(running / log.every)
             running = 0.0
         if (config.replace_every and step % config.replace_every == 0
-                and step <= 0.8 * config.steps and hasattr(quantizer, "replace_dead_codes_")):
+                and step <= 0.8 * config.steps):
             replaced = quantizer.replace_dead_codes_(generator=generator)
             logger.debug("step %d: replaced %s dead codes", step, replaced)
     model.eval()
@@ -99,7 +93,7 @@ def train(
 
 
 def train_vectors(
-    quantizer: torch.nn.Module, vectors: Tensor, config: TrainConfig, *,
+    quantizer: Quantizer, vectors: Tensor, config: TrainConfig, *,
     generator: torch.Generator,
 ) -> TrainLog:
     """Train a quantizer alone on ``vectors (N, D)`` to minimise ``||x - quantized||^2``.
@@ -108,7 +102,7 @@ def train_vectors(
     """
     from tqdm.auto import tqdm
 
-    if config.kmeans_init and hasattr(quantizer, "init_codebook_"):
+    if config.kmeans_init:
         sample = vectors[torch.randperm(vectors.shape[0], generator=generator)[:20000]]
         quantizer.init_codebook_(sample, generator=generator)
     optimiser = torch.optim.Adam(quantizer.parameters(), lr=config.lr)
@@ -127,7 +121,7 @@ def train_vectors(
             log.bits.append(running / log.every)
             running = 0.0
         if (config.replace_every and step % config.replace_every == 0
-                and step <= 0.8 * config.steps and hasattr(quantizer, "replace_dead_codes_")):
+                and step <= 0.8 * config.steps):
             quantizer.replace_dead_codes_(generator=generator)
     quantizer.eval()
     return log

@@ -1,4 +1,8 @@
-"""Pieces the sub-commands share: quantizer and estimator names, threads, tables."""
+"""Pieces the sub-commands share: building the quantizer ``fit`` names, threads, tables.
+
+Quantizer, estimator and learning names (``vq``, ``nsvq``, ``ema``, ...) are the aliases of
+:mod:`vqkit.registry`.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-
-#: ``--quantizer`` names and the class names in :data:`vqkit.quantizers.QUANTIZERS`.
-QUANTIZER_NAMES = {
-    "vq": "VectorQuantizer",
-    "rvq": "ResidualVQ",
-    "pvq": "ProductVQ",
-    "avq": "AdditiveVQ",
-    "sfvq": "SpaceFillingVQ",
-}
-#: Quantizers with M codebooks (``--num-codebooks``).
-MULTI = ("rvq", "pvq", "avq")
-
-#: ``--estimator`` names and the class names in :data:`vqkit.estimators.ESTIMATORS`.
-ESTIMATOR_NAMES = {
-    "nsvq": "NoiseSubstitution",
-    "ste": "StraightThrough",
-    "rotation": "RotationTrick",
-    "diveq": "DiVeQ",
-    "diveq-detach": "DiVeQDetach",
-}
-LEARNING_NAMES = {"gradient": "Gradient", "ema": "EMA"}
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -63,54 +46,27 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
-def make_estimator(name: str) -> Any:
-    """The estimator strategy called ``name`` (a short name or a class name)."""
-    from ...estimators import ESTIMATORS
-
-    cls_name = ESTIMATOR_NAMES.get(name, name)
-    if cls_name not in ESTIMATORS:
-        raise ValueError(
-            f"--estimator must be one of {sorted(ESTIMATOR_NAMES)} (or {sorted(ESTIMATORS)}), "
-            f"got {name!r}"
-        )
-    return ESTIMATORS[cls_name]()
-
-
 def make_learning(name: str, ema_decay: float) -> Any:
-    from ...codebooks import LEARNINGS
+    """The codebook learning called ``name``; ``ema_decay`` is EMA's decay."""
+    from ...codebooks import EMA
+    from ...registry import LEARNINGS
 
-    cls_name = LEARNING_NAMES.get(name, name)
-    if cls_name not in LEARNINGS:
-        raise ValueError(f"--learning must be one of {sorted(LEARNING_NAMES)}, got {name!r}")
-    return LEARNINGS[cls_name](decay=ema_decay) if cls_name == "EMA" else LEARNINGS[cls_name]()
+    cls = LEARNINGS.lookup(name)
+    return cls(decay=ema_decay) if cls is EMA else cls()
 
 
 def make_quantizer(settings: Mapping[str, Any], dim: int) -> Any:
     """Build the quantizer that ``fit``'s ``settings`` describe for vectors of size ``dim``."""
-    from ...quantizers import QUANTIZERS
+    from ...quantizers.build import build_quantizer
 
-    name = settings["quantizer"]
-    cls_name = QUANTIZER_NAMES.get(name)
-    if cls_name is None:
-        raise ValueError(f"--quantizer must be one of {sorted(QUANTIZER_NAMES)}, got {name!r}")
-    cls = QUANTIZERS.get(cls_name)
-    if cls is None:
-        raise ValueError(
-            f"--quantizer {name}: {cls_name} is not available in this vqkit "
-            f"(available: {sorted(QUANTIZERS)})"
-        )
-    kwargs = {
-        "estimator": make_estimator(settings["estimator"]),
-        "learning": make_learning(settings["learning"], settings["ema_decay"]),
-    }
-    size, m = int(settings["codebook_size"]), int(settings["num_codebooks"])
-    if name in MULTI:
-        return cls(dim, size, m, **kwargs)
-    if m != 1:
-        raise ValueError(f"--num-codebooks must be 1 for --quantizer {name}, got {m}")
+    options = {}
     if settings.get("initial_size"):
-        kwargs["initial_size"] = int(settings["initial_size"])
-    return cls(dim, size, **kwargs)
+        options["initial_size"] = int(settings["initial_size"])
+    return build_quantizer(
+        settings["quantizer"], dim, int(settings["codebook_size"]),
+        int(settings["num_codebooks"]), estimator=settings["estimator"],
+        learning=make_learning(settings["learning"], settings["ema_decay"]), **options,
+    )
 
 
 def format_value(value: Any) -> str:

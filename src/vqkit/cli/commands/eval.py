@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"results: {args.json}")
     if args.plot:
         from ...plots import usage_histogram
-        from ...training.evaluate import codebook_sizes, index_histogram
+        from ...training.evaluate import index_histogram
 
-        sizes = codebook_sizes(quantizer)
+        sizes = list(quantizer.codebook_sizes)
         with torch.no_grad():
             counts = index_histogram(quantizer.eval().encode(x), sizes)
         flat = [int(c) for j, size in enumerate(sizes) for c in counts[j, :size]]

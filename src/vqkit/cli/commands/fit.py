@@ -12,10 +12,8 @@ from typing import Any
 
 import torch
 
+from ...registry import ESTIMATORS, LEARNINGS
 from ._common import (
-    ESTIMATOR_NAMES,
-    MULTI,
-    QUANTIZER_NAMES,
     add_threads,
     nonnegative_int,
     positive_int,
@@ -54,12 +52,12 @@ STEPS_DEFAULT = 1000
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="vectors file: .npy, .pt or .csv holding (N, D)")
     q = p.add_argument_group("quantizer (fixed when resuming)")
-    q.add_argument("--quantizer", choices=sorted(QUANTIZER_NAMES),
+    q.add_argument("--quantizer",
                    help="vq (default), rvq = residual, pvq = product, avq = additive, "
-                   "sfvq = space-filling")
-    q.add_argument("--estimator", help=f"gradient estimator: {', '.join(ESTIMATOR_NAMES)} "
+                   "sfvq = space-filling (or a quantizer class name)")
+    q.add_argument("--estimator", help=f"gradient estimator: {', '.join(ESTIMATORS.aliases())} "
                    "(default nsvq)")
-    q.add_argument("--learning", choices=["gradient", "ema"],
+    q.add_argument("--learning", choices=list(LEARNINGS.aliases()),
                    help="how codebooks learn (default gradient)")
     q.add_argument("--ema-decay", type=float, help="EMA decay (default 0.99)")
     size = q.add_mutually_exclusive_group()
@@ -106,12 +104,20 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[st
     if args.bits is not None:
         given["codebook_size"] = 2 ** args.bits
     if saved is None:
+        from ...quantizers import SpaceFillingVQ
+        from ...quantizers.build import quantizer_class, takes_argument
+
         settings = {**FIXED_DEFAULTS, **given}
+        kind = quantizer_class(settings["quantizer"])  # ValueError naming the known names
+        ESTIMATORS.lookup(settings["estimator"])
         if settings["num_codebooks"] is None:
-            settings["num_codebooks"] = 4 if settings["quantizer"] in MULTI else 1
-        if settings["quantizer"] != "sfvq" and (settings["initial_size"]
-                                                 or settings["expand_every"]):
+            settings["num_codebooks"] = 4 if takes_argument(kind, "num_codebooks") else 1
+        curve = issubclass(kind, SpaceFillingVQ)
+        if not curve and (settings["initial_size"] or settings["expand_every"]):
             raise ValueError("--initial-size and --expand-every apply to --quantizer sfvq only")
+        if curve and settings["replace_every"]:
+            raise ValueError("--replace-every does not apply to --quantizer sfvq: a curve's "
+                             "corner points have no usage counts to find dead ones by")
     else:
         settings = {k: saved.get(k, FIXED_DEFAULTS[k]) for k in FIXED_DEFAULTS}
         for key, value in given.items():
@@ -213,7 +219,7 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
     if checkpoint is not None:
         trainer.restore(checkpoint)
     else:
-        if settings["init"] == "kmeans" and hasattr(quantizer, "init_codebook_"):
+        if settings["init"] == "kmeans":
             g = generator(settings["seed"], "init-samples", info.rank)
             take = min(local.shape[0], max(1, settings["init_samples"] // info.world_size))
             rows = local[torch.randperm(local.shape[0], generator=g)[:take]].to(info.device)

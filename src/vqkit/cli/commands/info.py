@@ -48,18 +48,16 @@ def _codes_info(path: Path) -> None:
 
 def _quantizer_info(path: Path) -> None:
     from ...codes_file import quantizer_digest
-    from ...functional.metrics import bits_per_vector
     from ...training.checkpoint import load_quantizer
-    from ...training.evaluate import codebook_sizes
 
     quantizer, checkpoint = load_quantizer(path)
-    sizes = codebook_sizes(quantizer)
+    sizes = list(quantizer.codebook_sizes)
     rows = {
         "kind": "training checkpoint" if checkpoint is not None else "quantizer file",
         "quantizer": type(quantizer).__name__,
         "dim": quantizer.dim,
         "codebook_sizes": sizes,
-        "bits_per_vector": bits_per_vector(sizes),
+        "bits_per_vector": quantizer.bits_per_vector,
         "parameters": sum(p.numel() for p in quantizer.parameters()),
         "digest": quantizer_digest(quantizer),
     }
