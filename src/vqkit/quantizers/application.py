@@ -109,7 +109,6 @@ class PerStage(EstimatorApplication):
             surrogates.append(s)
         return surrogates, loss, losses
 
-
     def _apply_stages_fixed(
         self,
         targets: Sequence[Tensor],
