@@ -1,17 +1,18 @@
 """Exact nearest-neighbour search between vectors and a codebook.
 
-This is the one argmin of the library. Distances are computed in fp32 with autocast disabled,
-ties go to the lowest index, and the work is split into row chunks so that no more than
-``chunk_elements`` distances exist at once: memory stays bounded for any N x K and no N x K
-one-hot is ever built.
+This is the one argmin of the library. Distances are computed in fp32 (fp64 for fp64 inputs)
+with autocast disabled, ties go to the lowest index, and the work is split into row chunks so
+that no more than ``chunk_elements`` distances exist at once: memory stays bounded for any
+N x K and no N x K one-hot is ever built.
 
 **Exactness.** The fast expansion ``||c||^2 - 2 x.c`` cancels catastrophically when the data
 share an offset that is large against their spread (coordinates of a map, un-normalised
 features): at an offset of 1e6 it reports a distance of 0 for a codeword 1,000 away. The search
 therefore (1) centres both sides on the codebook mean, which makes the expansion's terms as
-small as the spread allows, and (2) bounds the expansion's rounding error per row ([higham2002]
-eq. (3.5): ``|fl(x.c) - x.c| <= gamma_D sum |x_i c_i|``) and re-ranks, by the direct
-``sum (x_i - c_i)^2``, every row whose runner-up lies within that bound of its winner. The
+small as the spread allows, and (2) bounds the expansion's rounding error ([higham2002]
+eq. (3.5): ``|fl(x.c) - x.c| <= gamma_D sum |x_i c_i|``), first per row with the largest
+codeword norm, then per codeword for the rows that first bound flags, and re-ranks by the
+direct ``sum (x_i - c_i)^2`` every row with more than ``k`` candidates within it. The
 indices are then those of a brute-force search over the direct distances (up to genuine ties
 within fp32 resolution of ``(x - c)^2``), for any common offset, and the returned distances
 are the direct ones, never the cancelled expansion.
@@ -103,7 +104,10 @@ def expansion_slack(
     Returns:
         ``(n, 1)`` fp32 slack: rows whose two best expansions differ by more are certain.
     """
-    gamma = _gamma(dim, roundoff)
+    return _slack(x_norm, c_max, _gamma(dim, roundoff))
+
+
+def _slack(x_norm: Tensor, c_max: Tensor, gamma: float) -> Tensor:
     return 4.0 * gamma * (c_max * c_max + 2.0 * x_norm * c_max)
 
 
@@ -193,7 +197,7 @@ def _select_eager(
     x_norm, c_norm = norms
     c_max = c_norm.max()
     # A cheap first filter with the largest codeword norm (expansion_slack) ...
-    slack = 4.0 * gamma * (c_max * c_max + 2.0 * x_norm * c_max)
+    slack = _slack(x_norm, c_max, gamma)
     if k == 1:
         vals, idx, runner_up = _argmin_and_runner_up(d)
         ambiguous = (runner_up - vals) <= slack
