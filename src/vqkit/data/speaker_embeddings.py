@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ._errors import require_module
 from .speech import Utterance, load_wav, utterances
@@ -119,6 +118,8 @@ def speaker_embeddings(
     table = _read_cache(cache_path)
     todo = [u for u in items if str(u.path) not in table]
     if todo:
+        from tqdm.auto import tqdm  # lazily, like the optional extras
+
         resemblyzer = require_module("resemblyzer", "pip install resemblyzer 'setuptools<81'")
         threads = torch.get_num_threads()
         torch.set_num_threads(1)

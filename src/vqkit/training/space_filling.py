@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..curve import Projection
 from ..curve_estimators import MSEFit
@@ -92,6 +91,8 @@ def fit_space_filling(
     n_batches = math.ceil(data.shape[0] / batch_size)
     milestones = [int(0.6 * epochs_per_stage), int(0.8 * epochs_per_stage)]
     total = (bits - 1) * epochs_per_stage * n_batches
+    from tqdm.auto import tqdm  # lazily: `import vqkit` stays free of tqdm
+
     bar = tqdm(total=total, disable=not progress, desc=f"SFVQ {bits} bits", unit="batch")
     sf.train()
     for stage_bits in range(2, bits + 1):
