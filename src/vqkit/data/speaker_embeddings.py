@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from ._errors import require_module
 from .speech import Utterance, load_wav, utterances
 
@@ -120,16 +120,13 @@ def speaker_embeddings(
     todo = [u for u in items if str(u.path) not in table]
     if todo:
         resemblyzer = require_module("resemblyzer", "pip install resemblyzer 'setuptools<81'")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            encoder = resemblyzer.VoiceEncoder("cpu", verbose=False)
-            for n, u in enumerate(tqdm(todo, disable=not progress, desc="resemblyzer", unit="utt")):
-                table[str(u.path)] = _embed_one(encoder, resemblyzer.preprocess_wav, u.path)
-                if (n + 1) % save_every == 0:
-                    _write_cache(cache_path, table)
-        finally:
-            torch.set_num_threads(threads)
+        # Runs on the caller's torch threads (the command's --threads); not overridden here.
+        encoder = resemblyzer.VoiceEncoder("cpu", verbose=False)
+        bar = progress_bar(todo, enabled=progress, desc="resemblyzer", unit="utt")
+        for n, u in enumerate(bar):
+            table[str(u.path)] = _embed_one(encoder, resemblyzer.preprocess_wav, u.path)
+            if (n + 1) % save_every == 0:
+                _write_cache(cache_path, table)
         _write_cache(cache_path, table)
     keep = [u for u in items if table[str(u.path)] is not None]
     skipped = [str(u.path) for u in items if table[str(u.path)] is None]

@@ -34,16 +34,29 @@ def nonnegative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
 
+#: The default of every ``--threads``. One thread, not torch's choice (all cores) nor 2: on the
+#: small shared machines vqkit runs on, a second thread helps only when a core is idle, and
+#: under load it stalls (``make demo`` took 65 minutes with 2 threads on a busy 2-core machine,
+#: 112 s with 1, bit-identical numbers). A fixed number keeps runs deterministic and results
+#: files comparable; pass ``--threads N`` on an idle machine. Numbers on CPU do not depend on it.
+DEFAULT_THREADS = 1
+
+
 def add_threads(parser: argparse.ArgumentParser) -> None:
+    """Add ``--threads`` (default :data:`DEFAULT_THREADS`); the command then calls
+    :func:`set_threads`."""
     parser.add_argument(
-        "--threads", type=positive_int, default=None,
-        help="torch CPU threads (default: torch's choice)",
+        "--threads", type=positive_int, default=DEFAULT_THREADS,
+        help="torch CPU threads (default: %(default)s; more help only on an idle machine)",
     )
 
 
-def set_threads(threads: int | None) -> None:
-    if threads is not None:
-        torch.set_num_threads(int(threads))
+def set_threads(threads: int) -> int:
+    """Use ``threads`` torch CPU threads, the one place a command sets them; nothing below
+    (experiments, applications) overrides it, and results JSON record ``torch.get_num_threads()``
+    when written. Returns the number in use."""
+    torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
 
 
 def make_learning(name: str, ema_decay: float) -> Any:

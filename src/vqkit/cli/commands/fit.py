@@ -92,7 +92,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the --resume file when resuming)")
     o.add_argument("--resume", metavar="CHECKPOINT", help="continue this checkpoint's run")
     o.add_argument("--checkpoint-every", type=nonnegative_int, default=0,
-                   help="also write the checkpoint every N steps (default: only at the end)")
+                   help="also write the checkpoint every N steps, 0 = only at the end "
+                   "(default: %(default)s)")
     o.add_argument("--json", metavar="PATH", help="write the results with provenance as JSON")
     o.add_argument("--plot", metavar="PNG", help="write training curves (needs matplotlib)")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
