@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                               "maintenance")),
     ("quantizers", ("quantizers",)),
     ("io", ("serialization", "codes_file", "__init__")),
-    ("interpret/privacy/data", ("interpret", "privacy", "data")),
+    ("interpret/privacy/data", ("interpret", "privacy", "data", "progress")),
     ("training", ("training", "plots")),
     ("apps/experiments", ("apps", "experiments")),
     ("cli", ("cli", "__main__")),

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ..codebooks import EMA, CodebookLearning
 from ..estimators import DiVeQ, Estimator, NoiseSubstitution, RotationTrick, StraightThrough
 from ..functional import perplexity, usage_fraction
+from ..progress import progress_bar
 from ..quantizers import VectorQuantizer
 from ..training.provenance import Run, write_json
 
@@ -43,7 +43,6 @@ class DemoConfig:
     replace_every: int = 100
     eval_every: int = 50
     seed: int = 0
-    threads: int = 2
 
 
 def configurations() -> list[tuple[str, Estimator, CodebookLearning | None, bool]]:
@@ -98,7 +97,7 @@ def train_one(
     opt = torch.optim.Adam(params, lr=cfg.lr) if params else None
     curve: list[tuple[int, float]] = []
     start = time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc=f"{label:<20}", disable=not progress, leave=True)
+    bar = progress_bar(range(cfg.steps), desc=f"{label:<20}", enabled=progress, leave=True)
     for step in bar:
         x = train[torch.randint(0, train.shape[0], (cfg.batch,), generator=gen)]
         out = vq(x)
@@ -120,7 +119,6 @@ def train_one(
 
 def run_demo(out_dir: Path, cfg: DemoConfig = DemoConfig(), progress: bool = True) -> Path:
     """Run every configuration, write ``demo.json`` and ``demo_test_mse.png`` into ``out_dir``."""
-    torch.set_num_threads(cfg.threads)
     record = Run(seeds=[cfg.seed])
     train, test = load_patches(cfg)
     rows = [train_one(*c, train, test, cfg, progress) for c in configurations()]

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..progress import progress_bar
 from ._errors import require_module
 from .speech import Utterance, load_wav, utterances
 
@@ -118,19 +119,14 @@ def speaker_embeddings(
     table = _read_cache(cache_path)
     todo = [u for u in items if str(u.path) not in table]
     if todo:
-        from tqdm.auto import tqdm  # lazily, like the optional extras
-
         resemblyzer = require_module("resemblyzer", "pip install resemblyzer 'setuptools<81'")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            encoder = resemblyzer.VoiceEncoder("cpu", verbose=False)
-            for n, u in enumerate(tqdm(todo, disable=not progress, desc="resemblyzer", unit="utt")):
-                table[str(u.path)] = _embed_one(encoder, resemblyzer.preprocess_wav, u.path)
-                if (n + 1) % save_every == 0:
-                    _write_cache(cache_path, table)
-        finally:
-            torch.set_num_threads(threads)
+        # Runs on the caller's torch threads (the command's --threads); not overridden here.
+        encoder = resemblyzer.VoiceEncoder("cpu", verbose=False)
+        bar = progress_bar(todo, enabled=progress, desc="resemblyzer", unit="utt")
+        for n, u in enumerate(bar):
+            table[str(u.path)] = _embed_one(encoder, resemblyzer.preprocess_wav, u.path)
+            if (n + 1) % save_every == 0:
+                _write_cache(cache_path, table)
         _write_cache(cache_path, table)
     keep = [u for u in items if table[str(u.path)] is not None]
     skipped = [str(u.path) for u in items if table[str(u.path)] is None]

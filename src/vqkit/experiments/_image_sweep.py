@@ -98,7 +98,7 @@ def sweep(out_path: Path, points: Sequence[tuple[str, CodecConfig, TrainConfig]]
           on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run ``points`` in order, rewriting ``out_path`` (and calling ``on_update`` with the
     results, to redraw plots) after each; returns the last record."""
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     _, test = load_dataset("natural", 32)
     if quick:
@@ -107,7 +107,7 @@ def sweep(out_path: Path, points: Sequence[tuple[str, CodecConfig, TrainConfig]]
                                "planned": len(points), "test_tiles": int(test.shape[0]),
                                "quick": quick}
     record: dict[str, Any] = {}
-    for label, codec, train_cfg in tqdm(points, desc="configurations", unit="config"):
+    for label, codec, train_cfg in progress_bar(points, desc="configurations", unit="config"):
         row = run_point(label, codec, train_cfg, test)
         for fmt, curve in results["baselines"].items():
             row[f"{fmt.lower()}_psnr_at_rate"] = at_rate(curve, row["bits_per_pixel"])

@@ -152,7 +152,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     The JSON is rewritten after every training (``"complete": false`` until the last), and a
     rerun with the same settings resumes from it, so an interrupted run loses one training.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     cfg = QUICK if quick else FULL
     out_dir = Path(out_dir)
@@ -168,7 +168,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
             done = dict(old["results"].get("by_job", {}))
             seconds = dict(old["results"].get("seconds", {}))
     jobs = [(k, b, m) for b in cfg.bits for k in cfg.datasets for m in METHODS]
-    for kind, bits, method in tqdm(jobs, desc=NAME, disable=quick):
+    for kind, bits, method in progress_bar(jobs, desc=NAME, enabled=not quick):
         key = f"{kind}/{method}/{bits}"
         if key in done:
             continue

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from ..apps.image_codec.config import QuantizerSpec
 from ..training.provenance import Run, read_json
 from ._image_sweep import (
@@ -62,7 +60,6 @@ PAPER_METHODS = ("STE", "STE + EMA", "NSVQ w/o CBR", "NSVQ")
 
 def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     """Train every method at every bit rate (quick: NSVQ + CBR at 6 bits, 20 steps)."""
-    torch.set_num_threads(1)
     out_dir = Path(out_dir)
     methods = METHODS[1:2] if quick else METHODS
     bits_list = (6,) if quick else BITS
@@ -93,7 +90,6 @@ DIM_FILE = "image_estimators_dim{dim}.json"
 def run_dim_check(out_dir: Path, *, latent_dim: int = 8, bits: int = 9, seed: int = 0) -> Path:
     """STE against NSVQ + CBR at ``bits`` bits with ``latent_dim``-dimensional latents (the
     main sweep uses 64): NSVQ's surrogate leaks more information through a wider latent."""
-    torch.set_num_threads(1)
     from dataclasses import replace
 
     points = []
@@ -112,7 +108,6 @@ def run_gap_check(out_dir: Path, *, steps: int = 2400, bits: tuple[int, ...] = B
                   seed: int = 0) -> Path:
     """STE against NSVQ + CBR at each of ``bits`` with ``steps`` training steps (the main
     sweep uses 800): does the gap between them depend on how long the models train?"""
-    torch.set_num_threads(1)
     from dataclasses import replace
 
     points = []
@@ -203,23 +198,30 @@ def report(results_dir: Path) -> str:
             out += _check_section(read_json(extra), name, what)
     times = [[r["method"], r["bits"], fmt(r["train_seconds"], 0), fmt(r["perplexity"], 1)]
              for r in res["rows"]]
-    out += ["CPU training time per configuration (1 thread, shared 2-core machine) and index "
+    threads = data["environment"]["threads"]
+    out += [f"CPU training time per configuration ({threads} thread{'' if threads == 1 else 's'}, "
+            "shared 2-core machine) and index "
             "perplexity on the test tiles:", "",
             table(["method", "bits", "train s", "perplexity"], times), ""]
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("results"))
-    parser.add_argument("--seed", type=int, default=0)
+    from ..training.threads import add_threads, set_threads
+
+    parser = argparse.ArgumentParser(description=DESCRIPTION,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the smoke version")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    add_threads(parser)
     parser.add_argument("--gap-check", action="store_true",
                         help="only STE vs NSVQ + CBR at every bit rate, trained for --steps steps")
-    parser.add_argument("--steps", type=int, default=2400)
+    parser.add_argument("--steps", type=int, default=2400, help="training steps of --gap-check")
     parser.add_argument("--dim-check", type=int, default=0, metavar="D",
                         help="only STE vs NSVQ + CBR at 9 bits with D-dimensional latents")
     args = parser.parse_args(argv)
+    set_threads(args.threads)
     if args.dim_check:
         print(run_dim_check(args.out, latent_dim=args.dim_check, seed=args.seed))
         return 0

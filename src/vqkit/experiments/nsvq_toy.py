@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..codebooks import EMA, CodebookLearning
 from ..estimators import Estimator, NoiseSubstitution, StraightThrough
 from ..functional import kmeans, nearest_neighbor, perplexity, usage_fraction
+from ..progress import progress_bar
 from ..quantizers import VectorQuantizer
 from ..training.provenance import Run, read_json, write_json
 
@@ -66,7 +66,7 @@ def train_standalone(
     params = [p for p in vq.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr) if params else None
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if opt and cosine else None
-    for step in tqdm(range(steps), disable=not progress, desc=type(estimator).__name__,
+    for step in progress_bar(range(steps), enabled=progress, desc=type(estimator).__name__,
                      leave=False):
         x = sample(batch, gen)
         out = vq(x)
@@ -174,7 +174,6 @@ def mixture_comparison(seed: int = 0, progress: bool = False) -> dict[str, Any]:
 
 
 def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
-    torch.set_num_threads(1)
     record = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else ""), seeds=[seed])
     results = {
         "paper_toy": paper_toy(seed, steps=2000 if quick else 20000,

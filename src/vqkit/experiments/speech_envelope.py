@@ -46,7 +46,6 @@ def _world_vectors(files) -> torch.Tensor:
 
 def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     """Run the study; writes ``speech_envelope.json`` and the RD plot into ``out_dir``."""
-    torch.set_num_threads(1)
     out_dir = Path(out_dir)
     record = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else ""), seeds=[seed])
     g = torch.Generator().manual_seed(seed)

@@ -255,9 +255,9 @@ class Trainer:
         until = self.config.steps if until is None else int(until)
         bar = None
         if self.progress and distributed.rank() == 0 and until > self.step:
-            from tqdm.auto import tqdm
+            from ..progress import progress_bar
 
-            bar = tqdm(total=until, initial=self.step, desc="fit", unit="step", leave=False)
+            bar = progress_bar(total=until, initial=self.step, desc="fit", unit="step", leave=False)
         try:
             while self.step < until:
                 self.train_step()

@@ -12,6 +12,7 @@ from torch import Tensor
 from ..curve import Projection
 from ..curve_estimators import MSEFit
 from ..estimators import Estimator
+from ..progress import progress_bar
 from ..quantizers.space_filling import SpaceFillingVQ
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,7 @@ def fit_space_filling(
     n_batches = math.ceil(data.shape[0] / batch_size)
     milestones = [int(0.6 * epochs_per_stage), int(0.8 * epochs_per_stage)]
     total = (bits - 1) * epochs_per_stage * n_batches
-    from tqdm.auto import tqdm  # lazily: `import vqkit` stays free of tqdm
-
-    bar = tqdm(total=total, disable=not progress, desc=f"SFVQ {bits} bits", unit="batch")
+    bar = progress_bar(total=total, enabled=progress, desc=f"SFVQ {bits} bits", unit="batch")
     sf.train()
     for stage_bits in range(2, bits + 1):
         if stage_bits > 2:

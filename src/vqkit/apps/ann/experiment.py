@@ -16,16 +16,12 @@ from .report import markdown, write_results
 
 logger = logging.getLogger(__name__)
 
-#: One thread for torch and FAISS alike (the machine is small and shared; same for all rows).
-THREADS = 1
-
-
 def run_experiment(name: str, dataset: str, config: BenchmarkConfig, out_dir: Path, *,
                    seed: int, result_file: str, plot_file: str) -> Path:
     """Load ``dataset``, run the benchmark with ``config`` and write JSON + plot to ``out_dir``."""
     faiss = require_faiss()
-    torch.set_num_threads(THREADS)
-    faiss.omp_set_num_threads(THREADS)
+    # FAISS uses as many threads as torch: the --threads of the command (set by its caller).
+    faiss.omp_set_num_threads(torch.get_num_threads())
     run = Run(command=f"vqkit reproduce {name}", seeds=[seed])
     data = load_split(dataset, config.split, generator=torch.Generator().manual_seed(seed))
 

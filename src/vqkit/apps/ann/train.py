@@ -12,9 +12,9 @@ import logging
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ...estimators import NoiseSubstitution
+from ...progress import progress_bar
 from ...quantizers.build import build_quantizer
 from ...quantizers.composite import MultiCodebookQuantizer
 from ...quantizers.encoders import BeamSearch
@@ -97,7 +97,7 @@ def train_nsvq_(
     opt = torch.optim.Adam(quantizer.parameters(), lr=schedule.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, schedule.steps)
     last_replacement = schedule.steps - 2 * schedule.replace_every
-    bar = tqdm(range(schedule.steps), desc=type(quantizer).__name__, disable=not progress,
+    bar = progress_bar(range(schedule.steps), desc=type(quantizer).__name__, enabled=progress,
                leave=False)
     for step in bar:
         rows = torch.randint(0, data.shape[0], (schedule.batch_size,), generator=generator)

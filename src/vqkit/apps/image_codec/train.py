@@ -77,9 +77,9 @@ def train(
     start = time.perf_counter()
     steps = range(1, train_config.steps + 1)
     if progress:
-        from tqdm import tqdm
+        from ...progress import progress_bar
 
-        steps = tqdm(steps, desc="train", unit="step")
+        steps = progress_bar(steps, desc="train", unit="step")
     model.train()
     for step in steps:
         x = source.sample(train_config.batch_size, data_gen)

@@ -13,7 +13,8 @@ import logging
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+
+from ...progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def train_mapped_vae(
     history = []
     model.train()
     n = images.shape[0]
-    bar = tqdm(total=epochs * -(-n // batch_size), disable=not progress, desc="mapped VAE")
+    bar = progress_bar(total=epochs * -(-n // batch_size), enabled=progress, desc="mapped VAE")
     for _ in range(epochs):
         perm = torch.randperm(n, generator=generator)
         total = 0.0

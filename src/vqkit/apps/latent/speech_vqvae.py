@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ...codebooks import EMA
 from ...estimators import StraightThrough
+from ...progress import progress_bar
 from ...quantizers.vector import VectorQuantizer
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def train_speech_vqvae(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history, running = [], 0.0
     model.train()
-    for step in tqdm(range(1, cfg.steps + 1), disable=not progress, desc="speech VQ-VAE"):
+    for step in progress_bar(range(1, cfg.steps + 1), enabled=progress, desc="speech VQ-VAE"):
         x, s = _crops(mels, speakers, cfg, generator)
         recon, out = model(x, s)
         mse = (recon - x).pow(2).mean()

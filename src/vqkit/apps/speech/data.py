@@ -74,11 +74,11 @@ def active_frames(coefficients: Tensor, range_db: float = ACTIVE_RANGE_DB) -> Te
 
 def frame_files(files: list[Utterance], *, active_only: bool = True) -> Frames:
     """Load each file at 8 kHz and stack the MDCT frames (only active ones by default)."""
-    from tqdm.auto import tqdm
+    from ...progress import progress_bar
 
     mdct = MDCT(SAMPLE_RATE)
     coefs, owners, names = [], [], []
-    for i, utt in enumerate(tqdm(files, desc="framing speech", leave=False)):
+    for i, utt in enumerate(progress_bar(files, desc="framing speech", leave=False)):
         audio, _ = load_wav(utt.path, SAMPLE_RATE)
         c = mdct.forward(torch.from_numpy(np.ascontiguousarray(audio)).double()).float()
         if active_only:

@@ -58,7 +58,7 @@ def train(
         >>> log.bits[-1] < log.bits[0]
         True
     """
-    from tqdm.auto import tqdm
+    from ...progress import progress_bar
 
     if coefficients.dim() != 2 or coefficients.shape[0] == 0:
         raise ValueError(f"coefficients must be a non-empty (F, N) tensor, got "
@@ -72,7 +72,7 @@ def train(
     running = 0.0
     model.train()
     quantizer = model.quantizer
-    for step in tqdm(range(1, config.steps + 1), desc="training envelope", leave=False):
+    for step in progress_bar(range(1, config.steps + 1), desc="training envelope", leave=False):
         batch = coefficients[torch.randint(0, coefficients.shape[0], (config.batch_size,),
                                            generator=generator)]
         out = model(batch)
@@ -100,7 +100,7 @@ def train_vectors(
 
     Used for the WORLD front end, whose coded envelope is fixed (no A, B to learn).
     """
-    from tqdm.auto import tqdm
+    from ...progress import progress_bar
 
     if config.kmeans_init:
         sample = vectors[torch.randperm(vectors.shape[0], generator=generator)[:20000]]
@@ -109,7 +109,7 @@ def train_vectors(
     log = TrainLog(every=max(1, config.steps // 20))
     running = 0.0
     quantizer.train()
-    for step in tqdm(range(1, config.steps + 1), desc="training VQ", leave=False):
+    for step in progress_bar(range(1, config.steps + 1), desc="training VQ", leave=False):
         x = vectors[torch.randint(0, vectors.shape[0], (config.batch_size,), generator=generator)]
         out = quantizer(x)
         mse = (out.quantized - x).pow(2).sum(-1).mean()

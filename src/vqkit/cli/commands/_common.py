@@ -11,8 +11,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 
 def _int_at_least(text: str, minimum: int) -> int:
     try:
@@ -32,18 +30,6 @@ def positive_int(text: str) -> int:
 def nonnegative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     return _int_at_least(text, 0)
-
-
-def add_threads(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--threads", type=positive_int, default=None,
-        help="torch CPU threads (default: torch's choice)",
-    )
-
-
-def set_threads(threads: int | None) -> None:
-    if threads is not None:
-        torch.set_num_threads(int(threads))
 
 
 def make_learning(name: str, ema_decay: float) -> Any:

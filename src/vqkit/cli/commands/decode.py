@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_threads, set_threads
+from ...training.threads import add_threads, set_threads
 
 NAME = "decode"
 HELP = "reconstruct vectors from a codes file (writes .npy/.pt/.csv)"

@@ -6,6 +6,9 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from ...training.threads import add_threads, set_threads
+from ._common import positive_int
+
 NAME = "demo"
 HELP = "train a 1024-codeword VQ with each estimator on photo patches and compare them"
 DESCRIPTION = """\
@@ -20,7 +23,8 @@ additive VQ with 4 codebooks of 64 (24 bits), and a space-filling VQ whose neigh
 positions decode to similar patches; the residual VQ's test codes go through a codes file and
 back exactly. It writes tour.json and tour_test.vqc (--tour-steps 0 skips it).
 
-Takes about 1 minute on 2 idle CPU cores."""
+Takes about 2 minutes with the default single thread (--threads 2: about 1 minute on 2
+idle cores, much longer on a busy machine)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = DemoConfig()
     parser.add_argument("--out", type=Path, default=Path("out/demo"),
                         help="output folder (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=d.steps, help="training steps per estimator")
-    parser.add_argument("--seed", type=int, default=d.seed, help="random seed")
-    parser.add_argument("--threads", type=int, default=d.threads, help="torch threads")
+    parser.add_argument("--steps", type=positive_int, default=d.steps,
+                        help="training steps per estimator (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=d.seed,
+                        help="random seed (default: %(default)s)")
+    add_threads(parser)
     parser.add_argument("--tour-steps", type=int, default=None,
                         help="training steps of each multi-codebook / SFVQ quantizer in the "
                         "second part (0 skips it; default: 200, or --steps if smaller)")
@@ -42,14 +48,12 @@ def run(args: argparse.Namespace) -> int:
     from ...apps.demo import DemoConfig, format_table, run_demo
     from ...training.provenance import read_json
 
-    if args.steps < 1 or args.threads < 1:
-        raise ValueError("--steps and --threads must be >= 1")
-    cfg = dataclasses.replace(DemoConfig(), steps=args.steps, seed=args.seed,
-                              threads=args.threads)
+    threads = set_threads(args.threads)
+    cfg = dataclasses.replace(DemoConfig(), steps=args.steps, seed=args.seed)
     path = run_demo(args.out, cfg, progress=not args.no_progress)
     rows = read_json(path)["results"]
     print(f"\n{cfg.codebook_size}-codeword VQ of {cfg.patch}x{cfg.patch} photo patches, "
-          f"{cfg.steps} steps each, {cfg.threads} thread(s):\n")
+          f"{cfg.steps} steps each, {threads} thread(s):\n")
     print(format_table(rows))
     print("\nThe quantizer is fitted alone here, so STE and the rotation trick train the codebook"
           "\nthrough the same codebook loss and agree; they differ in the gradient they pass to"

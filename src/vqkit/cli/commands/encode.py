@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_threads, set_threads
+from ...training.threads import add_threads, set_threads
 
 NAME = "encode"
 HELP = "compress vectors (.npy/.pt/.csv) into a codes file with a trained quantizer"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_threads, print_table, set_threads
+from ...training.threads import add_threads, set_threads
+from ._common import print_table
 
 NAME = "eval"
 HELP = "measure MSE, SNR, usage, perplexity and bits of a quantizer on vectors"

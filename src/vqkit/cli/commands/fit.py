@@ -13,13 +13,8 @@ from typing import Any
 import torch
 
 from ...registry import ESTIMATORS, LEARNINGS
-from ._common import (
-    add_threads,
-    nonnegative_int,
-    positive_int,
-    print_table,
-    set_threads,
-)
+from ...training.threads import add_threads, set_threads
+from ._common import nonnegative_int, positive_int, print_table
 
 NAME = "fit"
 HELP = "train a quantizer (VQ, RVQ, PVQ, AVQ, SFVQ) on vectors from .npy/.pt/.csv"
@@ -92,7 +87,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the --resume file when resuming)")
     o.add_argument("--resume", metavar="CHECKPOINT", help="continue this checkpoint's run")
     o.add_argument("--checkpoint-every", type=nonnegative_int, default=0,
-                   help="also write the checkpoint every N steps (default: only at the end)")
+                   help="also write the checkpoint every N steps, 0 = only at the end "
+                   "(default: %(default)s)")
     o.add_argument("--json", metavar="PATH", help="write the results with provenance as JSON")
     o.add_argument("--plot", metavar="PNG", help="write training curves (needs matplotlib)")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -1,4 +1,4 @@
-"""``vqkit image``: the learned image codec (compress, decompress, train).
+"""vqkit image: the learned image codec (compress, decompress, train).
 
 examples:
   vqkit image compress photo.png photo.vqi            # with the shipped default model
@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ...training.threads import add_threads, set_threads
 from ._common import nonnegative_int, positive_int
 
 NAME = "image"
@@ -29,12 +30,10 @@ def _model(args: argparse.Namespace):
 
 
 def _compress(args: argparse.Namespace) -> int:
-    import torch
-
     from ...apps.image_codec.codec import compress, read_image
     from ...atomic import atomic_write
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     model = _model(args)
     image = read_image(args.input, model.config.channels)
     data = compress(model, image)
@@ -47,11 +46,9 @@ def _compress(args: argparse.Namespace) -> int:
 
 
 def _decompress(args: argparse.Namespace) -> int:
-    import torch
-
     from ...apps.image_codec.codec import decompress, write_image
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     path = Path(args.input)
     if not path.is_file():
         raise FileNotFoundError(f"no such .vqi file: {path}")
@@ -65,15 +62,13 @@ def _decompress(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import torch
-
     from ...apps.image_codec.config import CodecConfig, QuantizerSpec, TrainConfig
     from ...apps.image_codec.data import load_dataset
     from ...apps.image_codec.evaluate import evaluate
     from ...apps.image_codec.model import save_checkpoint
     from ...apps.image_codec.train import train
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     tile = 28 if args.data == "fashion-mnist" else 32
     spec = QuantizerSpec(kind=args.quantizer, bits=args.bits, num_codebooks=args.num_codebooks,
                          estimator=args.estimator, learning=args.learning,
@@ -99,7 +94,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", default=None, help="codec checkpoint (default: the shipped one)")
-        p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+        add_threads(p)
 
     comp = sub.add_parser("compress", help="compress an image (PNG, JPEG, ...) to .vqi")
     comp.add_argument("input", help="image file Pillow can read")
@@ -115,23 +110,39 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
     tr = sub.add_parser("train", help="train a codec model and save its checkpoint")
     tr.add_argument("--out", required=True, help="checkpoint to write")
-    tr.add_argument("--data", choices=("natural", "fashion-mnist"), default="natural")
-    tr.add_argument("--quantizer", choices=("vq", "rvq", "pvq", "avq"), default="vq")
-    tr.add_argument("--num-codebooks", type=positive_int, default=1)
-    tr.add_argument("--beam-width", type=positive_int, default=16)
+    tr.add_argument("--data", choices=("natural", "fashion-mnist"), default="natural",
+                    help="training and test images: natural photo tiles (32x32 RGB) or "
+                    "Fashion-MNIST (28x28 grey) (default: %(default)s)")
+    tr.add_argument("--quantizer", choices=("vq", "rvq", "pvq", "avq"), default="vq",
+                    help="plain, residual, product or additive VQ (default: %(default)s)")
+    tr.add_argument("--num-codebooks", type=positive_int, default=1,
+                    help="codebooks of rvq / pvq / avq, sharing --bits (default: %(default)s)")
+    tr.add_argument("--beam-width", type=positive_int, default=16,
+                    help="beam of avq's encoder search (default: %(default)s)")
     tr.add_argument("--estimator", choices=("nsvq", "ste", "rotation", "diveq", "diveq-detach"),
-                    default="nsvq")
-    tr.add_argument("--learning", choices=("gradient", "ema"), default="gradient")
-    tr.add_argument("--bits", type=positive_int, default=9, help="bits per latent vector")
-    tr.add_argument("--downsample", type=int, choices=(2, 4, 8), default=4)
-    tr.add_argument("--hidden", type=positive_int, default=16)
-    tr.add_argument("--latent-dim", type=positive_int, default=64)
-    tr.add_argument("--steps", type=positive_int, default=800)
-    tr.add_argument("--batch-size", type=positive_int, default=16)
-    tr.add_argument("--lr", type=float, default=2e-3)
+                    default="nsvq",
+                    help="gradient estimator through the quantizer (default: %(default)s)")
+    tr.add_argument("--learning", choices=("gradient", "ema"), default="gradient",
+                    help="codebook learning: by gradient or EMA (default: %(default)s)")
+    tr.add_argument("--bits", type=positive_int, default=9,
+                    help="bits per latent vector (default: %(default)s)")
+    tr.add_argument("--downsample", type=int, choices=(2, 4, 8), default=4,
+                    help="encoder stride: tiles shrink by this factor per side "
+                    "(default: %(default)s)")
+    tr.add_argument("--hidden", type=positive_int, default=16,
+                    help="width of the convolutional layers (default: %(default)s)")
+    tr.add_argument("--latent-dim", type=positive_int, default=64,
+                    help="size of each latent vector (default: %(default)s)")
+    tr.add_argument("--steps", type=positive_int, default=800,
+                    help="training steps (default: %(default)s)")
+    tr.add_argument("--batch-size", type=positive_int, default=16,
+                    help="tiles per step (default: %(default)s)")
+    tr.add_argument("--lr", type=float, default=2e-3,
+                    help="Adam learning rate (default: %(default)s)")
     tr.add_argument("--replace-every", type=nonnegative_int, default=100,
-                    help="dead-codeword replacement period in steps (0 = never)")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+                    help="dead-codeword replacement period in steps, 0 = never "
+                    "(default: %(default)s)")
+    tr.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    add_threads(tr)
     tr.set_defaults(func=_train)
     parser.set_defaults(func=lambda args: (parser.print_help(sys.stdout), 2)[1])

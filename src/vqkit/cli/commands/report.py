@@ -43,7 +43,8 @@ _IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default="results", help="results folder (default results/)")
-    p.add_argument("--out", default="docs/results.md", help="document to write")
+    p.add_argument("--out", default="docs/results.md",
+                   help="document to write (default: %(default)s)")
     p.add_argument("--check", action="store_true",
                    help="do not write; exit 1 if the document differs from a rebuild")
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import add_threads, set_threads
+from ...training.threads import add_threads, set_threads
 
 NAME = "reproduce"
 HELP = "run a paper reproduction (reproduce --list names them)"

@@ -1,6 +1,6 @@
-"""``vqkit speech encode in.wav out.vqs`` and ``vqkit speech decode out.vqs out.wav``.
+"""vqkit speech encode in.wav out.vqs, and vqkit speech decode out.vqs out.wav.
 
-The WORLD vocoder codec of :mod:`vqkit.apps.speech.codec`: 20 ms frames, f0 and band
+The WORLD vocoder codec of vqkit.apps.speech.codec: 20 ms frames, f0 and band
 aperiodicity (19 bits) and a multi-stage VQ of the spectral envelope (8 bits per stage).
 Input of any sample rate is resampled to 8 kHz and stereo is averaged to mono.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ...training.threads import add_threads, set_threads
 from ._common import positive_int
 
 NAME = "speech"
@@ -23,11 +24,9 @@ def _codec(args: argparse.Namespace):
 
 
 def _encode(args: argparse.Namespace) -> int:
-    import torch
-
     from ...apps.speech.codec import encode_file
 
-    torch.set_num_threads(1)
+    set_threads(args.threads)
     codec = _codec(args)
     info = encode_file(args.input, args.output, codec, stages=args.stages)
     print(f"{args.output}: {info['bytes']} bytes, {info['seconds']:.2f} s, "
@@ -36,11 +35,9 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _decode(args: argparse.Namespace) -> int:
-    import torch
-
     from ...apps.speech.codec import decode_file
 
-    torch.set_num_threads(1)
+    set_threads(args.threads)
     info = decode_file(args.input, args.output, _codec(args))
     print(f"{args.output}: {info['seconds']:.2f} s at {info['sample_rate']} Hz", file=sys.stdout)
     return 0
@@ -56,10 +53,12 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     enc.add_argument("--stages", type=positive_int, default=None,
                      help="envelope VQ stages to send, 8 bits each (default: all)")
     enc.add_argument("--model", default=None, help="codec model (default: the shipped one)")
+    add_threads(enc)
     enc.set_defaults(func=_encode)
     dec = sub.add_parser("decode", help="decode a .vqs file to wav")
     dec.add_argument("input", help="the .vqs file")
     dec.add_argument("output", help="the wav file to write (16-bit mono, 8 kHz)")
     dec.add_argument("--model", default=None, help="codec model (default: the shipped one)")
+    add_threads(dec)
     dec.set_defaults(func=_decode)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
