@@ -158,7 +158,8 @@ def _rerank(
     xs: Tensor, c: Tensor, d: Tensor, kth: tuple[Tensor, Tensor], bound: Tensor, k: int,
     idx: Tensor, chunk_elements: int,
 ) -> Tensor:
-    """``idx (a, k)`` of rows ``xs (a, D)`` corrected by direct distance where needed.
+    """``idx (a, k)`` (a copy the caller owns) of rows ``xs (a, D)``, corrected in place by
+    direct distance where needed.
 
     ``bound (a, K)`` bounds each expansion's error; a codeword is a candidate when
     ``d_j - bound_j <= d_kth + bound_kth`` (``kth`` = value and index of the k-th best). Rows
@@ -182,7 +183,6 @@ def _rerank(
     else:
         exact = torch.cdist(xs, c, compute_mode="donot_use_mm_for_euclid_dist")
         exact.masked_fill_(~cand, float("inf"))
-    idx = idx.clone()
     idx[hard] = _smallest(exact, k)[1]
     return idx
 
