@@ -33,13 +33,13 @@ from vqkit import (
     StraightThrough,
     VectorQuantizer,
 )
-from vqkit.curve import ExactProjection
-from vqkit.curve_estimators import MSEFit
 from vqkit.functional.beam import _smallest
 from vqkit.quantizers import ChannelsFirst
 from vqkit.quantizers.application import PerStage
 from vqkit.quantizers.dropout import BatchDepth, ExampleDepth, FractionDepth
 from vqkit.quantizers.encoders import BeamSearch, Greedy
+from vqkit.space_filling.curve import ExactProjection
+from vqkit.space_filling.estimators import MSEFit
 
 torch.set_num_threads(1)
 

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from vqkit import CurveCodebook, ExactProjection, TwoSegmentProjection
-from vqkit.curve import interpolate, project_exact, project_two_segment
+from vqkit.space_filling.curve import interpolate, project_exact, project_two_segment
 
 torch.set_num_threads(1)
 
 
 def _oracle(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """Squared distance from each x to the nearest point of the curve, float64, one segment
-    at a time (the formula written out independently of vqkit.curve)."""
+    at a time (the formula written out independently of vqkit.space_filling.curve)."""
     x, c = x.double(), c.double()
     best = torch.full((x.shape[0],), float("inf"), dtype=torch.float64, device=x.device)
     for j in range(c.shape[0] - 1):

@@ -92,7 +92,7 @@ def test_occurrence_normalisation_on_gaussians_beats_vq():
     train = torch.randn(8192, 8, generator=gen) * scale
     test = torch.randn(4096, 8, generator=gen) * scale
     k = 16
-    sf = fit_space_filling(train, 4, epochs_per_stage=3, lr=1e-2, generator=gen, progress=False)
+    sf = fit_space_filling(train, 4, epochs_per_stage=3, lr=1e-2, generator=gen)
     norm_vq = occurrence_normalise(sf, train)
     assert isinstance(norm_vq, VectorQuantizer) and norm_vq.codebook_size == k
     # On the training set itself every index is used by about M/K vectors.

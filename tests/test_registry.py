@@ -18,8 +18,6 @@ import torch
 
 import vqkit
 from vqkit.codebooks import CodebookLearning
-from vqkit.curve import Projection
-from vqkit.curve_estimators import SegmentEstimator
 from vqkit.estimators import Estimator, NoiseSubstitution
 from vqkit.maintenance import ReplacementRule
 from vqkit.quantizers import ChannelsFirst, VectorQuantizer, build_quantizer
@@ -35,6 +33,8 @@ from vqkit.registry import (
     REGISTRIES,
     Registry,
 )
+from vqkit.space_filling.curve import Projection
+from vqkit.space_filling.estimators import SegmentEstimator
 from vqkit.strategy import Strategy, from_config, to_config
 
 

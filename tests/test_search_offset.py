@@ -181,7 +181,7 @@ def test_lower_matmul_precision_widens_the_bound(device, monkeypatch):
 def test_exact_curve_projection_far_from_the_origin_matches_the_centred_one(device):
     # The space-filling curve's exhaustive projection expands ||x - c_j||^2 like the search.
     # Adjacent segments tie exactly at their shared corner, so compare distances, not ids.
-    from vqkit.curve import project_exact
+    from vqkit.space_filling.curve import project_exact
 
     g = torch.Generator().manual_seed(4)
     corners = torch.cumsum(torch.randn(32, 4, generator=g, dtype=torch.float64), dim=0)

@@ -17,7 +17,7 @@ from vqkit import (
     StraightThrough,
     fit_space_filling,
 )
-from vqkit.curve import project_exact
+from vqkit.space_filling.curve import project_exact
 
 torch.set_num_threads(1)
 
@@ -162,7 +162,7 @@ def test_save_load_round_trip_after_expansion(tmp_path, est, device):
 def test_fit_space_filling_orders_the_curve_and_beats_its_vertices(device):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4096, 6, generator=g).to(device)  # fit_space_filling trains on x's device
-    sf = fit_space_filling(x, 4, epochs_per_stage=4, lr=1e-2, generator=g, progress=False)
+    sf = fit_space_filling(x, 4, epochs_per_stage=4, lr=1e-2, generator=g)
     c = sf.codewords.detach()
     consecutive = (c[1:] - c[:-1]).norm(dim=1).mean()
     pairs = torch.pdist(c).mean()
@@ -182,9 +182,31 @@ def test_on_stage_end_gives_the_curve_of_every_bitrate(device, deterministic):
         assert not q.training
         seen[bits] = q.codewords.detach().clone()
 
-    fit_space_filling(x, 4, epochs_per_stage=1, lr=1e-2, progress=False,
+    fit_space_filling(x, 4, epochs_per_stage=1, lr=1e-2,
                       generator=torch.Generator().manual_seed(1), on_stage_end=keep)
     assert {b: c.shape[0] for b, c in seen.items()} == {2: 4, 3: 8, 4: 16}
-    direct = fit_space_filling(x, 3, epochs_per_stage=1, lr=1e-2, progress=False,
+    direct = fit_space_filling(x, 3, epochs_per_stage=1, lr=1e-2,
                                generator=torch.Generator().manual_seed(1))
     assert torch.equal(direct.codewords.detach(), seen[3])
+
+
+def test_fit_space_filling_reports_progress_through_its_callback():
+    x = torch.randn(200, 3, generator=torch.Generator().manual_seed(0))
+    calls = []
+    fit_space_filling(x, 3, epochs_per_stage=2, batch_size=64,
+                      progress=lambda done, total, info: calls.append((done, total, dict(info))))
+    total = 2 * 2 * 4  # (bits - 1) stages x epochs x ceil(200 / 64) batches
+    assert [c[0] for c in calls] == list(range(1, total + 1))
+    assert {c[1] for c in calls} == {total}
+    epoch_ends = [c for c in calls if "loss" in c[2]]
+    assert [c[0] for c in epoch_ends] == [4, 8, 12, 16]
+    assert [c[2]["K"] for c in epoch_ends] == [4, 4, 8, 8]
+
+
+def test_bar_callback_draws_a_closed_bar():
+    from vqkit.progress import bar_callback
+
+    cb = bar_callback("t", enabled=False)
+    for done in range(1, 5):
+        cb(done, 4, {"loss": 0.5})
+    assert cb._bar.n == 4 and cb._bar.disable

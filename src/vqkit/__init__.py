@@ -4,13 +4,10 @@ Quantizers (``VectorQuantizer`` ...) take channel-last tensors and return a
 :class:`QuantizerOutput`. How gradients pass the quantizer is an *estimator* strategy
 (``NoiseSubstitution`` = NSVQ, ``StraightThrough``, ``RotationTrick``, ``DiVeQ``,
 ``DiVeQDetach``); how the codebook learns is a *learning* strategy (``Gradient`` or ``EMA``).
-Importing vqkit has no side effects and imports the core only: ``fit_space_filling``, which
-lives in the training layer, is imported on first access.
+Importing vqkit has no side effects and imports the core only (torch and numpy).
 """
 
 from .codebooks import EMA, Codebook, Gradient
-from .curve import CurveCodebook, ExactProjection, TwoSegmentProjection
-from .curve_estimators import MSEFit, SFDiVeQ
 from .estimators import (
     DiVeQ,
     DiVeQDetach,
@@ -21,7 +18,7 @@ from .estimators import (
 )
 from .functional.bitstream import pack_indices, unpack_indices
 from .maintenance import TileUsed, UsageWeighted, replace_dead_codes_
-from .quantizers import ChannelsFirst, Quantizer, SpaceFillingVQ, VectorQuantizer
+from .quantizers import ChannelsFirst, Quantizer, VectorQuantizer
 from .quantizers.additive import AdditiveVQ
 from .quantizers.application import OnComposite, PerStage
 from .quantizers.dropout import BatchDepth, ExampleDepth, FractionDepth
@@ -29,6 +26,15 @@ from .quantizers.encoders import BeamSearch, Greedy
 from .quantizers.product import ProductVQ
 from .quantizers.residual import ResidualVQ
 from .serialization import load, save
+from .space_filling import (
+    CurveCodebook,
+    ExactProjection,
+    MSEFit,
+    SFDiVeQ,
+    SpaceFillingVQ,
+    TwoSegmentProjection,
+    fit_space_filling,
+)
 from .types import EstimatorOutput, QuantizerOutput
 
 __version__ = "0.1.0"
@@ -75,19 +81,3 @@ __all__ = [
     "unpack_indices",
 ]
 
-
-# Public names that live above the core, imported on first access so that `import vqkit`
-# loads neither the training layer nor its dependencies (tqdm).
-_LAZY = ("fit_space_filling",)
-
-
-def __getattr__(name: str):
-    if name == "fit_space_filling":
-        from .training.space_filling import fit_space_filling
-
-        return fit_space_filling
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))

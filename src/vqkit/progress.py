@@ -16,3 +16,32 @@ def progress_bar(iterable: Any = None, *, enabled: bool = True, **kwargs: Any) -
     from tqdm.auto import tqdm
 
     return tqdm(iterable, disable=None if enabled else True, **kwargs)
+
+
+class bar_callback:  # noqa: N801 - used like a function: progress=bar_callback("SFVQ")
+    """A ``progress(done, total, info)`` callback drawing a :func:`progress_bar`.
+
+    The core reports progress through such callbacks (it does not import tqdm); this adapter
+    opens the bar on the first call, moves it to ``done``, shows ``info`` as the postfix and
+    closes it when ``done == total``.
+
+    Args:
+        desc: the bar's label.
+        enabled: False gives a callback that draws nothing.
+        unit: the unit of ``done``.
+    """
+
+    def __init__(self, desc: str, *, enabled: bool = True, unit: str = "batch") -> None:
+        self.desc, self.enabled, self.unit = desc, enabled, unit
+        self._bar: Any = None
+
+    def __call__(self, done: int, total: int, info: dict[str, Any] | None = None) -> None:
+        if self._bar is None:
+            self._bar = progress_bar(total=total, enabled=self.enabled, desc=self.desc,
+                                     unit=self.unit)
+        self._bar.update(done - self._bar.n)
+        if info:
+            self._bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v
+                                   for k, v in info.items()}, refresh=False)
+        if done >= total:
+            self._bar.close()

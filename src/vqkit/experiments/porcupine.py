@@ -26,8 +26,8 @@ from torch import Tensor
 from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..privacy import index_histogram, occurrence_normalise, privacy_metrics
+from ..space_filling.growth import fit_space_filling
 from ..training.provenance import Run, read_json, write_json
-from ..training.space_filling import fit_space_filling
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def one_seed(emb: Tensor, cfg: dict[str, Any], seed: int) -> dict[int, dict[str,
 
     fit_space_filling(
         train, max(cfg["bits"]), epochs_per_stage=cfg["epochs_per_stage"],
-        batch_size=cfg["batch_size"], lr=cfg["lr"], generator=gen, progress=False,
+        batch_size=cfg["batch_size"], lr=cfg["lr"], generator=gen,
         on_stage_end=score,
     )
     return out

@@ -26,8 +26,9 @@ from ..data.fashion_mnist import load_fashion_mnist
 from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..interpret import curve_positions, nearest_corner, unit_directions
+from ..progress import bar_callback
+from ..space_filling.growth import fit_space_filling
 from ..training.provenance import Run, read_json, write_json
-from ..training.space_filling import fit_space_filling
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,8 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
             per_bits[str(bits)]["test_indices"] = sf_idx.tolist()
 
     fit_space_filling(w_fit, max(cfg["bits"]), epochs_per_stage=cfg["sfvq_epochs_per_stage"],
-                      lr=cfg["sfvq_lr"], generator=gen, progress=not quick, on_stage_end=on_stage)
+                      lr=cfg["sfvq_lr"], generator=gen, on_stage_end=on_stage,
+                      progress=bar_callback("SFVQ", enabled=not quick))
     top_indices = per_bits[str(max(cfg["bits"]))].pop("test_indices")
 
     # Directions: consecutive-corner unit vectors of one curve vs the top PCs of W (GANSpace).

@@ -41,8 +41,9 @@ from ..interpret import (
     nearest_corner,
     transition_matrix,
 )
+from ..progress import bar_callback
+from ..space_filling.growth import fit_space_filling
 from ..training.provenance import Run, read_json, write_json
-from ..training.space_filling import fit_space_filling
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         z_train = torch.cat([model.encode(mels[u.path][None])[0] for u in train_utts])
     sf = fit_space_filling(z_train, cfg["bits"], epochs_per_stage=cfg["sfvq_epochs_per_stage"],
                            batch_size=cfg["sfvq_batch"], lr=cfg["sfvq_lr"], generator=gen,
-                           progress=not quick)
+                           progress=bar_callback("SFVQ", enabled=not quick))
     k = 2 ** cfg["bits"]
     z_train_hat = sf.project(z_train)[2]
     sf_idx_l, vq_idx_l, labels, seqs = [], [], [], {"sfvq": [], "vq": []}

@@ -13,11 +13,17 @@ from typing import Any
 
 import torch
 
-from ..curve import ExactProjection, TwoSegmentProjection, project_exact, project_two_segment
 from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
+from ..progress import bar_callback
+from ..space_filling.curve import (
+    ExactProjection,
+    TwoSegmentProjection,
+    project_exact,
+    project_two_segment,
+)
+from ..space_filling.growth import fit_space_filling
 from ..training.provenance import Run, read_json, write_json
-from ..training.space_filling import fit_space_filling
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +81,8 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     test = torch.randn(min(cfg["n"], 2**14), cfg["dim"], generator=gen)
     sf = fit_space_filling(
         train, cfg["bits"], epochs_per_stage=cfg["epochs_per_stage"],
-        batch_size=cfg["batch_size"], lr=cfg["lr"], generator=gen, progress=not quick,
+        batch_size=cfg["batch_size"], lr=cfg["lr"], generator=gen,
+        progress=bar_callback("SFVQ", enabled=not quick),
     )
     c = sf.codewords.detach()
     baseline = kmeans(train, c.shape[0], generator=gen)

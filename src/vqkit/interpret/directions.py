@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ..functional.estimators import NORM_EPS
-from ..quantizers.space_filling import SpaceFillingVQ
+from ..space_filling.quantizer import SpaceFillingVQ
 
 
 @torch.no_grad()

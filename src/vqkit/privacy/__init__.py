@@ -6,6 +6,7 @@
   Binomial(M, 1/K), worst-case and average disclosure, l2/l1 sparseness, standard deviation).
 """
 
+from ..space_filling.normalisation import occurrence_normalise, resample_curve
 from .metrics import (
     PrivacyMetrics,
     average_disclosure,
@@ -17,7 +18,6 @@ from .metrics import (
     worst_case_disclosure,
     worst_case_disclosure_plus_one,
 )
-from .normalisation import occurrence_normalise, resample_curve
 
 __all__ = [
     "PrivacyMetrics",

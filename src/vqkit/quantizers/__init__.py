@@ -9,7 +9,6 @@ from .base import Quantizer
 from .build import build_quantizer
 from .product import ProductVQ
 from .residual import ResidualVQ
-from .space_filling import SpaceFillingVQ
 from .vector import VectorQuantizer
 
 __all__ = [
@@ -18,7 +17,6 @@ __all__ = [
     "ProductVQ",
     "Quantizer",
     "ResidualVQ",
-    "SpaceFillingVQ",
     "VectorQuantizer",
     "build_quantizer",
 ]

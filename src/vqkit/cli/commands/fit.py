@@ -100,8 +100,8 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[st
     if args.bits is not None:
         given["codebook_size"] = 2 ** args.bits
     if saved is None:
-        from ...quantizers import SpaceFillingVQ
         from ...quantizers.build import quantizer_class, takes_argument
+        from ...space_filling import SpaceFillingVQ
 
         settings = {**FIXED_DEFAULTS, **given}
         kind = quantizer_class(settings["quantizer"])  # ValueError naming the known names

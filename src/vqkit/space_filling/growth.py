@@ -1,19 +1,24 @@
-"""Fit a space-filling VQ to data with the paper's growth schedule ([vali2023sfvqcode])."""
+"""Fit a space-filling VQ to data with the paper's growth schedule ([vali2023sfvqcode]).
+
+Core code: progress is reported through a callback (``progress(done, total, info)``), so
+this module imports torch only; :func:`vqkit.progress.bar_callback` turns a tqdm bar into
+such a callback.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..curve import Projection
-from ..curve_estimators import MSEFit
 from ..estimators import Estimator
-from ..progress import progress_bar
-from ..quantizers.space_filling import SpaceFillingVQ
+from .curve import Projection
+from .estimators import MSEFit
+from .quantizer import SpaceFillingVQ
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,7 @@ def fit_space_filling(
     estimator: Estimator | None = None,
     projection: Projection | None = None,
     generator: torch.Generator | None = None,
-    progress: bool = True,
+    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
     on_stage_end: Callable[[int, SpaceFillingVQ], None] | None = None,
 ) -> SpaceFillingVQ:
     """Train a ``2**bits``-point SFVQ on ``data`` by the paper's schedule
@@ -67,7 +72,9 @@ def fit_space_filling(
         estimator: training estimator (default :class:`~vqkit.MSEFit`, the stand-alone loss).
         projection: the returned quantizer's inference projection (default the paper's rule).
         generator: source of the dither.
-        progress: show a tqdm bar.
+        progress: called as ``progress(batches_done, batches_total, info)`` after every batch
+            (``info``: current ``K`` and, at the end of an epoch, its mean ``loss``); e.g.
+            :func:`vqkit.progress.bar_callback` for a tqdm bar. None: silent.
         on_stage_end: called as ``on_stage_end(stage_bits, quantizer)`` after each stage, with
             the quantizer in eval mode: the curve of every bitrate up to ``bits`` from one run
             (the schedule to b bits is the first b - 1 stages of the schedule to ``bits``).
@@ -78,7 +85,7 @@ def fit_space_filling(
     Example:
         >>> g = torch.Generator().manual_seed(0)
         >>> x = torch.randn(512, 8, generator=g)
-        >>> sf = fit_space_filling(x, 3, epochs_per_stage=1, generator=g, progress=False)
+        >>> sf = fit_space_filling(x, 3, epochs_per_stage=1, generator=g)
         >>> sf.codebook_size, sf.training
         (8, False)
     """
@@ -92,7 +99,7 @@ def fit_space_filling(
     n_batches = math.ceil(data.shape[0] / batch_size)
     milestones = [int(0.6 * epochs_per_stage), int(0.8 * epochs_per_stage)]
     total = (bits - 1) * epochs_per_stage * n_batches
-    bar = progress_bar(total=total, enabled=progress, desc=f"SFVQ {bits} bits", unit="batch")
+    done = 0
     sf.train()
     for stage_bits in range(2, bits + 1):
         if stage_bits > 2:
@@ -107,12 +114,14 @@ def fit_space_filling(
                 out.loss.backward()
                 opt.step()
                 running += float(out.loss.detach())
-                bar.update(1)
+                done += 1
+                if progress is not None and done % n_batches:
+                    progress(done, total, {"K": sf.codebook_size})
             sched.step()
-            bar.set_postfix(K=sf.codebook_size, loss=f"{running / n_batches:.4g}")
+            if progress is not None:
+                progress(done, total, {"K": sf.codebook_size, "loss": running / n_batches})
         log.info("SFVQ stage %d bits: mean training loss %.6g", stage_bits, running / n_batches)
         if on_stage_end is not None:
             on_stage_end(stage_bits, sf.eval())
             sf.train()
-    bar.close()
     return sf.eval()

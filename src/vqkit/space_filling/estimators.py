@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .estimators import Estimator
-from .functional import estimators as fe
-from .registry import ESTIMATORS
-from .types import EstimatorOutput
+from ..estimators import Estimator
+from ..functional import estimators as fe
+from ..registry import ESTIMATORS
+from ..types import EstimatorOutput
 
 
 class SegmentEstimator(Estimator):

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..quantizers.space_filling import SpaceFillingVQ
 from ..quantizers.vector import VectorQuantizer
+from .quantizer import SpaceFillingVQ
 
 
 def resample_curve(ordered_points: Tensor, codebook_size: int) -> Tensor:

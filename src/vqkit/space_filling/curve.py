@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .codebooks import initial_codewords
-from .functional.search import DEFAULT_CHUNK_ELEMENTS, nearest_neighbor
-from .registry import PROJECTIONS
-from .strategy import Strategy
+from ..codebooks import initial_codewords
+from ..functional.search import DEFAULT_CHUNK_ELEMENTS, nearest_neighbor
+from ..registry import PROJECTIONS
+from ..strategy import Strategy
 
 #: Squared segment lengths below this are treated as zero-length (lambda = 0).
 _DEGENERATE = 1e-24

@@ -9,13 +9,13 @@ import torch
 from torch import Tensor
 
 from ..codebooks import CodebookLearning, Gradient
-from ..curve import CurveCodebook, Projection, TwoSegmentProjection, interpolate
-from ..curve_estimators import SegmentEstimator
 from ..estimators import Estimator, NoiseSubstitution
 from ..functional.search import nearest_neighbor
+from ..quantizers.base import Quantizer, assert_in_graph, check_vectors, loss_over_kept
 from ..registry import ESTIMATORS, LEARNINGS, PROJECTIONS, QUANTIZERS
 from ..strategy import from_config, to_config
-from .base import Quantizer, assert_in_graph, check_vectors, loss_over_kept
+from .curve import CurveCodebook, Projection, TwoSegmentProjection, interpolate
+from .estimators import SegmentEstimator
 
 
 @QUANTIZERS.register(aliases=("sfvq",))
@@ -40,8 +40,8 @@ class SpaceFillingVQ(Quantizer):
         codebook_size: the final number of corner points (rows allocated up front).
         estimator: training-mode gradient estimator (default ``NoiseSubstitution()``).
         learning: must be :class:`~vqkit.Gradient`; an EMA codebook cannot learn a curve.
-        projection: :class:`~vqkit.curve.TwoSegmentProjection` (default, the paper's rule) or
-            :class:`~vqkit.curve.ExactProjection`.
+        projection: :class:`~vqkit.TwoSegmentProjection` (default, the paper's rule) or
+            :class:`~vqkit.ExactProjection`.
         initial_size: corner points in use at the start (default ``codebook_size``); grow
             them with :meth:`expand_`.
         init: ``"uniform"`` or ``"normal"`` start values; see :meth:`init_codebook_`.
