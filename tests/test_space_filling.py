@@ -209,4 +209,8 @@ def test_bar_callback_draws_a_closed_bar():
     cb = bar_callback("t", enabled=False)
     for done in range(1, 5):
         cb(done, 4, {"loss": 0.5})
-    assert cb._bar.n == 4 and cb._bar.disable
+    assert cb.done == 4 and cb._bar.disable
+    shown = bar_callback("t", enabled=True)
+    shown(3, 4)
+    shown(4, 4, {"K": 8})
+    assert shown._bar.n == 4 and shown.done == 4

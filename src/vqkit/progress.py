@@ -34,12 +34,14 @@ class bar_callback:  # noqa: N801 - used like a function: progress=bar_callback(
     def __init__(self, desc: str, *, enabled: bool = True, unit: str = "batch") -> None:
         self.desc, self.enabled, self.unit = desc, enabled, unit
         self._bar: Any = None
+        self.done = 0
 
     def __call__(self, done: int, total: int, info: dict[str, Any] | None = None) -> None:
         if self._bar is None:
             self._bar = progress_bar(total=total, enabled=self.enabled, desc=self.desc,
                                      unit=self.unit)
-        self._bar.update(done - self._bar.n)
+        self._bar.update(done - self.done)
+        self.done = done
         if info:
             self._bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v
                                    for k, v in info.items()}, refresh=False)
