@@ -134,3 +134,30 @@ def test_truncated_or_corrupt_checkpoint(vqkit, trained, vectors, tmp_path):
                     "cut.ckpt")
     _one_line_error(vqkit("fit", vectors, "--resume", tmp_path / "cut.ckpt", "-q"), "cut.ckpt")
     _one_line_error(vqkit("decode", codes, codes, tmp_path / "o.npy"), "x.vqc")
+
+
+@pytest.mark.parametrize("bug", [RuntimeError, KeyError, TypeError, AttributeError])
+def test_an_internal_bug_shows_its_traceback(monkeypatch, bug):
+    """Only user errors are caught: a bug inside a command propagates with its traceback."""
+    from vqkit.cli import main as cli_main
+    from vqkit.cli.commands import info
+
+    def broken(args):
+        raise bug("planted")
+
+    monkeypatch.setattr(info, "run", broken)
+    with pytest.raises(bug, match="planted"):
+        cli_main.main(["info", "whatever.vqc"])
+
+
+@pytest.mark.parametrize("error", [ValueError, FileNotFoundError, ImportError])
+def test_a_user_error_is_one_line_and_exit_2(monkeypatch, capsys, error):
+    from vqkit.cli import main as cli_main
+    from vqkit.cli.commands import info
+
+    def refused(args):
+        raise error("what went wrong\nsecond line")
+
+    monkeypatch.setattr(info, "run", refused)
+    assert cli_main.main(["info", "whatever.vqc"]) == 2
+    assert capsys.readouterr().err == "vqkit: error: what went wrong\n"

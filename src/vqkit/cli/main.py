@@ -2,7 +2,10 @@
 
 User errors (bad arguments, missing or corrupt files, missing optional packages or data sets)
 end with one line on stderr and exit code 2, never a traceback. ``--debug`` shows the
-traceback.
+traceback. Anything else (``RuntimeError``, ``KeyError``, ``TypeError``, ...) is a bug in
+vqkit or in the environment, and shows its traceback: the library raises ``ValueError`` for
+bad values and files, ``OSError`` subclasses for paths, ``ImportError`` naming the package to
+install for a missing optional dependency.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from collections.abc import Sequence
 
 from . import commands
 
-#: Exceptions that mean "the user asked for something that cannot be done".
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError,
-               ImportError, KeyError, RuntimeError)
+#: Exceptions that mean "the user asked for something that cannot be done"; only these.
+USER_ERRORS = (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+               PermissionError, ImportError)
 
 
 def build_parser() -> argparse.ArgumentParser:
