@@ -53,3 +53,42 @@ def test_a_generator_on_the_device_is_accepted(device):
     assert a.device == x.device and torch.equal(a, b)
     c = kmeans(x, 8, iters=5, generator=torch.Generator(device=device).manual_seed(3))
     assert c.shape == (8, 3) and bool(torch.isfinite(c).all())
+
+
+def test_progress_reports_seeding_then_lloyd_and_changes_nothing():
+    import torch
+
+    from vqkit.functional.kmeans import kmeans
+
+    x = torch.randn(500, 3, generator=torch.Generator().manual_seed(0))
+    calls = []
+    got = kmeans(x, 8, iters=30, generator=torch.Generator().manual_seed(1),
+                 progress=lambda d, t, i: calls.append((d, t, dict(i))))
+    plain = kmeans(x, 8, iters=30, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(got, plain)
+    assert [c[0] for c in calls[:8]] == list(range(1, 9)) and {c[1] for c in calls} == {38}
+    lloyd = calls[8:]
+    assert lloyd[-1][0] == 38 and lloyd[-1][2]["moved"] == 0  # stopped early: reported done
+    assert [c[0] for c in lloyd[:-1]] == list(range(9, 9 + len(lloyd) - 1))
+    assert all(c[2]["moved"] > 0 for c in lloyd[:-1])
+
+
+def test_quantizers_pass_progress_to_kmeans_over_all_codebooks():
+    import torch
+
+    from vqkit import ResidualVQ, VectorQuantizer
+
+    x = torch.randn(400, 4, generator=torch.Generator().manual_seed(0))
+    seen = []
+    VectorQuantizer(4, 16).init_codebook_(x, iters=5, progress=lambda d, t, i: seen.append(t))
+    assert set(seen) == {21}
+    seen.clear()
+    rvq = ResidualVQ(4, 16, 3)
+    rvq.init_codebook_(x, iters=5, generator=torch.Generator().manual_seed(2),
+                       progress=lambda d, t, i: seen.append((d, t, i["codebook"])))
+    assert {t for _, t, _ in seen} == {63} and seen[-1][0] == 63
+    assert [m for *_, m in seen] == sorted(m for *_, m in seen)  # codebook by codebook
+    assert all(b[0] > a[0] for a, b in zip(seen, seen[1:]))  # done only grows
+    ref = ResidualVQ(4, 16, 3)
+    ref.init_codebook_(x, iters=5, generator=torch.Generator().manual_seed(2))
+    assert all(torch.equal(a.codewords, b.codewords) for a, b in zip(ref.codebooks, rvq.codebooks))

@@ -6,10 +6,17 @@ Shape glossary used across vqkit: ``N`` vectors, ``D`` = ``dim``, ``K`` = ``code
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor
+
+#: A progress callback: ``progress(done, total, info)`` after each unit of work, ``done`` of
+#: ``total`` units; ``info`` holds what a progress bar may show (e.g. ``{"loss": 0.1}``). The
+#: core reports long work through it and imports no progress-bar package;
+#: :class:`vqkit.progress.bar_callback` draws one with tqdm.
+Progress = Callable[[int, int, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)

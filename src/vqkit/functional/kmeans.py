@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ..types import Progress
 from .search import nearest_neighbor
 
 AllReduce = Callable[[Tensor, str], object]
@@ -90,6 +91,7 @@ def kmeans_plus_plus(
     generator: torch.Generator | None = None,
     all_reduce: AllReduce | None = None,
     rank: int | None = None,
+    progress: Progress | None = None,
 ) -> Tensor:
     """k-means++ seeding ([arthur2007kmeanspp]) over ``x``, or over all ranks' ``x``.
 
@@ -100,9 +102,14 @@ def kmeans_plus_plus(
         all_reduce: in-place ``(tensor, op)`` reduction over ranks, or ``None`` for one process.
         rank: this process's rank: its shard's position in the union (shards in rank order);
             default the default process group's rank (0 without ``all_reduce``).
+        progress: called as ``progress(centres_drawn, k, {})`` after each centre.
 
     Returns:
         ``(k, D)`` centres, identical on every rank.
+
+    Raises:
+        ValueError: ``x`` is not ``(N, D)``, or holds no row (over all ranks), or ``rank`` is
+            out of range.
     """
     if x.dim() != 2 or (x.shape[0] == 0 and all_reduce is None):
         raise ValueError(f"x must be a non-empty (N, D) tensor, got shape {tuple(x.shape)}")
@@ -118,6 +125,8 @@ def kmeans_plus_plus(
         d = (xf - centres[j]).pow(2).sum(dim=1).double()
         min_d = torch.minimum(min_d, d)
         weights = min_d
+        if progress is not None:
+            progress(j + 1, k, {})
     return centres
 
 
@@ -129,6 +138,7 @@ def kmeans(
     generator: torch.Generator | None = None,
     all_reduce: AllReduce | None = None,
     rank: int | None = None,
+    progress: Progress | None = None,
 ) -> Tensor:
     """k-means++ seeding followed by Lloyd iterations until no centre moves or ``iters`` ends.
 
@@ -142,6 +152,12 @@ def kmeans(
         all_reduce: in-place ``(tensor, op)`` reduction over ranks, or ``None``.
         rank: this process's rank: its shard's position in the union (shards in rank order);
             default the default process group's rank (0 without ``all_reduce``).
+        progress: called as ``progress(done, k + iters, info)`` after each seeded centre and
+            each Lloyd iteration (``info["moved"]``: centres that moved); the last call has
+            ``done == k + iters``, also when Lloyd stops early.
+
+    Raises:
+        ValueError: as :func:`kmeans_plus_plus`.
 
     Shape:
         x: ``(N, D)``; returns ``(k, D)`` in fp32.
@@ -151,9 +167,12 @@ def kmeans(
         >>> sorted(kmeans(x, 2, generator=torch.Generator().manual_seed(0)).flatten().tolist())
         [0.05000000074505806, 10.100000381469727]
     """
-    centres = kmeans_plus_plus(x, k, generator=generator, all_reduce=all_reduce, rank=rank)
+    total = k + iters
+    seeding = None if progress is None else lambda j, _k, info: progress(j, total, info)
+    centres = kmeans_plus_plus(x, k, generator=generator, all_reduce=all_reduce, rank=rank,
+                               progress=seeding)
     xf = x.detach().float()
-    for _ in range(iters):
+    for it in range(iters):
         _, idx = nearest_neighbor(xf, centres)
         idx = idx[:, 0]
         sums = torch.zeros_like(centres, dtype=torch.float64).index_add_(0, idx, xf.double())
@@ -163,7 +182,10 @@ def kmeans(
         filled = counts > 0
         new = centres.clone()
         new[filled] = (sums[filled] / counts[filled, None]).float()
-        if torch.equal(new, centres):
+        moved = int((new != centres).any(dim=1).sum())
+        if progress is not None:
+            progress(total if moved == 0 else k + it + 1, total, {"moved": moved})
+        if moved == 0:
             break
         centres = new
     return centres

@@ -172,7 +172,8 @@ class Quantizer(nn.Module):
             samples: ``(N, D)`` vectors (``(..., D)`` is flattened); under DDP each rank passes
                 its own and all ranks end with the same codebook.
             generator: random source of the initialisation (seed it identically on all ranks).
-            **options: quantizer-specific settings (``iters`` of k-means, ...).
+            **options: quantizer-specific settings (``iters`` of k-means, a ``progress``
+                callback :data:`vqkit.types.Progress` for k-means quantizers, ...).
 
         Raises:
             TypeError / ValueError: ``samples`` is not a finite ``(..., D)`` tensor, or holds

@@ -29,6 +29,7 @@ from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
 from ..registry import LEARNINGS
 from ..strategy import from_config, to_config
+from ..types import Progress
 from .application import EstimatorApplication, application_from_config, as_application
 from .base import Quantizer, check_index_tensor, check_samples, loss_over_kept
 
@@ -209,9 +210,14 @@ class MultiCodebookQuantizer(Quantizer):
 
     @torch.no_grad()
     def init_codebook_(
-        self, samples: Tensor, *, generator: torch.Generator | None = None, iters: int = 50
+        self,
+        samples: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        iters: int = 50,
+        progress: Progress | None = None,
     ) -> None:
-        """k-means initialisation, codebook by codebook.
+        """k-means initialisation ([arthur2007kmeanspp]), codebook by codebook.
 
         Sum-type quantizers fit codebook ``m`` to the residual left by codebooks ``< m``
         (greedy assignment), product VQ fits each codebook to its sub-vectors. Under DDP every
@@ -221,14 +227,27 @@ class MultiCodebookQuantizer(Quantizer):
             samples: ``(N, D)`` data with N >= K over all ranks.
             generator: random source of the k-means++ seeding (seed it identically on all ranks).
             iters: maximum Lloyd iterations per codebook.
+            progress: ``progress(done, total, info)`` over all codebooks' k-means, ``total =
+                sum over codebooks of (K_m + iters)`` (see :func:`vqkit.functional.kmeans.kmeans`);
+                ``info["codebook"]`` is the codebook being fitted.
+
+        Raises:
+            TypeError / ValueError: ``samples`` is not a finite floating ``(N, D)`` tensor
+                with at least K rows.
         """
         residual = check_samples(samples, self.dim, self.codebook_size).float()
+        total = sum(cb.codebook_size + iters for cb in self.codebooks)
+        offset = 0
         for m, cb in enumerate(self.codebooks):
             data = self._subvector(residual, m)
+            step = None if progress is None else (
+                lambda done, _n, info, m=m, at=offset: progress(at + done, total,
+                                                                {"codebook": m, **info}))
             centres = kmeans(
                 data, cb.codebook_size, iters=iters, generator=generator,
-                all_reduce=distributed.reducer(),
+                all_reduce=distributed.reducer(), progress=step,
             )  # on the samples' device, which may not be the codebook's
+            offset += cb.codebook_size + iters
             rows = torch.arange(cb.codebook_size, device=cb.codewords.device)
             cb.overwrite_(rows, centres.to(cb.codewords.device))
             cb.reset_usage_()

@@ -16,6 +16,7 @@ from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
 from ..registry import ESTIMATORS, LEARNINGS, QUANTIZERS
 from ..strategy import from_config, to_config
+from ..types import Progress
 from .base import Quantizer, check_index_tensor, check_samples, loss_over_kept
 
 
@@ -114,9 +115,15 @@ class VectorQuantizer(Quantizer):
 
     @torch.no_grad()
     def init_codebook_(
-        self, samples: Tensor, *, generator: torch.Generator | None = None, iters: int = 50
+        self,
+        samples: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        iters: int = 50,
+        progress: Progress | None = None,
     ) -> None:
-        """Set the codewords to k-means++ / Lloyd centroids of ``samples``.
+        """Set the codewords to k-means++ / Lloyd centroids of ``samples``
+        ([arthur2007kmeanspp]).
 
         Under DDP each rank passes its own samples and all ranks end with the same codebook.
 
@@ -124,11 +131,17 @@ class VectorQuantizer(Quantizer):
             samples: ``(N, D)`` data, N >= K over all ranks.
             generator: random source of the seeding (seed it identically on every rank).
             iters: maximum Lloyd iterations.
+            progress: ``progress(done, K + iters, info)`` callback (see
+                :func:`vqkit.functional.kmeans.kmeans`).
+
+        Raises:
+            TypeError / ValueError: ``samples`` is not a finite floating ``(N, D)`` tensor
+                with at least K rows.
         """
         samples = check_samples(samples, self.dim, self.codebook_size)
         centres = kmeans(
             samples, self.codebook_size, iters=iters, generator=generator,
-            all_reduce=distributed.reducer(),
+            all_reduce=distributed.reducer(), progress=progress,
         )
         rows = torch.arange(self.codebook_size, device=centres.device)
         self.codebook.overwrite_(rows, centres.to(self.codebook.codewords.device))
