@@ -78,6 +78,9 @@ class EMA(CodebookLearning):
     Args:
         decay: the EMA factor gamma (0.99 as in VQ-VAE and the DiVeQ baselines).
         eps: Laplace smoothing of the counts.
+
+    Raises:
+        ValueError: ``decay`` is outside ``[0, 1)`` or ``eps`` is not > 0.
     """
 
     trained_by_gradient = False
@@ -123,7 +126,19 @@ class EMA(CodebookLearning):
 
 def initial_codewords(codebook_size: int, dim: int, init: str) -> Tensor:
     """Random codewords: ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``
-    N(0, 1) ([vali2022nsvqcode]). Drawn from torch's global generator, like ``nn.Linear``."""
+    N(0, 1) ([vali2022nsvqcode]). Drawn from torch's global generator, like ``nn.Linear``.
+
+    Args:
+        codebook_size: K.
+        dim: D.
+        init: ``"uniform"`` or ``"normal"``.
+
+    Returns:
+        ``(K, D)`` float32 codewords.
+
+    Raises:
+        ValueError: ``init`` is not one of :data:`INITS`.
+    """
     if init == "uniform":
         return (torch.rand(codebook_size, dim) * 2.0 - 1.0) / codebook_size
     if init == "normal":
@@ -143,6 +158,10 @@ class Codebook(nn.Module):
         dim: D.
         learning: :class:`Gradient` (default) or :class:`EMA`.
         init: ``"uniform"`` (default) or ``"normal"``; see :func:`initial_codewords`.
+
+    Raises:
+        ValueError: ``codebook_size`` or ``dim`` is below 1, or ``init`` is unknown.
+        TypeError: ``learning`` is not a :class:`CodebookLearning` strategy.
 
     Example:
         >>> cb = Codebook(4, 2, learning=EMA(decay=0.9))

@@ -44,6 +44,12 @@ def all_reduce_(tensor: Tensor, op: str = "sum") -> Tensor:
     Args:
         tensor: the local value; replaced by the reduction over ranks.
         op: ``"sum"``, ``"max"`` or ``"min"``.
+
+    Returns:
+        ``tensor`` itself, holding the reduction.
+
+    Raises:
+        ValueError: ``op`` is not ``"sum"``, ``"max"`` or ``"min"``.
     """
     if op not in _OPS:
         raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")

@@ -30,6 +30,20 @@ class Estimator(Strategy):
     registry = ESTIMATORS
 
     def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
+        """The training-mode output for inputs ``x`` and their nearest codewords ``q``.
+
+        Args:
+            x: ``(N, D)`` inputs.
+            q: ``(N, D)`` their hard (nearest) codewords, differentiable w.r.t. the codebook.
+            codebook_trained_by_gradient: whether the optimizer trains the codewords (a
+                codebook loss is added only then).
+
+        Returns:
+            An :class:`~vqkit.types.EstimatorOutput`: the ``(N, D)`` output and the losses.
+
+        Raises:
+            NotImplementedError: the base class; every estimator overrides it.
+        """
         raise NotImplementedError
 
 
@@ -90,6 +104,9 @@ class StraightThrough(_CommitmentLosses):
 
     Args:
         beta: weight of the commitment loss ``||x - sg[q]||^2`` (0.25 as in VQ-VAE).
+
+    Raises:
+        ValueError: ``beta < 0``.
     """
 
     def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
@@ -137,6 +154,9 @@ class DiVeQ(Estimator):
             default 1e-3 matches the author's ``diveq`` package, whose ``noise_var`` argument is
             in fact used as a standard deviation ([vali2026diveqcode]).
         generator: source of the noise.
+
+    Raises:
+        ValueError: ``sigma < 0``.
     """
 
     def __init__(self, sigma: float = 1e-3, *, generator: torch.Generator | None = None) -> None:

@@ -46,7 +46,20 @@ class ReplacementRule(Strategy):
     def sources(
         self, used: Tensor, usage: Tensor, count: int, generator: torch.Generator | None
     ) -> Tensor:
-        """``count`` indices drawn from ``used`` (a 1-D index tensor)."""
+        """``count`` indices drawn from ``used``.
+
+        Args:
+            used: ``(U,)`` int64 indices of the used codewords (U >= 1).
+            usage: ``(K,)`` batch counts of every codeword.
+            count: how many sources to draw (the number of dead codewords).
+            generator: random source (seed it identically on all ranks).
+
+        Returns:
+            ``(count,)`` int64 entries of ``used``.
+
+        Raises:
+            NotImplementedError: the base class; every rule overrides it.
+        """
         raise NotImplementedError
 
 
@@ -94,6 +107,9 @@ def replace_dead_codes_(
 
     Returns:
         The number of codewords overwritten (all K, jittered in place, if none was used).
+
+    Raises:
+        ValueError: ``threshold`` is outside ``[0, 1]``.
 
     Example:
         >>> from vqkit import VectorQuantizer

@@ -133,6 +133,10 @@ def residual_beam_search(
     Returns:
         ``(N, M)`` int64 indices, one per codebook.
 
+    Raises:
+        ValueError: ``x`` is not 2-D, ``codebooks`` is empty, a codebook is not
+            ``(K_m, D)`` with the ``D`` of ``x``, or ``width`` is not an int >= 1.
+
     Example:
         >>> c0 = torch.tensor([[0.0, 0.0], [4.0, 0.0]]); c1 = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
         >>> residual_beam_search(torch.tensor([[5.0, 0.0]]), [c0, c1], width=2).tolist()
@@ -225,6 +229,10 @@ def additive_beam_search(
 
     Returns:
         ``(N, M)`` int64 indices, one per codebook.
+
+    Raises:
+        ValueError: ``x`` is not 2-D, ``codebooks`` is empty, a codebook is not
+            ``(K_m, D)`` with the ``D`` of ``x``, or ``width`` is not an int >= 1.
 
     Example:
         >>> a = torch.tensor([[0.0, 1.0], [9.0, 0.0]]); b = torch.tensor([[0.0, 0.0], [10.0, 0.0]])

@@ -72,6 +72,12 @@ def pack_indices(indices: Tensor, codebook_sizes: int | Sequence[int]) -> bytes:
     Returns:
         ``packed_size(N, sizes)`` bytes for the ``N`` vectors in row-major order.
 
+    Raises:
+        TypeError: ``indices`` is not a tensor or does not have an integer dtype.
+        ValueError: ``indices`` is 0-d; ``codebook_sizes`` is empty, holds a value that is
+            not an int >= 1, or has a length other than M; or an index is ``-1`` (masked)
+            or ``>= K_m``.
+
     Example:
         >>> idx = torch.tensor([[0, 999, 5], [123, 0, 2]])
         >>> codes = pack_indices(idx, [1000, 1000, 6])
@@ -131,9 +137,15 @@ def unpack_indices(
         shape: the leading shape of the indices (``N`` or ``(B, T)`` ...).
         num_codebooks: M, when ``codebook_sizes`` is one int.
 
+    Returns:
+        ``(*shape, M)`` int64 indices.
+
     Raises:
-        ValueError: a byte string of the wrong length (truncated or with trailing bytes),
-            non-zero padding bits, or an index ``>= K_m`` (corrupt data).
+        TypeError: ``codes`` is not ``bytes`` / ``bytearray`` / ``memoryview``.
+        ValueError: a negative ``shape``; ``codebook_sizes`` is empty, holds a value that is
+            not an int >= 1, is one int without ``num_codebooks``, or has a length other
+            than ``num_codebooks``; a byte string of the wrong length (truncated or with
+            trailing bytes), non-zero padding bits, or an index ``>= K_m`` (corrupt data).
 
     Example:
         >>> unpack_indices(b"\\x01", [2, 2, 2, 2], (2,)).tolist()

@@ -56,6 +56,15 @@ def dead_codes(usage: Tensor, batches: int, threshold: float = 0.01) -> int:
 def bits_per_vector(codebook_sizes: int | Sequence[int]) -> float:
     """Bits needed to send one vector's indices: ``sum log2 K_m``.
 
+    Args:
+        codebook_sizes: K of one codebook, or ``(K_1, ..., K_M)``.
+
+    Returns:
+        The bits per vector, a float (fractional unless every K_m is a power of two).
+
+    Raises:
+        ValueError: ``codebook_sizes`` is empty or holds a size below 1.
+
     Example:
         >>> round(bits_per_vector([256, 256, 1000]), 6)
         25.965784
@@ -67,7 +76,19 @@ def bits_per_vector(codebook_sizes: int | Sequence[int]) -> float:
 
 
 def mse(x: Tensor, y: Tensor) -> float:
-    """Mean squared error per vector, ``(1/N) sum ||x_i - y_i||^2`` ([vali2025thesis] eq. (2.4))."""
+    """Mean squared error per vector, ``(1/N) sum ||x_i - y_i||^2`` ([vali2025thesis] eq. (2.4)).
+
+    Args:
+        x: ``(..., D)`` vectors; the N vectors are the rows of ``x.reshape(-1, D)``.
+        y: their reconstructions, the same shape.
+
+    Returns:
+        The mean over vectors of the squared error summed over the D components (computed
+        in float64), in squared units of ``x``.
+
+    Raises:
+        ValueError: ``x`` and ``y`` have different shapes.
+    """
     if x.shape != y.shape:
         raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
     d = (x.double() - y.double()).pow(2)
@@ -75,7 +96,20 @@ def mse(x: Tensor, y: Tensor) -> float:
 
 
 def psnr(x: Tensor, y: Tensor, peak: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB over all elements, ``10 log10(peak^2 / MSE)``."""
+    """Peak signal-to-noise ratio in dB over all elements, ``10 log10(peak^2 / MSE)``.
+
+    Args:
+        x: a signal of any shape.
+        y: its reconstruction, the same shape.
+        peak: the largest possible value of the signal (1.0 for images in ``[0, 1]``).
+
+    Returns:
+        The PSNR in dB, where MSE is the mean squared error per element (float64);
+        ``inf`` when ``x`` equals ``y``.
+
+    Raises:
+        ValueError: ``x`` and ``y`` have different shapes.
+    """
     if x.shape != y.shape:
         raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
     err = float((x.double() - y.double()).pow(2).mean())

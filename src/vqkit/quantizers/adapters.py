@@ -27,6 +27,9 @@ class ChannelsFirst(Quantizer):
     Args:
         quantizer: the channel-last quantizer (C = its ``dim``).
 
+    Raises:
+        TypeError: ``quantizer`` is not a :class:`~vqkit.quantizers.base.Quantizer`.
+
     Example:
         >>> import torch
         >>> from vqkit import VectorQuantizer
@@ -60,16 +63,31 @@ class ChannelsFirst(Quantizer):
         Shape:
             x: ``(B, C, ...)``; mask: ``(B, ...)``; ``quantized`` ``(B, C, ...)``,
             ``indices`` ``(B, ..., *index_shape)``.
+
+        Raises:
+            TypeError: ``x`` is not a floating tensor, or ``mask`` is not a bool tensor.
+            ValueError: ``x`` is not ``(B, C, ...)`` with C = ``dim`` or contains NaN/Inf,
+                or ``mask`` is not ``(B, ...)``.
         """
         out = self.quantizer(self._last(x), mask=mask)
         return QuantizerOutput(out.quantized.movedim(-1, 1), out.indices, out.loss, out.losses)
 
     def encode(self, x: Tensor) -> Tensor:
-        """Indices of the channel vectors of ``x (B, C, ...)``: ``(B, ..., *index_shape)``."""
+        """Indices of the channel vectors of ``x (B, C, ...)``: ``(B, ..., *index_shape)``.
+
+        Raises:
+            TypeError: ``x`` is not a floating tensor.
+            ValueError: ``x`` is not ``(B, C, ...)`` with C = ``dim`` or contains NaN/Inf.
+        """
         return self.quantizer.encode(self._last(x))
 
     def decode(self, indices: Tensor) -> Tensor:
-        """Channels-first reconstruction ``(B, C, ...)`` from ``(B, ..., *index_shape)``."""
+        """Channels-first reconstruction ``(B, C, ...)`` from ``(B, ..., *index_shape)``.
+
+        Raises:
+            TypeError / ValueError: as the wrapped quantizer's :meth:`decode` (indices that
+                are not an integer tensor of its index shape, with values in range).
+        """
         return self.quantizer.decode(indices).movedim(-1, 1)
 
     # Flat (N, C) rows are the same in both layouts: the hooks are the wrapped quantizer's.

@@ -44,6 +44,11 @@ class AdditiveVQ(MultiCodebookQuantizer):
             (width 1, still free order).
         init: ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``.
 
+    Raises:
+        ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int >= 1, or
+            ``init`` is unknown.
+        TypeError: ``estimator``, ``learning`` or ``encoder`` is not a strategy of its kind.
+
     Shape:
         input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(..., M)`` int64.
 
@@ -97,6 +102,9 @@ class AdditiveVQ(MultiCodebookQuantizer):
 
         Returns:
             The total number of codewords overwritten.
+
+        Raises:
+            ValueError: ``threshold`` is outside ``[0, 1]``.
         """
         if not pooled:
             return super().replace_dead_codes_(threshold, rule=rule, generator=generator)

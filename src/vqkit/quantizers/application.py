@@ -28,7 +28,14 @@ from ..types import EstimatorOutput
 
 
 class EstimatorApplication(Strategy):
-    """Base class: holds the estimator; ``per_stage`` says which combination rule applies."""
+    """Base class: holds the estimator; ``per_stage`` says which combination rule applies.
+
+    Args:
+        estimator: the :class:`~vqkit.Estimator` to apply (None: ``NoiseSubstitution()``).
+
+    Raises:
+        TypeError: ``estimator`` is neither None nor an :class:`~vqkit.Estimator`.
+    """
 
     per_stage = False
     registry = APPLICATIONS
@@ -54,6 +61,12 @@ class EstimatorApplication(Strategy):
 class OnComposite(EstimatorApplication):
     """One estimator call on the composite vector ([vali2023rpavq]).
 
+    Args:
+        estimator: the :class:`~vqkit.Estimator` to apply (None: ``NoiseSubstitution()``).
+
+    Raises:
+        TypeError: ``estimator`` is neither None nor an :class:`~vqkit.Estimator`.
+
     Example:
         >>> from vqkit import StraightThrough
         >>> OnComposite(StraightThrough())
@@ -66,7 +79,14 @@ class OnComposite(EstimatorApplication):
 
 @APPLICATIONS.register
 class PerStage(EstimatorApplication):
-    """The estimator per codebook, losses summed over stages (SoundStream / EnCodec).
+    """The estimator per codebook, losses summed over stages (SoundStream / EnCodec,
+    [zeghidour2021soundstream], [defossez2022encodec]).
+
+    Args:
+        estimator: the :class:`~vqkit.Estimator` to apply (None: ``NoiseSubstitution()``).
+
+    Raises:
+        TypeError: ``estimator`` is neither None nor an :class:`~vqkit.Estimator`.
 
     Example:
         >>> from vqkit import StraightThrough
@@ -142,7 +162,12 @@ class PerStage(EstimatorApplication):
 
 
 def as_application(estimator: Any) -> EstimatorApplication:
-    """``OnComposite(estimator)`` for an Estimator or None; an application unchanged."""
+    """``OnComposite(estimator)`` for an Estimator or None; an application unchanged.
+
+    Raises:
+        TypeError: ``estimator`` is neither None, an :class:`~vqkit.Estimator` nor an
+            :class:`EstimatorApplication`.
+    """
     if isinstance(estimator, EstimatorApplication):
         return estimator
     if estimator is None or isinstance(estimator, Estimator):

@@ -59,6 +59,10 @@ def check_vectors(x: Any, dim: int, name: str = "x") -> None:
     """Raise TypeError/ValueError unless ``x`` is a finite floating tensor ``(..., dim)``.
 
     While compiling, the finiteness check is an in-graph assertion (:func:`assert_in_graph`).
+
+    Raises:
+        TypeError: ``x`` is not a tensor or not of a floating dtype.
+        ValueError: ``x`` is not ``(..., dim)`` or contains NaN/Inf (eager mode).
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -73,7 +77,13 @@ def check_vectors(x: Any, dim: int, name: str = "x") -> None:
 
 
 def check_samples(samples: Any, dim: int, minimum: int) -> Tensor:
-    """``samples`` as checked ``(N, dim)`` rows, at least ``minimum`` of them over all ranks."""
+    """``samples`` as checked ``(N, dim)`` rows, at least ``minimum`` of them over all ranks.
+
+    Raises:
+        TypeError: ``samples`` is not a tensor or not of a floating dtype.
+        ValueError: ``samples`` is not ``(..., dim)``, contains NaN/Inf, or holds fewer than
+            ``minimum`` vectors summed over the DDP ranks.
+    """
     check_vectors(samples, dim, "samples")
     flat = samples.reshape(-1, dim)
     count = torch.tensor([flat.shape[0]], dtype=torch.long, device=flat.device)
@@ -84,7 +94,12 @@ def check_samples(samples: Any, dim: int, minimum: int) -> Tensor:
 
 
 def check_mask(mask: Any, lead: torch.Size, device: torch.device) -> Tensor:
-    """Return ``mask`` as a bool tensor of shape ``lead`` or raise TypeError/ValueError."""
+    """Return ``mask`` as a bool tensor of shape ``lead`` on ``device``.
+
+    Raises:
+        TypeError: ``mask`` is not a tensor or not of dtype bool.
+        ValueError: ``mask``'s shape is not ``lead`` (the input without its last axis).
+    """
     if not isinstance(mask, Tensor):
         raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
     if mask.dtype != torch.bool:
@@ -99,6 +114,10 @@ def check_index_tensor(indices: Any, high: int, name: str = "indices") -> None:
     """Raise unless ``indices`` is an integer tensor with values in ``[-1, high)``.
 
     While compiling, the range check is an in-graph assertion (:func:`assert_in_graph`).
+
+    Raises:
+        TypeError: ``indices`` is not a tensor, or has a floating, complex or bool dtype.
+        ValueError: a value lies outside ``[-1, high)`` (eager mode).
     """
     if not isinstance(indices, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(indices).__name__}")
@@ -262,8 +281,22 @@ class Quantizer(nn.Module):
     def forward(self, x: Tensor, *, mask: Tensor | None = None) -> QuantizerOutput:
         """Quantize ``x``; masked positions get index -1, a zero output and no loss.
 
+        Args:
+            x: the vectors, floating, last axis D.
+            mask: which vectors to quantize (None: all).
+
+        Returns:
+            A :class:`~vqkit.types.QuantizerOutput`: ``quantized`` in the dtype of ``x``,
+            ``indices``, the training ``loss`` and its named ``losses`` (zero in eval mode).
+
         Shape:
-            x: ``(..., D)``; mask: ``(...)`` bool, True = quantize.
+            x: ``(..., D)``; mask: ``(...)`` bool, True = quantize; ``quantized``
+            ``(..., D)``; ``indices`` ``(..., *index_shape)``.
+
+        Raises:
+            TypeError: ``x`` is not a floating tensor, or ``mask`` is not a bool tensor.
+            ValueError: ``x`` is not ``(..., D)`` or contains NaN/Inf, or ``mask``'s shape is
+                not ``x.shape[:-1]``.
         """
         check_vectors(x, self.dim)
         lead = x.shape[:-1]
@@ -328,6 +361,10 @@ class Quantizer(nn.Module):
 
         Shape:
             x: ``(..., D)``; returns ``(..., *index_shape)``.
+
+        Raises:
+            TypeError: ``x`` is not a floating tensor.
+            ValueError: ``x`` is not ``(..., D)`` or contains NaN/Inf.
         """
         check_vectors(x, self.dim)
         return self._encode(x.reshape(-1, self.dim)).reshape(*x.shape[:-1], *self.index_shape)
@@ -336,7 +373,15 @@ class Quantizer(nn.Module):
         """Reconstruction from ``indices``; index -1 contributes zero.
 
         Shape:
-            indices: ``(..., *index_shape)``; returns ``(..., D)``.
+            indices: ``(..., *index_shape)``; returns ``(..., D)`` in the codebook's dtype.
+
+        Raises:
+            TypeError: ``indices`` is not a tensor, or has a dtype indices cannot have
+                (not an integer dtype; for space-filling VQ's curve positions, complex or
+                bool).
+            ValueError: ``indices`` do not end in ``index_shape`` (a prefix of the stages for
+                residual VQ) or hold a value outside ``[-1, K)`` (the curve's range for
+                space-filling VQ).
         """
         self._check_indices(indices)
         n_tail = len(self.index_shape)

@@ -35,7 +35,12 @@ from .base import Quantizer, check_index_tensor, check_samples, loss_over_kept
 
 
 def check_count(value: Any, name: str) -> int:
-    """``value`` as an int >= 1, or ValueError naming ``name``."""
+    """``value`` as an int >= 1.
+
+    Raises:
+        ValueError: ``value`` is not an int >= 1 (a bool is not an int here); the message
+            names ``name``.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     return value
@@ -202,6 +207,9 @@ class MultiCodebookQuantizer(Quantizer):
 
         Returns:
             The total number of codewords overwritten.
+
+        Raises:
+            ValueError: ``threshold`` is outside ``[0, 1]``.
         """
         return sum(
             replace_dead_codes_(cb, threshold, rule=rule, generator=generator)

@@ -89,6 +89,9 @@ class QuantizerDropout(Strategy):
     Args:
         min_depth: the fewest stages a vector keeps (>= 1).
         seed: base seed of the decisions (combined with the step counter).
+
+    Raises:
+        ValueError: ``min_depth`` is not an int >= 1, or ``seed`` is not an int >= 0.
     """
 
     registry = DROPOUTS
@@ -117,6 +120,20 @@ class QuantizerDropout(Strategy):
     def depths(
         self, n: int, num_stages: int, generator: torch.Generator | CounterDraws
     ) -> Tensor:
+        """How many of the first stages each of ``n`` vectors keeps.
+
+        Args:
+            n: the number of vectors.
+            num_stages: M, the stages of the quantizer.
+            generator: the step's :meth:`generator` (eager) or :meth:`counter_draws`
+                (while compiling).
+
+        Returns:
+            ``(n,)`` int64 depths in ``[min(min_depth, M), M]``.
+
+        Raises:
+            NotImplementedError: the base class; every strategy overrides it.
+        """
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
@@ -125,7 +142,15 @@ class QuantizerDropout(Strategy):
 
 @DROPOUTS.register
 class BatchDepth(QuantizerDropout):
-    """One depth, uniform in ``[min_depth, M]``, for the whole batch.
+    """One depth, uniform in ``[min_depth, M]``, for the whole batch
+    ([lucidrains2026vqpytorch]).
+
+    Args:
+        min_depth: the fewest stages a vector keeps (>= 1).
+        seed: base seed of the decisions (combined with the step counter).
+
+    Raises:
+        ValueError: ``min_depth`` is not an int >= 1, or ``seed`` is not an int >= 0.
 
     Example:
         >>> d = BatchDepth(seed=1).depths(5, 4, BatchDepth(seed=1).generator(0))
@@ -139,7 +164,15 @@ class BatchDepth(QuantizerDropout):
 
 @DROPOUTS.register
 class ExampleDepth(QuantizerDropout):
-    """A depth per vector, uniform in ``[min_depth, M]`` (SoundStream).
+    """A depth per vector, uniform in ``[min_depth, M]`` (SoundStream,
+    [zeghidour2021soundstream]).
+
+    Args:
+        min_depth: the fewest stages a vector keeps (>= 1).
+        seed: base seed of the decisions (combined with the step counter).
+
+    Raises:
+        ValueError: ``min_depth`` is not an int >= 1, or ``seed`` is not an int >= 0.
 
     Example:
         >>> ExampleDepth(min_depth=2).depths(1000, 4, torch.Generator().manual_seed(0)).min().item()
@@ -152,12 +185,17 @@ class ExampleDepth(QuantizerDropout):
 
 @DROPOUTS.register
 class FractionDepth(QuantizerDropout):
-    """A random depth for a ``fraction`` of the vectors; the others keep all stages (DAC).
+    """A random depth for a ``fraction`` of the vectors; the others keep all stages (DAC,
+    [kumar2023dac]).
 
     Args:
         fraction: probability that a vector gets a random depth (DAC's ``quantizer_dropout``).
         min_depth: the fewest stages a vector keeps.
         seed: base seed.
+
+    Raises:
+        ValueError: ``fraction`` is outside ``[0, 1]``, ``min_depth`` is not an int >= 1, or
+            ``seed`` is not an int >= 0.
 
     Example:
         >>> d = FractionDepth(0.0).depths(6, 4, torch.Generator().manual_seed(0))

@@ -45,6 +45,9 @@ class BeamSearch(Encoder):
     Args:
         width: W >= 1, the number of partial tuples kept between steps.
 
+    Raises:
+        ValueError: ``width`` is not an int >= 1.
+
     Example:
         >>> BeamSearch(width=8)
         BeamSearch(width=8)
@@ -64,7 +67,11 @@ class BeamSearch(Encoder):
 
 
 def check_encoder(encoder: Any, default: Encoder) -> Encoder:
-    """``encoder`` or ``default`` when None; TypeError for anything but an Encoder."""
+    """``encoder``, or ``default`` when it is None.
+
+    Raises:
+        TypeError: ``encoder`` is neither None nor an :class:`Encoder`.
+    """
     if encoder is None:
         return default
     if not isinstance(encoder, Encoder):

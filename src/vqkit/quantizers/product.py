@@ -25,7 +25,8 @@ from .composite import MultiCodebookQuantizer, check_count
 
 @QUANTIZERS.register(aliases=("pvq", "pq"))
 class ProductVQ(MultiCodebookQuantizer):
-    """Product VQ trained end to end with any estimator.
+    """Product VQ ([jegou2011pq]; [vali2025thesis] eq. (2.10)) trained end to end with any
+    estimator.
 
     Args:
         dim: D, a multiple of ``num_codebooks``.
@@ -36,6 +37,11 @@ class ProductVQ(MultiCodebookQuantizer):
         learning: :class:`~vqkit.Gradient` (default) or :class:`~vqkit.EMA`; an EMA codeword
             moves toward the mean of its sub-vectors.
         init: ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``.
+
+    Raises:
+        ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int >= 1,
+            ``dim`` is not a multiple of ``num_codebooks``, or ``init`` is unknown.
+        TypeError: ``estimator`` or ``learning`` is not a strategy of its kind.
 
     Shape:
         input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(..., M)`` int64.

@@ -50,6 +50,12 @@ class ResidualVQ(MultiCodebookQuantizer):
             in training mode the stages beyond the drawn depth get index -1.
         init: initial codewords, ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``.
 
+    Raises:
+        ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int >= 1, or
+            ``init`` is unknown.
+        TypeError: ``estimator``, ``learning``, ``encoder`` or ``dropout`` is not a strategy
+            of its kind.
+
     Shape:
         input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(..., M)`` int64.
         :meth:`decode` also takes a prefix ``(..., m)`` with ``m <= M``.

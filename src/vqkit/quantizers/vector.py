@@ -37,6 +37,11 @@ class VectorQuantizer(Quantizer):
         init: initial codewords, ``"uniform"`` U(-1/K, 1/K) or ``"normal"`` N(0, 1);
             :meth:`init_codebook_` replaces them by k-means on data.
 
+    Raises:
+        TypeError: ``estimator`` is not an :class:`~vqkit.Estimator`, or ``learning`` is not
+            a codebook-learning strategy.
+        ValueError: ``codebook_size`` or ``dim`` is below 1, or ``init`` is unknown.
+
     Shape:
         input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(...)`` int64.
 
@@ -155,7 +160,11 @@ class VectorQuantizer(Quantizer):
         generator: torch.Generator | None = None,
     ) -> int:
         """Overwrite codewords picked in fewer than ``threshold`` of the batches since the last
-        call; see :func:`vqkit.maintenance.replace_dead_codes_`. Returns how many."""
+        call; see :func:`vqkit.maintenance.replace_dead_codes_`. Returns how many.
+
+        Raises:
+            ValueError: ``threshold`` is outside ``[0, 1]``.
+        """
         return replace_dead_codes_(self.codebook, threshold, rule=rule, generator=generator)
 
     def config(self) -> dict[str, Any]:

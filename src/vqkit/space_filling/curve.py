@@ -149,6 +149,15 @@ class Projection(Strategy):
     registry = PROJECTIONS
 
     def __call__(self, x: Tensor, corners: Tensor) -> tuple[Tensor, Tensor]:
+        """The curve position of each row of ``x`` on the curve with ``corners``.
+
+        Shape:
+            x: ``(N, D)``; corners: ``(K, D)``, K >= 2; returns ``(segment (N,) int64,
+            lambda (N,) fp32)``.
+
+        Raises:
+            NotImplementedError: the base class; every projection overrides it.
+        """
         raise NotImplementedError
 
 
@@ -174,6 +183,9 @@ class ExactProjection(Projection):
 
     Args:
         chunk_elements: upper bound on the point-to-segment distances held at once.
+
+    Raises:
+        ValueError: ``chunk_elements`` is below 1.
 
     Example:
         >>> c = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
@@ -207,6 +219,10 @@ class CurveCodebook(nn.Module):
         size: corner points in use at the start (default ``max_size``), >= 2.
         init: ``"uniform"`` U(-1/K, 1/K) or ``"normal"`` N(0, 1) start values (torch's global
             generator, like ``nn.Linear``); :meth:`init_from_data_` replaces them.
+
+    Raises:
+        ValueError: ``dim`` is below 1, ``size`` is outside ``[2, max_size]``, or ``init``
+            is unknown.
 
     Example:
         >>> cb = CurveCodebook(8, 2, size=4)
@@ -270,7 +286,14 @@ class CurveCodebook(nn.Module):
     @torch.no_grad()
     def init_from_data_(self, samples: Tensor) -> None:
         """Set the K active corner points to the means of K equal consecutive chunks of
-        ``samples`` sorted by L2 norm ([vali2023sfvqcode]): an ordered start near the data mean."""
+        ``samples`` sorted by L2 norm ([vali2023sfvqcode]): an ordered start near the data mean.
+
+        Shape:
+            samples: ``(N, D)`` with N >= K.
+
+        Raises:
+            ValueError: ``samples`` is not ``(N, D)`` or has fewer than K rows.
+        """
         if samples.dim() != 2 or samples.shape[1] != self.dim:
             raise ValueError(f"samples must have shape (N, {self.dim}), got {tuple(samples.shape)}")
         k = self.codebook_size
@@ -292,6 +315,9 @@ class CurveCodebook(nn.Module):
         Returns:
             ``(2K,)`` float64 on the corners' device: the old-curve position of each new corner
             point.
+
+        Raises:
+            ValueError: ``eps`` is outside ``(0, 0.5)``, or ``2K`` exceeds ``max_size``.
         """
         if not 0.0 < eps < 0.5:
             raise ValueError(f"eps must be in (0, 0.5), got {eps}")

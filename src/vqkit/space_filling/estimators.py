@@ -35,7 +35,14 @@ class SegmentEstimator(Estimator):
 
     def segment(self, x: Tensor, start: Tensor, end: Tensor, lam: Tensor) -> EstimatorOutput:
         """Training output for inputs ``x`` (N, D) on segments ``start``/``end`` (N, D) at
-        ``lam`` (N,); ``start``/``end`` are differentiable gathers of the corner points."""
+        ``lam`` (N,); ``start``/``end`` are differentiable gathers of the corner points.
+
+        Returns:
+            An :class:`~vqkit.types.EstimatorOutput` with the ``(N, D)`` output.
+
+        Raises:
+            NotImplementedError: the base class; every segment estimator overrides it.
+        """
         raise NotImplementedError
 
     def __call__(self, x: Tensor, q: Tensor, codebook_trained_by_gradient: bool) -> EstimatorOutput:
@@ -54,6 +61,9 @@ class SFDiVeQ(SegmentEstimator):
     Args:
         sigma: standard deviation of the direction noise (1e-3, the ``diveq`` package's value).
         generator: source of the noise.
+
+    Raises:
+        ValueError: ``sigma < 0``.
 
     Example:
         >>> est = SFDiVeQ(sigma=0.0)

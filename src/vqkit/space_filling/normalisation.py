@@ -27,6 +27,9 @@ def resample_curve(ordered_points: Tensor, codebook_size: int) -> Tensor:
     Shape:
         ordered_points: ``(M, D)``, M >= K; returns ``(K, D)``.
 
+    Raises:
+        ValueError: ``ordered_points`` is not 2-D, or ``codebook_size`` is outside ``[1, M]``.
+
     Example:
         >>> resample_curve(torch.arange(6.0).unsqueeze(1), 3).flatten().tolist()
         [0.5, 2.5, 4.5]
@@ -57,6 +60,12 @@ def occurrence_normalise(
 
     Returns:
         An eval-mode ``VectorQuantizer``; ``encode`` gives its nearest-codeword indices.
+
+    Raises:
+        TypeError: ``quantizer`` is not a :class:`~vqkit.SpaceFillingVQ`, or ``embeddings``
+            is not of a floating dtype.
+        ValueError: ``embeddings`` is not an ``(M, D)`` tensor with the quantizer's D or
+            contains NaN/Inf, or ``codebook_size`` is outside ``[1, M]``.
 
     Example:
         >>> from vqkit import fit_space_filling

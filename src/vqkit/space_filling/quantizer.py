@@ -47,6 +47,12 @@ class SpaceFillingVQ(Quantizer):
         init: ``"uniform"`` or ``"normal"`` start values; see :meth:`init_codebook_`.
         generator: source of the dither.
 
+    Raises:
+        TypeError: ``estimator``, ``learning`` or ``projection`` is not a strategy of its
+            kind.
+        ValueError: ``learning`` is not trained by gradient (EMA); ``dim`` is below 1,
+            ``initial_size`` is outside ``[2, codebook_size]``, or ``init`` is unknown.
+
     Shape:
         input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(...)`` float64.
 
@@ -183,6 +189,11 @@ class SpaceFillingVQ(Quantizer):
 
         Shape:
             indices: ``(...)``; returns ``(..., D)``.
+
+        Raises:
+            TypeError: ``indices`` is not a tensor, or is complex or bool.
+            ValueError: ``indices`` hold NaN/Inf or a value other than -1 outside
+                ``[0, K - 1]`` (eager mode).
         """
         self._check_indices(indices)
         flat = indices.reshape(-1).to(torch.float64)
@@ -194,6 +205,10 @@ class SpaceFillingVQ(Quantizer):
 
         Shape:
             x: ``(..., D)``; returns ``(...)``, ``(...)``, ``(..., D)``.
+
+        Raises:
+            TypeError: ``x`` is not a floating tensor.
+            ValueError: ``x`` is not ``(..., D)`` or contains NaN/Inf.
         """
         check_vectors(x, self.dim)
         flat = x.reshape(-1, self.dim)
@@ -214,7 +229,15 @@ class SpaceFillingVQ(Quantizer):
     def expand_(self, eps: float = 0.01) -> Tensor:
         """Double the corner points without moving the curve; see :meth:`CurveCodebook.expand_`.
 
-        Restart the optimizer afterwards (its state refers to the old rows)."""
+        Restart the optimizer afterwards (its state refers to the old rows).
+
+        Returns:
+            ``(2K,)`` float64: the old-curve position of each new corner point.
+
+        Raises:
+            ValueError: ``eps`` is outside ``(0, 0.5)``, or ``2K`` exceeds ``codebook_size``
+                given at construction.
+        """
         return self.codebook.expand_(eps)
 
     def config(self) -> dict[str, Any]:
