@@ -222,7 +222,15 @@ class SpaceFillingVQ(Quantizer):
     def init_codebook_(self, samples: Tensor, *, generator: torch.Generator | None = None) -> None:
         """Corner points = means of equal chunks of ``samples`` sorted by norm
         ([vali2023sfvqcode]). Deterministic; ``generator`` is accepted for the common interface
-        and unused."""
+        and unused.
+
+        Args:
+            samples: ``(..., D)`` vectors, at least as many as the corner points in use.
+
+        Raises:
+            TypeError / ValueError: ``samples`` is not a finite floating ``(..., D)`` tensor,
+                or holds fewer vectors than the corner points in use.
+        """
         check_vectors(samples, self.dim, "samples")
         self.codebook.init_from_data_(samples.reshape(-1, self.dim))
 
