@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from vqkit import VectorQuantizer
-from vqkit.codes_file import MAGIC, quantizer_digest, read_codes, write_codes
 from vqkit.functional.bitstream import pack_indices, packed_size
+from vqkit.io.codes_file import MAGIC, read_codes, write_codes
+from vqkit.io.fingerprint import quantizer_digest
 from vqkit.registry import QUANTIZERS
 
 

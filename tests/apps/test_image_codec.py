@@ -79,7 +79,7 @@ def test_corrupt_truncated_and_foreign_files_raise_clear_errors():
         decompress(model, data[:10])
     with pytest.raises(ValueError, match="not a .vqi file"):
         decompress(model, b"PNG!" + data[4:])
-    with pytest.raises(ValueError, match="another model"):
+    with pytest.raises(ValueError, match="written by a different model"):
         decompress(_model(seed=1), data)
     with pytest.raises(TypeError, match="bytes"):
         decompress(model, "not bytes")
