@@ -149,6 +149,10 @@ def reconstruct(model: ImageCodecModel, image: np.ndarray) -> np.ndarray:
 def compress(model: ImageCodecModel, image: np.ndarray) -> bytes:
     """Encode ``image`` (``(H, W, C)`` uint8) to ``.vqi`` bytes.
 
+    Raises:
+        TypeError: ``image`` is not a uint8 numpy array.
+        ValueError: ``image`` is not ``(H, W, channels)`` with sides in ``[1, 65536]``.
+
     Example:
         >>> from vqkit.apps.image_codec.config import CodecConfig
         >>> m = ImageCodecModel(CodecConfig(tile=16, hidden=8, latent_dim=4)).eval()

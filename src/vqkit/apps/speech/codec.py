@@ -159,7 +159,14 @@ def unpack_bits(data: bytes, widths: list[int], rows: int) -> np.ndarray:
 
 def encode_file(source: str | os.PathLike[str], target: str | os.PathLike[str],
                 codec: WorldCodec, *, stages: int | None = None) -> dict:
-    """Encode an audio file (any rate, mono or stereo) to ``.vqs``; returns size and bitrate."""
+    """Encode an audio file (any rate, mono or stereo) to ``.vqs``; returns size and bitrate.
+
+    The file is written atomically (a failed write leaves the old ``target`` intact).
+
+    Raises:
+        FileNotFoundError: no such audio file.
+        ValueError: unreadable or shorter than 0.1 s audio, or ``stages`` out of range.
+    """
     from ...data.speech import load_wav
 
     audio, rate = load_wav(source, world_rate())
@@ -206,7 +213,12 @@ def read_vqs(source: str | os.PathLike[str], codec: WorldCodec) -> tuple[np.ndar
 
 def decode_file(source: str | os.PathLike[str], target: str | os.PathLike[str],
                 codec: WorldCodec) -> dict:
-    """Decode a ``.vqs`` file to a 16-bit mono wav (atomically)."""
+    """Decode a ``.vqs`` file to a 16-bit mono wav (atomically).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: as :func:`read_vqs`.
+    """
     import io
 
     import soundfile as sf
