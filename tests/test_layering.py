@@ -22,11 +22,10 @@ SRC = Path(vqkit.__file__).parent
 
 # (layer, members); a member is a module or a package (everything under it), relative to vqkit.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("functional", ("functional", "types", "registry", "strategy", "distributed", "atomic",
-                    "complexity")),
+    ("functional", ("functional", "types", "registry", "strategy", "distributed", "complexity")),
     ("codebooks/estimators", ("codebooks", "estimators", "maintenance")),
     ("quantizers", ("quantizers", "space_filling")),
-    ("io", ("serialization", "codes_file", "__init__")),
+    ("io", ("io", "__init__")),
     ("interpret/privacy/data", ("interpret", "privacy", "data", "progress")),
     ("training", ("training", "plots")),
     ("apps/experiments", ("apps", "experiments")),

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 import vqkit
-from vqkit.codes_file import quantizer_digest, read_codes
+from vqkit.io.codes_file import read_codes
+from vqkit.io.fingerprint import quantizer_digest
 
 DATA = Path(__file__).parent / "data" / "legacy"
 NAMES = ["vq", "rvq", "pvq", "avq", "sfvq"]

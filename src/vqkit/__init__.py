@@ -17,6 +17,7 @@ from .estimators import (
     StraightThrough,
 )
 from .functional.bitstream import pack_indices, unpack_indices
+from .io.serialization import load, save
 from .maintenance import TileUsed, UsageWeighted, replace_dead_codes_
 from .quantizers import ChannelsFirst, Quantizer, VectorQuantizer
 from .quantizers.additive import AdditiveVQ
@@ -25,7 +26,6 @@ from .quantizers.dropout import BatchDepth, ExampleDepth, FractionDepth
 from .quantizers.encoders import BeamSearch, Greedy
 from .quantizers.product import ProductVQ
 from .quantizers.residual import ResidualVQ
-from .serialization import load, save
 from .space_filling import (
     CurveCodebook,
     ExactProjection,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write
+from .io.atomic import atomic_write
 
 
 def _pyplot() -> Any:

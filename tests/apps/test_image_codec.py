@@ -79,10 +79,45 @@ def test_corrupt_truncated_and_foreign_files_raise_clear_errors():
         decompress(model, data[:10])
     with pytest.raises(ValueError, match="not a .vqi file"):
         decompress(model, b"PNG!" + data[4:])
-    with pytest.raises(ValueError, match="another model"):
+    with pytest.raises(ValueError, match="written by a different model"):
         decompress(_model(seed=1), data)
     with pytest.raises(TypeError, match="bytes"):
         decompress(model, "not bytes")
+
+
+def test_header_layout_and_errors_that_name_the_file():
+    """The 32-byte header of the documented layout; each defect names the file it is in."""
+    import struct
+    import zlib
+
+    from vqkit.apps.image_codec.codec import model_fingerprint
+
+    model = _model()
+    data = compress(model, _image(20, 30))
+    fields = struct.unpack_from("<4sBIIBHHBB8sI", data)
+    assert fields == (b"VQI\x01", 1, 20, 30, 3, 16, model.config.grid, 1, 9,
+                      model_fingerprint(model), len(data) - 36)
+    assert struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
+
+    def reseal(body: bytes) -> bytes:
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    body = bytearray(data[:-4])
+    body[4] = 2
+    with pytest.raises(ValueError, match="^a.vqi is .vqi file format version 2; this vqkit "
+                                         "reads version 1$"):
+        decompress(model, reseal(bytes(body)), "a.vqi")
+    with pytest.raises(ValueError, match="^a.vqi is corrupt: payload holds"):
+        decompress(model, reseal(data[:-4] + b"\0"), "a.vqi")
+    body = bytearray(data[:-4])
+    struct.pack_into("<I", body, 5, 99)                      # height 99: more tiles than stored
+    with pytest.raises(ValueError, match="^a.vqi: .vqi payload is .* bytes, the header's image "
+                                         "needs"):
+        decompress(model, reseal(bytes(body)), "a.vqi")
+    with pytest.raises(ValueError, match="^a.vqi was written by a different model"):
+        decompress(_model(seed=1), data, "a.vqi")
+    with pytest.raises(ValueError, match="^a.vqi is not a .vqi file or is truncated"):
+        read_header(data[:30], "a.vqi")
 
 
 def test_bad_images_are_rejected():

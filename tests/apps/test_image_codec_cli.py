@@ -57,7 +57,7 @@ def test_cli_errors_are_one_line(tmp_path, photo, checkpoint, capsys):
     capsys.readouterr()
     assert main(["image", "decompress", str(vqi), str(tmp_path / "o.png"),
                  "--model", str(ckpt)]) == 2
-    assert "corrupt" in capsys.readouterr().err
+    assert f"{vqi} is corrupt" in capsys.readouterr().err
     assert main(["image", "decompress", str(tmp_path / "missing.vqi"), "o.png"]) == 2
     assert "no such .vqi file" in capsys.readouterr().err
     assert main(["image", "compress", str(png), str(vqi), "--model", str(png)]) == 2

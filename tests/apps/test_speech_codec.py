@@ -103,6 +103,47 @@ def test_corrupt_or_foreign_files_are_refused(codec, tmp_path):
         read_vqs(out, other)
 
 
+def test_every_defect_names_the_file_and_writes_are_atomic(codec, tmp_path, monkeypatch):
+    import os
+    import struct
+    import zlib
+
+    codec, _ = codec
+    out = tmp_path / "a.vqs"
+    encode_file(CLIP, out, codec)
+    data = out.read_bytes()
+    fields = struct.unpack_from("<4sBIIIBB8s", data)
+    assert fields[:2] == (b"VQS1", 1) and fields[5:] == (2, 4, codec.fingerprint())
+    assert struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
+    body = bytearray(data[:-4])
+    body[4] = 5
+    cases = {
+        "version": (bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))),
+                    "is .vqs file format version 5; this vqkit reads version 1"),
+        "cut": (data[:-1], "is corrupt or truncated (CRC-32 checksum mismatch)"),
+        "short": (data[:12], "is not a .vqs file or is truncated"),
+        "magic": (b"RIFF" + data[4:], "is not a .vqs file (magic"),
+    }
+    for name, (blob, message) in cases.items():
+        path = tmp_path / f"{name}.vqs"
+        path.write_bytes(blob)
+        with pytest.raises(ValueError) as err:
+            read_vqs(path, codec)
+        assert str(err.value).startswith(f"{path} {message}"), (name, err.value)
+    with pytest.raises(FileNotFoundError, match="no such .vqs file"):
+        read_vqs(tmp_path / "absent.vqs", codec)
+
+    def no_rename(src, dst):
+        raise OSError("rename failed")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError, match="rename failed"):
+        encode_file(CLIP, out, codec, stages=1)
+    monkeypatch.undo()
+    assert out.read_bytes() == data
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_other_rate_and_stereo_input_are_resampled_and_downmixed(audio, codec, tmp_path):
     codec, _ = codec
     from vqkit.data.speech import resample

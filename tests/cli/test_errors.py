@@ -50,6 +50,24 @@ def test_truncated_codes_file(vqkit, trained, tmp_path):
         _one_line_error(vqkit("decode", ckpt, bad, tmp_path / "y.npy"), str(bad))
 
 
+def test_unknown_version_and_truncation_through_decode_and_info(vqkit, trained, tmp_path):
+    import hashlib
+    import struct
+
+    ckpt, _, codes = trained
+    body = bytearray(codes.read_bytes()[:-32])
+    struct.pack_into("<I", body, 8, 2)
+    newer = tmp_path / "v2.vqc"
+    newer.write_bytes(bytes(body) + hashlib.sha256(bytes(body)).digest())
+    cut = tmp_path / "cut.vqc"
+    cut.write_bytes(codes.read_bytes()[:-7])
+    for command in (("decode", ckpt), ("info",)):
+        extra = (tmp_path / "y.npy",) if command[0] == "decode" else ()
+        _one_line_error(vqkit(*command, newer, *extra), str(newer), "format version 2")
+        _one_line_error(vqkit(*command, cut, *extra), str(cut), "corrupt or truncated")
+    assert not (tmp_path / "y.npy").exists()
+
+
 def test_foreign_file_as_codes(vqkit, trained, vectors, tmp_path):
     ckpt, _, _ = trained
     _one_line_error(vqkit("decode", ckpt, vectors, tmp_path / "y.npy"), "not a vqkit codes file")

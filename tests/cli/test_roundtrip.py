@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vqkit.codes_file import read_codes
+from vqkit.io.codes_file import read_codes
 from vqkit.registry import QUANTIZERS
 from vqkit.training.checkpoint import load_checkpoint, load_quantizer
 

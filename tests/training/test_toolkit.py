@@ -85,7 +85,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
 
 def test_checkpoint_errors_name_the_problem(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no such vqkit checkpoint"):
         load_checkpoint(tmp_path / "nope.ckpt")
     (tmp_path / "junk.ckpt").write_bytes(os.urandom(64))
     with pytest.raises(ValueError, match="not a readable vqkit checkpoint"):

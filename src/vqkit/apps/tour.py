@@ -94,7 +94,7 @@ def train_row(label: str, cls_name: str, args: tuple[int, ...], train: torch.Ten
 
 def codes_roundtrip(quantizer: Any, test: torch.Tensor, path: Path) -> dict[str, Any]:
     """Encode ``test`` into a codes file, read it back, and check the decode is exact."""
-    from ..codes_file import read_codes, write_codes
+    from ..io.codes_file import read_codes, write_codes
 
     quantizer.eval()
     indices = quantizer.encode(test)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..io.torch_file import atomic_torch_save, read_torch_file
 from ..progress import progress_bar
 from ._errors import require_module
 from .speech import Utterance, load_wav, utterances
@@ -58,9 +59,9 @@ def _read_cache(path: Path) -> dict[str, Tensor | None]:
     if not path.is_file():
         return {}
     try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign cache is rebuilt, not trusted
-        log.warning("ignoring unreadable embedding cache %s: %s", path, err)
+        record = read_torch_file(path, "embedding cache")
+    except ValueError as err:  # a truncated or foreign cache is rebuilt, not trusted
+        log.warning("ignoring %s", err)
         return {}
     if not isinstance(record, dict) or record.get("version") != _CACHE_VERSION:
         log.warning("ignoring embedding cache %s of another version", path)
@@ -71,8 +72,6 @@ def _read_cache(path: Path) -> dict[str, Tensor | None]:
 
 
 def _write_cache(path: Path, table: dict[str, Tensor | None]) -> None:
-    from ..serialization import atomic_torch_save
-
     atomic_torch_save(
         {
             "version": _CACHE_VERSION,

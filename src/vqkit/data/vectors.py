@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..atomic import atomic_write
+from ..io.atomic import atomic_write
+from ..io.torch_file import read_torch_file
 
 SUFFIXES = (".npy", ".pt", ".csv")
 
@@ -50,11 +51,7 @@ def _read_npy(path: Path) -> Tensor:
 
 
 def _read_pt(path: Path) -> Tensor:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for foreign or truncated files
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"{path} is not a readable tensor file: {first}") from err
+    obj = read_torch_file(path, "tensor file")
     if isinstance(obj, dict):
         if isinstance(obj.get("vectors"), Tensor):
             obj = obj["vectors"]

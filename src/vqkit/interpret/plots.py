@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..atomic import atomic_write
+from ..io.atomic import atomic_write
 
 
 def _pyplot() -> Any:

@@ -1,10 +1,10 @@
 """Training checkpoints: the quantizer plus everything a run needs to continue bit-identically.
 
 A checkpoint is one ``torch.save`` file, written atomically (temporary file, then rename), read
-with ``weights_only=True``. Its fields:
+by :func:`vqkit.io.torch_file.read_torch_file` (``weights_only=True``). Its fields:
 
 - ``format`` = ``"vqkit-checkpoint"`` and ``version``;
-- ``quantizer``: :func:`vqkit.serialization.quantizer_record` (``{format_version, type, config,
+- ``quantizer``: :func:`vqkit.io.serialization.quantizer_record` (``{format_version, type, config,
   state_dict}``), so ``vqkit encode/decode/eval`` read the quantizer from it directly;
 - ``step``: optimizer steps taken; ``optimizer``: the optimizer's ``state_dict`` (or None);
 - ``rng``: one :func:`vqkit.training.seed.rng_state` per rank;
@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from ..io.serialization import quantizer_from_record, quantizer_record
+from ..io.torch_file import atomic_torch_save, read_torch_file
 from ..quantizers import Quantizer
-from ..serialization import atomic_torch_save, quantizer_from_record, quantizer_record
 
 FORMAT = "vqkit-checkpoint"
 VERSION = 1
@@ -43,6 +42,10 @@ class Checkpoint:
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Path:
     """Write ``checkpoint`` to ``path`` atomically (an interrupted write keeps the old file).
+
+    Raises:
+        TypeError: the quantizer's configuration cannot be saved.
+        OSError: the file cannot be written (the old file, if any, is left intact).
 
     Example:
         >>> import tempfile, os
@@ -67,18 +70,6 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Pat
     return Path(path)
 
 
-def _read(path: Path) -> Any:
-    if not path.exists():
-        raise FileNotFoundError(f"no such checkpoint file: {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"checkpoint {path} is a directory")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, foreign or corrupt files raise several types
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"{path} is not a readable vqkit checkpoint: {first}") from err
-
-
 def _from_record(record: dict[str, Any], source: str) -> Checkpoint:
     if record.get("version") != VERSION:
         raise ValueError(
@@ -99,9 +90,16 @@ def _from_record(record: dict[str, Any], source: str) -> Checkpoint:
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`; other files raise ValueError."""
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        IsADirectoryError: ``path`` is a directory.
+        ValueError: the file is unreadable (truncated, corrupt, foreign), not a training
+            checkpoint, of another version, or incomplete.
+    """
     path = Path(path)
-    record = _read(path)
+    record = read_torch_file(path, "vqkit checkpoint")
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise ValueError(f"{path} is not a vqkit training checkpoint")
     return _from_record(record, str(path))
@@ -112,9 +110,14 @@ def load_quantizer(path: str | os.PathLike[str]) -> tuple[Quantizer, Checkpoint 
 
     Returns:
         ``(quantizer, checkpoint)``; ``checkpoint`` is None for a plain quantizer file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        IsADirectoryError: ``path`` is a directory.
+        ValueError: the file is unreadable, or neither a checkpoint nor a quantizer file.
     """
     path = Path(path)
-    record = _read(path)
+    record = read_torch_file(path, "vqkit checkpoint")
     if isinstance(record, dict) and record.get("format") == FORMAT:
         checkpoint = _from_record(record, str(path))
         return checkpoint.quantizer, checkpoint

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..atomic import atomic_write
+from ..io.atomic import atomic_write
 
 
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:

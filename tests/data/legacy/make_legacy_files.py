@@ -33,7 +33,7 @@ def main(out: Path) -> None:
         StraightThrough,
         VectorQuantizer,
     )
-    from vqkit.codes_file import write_codes
+    from vqkit.io.codes_file import write_codes
 
     torch.manual_seed(0)
     quantizers = {
@@ -69,7 +69,7 @@ def main(out: Path) -> None:
     np.save(out / "default_model_reconstruction.npy", reconstruct(model, image))
 
     from vqkit.apps.speech.codec import DEFAULT_MODEL, WorldCodec
-    from vqkit.codes_file import quantizer_digest
+    from vqkit.io.fingerprint import quantizer_digest
 
     codec = WorldCodec.load(DEFAULT_MODEL)
     (out / "speech_model.txt").write_text(

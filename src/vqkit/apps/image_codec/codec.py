@@ -2,7 +2,9 @@
 
 The image is padded (edge replication) to whole tiles, every tile is encoded by the model
 into ``grid x grid`` latent vectors of ``num_codebooks`` indices of ``bits_per_codebook`` bits,
-and the indices are bit-packed. Layout (little-endian)::
+and the indices are bit-packed. A ``.vqi`` file is the vqkit container
+(:class:`vqkit.io.container.ContainerFormat`) declared as :data:`VQI`: fixed-width header fields
+and a CRC-32, to stay small. Layout (little-endian)::
 
     offset size  field
     0      4     magic b"VQI\\x01"
@@ -18,35 +20,46 @@ and the indices are bit-packed. Layout (little-endian)::
 
 The file is ``36 + ceil(tiles * grid^2 * num_codebooks * bits / 8)`` bytes. Decoding checks
 the magic, version, length, checksum and that the model's fingerprint matches, and raises
-``ValueError`` naming what is wrong. Files are written atomically.
+``ValueError`` naming what is wrong. The fingerprint is :func:`vqkit.io.fingerprint.fingerprint`
+with :data:`~vqkit.io.fingerprint.NAMED` hashing. Files are written atomically.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import math
 import os
-import struct
-import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from vqkit.atomic import atomic_write
 from vqkit.functional.bitstream import pack_indices, unpack_indices
+from vqkit.io.atomic import atomic_write
+from vqkit.io.container import CRC32, ContainerFormat, FixedHeader
+from vqkit.io.fingerprint import NAMED, fingerprint
 
 from .model import ImageCodecModel
 
-MAGIC = b"VQI\x01"
-VERSION = 1
-_HEADER = struct.Struct("<4sBIIBHHBB8sI")
-HEADER_BYTES = _HEADER.size  # 32
-TRAILER_BYTES = 4
+VQI = ContainerFormat(
+    name=".vqi file",
+    magic=b"VQI\x01",
+    version_code="B",
+    headers={1: FixedHeader(
+        ("height", "I"), ("width", "I"), ("channels", "B"), ("tile", "H"), ("grid", "H"),
+        ("num_codebooks", "B"), ("bits_per_codebook", "B"), ("fingerprint", "8s"),
+        ("payload_bytes", "I"),
+    )},
+    digest=CRC32,
+    fingerprint=("fingerprint",),
+    model="model",
+    payload_length="payload_bytes",
+)
+MAGIC = VQI.magic
+HEADER_BYTES = VQI.prefix_size + VQI.headers[1].min_size  # 32
+TRAILER_BYTES = VQI.digest.size  # 4
 #: Largest side accepted, to refuse absurd headers before allocating.
 MAX_SIDE = 1 << 16
 
@@ -77,12 +90,12 @@ class VqiHeader:
 
 
 def model_fingerprint(model: ImageCodecModel) -> bytes:
-    """8-byte SHA-256 prefix of the model's config and weights: a file names its model."""
-    h = hashlib.sha256(json.dumps(model.config.asdict(), sort_keys=True).encode())
-    for name, value in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return h.digest()[:8]
+    """8-byte SHA-256 prefix of the model's config and weights: a file names its model.
+
+    Raises:
+        TypeError: the model's state holds a value that is not a tensor.
+    """
+    return fingerprint(model.state_dict(), head=model.config.asdict(), hashing=NAMED)[:8]
 
 
 def _check_image(image: np.ndarray, channels: int) -> None:
@@ -136,6 +149,10 @@ def reconstruct(model: ImageCodecModel, image: np.ndarray) -> np.ndarray:
 def compress(model: ImageCodecModel, image: np.ndarray) -> bytes:
     """Encode ``image`` (``(H, W, C)`` uint8) to ``.vqi`` bytes.
 
+    Raises:
+        TypeError: ``image`` is not a uint8 numpy array.
+        ValueError: ``image`` is not ``(H, W, channels)`` with sides in ``[1, 65536]``.
+
     Example:
         >>> from vqkit.apps.image_codec.config import CodecConfig
         >>> m = ImageCodecModel(CodecConfig(tile=16, hidden=8, latent_dim=4)).eval()
@@ -153,62 +170,63 @@ def compress(model: ImageCodecModel, image: np.ndarray) -> bytes:
     bits = cfg.quantizer.bits // cfg.quantizer.num_codebooks
     m = cfg.quantizer.num_codebooks
     payload = pack_indices(indices.reshape(-1, m), [cfg.quantizer.codebook_size] * m)
-    header = _HEADER.pack(
-        MAGIC, VERSION, image.shape[0], image.shape[1], cfg.channels, cfg.tile, cfg.grid,
-        cfg.quantizer.num_codebooks, bits, model_fingerprint(model), len(payload),
+    header = VqiHeader(
+        height=image.shape[0], width=image.shape[1], channels=cfg.channels, tile=cfg.tile,
+        grid=cfg.grid, num_codebooks=m, bits_per_codebook=bits,
+        fingerprint=model_fingerprint(model), payload_bytes=len(payload),
     )
-    body = header + payload
-    return body + struct.pack("<I", zlib.crc32(body))
+    return VQI.pack(asdict(header), payload)
 
 
-def read_header(data: bytes) -> VqiHeader:
-    """Parse and check the header and checksum of ``.vqi`` bytes."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"data must be bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) < HEADER_BYTES + TRAILER_BYTES:
-        raise ValueError(f"not a .vqi file or truncated: {len(data)} bytes, a header needs "
-                         f"{HEADER_BYTES + TRAILER_BYTES}")
-    fields = _HEADER.unpack_from(data)
-    if fields[0] != MAGIC:
-        raise ValueError(f"not a .vqi file: magic {fields[0]!r}, expected {MAGIC!r}")
-    if fields[1] != VERSION:
-        raise ValueError(f".vqi format version {fields[1]} is not supported (this reads {VERSION})")
-    header = VqiHeader(*fields[2:])
-    expected = HEADER_BYTES + header.payload_bytes + TRAILER_BYTES
-    if len(data) != expected:
-        raise ValueError(
-            f".vqi file truncated or padded: {len(data)} bytes, header says {expected}"
-        )
-    (crc,) = struct.unpack_from("<I", data, len(data) - TRAILER_BYTES)
-    if zlib.crc32(data[: len(data) - TRAILER_BYTES]) != crc:
-        raise ValueError(".vqi file is corrupt: CRC-32 checksum mismatch")
+def read_header(data: bytes, source: str = "the data") -> VqiHeader:
+    """Parse and check the header and checksum of ``.vqi`` bytes.
+
+    Args:
+        data: a whole ``.vqi`` file.
+        source: its name, for errors.
+
+    Raises:
+        TypeError: ``data`` is not bytes.
+        ValueError: not a ``.vqi`` file, an unknown version, truncated or padded, a checksum
+            mismatch, or a header that describes no image of this payload.
+    """
+    return _unpack(data, source)[0]
+
+
+def _unpack(data: bytes, source: str) -> tuple[VqiHeader, bytes]:
+    container = VQI.unpack(data, source)
+    header = VqiHeader(**container.header)
     bad = [name for name in ("height", "width", "channels", "tile", "grid", "num_codebooks",
                              "bits_per_codebook") if getattr(header, name) < 1]
     if bad or max(header.height, header.width) > MAX_SIDE or header.bits_per_codebook > 16:
-        raise ValueError(f".vqi header is invalid: {header}")
-    if header.payload_bytes != math.ceil(header.num_indices * header.bits_per_codebook / 8):
-        raise ValueError(f".vqi payload is {header.payload_bytes} bytes, the header's image "
-                         f"needs {math.ceil(header.num_indices * header.bits_per_codebook / 8)}")
-    return header
+        raise ValueError(f"{source}: .vqi header is invalid: {header}")
+    needed = math.ceil(header.num_indices * header.bits_per_codebook / 8)
+    if header.payload_bytes != needed:
+        raise ValueError(f"{source}: .vqi payload is {header.payload_bytes} bytes, the header's "
+                         f"image needs {needed}")
+    return header, container.payload
 
 
-def decompress(model: ImageCodecModel, data: bytes) -> np.ndarray:
-    """Decode ``.vqi`` bytes with ``model`` to an ``(H, W, C)`` uint8 image."""
-    header = read_header(data)
+def decompress(model: ImageCodecModel, data: bytes, source: str = "the data") -> np.ndarray:
+    """Decode ``.vqi`` bytes with ``model`` to an ``(H, W, C)`` uint8 image.
+
+    Args:
+        model: the model that compressed the image.
+        data: a whole ``.vqi`` file.
+        source: its name, for errors.
+
+    Raises:
+        TypeError: ``data`` is not bytes.
+        ValueError: as :func:`read_header`, or the file was written by another model.
+    """
+    header, payload = _unpack(data, source)
     cfg = model.config
-    if model_fingerprint(model) != header.fingerprint:
-        raise ValueError(
-            f"the .vqi file was written by another model (fingerprint "
-            f"{header.fingerprint.hex()}, this model {model_fingerprint(model).hex()}); "
-            "pass the model it was compressed with"
-        )
+    VQI.check_fingerprint(asdict(header), model_fingerprint(model), source)
     q = cfg.quantizer
     if (header.channels, header.tile, header.grid, header.num_codebooks,
             header.bits_per_codebook) != (cfg.channels, cfg.tile, cfg.grid, q.num_codebooks,
                                           q.bits // q.num_codebooks):
-        raise ValueError(f".vqi header {header} does not match the model's config {cfg}")
-    payload = bytes(data)[HEADER_BYTES : HEADER_BYTES + header.payload_bytes]
+        raise ValueError(f"{source}: .vqi header {header} does not match the model's config {cfg}")
     k = 2**header.bits_per_codebook
     flat = unpack_indices(payload, [k] * q.num_codebooks, header.num_indices // q.num_codebooks)
     rows, cols = header.tiles

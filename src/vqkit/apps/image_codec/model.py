@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from vqkit.io.torch_file import atomic_torch_save, read_torch_file
 from vqkit.quantizers import ChannelsFirst, Quantizer
 from vqkit.quantizers.build import build_estimator
 from vqkit.quantizers.build import build_quantizer as build_registered
 from vqkit.quantizers.encoders import BeamSearch
-from vqkit.serialization import atomic_torch_save
 from vqkit.types import QuantizerOutput
 
 from .config import CodecConfig, QuantizerSpec
@@ -156,13 +156,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> ImageCodecModel:
         FileNotFoundError: no such file.
         ValueError: the file is not a readable image-codec checkpoint of this version.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such model checkpoint: {path}")
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"{path} is not a readable image-codec checkpoint: {err}") from err
+    record = read_torch_file(path, "image-codec checkpoint")
     if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an image-codec checkpoint (format {CHECKPOINT_FORMAT!r})")
     if record.get("format_version") != CHECKPOINT_VERSION:

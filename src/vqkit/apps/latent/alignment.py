@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ...data._errors import MissingDataError, require_module
 from ...data.speech import CORPORA, Utterance, load_wav
+from ...io.torch_file import atomic_torch_save, read_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def aligned_utterances(
     cache_path = Path(cache) if cache is not None else _cache_path()
     stored: dict[str, list[tuple[str, int, int]] | None] = {}
     if cache_path.is_file():
-        stored = torch.load(cache_path, weights_only=False)
+        stored = read_torch_file(cache_path, "alignment cache")
     texts = known_texts()
     aligner: Aligner | None = None
     out: list[tuple[Utterance, list[Segment]]] = []
@@ -226,8 +226,5 @@ def aligned_utterances(
             utt = Utterance(path, CORPORA[corpus].speaker_of(path), corpus)
             out.append((utt, [Segment(*s) for s in stored[key]]))
     if changed:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(".tmp")
-        torch.save(stored, tmp)
-        os.replace(tmp, cache_path)
+        atomic_torch_save(stored, cache_path)
     return out

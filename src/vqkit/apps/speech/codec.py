@@ -1,6 +1,8 @@
 """The ``.vqs`` speech file: WORLD vocoder parameters with a VQ-coded spectral envelope.
 
-Layout (little-endian; a 27-byte header)::
+A ``.vqs`` file is the vqkit container (:class:`vqkit.io.container.ContainerFormat`) declared
+as :data:`VQS`: fixed-width header fields and a CRC-32, to stay small. Layout (little-endian; a
+27-byte header)::
 
     magic   b"VQS1"                     4 bytes
     version u8 (= 1)
@@ -9,7 +11,8 @@ Layout (little-endian; a 27-byte header)::
     frames  u32  20 ms frames
     stages  u8   envelope indices per frame (RVQ stages used)
     ebits   u8   bits per envelope index
-    model   8 bytes  SHA-256 prefix of the codec model (decoding with another model is refused)
+    model   8 bytes  SHA-256 prefix of the codec model (decoding with another model is refused):
+            :func:`vqkit.io.fingerprint.fingerprint` with ``BARE_FLOAT32`` hashing
     payload frames x (7 f0 bits, 4 x 3 aperiodicity bits, stages x ebits) bits, packed by
             vqkit.functional.bitstream.pack_indices (least significant bit first,
             zero-padded to a byte)
@@ -20,25 +23,33 @@ Files are written atomically (temporary file + rename).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ...atomic import atomic_write
 from ...functional.bitstream import pack_indices, unpack_indices
+from ...io.atomic import atomic_write
+from ...io.container import CRC32, ContainerFormat, FixedHeader
+from ...io.fingerprint import BARE_FLOAT32, fingerprint
+from ...io.serialization import quantizer_from_record, quantizer_record
+from ...io.torch_file import atomic_torch_save, read_torch_file
 from ...quantizers.base import Quantizer
-from ...serialization import atomic_torch_save, quantizer_from_record, quantizer_record
 from . import world
 
-MAGIC = b"VQS1"
-VERSION = 1
-_HEADER = struct.Struct("<4sBIIIBB8s")
+VQS = ContainerFormat(
+    name=".vqs file",
+    magic=b"VQS1",
+    version_code="B",
+    headers={1: FixedHeader(("rate", "I"), ("length", "I"), ("frames", "I"), ("stages", "B"),
+                            ("ebits", "B"), ("model", "8s"))},
+    digest=CRC32,
+    fingerprint=("model",),
+    model="codec model",
+)
+MAGIC = VQS.magic
 MODEL_FORMAT = "vqkit-speech-world-codec"
 #: The codec model trained by ``vqkit reproduce speech-envelope`` and shipped with vqkit.
 DEFAULT_MODEL = Path(__file__).with_name("assets") / "world_rvq.pt"
@@ -66,22 +77,33 @@ class WorldCodec(nn.Module):
         return int(self.quantizer.codebook_size - 1).bit_length()
 
     def fingerprint(self) -> bytes:
-        h = hashlib.sha256()
-        for value in self.state_dict().values():
-            h.update(value.detach().cpu().float().numpy().tobytes())
-        return h.digest()[:8]
+        """8-byte SHA-256 prefix of the state (what ``.vqs`` files are checked against).
+
+        Raises:
+            TypeError: the state holds a value that is not a tensor.
+        """
+        return fingerprint(self.state_dict(), hashing=BARE_FLOAT32)[:8]
 
     def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the codec model to ``path`` atomically.
+
+        Raises:
+            TypeError: the quantizer's configuration cannot be saved.
+            OSError: the file cannot be written (the old file, if any, is left intact).
+        """
         atomic_torch_save({"format": MODEL_FORMAT, "quantizer": quantizer_record(self.quantizer),
                            "mean": self.mean, "scale": self.scale}, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> WorldCodec:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no codec model at {path}; train one with "
-                                    "`vqkit reproduce speech-envelope`")
-        record = torch.load(path, weights_only=True)
+        """Read a codec model written by :meth:`save`, in eval mode.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file is unreadable or not a speech codec model.
+        """
+        record = read_torch_file(path, "speech codec model",
+                                 hint="train one with `vqkit reproduce speech-envelope`")
         if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
             raise ValueError(f"{path} is not a vqkit speech codec model")
         codec = cls(quantizer_from_record(record["quantizer"], str(path)))
@@ -137,7 +159,14 @@ def unpack_bits(data: bytes, widths: list[int], rows: int) -> np.ndarray:
 
 def encode_file(source: str | os.PathLike[str], target: str | os.PathLike[str],
                 codec: WorldCodec, *, stages: int | None = None) -> dict:
-    """Encode an audio file (any rate, mono or stereo) to ``.vqs``; returns size and bitrate."""
+    """Encode an audio file (any rate, mono or stereo) to ``.vqs``; returns size and bitrate.
+
+    The file is written atomically (a failed write leaves the old ``target`` intact).
+
+    Raises:
+        FileNotFoundError: no such audio file.
+        ValueError: unreadable or shorter than 0.1 s audio, or ``stages`` out of range.
+    """
     from ...data.speech import load_wav
 
     audio, rate = load_wav(source, world_rate())
@@ -146,11 +175,9 @@ def encode_file(source: str | os.PathLike[str], target: str | os.PathLike[str],
                          "need at least 0.1 s")
     stages = codec.stages if stages is None else stages
     indices = encode_frames(codec, world.analyse(audio, rate), stages)
-    header = _HEADER.pack(MAGIC, VERSION, rate, len(audio), len(indices), stages,
-                          codec.index_bits, codec.fingerprint())
-    body = header + pack_bits(indices, _widths(codec, stages))
-    data = body + struct.pack("<I", zlib.crc32(body))
-    atomic_write(target, lambda f: f.write(data))
+    header = {"rate": rate, "length": len(audio), "frames": len(indices), "stages": stages,
+              "ebits": codec.index_bits, "model": codec.fingerprint()}
+    data = VQS.write(target, header, pack_bits(indices, _widths(codec, stages)))
     seconds = len(audio) / rate
     return {"bytes": len(data), "seconds": seconds, "kbps": 8 * len(data) / seconds / 1000}
 
@@ -162,25 +189,36 @@ def world_rate() -> int:
 
 
 def read_vqs(source: str | os.PathLike[str], codec: WorldCodec) -> tuple[np.ndarray, int, int]:
-    """Check and parse a ``.vqs`` file: ``(indices, sample_rate, num_samples)``."""
-    path = Path(source)
-    data = path.read_bytes()
-    if len(data) < _HEADER.size + 4 or data[:4] != MAGIC:
-        raise ValueError(f"{path} is not a .vqs file (bad magic or too short)")
-    if struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
-        raise ValueError(f"{path} is corrupt: checksum mismatch")
-    magic, version, rate, length, frames, stages, ebits, model = _HEADER.unpack_from(data)
-    if version != VERSION:
-        raise ValueError(f"{path} has .vqs version {version}; this vqkit reads {VERSION}")
-    if model != codec.fingerprint() or ebits != codec.index_bits or stages > codec.stages:
-        raise ValueError(f"{path} was encoded with a different codec model")
-    indices = unpack_bits(data[_HEADER.size : -4], _widths(codec, stages), frames)
-    return indices, rate, length
+    """Check and parse a ``.vqs`` file: ``(indices, sample_rate, num_samples)``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a ``.vqs`` file, an unknown version, truncated, a checksum mismatch, or
+            encoded with a different codec model.
+    """
+    container = VQS.read(source)
+    header = container.header
+    VQS.check_fingerprint(header, codec.fingerprint(), str(source))
+    if header["ebits"] != codec.index_bits or header["stages"] > codec.stages:
+        raise ValueError(f"{source} was encoded with a different codec model "
+                         f"({header['stages']} stages of {header['ebits']} bits; this one has "
+                         f"{codec.stages} of {codec.index_bits})")
+    widths = _widths(codec, header["stages"])
+    try:
+        indices = unpack_bits(container.payload, widths, header["frames"])
+    except ValueError as err:
+        raise ValueError(f"{source} is corrupt: {err}") from err
+    return indices, header["rate"], header["length"]
 
 
 def decode_file(source: str | os.PathLike[str], target: str | os.PathLike[str],
                 codec: WorldCodec) -> dict:
-    """Decode a ``.vqs`` file to a 16-bit mono wav (atomically)."""
+    """Decode a ``.vqs`` file to a 16-bit mono wav (atomically).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: as :func:`read_vqs`.
+    """
     import io
 
     import soundfile as sf

@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ...codes_file import read_codes
     from ...data.vectors import save_vectors
+    from ...io.codes_file import read_codes
     from ...training.checkpoint import load_quantizer
 
     set_threads(args.threads)

@@ -27,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...codes_file import write_codes
     from ...data.vectors import load_vectors
+    from ...io.codes_file import write_codes
     from ...training.checkpoint import load_quantizer
 
     set_threads(args.threads)

@@ -31,7 +31,7 @@ def _model(args: argparse.Namespace):
 
 def _compress(args: argparse.Namespace) -> int:
     from ...apps.image_codec.codec import compress, read_image
-    from ...atomic import atomic_write
+    from ...io.atomic import atomic_write
 
     set_threads(args.threads)
     model = _model(args)
@@ -53,7 +53,7 @@ def _decompress(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise FileNotFoundError(f"no such .vqi file: {path}")
     data = path.read_bytes()
-    image = decompress(_model(args), data)
+    image = decompress(_model(args), data, str(path))
     write_image(args.output, image)
     h, w = image.shape[:2]
     print(f"{args.output}: {w}x{h} px from {len(data)} bytes, "

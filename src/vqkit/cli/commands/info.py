@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _codes_info(path: Path) -> None:
-    from ...codes_file import read_codes
+    from ...io.codes_file import read_codes
 
     codes = read_codes(path)
     n = 1
@@ -47,7 +47,7 @@ def _codes_info(path: Path) -> None:
 
 
 def _quantizer_info(path: Path) -> None:
-    from ...codes_file import quantizer_digest
+    from ...io.fingerprint import quantizer_digest
     from ...training.checkpoint import load_quantizer
 
     quantizer, checkpoint = load_quantizer(path)
@@ -76,7 +76,7 @@ def _quantizer_info(path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...codes_file import MAGIC
+    from ...io.codes_file import MAGIC
 
     path = Path(args.file)
     if not path.exists():

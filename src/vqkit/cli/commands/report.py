@@ -206,7 +206,7 @@ def build(results_dir: Path, out: Path) -> tuple[str, list[str]]:
 
 
 def _write(path: Path, text: str) -> None:
-    from ...atomic import atomic_write
+    from ...io.atomic import atomic_write
 
     atomic_write(path, lambda f: f.write(text.encode()))
 

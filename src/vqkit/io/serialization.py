@@ -1,31 +1,29 @@
 """Save and load quantizers: ``{format_version, type, config, state_dict}``, atomically.
 
-Files are read with ``torch.load(weights_only=True)``: only tensors and plain values, never
-pickled code. The constructor arguments come from ``config``; they are never inferred from
-weight shapes.
+Files are read by :func:`vqkit.io.torch_file.read_torch_file` (``weights_only=True``): only
+tensors and plain values, never pickled code. The constructor arguments come from ``config``;
+they are never inferred from weight shapes.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from .atomic import atomic_write
-from .quantizers.base import Quantizer, quantizer_from_config, quantizer_to_config
+from ..quantizers.base import Quantizer, quantizer_from_config, quantizer_to_config
+from .torch_file import atomic_torch_save, read_torch_file
 
 FORMAT_VERSION = 1
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
 def quantizer_record(quantizer: Quantizer) -> dict[str, Any]:
-    """The saved form of a quantizer (also embedded in training checkpoints)."""
+    """The saved form of a quantizer (also embedded in training checkpoints).
+
+    Raises:
+        TypeError: the quantizer's configuration cannot be saved (a value that is not plain).
+    """
     try:
         record = quantizer_to_config(quantizer)
     except TypeError as err:
@@ -35,7 +33,12 @@ def quantizer_record(quantizer: Quantizer) -> dict[str, Any]:
 
 
 def quantizer_from_record(record: Any, source: str = "record") -> Quantizer:
-    """Rebuild a quantizer from :func:`quantizer_record`'s output, checking every field."""
+    """Rebuild a quantizer from :func:`quantizer_record`'s output, checking every field.
+
+    Raises:
+        ValueError: ``record`` misses a field, has another ``format_version``, names an unknown
+            type or configuration, or its ``state_dict`` does not match the configuration.
+    """
     fields = {"format_version", "type", "config", "state_dict"}
     if not isinstance(record, dict) or not fields <= set(record):
         raise ValueError(f"{source} is not a vqkit quantizer file (missing fields)")
@@ -58,6 +61,10 @@ def quantizer_from_record(record: Any, source: str = "record") -> Quantizer:
 def save(quantizer: Quantizer, path: str | os.PathLike[str]) -> None:
     """Write ``quantizer`` to ``path`` atomically (an interrupted save leaves the old file).
 
+    Raises:
+        TypeError: the quantizer's configuration cannot be saved.
+        OSError: the file cannot be written (the old file, if any, is left intact).
+
     Example:
         >>> import tempfile, os, vqkit
         >>> vq = vqkit.VectorQuantizer(dim=4, codebook_size=8)
@@ -70,14 +77,13 @@ def save(quantizer: Quantizer, path: str | os.PathLike[str]) -> None:
 
 
 def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Quantizer:
-    """Read a quantizer written by :func:`save` onto the device ``map_location``; corrupt or
-    foreign files raise ValueError."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such quantizer file: {path}")
-    try:
-        record = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"{path} is not a readable vqkit quantizer file: {err}") from err
+    """Read a quantizer written by :func:`save` onto the device ``map_location``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        IsADirectoryError: ``path`` is a directory.
+        ValueError: the file is truncated, corrupt, foreign, or not a quantizer of this version.
+    """
+    record = read_torch_file(path, "vqkit quantizer file", map_location=map_location)
     # The quantizer is built on the CPU and load_state_dict copies into it: move it after.
     return quantizer_from_record(record, str(path)).to(torch.device(map_location))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 
 import pytest
 import torch
 
 from vqkit import VectorQuantizer
-from vqkit.codes_file import MAGIC, quantizer_digest, read_codes, write_codes
 from vqkit.functional.bitstream import pack_indices, packed_size
+from vqkit.io.codes_file import MAGIC, read_codes, write_codes
+from vqkit.io.fingerprint import quantizer_digest
 from vqkit.registry import QUANTIZERS
 
 
@@ -105,3 +107,49 @@ def test_digest_ties_codes_to_one_quantizer(tmp_path):
     read_codes(tmp_path / "c.vqc", a)
     with pytest.raises(ValueError, match="different quantizer"):
         read_codes(tmp_path / "c.vqc", b)
+
+
+def _defects(blob: bytes) -> dict[str, tuple[bytes, str]]:
+    body = bytearray(blob[:-32])
+    struct.pack_into("<I", body, 8, 7)
+    return {
+        "magic": (b"\x89PNG\r\n\x1a\n" + blob[8:], "is not a vqkit codes file (magic"),
+        "truncated": (blob[:-5], "corrupt or truncated (SHA-256 checksum mismatch)"),
+        "short": (blob[:20], "is not a vqkit codes file or is truncated"),
+        "version": (_reseal(bytes(body)), "format version 7; this vqkit reads version 1"),
+        "flipped": (blob[:30] + bytes([blob[30] ^ 4]) + blob[31:], "SHA-256 checksum mismatch"),
+    }
+
+
+def test_every_defect_is_a_value_error_naming_the_file(tmp_path):
+    vq = VectorQuantizer(4, 8)
+    write_codes(tmp_path / "c.vqc", torch.tensor([1, 2, 3]), vq)
+    for name, (data, message) in _defects((tmp_path / "c.vqc").read_bytes()).items():
+        path = tmp_path / f"{name}.vqc"
+        path.write_bytes(data)
+        with pytest.raises(ValueError) as err:
+            read_codes(path, vq)
+        assert str(err.value).startswith(str(path)) and message in str(err.value), name
+    with pytest.raises(ValueError, match=f"{tmp_path / 'c.vqc'} was written by a different "
+                                         "quantizer"):
+        read_codes(tmp_path / "c.vqc", VectorQuantizer(4, 8))
+
+
+def test_a_failed_write_leaves_the_old_codes_file(tmp_path, monkeypatch):
+    vq = VectorQuantizer(4, 8)
+    path = tmp_path / "c.vqc"
+    write_codes(path, torch.tensor([1, 2, 3]), vq)
+    before = path.read_bytes()
+
+    def no_rename(src, dst):
+        raise OSError("rename failed")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError, match="rename failed"):
+        write_codes(path, torch.tensor([4, 5, 6]), vq)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.vqc"]
+    with pytest.raises(ValueError, match="no -1"):
+        write_codes(path, torch.tensor([-1]), vq)
+    assert path.read_bytes() == before

@@ -23,6 +23,18 @@ def _default_mode() -> int:
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(binary_file)`` on a temporary file, then rename it to ``path``.
 
+    Args:
+        path: the target; its folder is created if missing.
+        write: writes the whole content to the open binary file it is given.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OSError: the folder or file cannot be written; the temporary file is removed and the
+            previous file at ``path``, if any, is left intact. Whatever ``write`` raises is
+            re-raised the same way.
+
     Example:
         >>> import tempfile, os
         >>> p = os.path.join(tempfile.mkdtemp(), "x.bin")
