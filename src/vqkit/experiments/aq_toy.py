@@ -278,12 +278,7 @@ def report(results_dir: Path) -> str:
     return "\n".join(lines)
 
 
+# expected_minutes: measured: 36 min on the shared 2-core machine, 1 thread
 REPRODUCTION = Reproduction(
-    name=NAME,
-    description=DESCRIPTION,
-    expected_minutes=36.0,  # measured: 36 min on the shared 2-core machine, 1 thread
-    result_files=(RESULT_FILE,),
-    run=run,
-    report=report,
-    config=ToyConfig,
-)
+    NAME, DESCRIPTION,
+    expected_minutes=36.0, result_files=(RESULT_FILE,), run=run, report=report, config=ToyConfig)

@@ -192,18 +192,13 @@ def report(results_dir: Path) -> str:
 
 
 REPRODUCTION = Reproduction(
-    name=NAME,
-    description="[vali2022nsvq] Fig. 3 analogue: VQ-VAE codec, STE/EMA/NSVQ±CBR/rotation/DiVeQ",
-    expected_minutes=5.0,
-    result_files=(RESULT_FILE,),
-    run=run,
-    report=report,
-    config=TrainConfig,
+    NAME, "[vali2022nsvq] Fig. 3 analogue: VQ-VAE codec, STE/EMA/NSVQ±CBR/rotation/DiVeQ",
+    expected_minutes=5.0, result_files=(RESULT_FILE,), run=run,
+    report=report, config=TrainConfig,
     variants={
         "gap-check": Variant("STE vs NSVQ + CBR at every bit rate, trained 2400 steps instead "
                              f"of 800 (writes {GAP_FILE})", run_gap_check),
         **{f"dim-check-{d}": Variant(
             f"STE vs NSVQ + CBR at 9 bits with {d}-dimensional latents (writes "
             f"{DIM_FILE.format(dim=d)})", partial(run_dim_check, latent_dim=d)) for d in (8, 64)},
-    },
-)
+    })

@@ -144,11 +144,5 @@ def report(results_dir: Path) -> str:
 
 
 REPRODUCTION = Reproduction(
-    name=NAME,
-    description="[vali2023rpavq] Fig. 4 analogue: VQ-VAE codec, RVQ/PVQ/AVQ + NSVQ, PSNR/SSIM/cost",
-    expected_minutes=5.0,
-    result_files=(RESULT_FILE,),
-    run=run,
-    report=report,
-    config=TrainConfig,
-)
+    NAME, "[vali2023rpavq] Fig. 4 analogue: VQ-VAE codec, RVQ/PVQ/AVQ + NSVQ, PSNR/SSIM/cost",
+    expected_minutes=5.0, result_files=(RESULT_FILE,), run=run, report=report, config=TrainConfig)

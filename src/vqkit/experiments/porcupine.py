@@ -225,11 +225,7 @@ def report(results_dir: Path) -> str:
     return "\n".join(lines)
 
 
+# expected_minutes: with cached embeddings; embedding all corpora first took ~30 min
 REPRODUCTION = Reproduction(
-    name=NAME,
-    description="Occurrence-normalised SFVQ vs VQ on resemblyzer speaker embeddings, 4-8 bits",
-    expected_minutes=4.0,  # with cached embeddings; embedding all corpora first took ~30 min
-    result_files=(RESULT_FILE,),
-    run=run,
-    report=report,
-)
+    NAME, "Occurrence-normalised SFVQ vs VQ on resemblyzer speaker embeddings, 4-8 bits",
+    expected_minutes=4.0, result_files=(RESULT_FILE,), run=run, report=report)

@@ -189,11 +189,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
 
 
 REPRODUCTION = Reproduction(
-    name=NAME,
-    description="[vali2025ganlatent] latents: SFVQ 2-8 bits on a Fashion-MNIST mapped-VAE's "
+    NAME, "[vali2025ganlatent] latents: SFVQ 2-8 bits on a Fashion-MNIST mapped-VAE's "
     "W space",
-    expected_minutes=4.5,
-    result_files=(RESULT_FILE,),
-    run=run,
-    report=json_report(NAME, RESULT_FILE, lambda record: report_markdown(record, PLOTS)),
-)
+    expected_minutes=4.5, result_files=(RESULT_FILE,), run=run,
+    report=json_report(NAME, RESULT_FILE, lambda record: report_markdown(record, PLOTS)))

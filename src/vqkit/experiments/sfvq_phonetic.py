@@ -244,11 +244,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
 
 
 REPRODUCTION = Reproduction(
-    name=NAME,
-    description="[vali2023sfvq] phonetics: 8-bit SFVQ on a speech VQ-VAE encoder, PocketSphinx "
+    NAME, "[vali2023sfvq] phonetics: 8-bit SFVQ on a speech VQ-VAE encoder, PocketSphinx "
     "phones",
-    expected_minutes=10.0,
-    result_files=(RESULT_FILE,),
-    run=run,
-    report=json_report(NAME, RESULT_FILE, lambda record: report_markdown(record, PLOTS)),
-)
+    expected_minutes=10.0, result_files=(RESULT_FILE,), run=run,
+    report=json_report(NAME, RESULT_FILE, lambda record: report_markdown(record, PLOTS)))

@@ -141,11 +141,7 @@ def report(results_dir: Path) -> str:
     return "\n".join(lines)
 
 
+# expected_minutes: measured 6.1 min at 1 thread (18.5 min under heavier load)
 REPRODUCTION = Reproduction(
-    name=NAME,
-    description="SFVQ on N(0,1), D=128, 5 bits: curve order and projection MSE vs plain VQ",
-    expected_minutes=6.0,  # measured 6.1 min at 1 thread (18.5 min under heavier load)
-    result_files=(RESULT_FILE,),
-    run=run,
-    report=report,
-)
+    NAME, "SFVQ on N(0,1), D=128, 5 bits: curve order and projection MSE vs plain VQ",
+    expected_minutes=6.0, result_files=(RESULT_FILE,), run=run, report=report)

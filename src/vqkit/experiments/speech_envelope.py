@@ -265,12 +265,7 @@ def report(results_dir: Path) -> str:
     return "\n".join(out)
 
 
+# expected_minutes: measured on the shared 2-core machine (load 15-20), 1 thread
 REPRODUCTION = Reproduction(
-    name=NAME,
-    description="[vali2021msvq]: MDCT 16-band envelope VQ (RVQ/PVQ/AVQ, NSVQ vs STE), WORLD codec",
-    expected_minutes=100,  # measured on the shared 2-core machine (load 15-20), 1 thread
-    result_files=(RESULT_FILE,),
-    run=run,
-    report=report,
-    config=TrainConfig,
-)
+    NAME, "[vali2021msvq]: MDCT 16-band envelope VQ (RVQ/PVQ/AVQ, NSVQ vs STE), WORLD codec",
+    expected_minutes=100, result_files=(RESULT_FILE,), run=run, report=report, config=TrainConfig)
