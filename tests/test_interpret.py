@@ -92,11 +92,11 @@ def test_codeword_distances_and_transitions():
 
 def test_plots_write_png(tmp_path):
     pytest.importorskip("matplotlib")
-    from vqkit.interpret.plots import plot_histograms, plot_matrix
+    from vqkit import plotting
 
     h = {"a": torch.rand(16), "b": torch.rand(16)}
-    p1 = plot_histograms(h, tmp_path / "h.png", title="t")
-    p2 = plot_matrix(torch.rand(4, 4), tmp_path / "m.png", labels=list("abcd"), log2=True)
+    p1 = plotting.label_histograms(h, tmp_path / "h.png", title="t")
+    p2 = plotting.matrix(torch.rand(4, 4), tmp_path / "m.png", labels=list("abcd"), log2=True)
     for p in (p1, p2):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["h.png", "m.png"]  # no temp files left

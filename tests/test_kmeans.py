@@ -88,7 +88,8 @@ def test_quantizers_pass_progress_to_kmeans_over_all_codebooks():
                        progress=lambda d, t, i: seen.append((d, t, i["codebook"])))
     assert {t for _, t, _ in seen} == {63} and seen[-1][0] == 63
     assert [m for *_, m in seen] == sorted(m for *_, m in seen)  # codebook by codebook
-    assert all(b[0] > a[0] for a, b in zip(seen, seen[1:]))  # done only grows
+    assert all(b[0] > a[0] for a, b in zip(seen, seen[1:], strict=False))  # done only grows
     ref = ResidualVQ(4, 16, 3)
     ref.init_codebook_(x, iters=5, generator=torch.Generator().manual_seed(2))
-    assert all(torch.equal(a.codewords, b.codewords) for a, b in zip(ref.codebooks, rvq.codebooks))
+    pairs = zip(ref.codebooks, rvq.codebooks, strict=True)
+    assert all(torch.equal(a.codewords, b.codewords) for a, b in pairs)

@@ -26,8 +26,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("codebooks/estimators", ("codebooks", "estimators", "maintenance")),
     ("quantizers", ("quantizers", "space_filling")),
     ("io", ("io", "__init__")),
-    ("interpret/privacy/data", ("interpret", "privacy", "data", "progress")),
-    ("training", ("training", "plots")),
+    ("interpret/privacy/data", ("interpret", "privacy", "data", "progress", "plotting",
+                                "reporting")),
+    ("training", ("training",)),
     ("apps/experiments", ("apps", "experiments")),
     ("cli", ("cli", "__main__")),
 ]

@@ -52,8 +52,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("cli/commands/fit.py", "getattr(args, 'command_line', None)"): _ARGPARSE,
     ("cli/commands/demo.py", "getattr(args, 'command_line', None)"): _ARGPARSE,
     ("cli/commands/eval.py", "getattr(args, 'command_line', None)"): _ARGPARSE,
-    ("experiments/__init__.py", "hasattr(module, attr)"):
-        "reproduction modules: the registry of reproductions checks what each module defines",
     ("experiments/speech_envelope.py", "hasattr(cfg, '__dict__')"):
         "a training config recorded as plain values",
     ("data/images.py", "getattr(data, name)"):

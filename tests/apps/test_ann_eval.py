@@ -113,8 +113,8 @@ def test_full_reproduction(tmp_path, name):
     import importlib
 
     module = importlib.import_module(f"vqkit.experiments.{name}")
-    path = module.run(tmp_path)
-    assert "R@10" in module.report(tmp_path) and path.is_file()
+    path = module.REPRODUCTION.run(tmp_path)
+    assert "R@10" in module.REPRODUCTION.report(tmp_path) and path.is_file()
 
 
 @pytest.mark.slow
@@ -122,17 +122,17 @@ def test_quick_fashion_reproduction(tmp_path):
     pytest.importorskip("faiss")
     from vqkit.experiments import ann_fashion
 
-    ann_fashion.run(tmp_path, quick=True)
-    assert "vqkit AVQ (beam 2) (NSVQ)" in ann_fashion.report(tmp_path)
+    ann_fashion.REPRODUCTION.run(tmp_path, quick=True)
+    assert "vqkit AVQ (beam 2) (NSVQ)" in ann_fashion.REPRODUCTION.report(tmp_path)
 
 
 def test_quick_reproduction_writes_json_plot_and_report(tmp_path):
     pytest.importorskip("faiss")
     from vqkit.experiments import ann_glove
 
-    path = ann_glove.run(tmp_path, quick=True)
+    path = ann_glove.REPRODUCTION.run(tmp_path, quick=True)
     record = json.loads(path.read_text())
     assert record["command"] == "vqkit reproduce ann-glove"
     assert record["results"]["threads"] == {"torch": 1, "faiss": 1}
-    text = ann_glove.report(tmp_path)
+    text = ann_glove.REPRODUCTION.report(tmp_path)
     assert "vqkit AVQ (beam 2) (NSVQ)" in text and "paper" in text.lower()

@@ -13,8 +13,8 @@ torch.set_num_threads(1)
 
 
 def test_registered_and_reports_without_results(tmp_path):
-    assert registry()["sfvq-generative"] is sfvq_generative
-    assert "No results yet" in sfvq_generative.report(tmp_path)
+    assert registry()["sfvq-generative"] is sfvq_generative.REPRODUCTION
+    assert "No results yet" in sfvq_generative.REPRODUCTION.report(tmp_path)
 
 
 def test_quick_run_writes_json_plots_and_report(tmp_path):
@@ -38,5 +38,5 @@ def test_quick_run_writes_json_plots_and_report(tmp_path):
     assert all(0.0 <= c <= 1.0 + 1e-6 for c in d["max_abs_cos_with_top10_pcs"])
     for png in sfvq_generative.PLOTS.values():
         assert (tmp_path / png).stat().st_size > 500
-    md = sfvq_generative.report(tmp_path)
+    md = sfvq_generative.REPRODUCTION.report(tmp_path)
     assert f"{res['purity']['4']['sfvq']['width4']:.3f}" in md

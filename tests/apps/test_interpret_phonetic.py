@@ -13,8 +13,8 @@ torch.set_num_threads(1)
 
 
 def test_registered_and_reports_without_results(tmp_path):
-    assert registry()["sfvq-phonetic"] is sfvq_phonetic
-    assert "No results yet" in sfvq_phonetic.report(tmp_path)
+    assert registry()["sfvq-phonetic"] is sfvq_phonetic.REPRODUCTION
+    assert "No results yet" in sfvq_phonetic.REPRODUCTION.report(tmp_path)
 
 
 def test_quick_run_writes_json_plots_and_report(tmp_path, monkeypatch):
@@ -46,5 +46,5 @@ def test_quick_run_writes_json_plots_and_report(tmp_path, monkeypatch):
     assert a["sfvq_permuted"]["cell_purity"] == pytest.approx(a["sfvq"]["cell_purity"])
     for png in sfvq_phonetic.PLOTS.values():
         assert (tmp_path / png).stat().st_size > 1000
-    md = sfvq_phonetic.report(tmp_path)
+    md = sfvq_phonetic.REPRODUCTION.report(tmp_path)
     assert f"{a['sfvq']['mean_share']:.3f}" in md and "sfvq_phonetic_track.png" in md

@@ -10,8 +10,8 @@ from vqkit.experiments import speech_envelope
 
 
 def test_module_keeps_the_reproduction_protocol(tmp_path):
-    assert speech_envelope.NAME == "speech-envelope"
-    assert speech_envelope.RESULT_FILES == ["speech_envelope.json"]
+    assert speech_envelope.REPRODUCTION.name == "speech-envelope"
+    assert speech_envelope.REPRODUCTION.result_files == ("speech_envelope.json",)
     assert "No results yet" in speech_envelope.report(tmp_path)
 
 

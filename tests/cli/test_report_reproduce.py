@@ -101,15 +101,12 @@ def test_quick_reproduction_never_writes_into_results(vqkit, tmp_path, monkeypat
 
     calls = []
 
-    class Fake:
-        NAME, DESCRIPTION, EXPECTED_MINUTES, RESULT_FILES = "fake", "a fake", 0.1, ("f.json",)
+    def run(out_dir, *, quick=False, seed=0):
+        calls.append((Path(out_dir), quick, seed))
+        return Path(out_dir) / "f.json"
 
-        @staticmethod
-        def run(out_dir, *, quick=False, seed=0):
-            calls.append((Path(out_dir), quick, seed))
-            return Path(out_dir) / "f.json"
-
-    monkeypatch.setattr(experiments, "registry", lambda: {"fake": Fake})
+    fake = experiments.Reproduction("fake", "a fake", 0.1, ("f.json",), run, lambda d: "")
+    monkeypatch.setattr(experiments, "registry", lambda: {"fake": fake})
     monkeypatch.chdir(tmp_path)
     assert vqkit("reproduce", "fake", "--quick", "--seed", "2")[0] == 0
     assert vqkit("reproduce", "fake")[0] == 0

@@ -48,15 +48,12 @@ def test_reproduce_runs_and_records_the_threads_it_was_given(vqkit, tmp_path, mo
 
     seen = []
 
-    class Fake:
-        NAME, DESCRIPTION, EXPECTED_MINUTES, RESULT_FILES = "fake", "a fake", 0.1, ("f.json",)
+    def run(out_dir, *, quick=False, seed=0):
+        seen.append(torch.get_num_threads())
+        return write_json(Path(out_dir) / "f.json", Run(seeds=[seed]).record({}))
 
-        @staticmethod
-        def run(out_dir, *, quick=False, seed=0):
-            seen.append(torch.get_num_threads())
-            return write_json(Path(out_dir) / "f.json", Run(seeds=[seed]).record({}))
-
-    monkeypatch.setattr(experiments, "registry", lambda: {"fake": Fake})
+    fake = experiments.Reproduction("fake", "a fake", 0.1, ("f.json",), run, lambda d: "")
+    monkeypatch.setattr(experiments, "registry", lambda: {"fake": fake})
     before = torch.get_num_threads()
     try:
         assert vqkit("reproduce", "fake", "--threads", "2", "--out", tmp_path)[0] == 0

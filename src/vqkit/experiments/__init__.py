@@ -1,39 +1,48 @@
 """Paper reproductions, run by ``vqkit reproduce NAME`` and summarised by ``vqkit report``.
 
-Every module in this package (except those starting with ``_``) is one reproduction and
-defines:
+Every module in this package (except :mod:`.reproduction` and those starting with ``_``, which
+hold shared machinery) is one reproduction and declares it as ``REPRODUCTION =``
+:class:`~.reproduction.Reproduction` ``(...)``: its name, description, expected minutes,
+result files, ``run``, ``report``, settings dataclass and variants.
 
-- ``NAME``: the command-line name, e.g. ``"nsvq-toy"``;
-- ``DESCRIPTION``: one line;
-- ``EXPECTED_MINUTES``: the measured run time on the 2-core reference machine;
-- ``run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path``: runs it, writes
-  ``out_dir/<file>.json`` (with :mod:`vqkit.training.provenance`) and any PNG plots, and
-  returns the JSON path; ``quick=True`` is the seconds-long smoke version used by tests;
-- ``RESULT_FILES``: the JSON file names it writes into ``results/``;
-- ``report(results_dir: Path) -> str``: the Markdown section of ``docs/results.md``, built
-  only from the JSON (and plots) in ``results_dir``, with the paper's numbers beside ours.
-
-The registry is discovered when asked for, so adding a reproduction means adding a module.
+The registry is collected when asked for, so adding a reproduction means adding a module.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from types import ModuleType
 
-_REQUIRED = ("NAME", "DESCRIPTION", "EXPECTED_MINUTES", "RESULT_FILES", "run", "report")
+from .reproduction import Reproduction, Variant
+
+__all__ = ["Reproduction", "Variant", "registry"]
+
+#: Modules of this package that are not reproductions.
+_SUPPORT = {"reproduction"}
 
 
-def registry() -> dict[str, ModuleType]:
-    """Reproductions by name, in module order."""
-    found: dict[str, ModuleType] = {}
+def registry() -> dict[str, Reproduction]:
+    """Reproductions by name, in module order.
+
+    Raises:
+        RuntimeError: if a reproduction module declares no ``REPRODUCTION``.
+        TypeError: if its ``REPRODUCTION`` is not a :class:`Reproduction`.
+        ValueError: if two modules declare the same name.
+    """
+    found: dict[str, Reproduction] = {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+        if info.name.startswith("_") or info.name in _SUPPORT:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
-        missing = [attr for attr in _REQUIRED if not hasattr(module, attr)]
-        if missing:
-            raise RuntimeError(f"reproduction module {module.__name__} lacks {missing}")
-        found[module.NAME] = module
+        try:
+            declared = module.REPRODUCTION
+        except AttributeError as err:
+            raise RuntimeError(f"reproduction module {module.__name__} declares no "
+                               "REPRODUCTION") from err
+        if not isinstance(declared, Reproduction):
+            raise TypeError(f"{module.__name__}.REPRODUCTION must be a Reproduction, got "
+                            f"{type(declared).__name__}")
+        if declared.name in found:
+            raise ValueError(f"two reproductions are named {declared.name!r}")
+        found[declared.name] = declared
     return found

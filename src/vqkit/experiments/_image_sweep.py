@@ -9,7 +9,6 @@ the rate-distortion plots.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from ..apps.image_codec.config import CodecConfig, QuantizerSpec, TrainConfig
 from ..apps.image_codec.data import load_dataset
 from ..apps.image_codec.evaluate import evaluate
 from ..apps.image_codec.train import train
+from ..reporting import format_number, markdown_table, paper_cells
 from ..training.provenance import Run, write_json
 
 log = logging.getLogger(__name__)
@@ -124,12 +124,9 @@ def sweep(out_path: Path, points: Sequence[tuple[str, CodecConfig, TrainConfig]]
 
 def plot_rate_distortion(path: Path, results: dict[str, Any], metric: str, title: str) -> None:
     """Our methods (one line each, bits per pixel on x) with JPEG and WebP curves."""
-    import matplotlib
+    from ..plotting import figure, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = figure(size=(6.4, 4.2))
     methods: dict[str, list[tuple[float, float]]] = {}
     for row in results["rows"]:
         methods.setdefault(row["method"], []).append((row["bits_per_pixel"], row[metric]))
@@ -149,19 +146,62 @@ def plot_rate_distortion(path: Path, results: dict[str, Any], metric: str, title
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path)
 
 
-def fmt(value: Any, digits: int = 2) -> str:
-    """A table cell: numbers rounded, missing values as a dash."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+def plotter(out_dir: Path, plots: Sequence[str], title: str
+            ) -> Callable[[dict[str, Any]], None]:
+    """The ``on_update`` of :func:`sweep` that redraws the PSNR and SSIM plots ``plots``."""
+
+    def draw(results: dict[str, Any]) -> None:
+        for plot, metric in zip(plots, ("psnr", "ssim"), strict=True):
+            plot_rate_distortion(Path(out_dir) / plot, results, metric, title)
+
+    return draw
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
+def source_paragraph(data: dict[str, Any], result_file: str) -> str:
+    """Where a sweep's numbers come from: file, command, commit, threads, time, progress."""
+    res = data["results"]
+    return (f"Source: `results/{result_file}` (command `{data['command']}`, commit "
+            f"`{data['git_commit']}`, {data['environment']['threads']} thread(s) on the shared "
+            f"2-core CPU, {data['wall_seconds']:.0f} s; {len(res['rows'])} of {res['planned']} "
+            "configurations finished).")
+
+
+def rows_by(results: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    """A sweep's rows by (method, bits)."""
+    return {(r["method"], r["bits"]): r for r in results["rows"]}
+
+
+def metric_tables(results: dict[str, Any], methods: Sequence[str],
+                  paper: dict[str, dict[int, tuple[float, ...]]], paper_methods: Sequence[str],
+                  note: str) -> list[str]:
+    """The PSNR and SSIM tables: per bit rate, our methods, JPEG and WebP at the same bits per
+    pixel, and the paper's numbers for ``paper_methods`` (``paper[metric][bits]``)."""
+    rows = rows_by(results)
+    out: list[str] = []
+    for metric, digits in (("psnr", 2), ("ssim", 3)):
+        header = ["bits", "bpp", *methods, "JPEG", "WebP",
+                  *[f"paper {m}" for m in paper_methods]]
+        body = []
+        for b in sorted({k[1] for k in rows}):
+            any_row = next(r for (m, bb), r in rows.items() if bb == b)
+            body.append([b, format_number(any_row["bits_per_pixel"], 4),
+                         *[format_number(rows.get((m, b), {}).get(metric), digits)
+                           for m in methods],
+                         format_number(any_row[f"jpeg_{metric}_at_rate"], digits),
+                         format_number(any_row[f"webp_{metric}_at_rate"], digits),
+                         *paper_cells(paper[metric].get(b), len(paper_methods), digits)])
+        out += [f"**{metric.upper()}** (ours; {note}):", "", *markdown_table(header, body), ""]
+    return out
+
+
+def times_table(data: dict[str, Any], perplexity: str) -> list[str]:
+    """Training seconds and index perplexity (described as ``perplexity``) of every row."""
+    times = [[r["method"], r["bits"], format_number(r["train_seconds"], 0),
+              format_number(r["perplexity"], 1)] for r in data["results"]["rows"]]
+    threads = data["environment"]["threads"]
+    return [f"CPU training time per configuration ({threads} thread{'' if threads == 1 else 's'}, "
+            f"shared 2-core machine) and {perplexity} on the test tiles:", "",
+            *markdown_table(["method", "bits", "train s", "perplexity"], times), ""]

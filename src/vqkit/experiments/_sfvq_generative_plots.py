@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..data.fashion_mnist import CLASSES
 from ..interpret import index_histograms
-from ..interpret.plots import _pyplot, _save, plot_histograms
+from ..plotting import figure, label_histograms, save_png
 
 
 def _grid(images: Tensor, rows: int, cols: int) -> Tensor:
@@ -24,9 +24,8 @@ def _grid(images: Tensor, rows: int, cols: int) -> Tensor:
 
 
 def _show(image: Tensor, path: Path, title: str, ylabels: list[str] | None = None) -> None:
-    plt = _pyplot()
     h, w = image.shape
-    fig, ax = plt.subplots(figsize=(max(4.0, w / 40), max(2.0, h / 40)))
+    fig, ax = figure(size=(max(4.0, w / 40), max(2.0, h / 40)))
     ax.imshow(image.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     if ylabels:
@@ -34,7 +33,7 @@ def _show(image: Tensor, path: Path, title: str, ylabels: list[str] | None = Non
     else:
         ax.set_yticks([])
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_png(fig, path, dpi=120)
 
 
 @torch.no_grad()
@@ -71,7 +70,7 @@ def plot_all(out_dir: Path, plots: dict[str, str], vae, curves: dict[int, Tensor
               [f"{name} {j}" + ("→" + str(j + 1) if name.startswith("SFVQ") else "")
                for j in range(n)])
     names = [CLASSES[int(c)] for c in labels]
-    plot_histograms(index_histograms(top_indices, names, k), out_dir / plots["classes"],
+    label_histograms(index_histograms(top_indices, names, k), out_dir / plots["classes"],
                     title=f"test classes along the {top}-bit SFVQ curve (Blackman 7, max 1)")
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..interpret import codeword_distances, index_histograms, transition_matrix
-from ..interpret.plots import _pyplot, _save, plot_histograms, plot_matrix
+from ..plotting import figure, label_histograms, matrix, save_png
 
 
 def plot_all(out_dir: Path, plots: dict[str, str], sf, vq_codewords: Tensor, sf_idx: Tensor,
@@ -17,28 +17,27 @@ def plot_all(out_dir: Path, plots: dict[str, str], sf, vq_codewords: Tensor, sf_
              results: dict[str, Any], phones: list[str]) -> None:
     k = sf.codebook_size
     fric = [i for i, g in enumerate(labels) if g == "fricatives"]
-    plot_histograms(index_histograms(sf_idx[fric], [phones[i] for i in fric], k),
+    label_histograms(index_histograms(sf_idx[fric], [phones[i] for i in fric], k),
                     out_dir / plots["fricatives"],
                     title="SFVQ: fricative phones (Blackman 7, max 1)")
-    plot_histograms(index_histograms(sf_idx, labels, k), out_dir / plots["histograms"],
+    label_histograms(index_histograms(sf_idx, labels, k), out_dir / plots["histograms"],
                     title="SFVQ: phone-group histograms (Blackman 7, max 1)")
-    plot_histograms(index_histograms(vq_idx, labels, k), out_dir / plots["vq_histograms"],
+    label_histograms(index_histograms(vq_idx, labels, k), out_dir / plots["vq_histograms"],
                     title="plain VQ (the VQ-VAE's codebook): phone-group histograms")
     jsd = results["analysis"]["sfvq"]["jsd_window7"]
-    plot_matrix(torch.tensor(jsd["matrix"]), out_dir / plots["jsd"], labels=jsd["names"],
+    matrix(torch.tensor(jsd["matrix"]), out_dir / plots["jsd"], labels=jsd["names"],
                 title="Jensen-Shannon distance, SFVQ group histograms", colorbar="JSD")
-    plot_matrix(codeword_distances(sf.codewords.detach()), out_dir / plots["distances"],
+    matrix(codeword_distances(sf.codewords.detach()), out_dir / plots["distances"],
                 title="SFVQ codeword distances", colorbar="Euclidean distance")
-    plot_matrix(codeword_distances(vq_codewords), out_dir / plots["vq_distances"],
+    matrix(codeword_distances(vq_codewords), out_dir / plots["vq_distances"],
                 title="VQ codeword distances (VQ-VAE codebook)", colorbar="Euclidean distance")
-    plot_matrix(transition_matrix(seqs["sfvq"], k), out_dir / plots["transitions"], log2=True,
+    matrix(transition_matrix(seqs["sfvq"], k), out_dir / plots["transitions"], log2=True,
                 title="SFVQ index transitions", colorbar="log2(1 + count)")
     _plot_track(results["track"], out_dir / plots["track"])
 
 
 def _plot_track(track: dict[str, Any], path: Path) -> None:
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, 1, figsize=(11, 5), sharex=True)
+    fig, axes = figure(2, 1, size=(11, 5), sharex=True)
     t = range(len(track["sfvq"]))
     axes[0].plot(t, track["sfvq"], ".-", ms=3)
     axes[0].set_ylabel("SFVQ position")
@@ -53,7 +52,7 @@ def _plot_track(track: dict[str, Any], path: Path) -> None:
         prev = ph
     axes[1].set_xlabel("frame (20 ms)")
     axes[0].set_title(f"index track of {track['file']}")
-    _save(fig, path)
+    save_png(fig, path, dpi=120)
 
 
 def _range(r: dict[str, Any]) -> str:

@@ -9,16 +9,8 @@ database vectors (disjoint rows of the 60,000 training images) and 250 queries (
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..apps.ann.config import BenchmarkConfig, Schedule, Split
-from ..apps.ann.experiment import report_experiment, run_experiment
-
-NAME = "ann-fashion"
-DESCRIPTION = "ANN on Fashion-MNIST-784 (L2): vqkit PQ/RVQ/AVQ + NSVQ, exported to FAISS, vs FAISS"
-EXPECTED_MINUTES = 35.0
-RESULT_FILES = ("ann_fashion.json",)
-PLOT_FILE = "ann_fashion_recall.png"
+from ._ann import ann_reproduction
 
 CONFIG = BenchmarkConfig(
     Split(n_train=2_500, n_database=2_500, n_queries=250),
@@ -32,13 +24,10 @@ QUICK = BenchmarkConfig(
     codebook_size=16, num_codebooks=(2, 4), avq_width=2, rq_beams=(1, 5), recall_max=100,
 )
 
-
-def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
-    """Run the benchmark (``quick``: a seconds-long smoke version) and write the JSON + plot."""
-    return run_experiment(NAME, "fashion", QUICK if quick else CONFIG, out_dir, seed=seed,
-                          result_file=RESULT_FILES[0], plot_file=PLOT_FILE)
-
-
-def report(results_dir: Path) -> str:
-    return report_experiment(results_dir, RESULT_FILES[0], PLOT_FILE,
-                             f"ANN search on Fashion-MNIST-784 (`vqkit reproduce {NAME}`)")
+REPRODUCTION = ann_reproduction(
+    "ann-fashion", "fashion", title="ANN search on Fashion-MNIST-784", settings=CONFIG,
+    quick_settings=QUICK,
+    description="ANN on Fashion-MNIST-784 (L2): vqkit PQ/RVQ/AVQ + NSVQ, exported to FAISS, "
+    "vs FAISS",
+    expected_minutes=35.0,
+)

@@ -8,16 +8,8 @@ disjoint random rows of the 400,000. 32 and 64 bits (4 and 8 codebooks of 256 en
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..apps.ann.config import BenchmarkConfig, Schedule, Split
-from ..apps.ann.experiment import report_experiment, run_experiment
-
-NAME = "ann-glove"
-DESCRIPTION = "ANN on GloVe-50 (cosine): vqkit PQ/RVQ/AVQ + NSVQ, exported to FAISS, vs FAISS"
-EXPECTED_MINUTES = 31.0
-RESULT_FILES = ("ann_glove.json",)
-PLOT_FILE = "ann_glove_recall.png"
+from ._ann import ann_reproduction
 
 CONFIG = BenchmarkConfig(
     Split(n_train=10_000, n_database=10_000, n_queries=500),
@@ -30,13 +22,8 @@ QUICK = BenchmarkConfig(
     codebook_size=16, num_codebooks=(2, 4), avq_width=2, rq_beams=(1, 5), recall_max=100,
 )
 
-
-def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
-    """Run the benchmark (``quick``: a seconds-long smoke version) and write the JSON + plot."""
-    return run_experiment(NAME, "glove", QUICK if quick else CONFIG, out_dir, seed=seed,
-                          result_file=RESULT_FILES[0], plot_file=PLOT_FILE)
-
-
-def report(results_dir: Path) -> str:
-    return report_experiment(results_dir, RESULT_FILES[0], PLOT_FILE,
-                             f"ANN search on GloVe-50 (`vqkit reproduce {NAME}`)")
+REPRODUCTION = ann_reproduction(
+    "ann-glove", "glove", title="ANN search on GloVe-50", settings=CONFIG, quick_settings=QUICK,
+    description="ANN on GloVe-50 (cosine): vqkit PQ/RVQ/AVQ + NSVQ, exported to FAISS, vs FAISS",
+    expected_minutes=31.0,
+)

@@ -29,14 +29,15 @@ import torch
 from ..estimators import NoiseSubstitution
 from ..quantizers.build import build_quantizer
 from ..quantizers.encoders import BeamSearch
+from ..reporting import markdown_table
 from ..training.provenance import Run, read_json, write_json
+from .reproduction import Reproduction, no_results
 
 log = logging.getLogger(__name__)
 
 NAME = "aq-toy"
 DESCRIPTION = "[vali2023rpavq] toy: AVQ/RVQ/PVQ trained with NSVQ, MSE at 12-40 bits (D=64, M=4)"
-EXPECTED_MINUTES = 36.0  # measured: 36 min on the shared 2-core machine, 1 thread
-RESULT_FILES = ["aq_toy.json"]
+RESULT_FILE = "aq_toy.json"
 PLOT_FILE = "aq_toy.png"
 
 DIM, NUM_CODEBOOKS, LATENT = 64, 4, 16
@@ -156,7 +157,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
 
     cfg = QUICK if quick else FULL
     out_dir = Path(out_dir)
-    path = out_dir / RESULT_FILES[0]
+    path = out_dir / RESULT_FILE
     config = {**asdict(cfg), "bits": list(cfg.bits), "datasets": list(cfg.datasets),
               "dim": DIM, "num_codebooks": NUM_CODEBOOKS, "latent": LATENT, "quick": quick}
     record = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else ""), seeds=[seed])
@@ -197,16 +198,14 @@ def _write(path, record, cfg, config, done, seconds, *, complete: bool) -> dict[
 
 
 def _plot(payload: dict[str, Any], path: Path) -> None:
-    try:
-        import matplotlib
-    except ImportError:
-        log.warning("matplotlib is not installed (pip install vqkit[image]): no plot written")
-        return
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import figure, save_png
 
+    try:
+        fig, axes = figure(1, 2, size=(10, 4))
+    except ImportError as err:
+        log.warning("no plot written: %s", err)
+        return
     res = payload["results"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, kind in zip(axes, DATASETS, strict=True):
         if kind not in res["mse"]:
             ax.set_visible(False)
@@ -222,17 +221,14 @@ def _plot(payload: dict[str, Any], path: Path) -> None:
         ax.set_ylabel("MSE (sum over dims)")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path, dpi=100)
 
 
 def report(results_dir: Path) -> str:
     """Markdown: our MSE beside the paper's, per dataset and bitrate, from ``aq_toy.json``."""
-    path = Path(results_dir) / RESULT_FILES[0]
+    path = Path(results_dir) / RESULT_FILE
     if not path.is_file():
-        return f"## {NAME}\n\nNo results yet: run `vqkit reproduce {NAME}`.\n"
+        return no_results(NAME, NAME)
     payload = read_json(path)
     res, cfg = payload["results"], payload.get("config", {})
     lines = [
@@ -251,9 +247,9 @@ def report(results_dir: Path) -> str:
         lines += ["**Incomplete run**: the rows marked 'not run' were not trained.", ""]
     for kind in [k for k in DATASETS if k in res["mse"]]:
         lines += [f"**{kind}** (MSE = mean squared error summed over the 64 dims)", ""]
-        cols = " | ".join(f"{m} ours | {m} paper" for m in METHODS)
-        head = f"| bits | {cols} | order (ours) |"
-        lines += [head, "|" + "---|" * (2 * len(METHODS) + 2)]
+        header = ["bits", *[f"{m} {who}" for m in METHODS for who in ("ours", "paper")],
+                  "order (ours)"]
+        body = []
         for i, bits in enumerate(res["bits"]):
             cells = []
             ours = {m: res["mse"][kind][m][i] for m in METHODS}
@@ -263,8 +259,8 @@ def report(results_dir: Path) -> str:
                           "" if paper is None else f"{paper:.4g}"]
             known = [m for m in METHODS if ours[m] is not None]
             order = " < ".join(sorted(known, key=ours.get))
-            lines.append(f"| {bits} | " + " | ".join(cells) + f" | {order} |")
-        lines.append("")
+            body.append([bits, *cells, order])
+        lines += [*markdown_table(header, body), ""]
         falls = []
         for m in METHODS:
             ours = res["mse"][kind][m]
@@ -280,3 +276,9 @@ def report(results_dir: Path) -> str:
     if (Path(results_dir) / PLOT_FILE).is_file():
         lines += [f"![{NAME}](../results/{PLOT_FILE})", ""]
     return "\n".join(lines)
+
+
+# expected_minutes: measured: 36 min on the shared 2-core machine, 1 thread
+REPRODUCTION = Reproduction(
+    NAME, DESCRIPTION,
+    expected_minutes=36.0, result_files=(RESULT_FILE,), run=run, report=report, config=ToyConfig)

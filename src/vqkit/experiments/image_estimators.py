@@ -6,32 +6,36 @@ SSIM on the held-out photos' 32x32 tiles, with JPEG and WebP at matched bits per
 One VectorQuantizer (K = 2^bits, D = 64) on an 8x8 latent grid per tile, so bits per pixel
 = bits / 16. Network and schedule: :data:`._image_sweep.SWEEP_MODEL` / ``SWEEP_TRAIN``.
 
-Run: ``vqkit reproduce image-estimators`` or
-``python -m vqkit.experiments.image_estimators [--quick] [--out results]``.
+Run: ``vqkit reproduce image-estimators``; the follow-ups ``--variant gap-check`` (STE against
+NSVQ + CBR trained 2 400 steps) and ``--variant dim-check-8`` / ``dim-check-64`` (the same at 9
+bits with 8- or 64-dimensional latents).
 """
 
 from __future__ import annotations
 
-import argparse
+from functools import partial
 from pathlib import Path
 
-from ..apps.image_codec.config import QuantizerSpec
+from ..apps.image_codec.config import QuantizerSpec, TrainConfig
+from ..reporting import format_number, markdown_table
 from ..training.provenance import Run, read_json
 from ._image_sweep import (
     CIFAR_NOTE,
+    QUICK_TRAIN,
     SWEEP_MODEL,
     SWEEP_TRAIN,
     configuration,
-    fmt,
-    plot_rate_distortion,
+    metric_tables,
+    plotter,
+    rows_by,
+    source_paragraph,
     sweep,
-    table,
+    times_table,
 )
+from .reproduction import Reproduction, Variant
 
 NAME = "image-estimators"
-DESCRIPTION = "[vali2022nsvq] Fig. 3 analogue: VQ-VAE codec, STE/EMA/NSVQ±CBR/rotation/DiVeQ"
-EXPECTED_MINUTES = 5.0
-RESULT_FILES = ("image_estimators.json",)
+RESULT_FILE = "image_estimators.json"
 PLOTS = ("image_estimators_psnr.png", "image_estimators_ssim.png")
 
 #: (label, estimator, learning, codebook replacement)
@@ -68,94 +72,93 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         for label, est, learning, replace in methods:
             spec = QuantizerSpec(bits=bits, estimator=est, learning=learning)
             points.append((label, *configuration(spec, replace=replace, quick=quick, seed=seed)))
-    path = out_dir / RESULT_FILES[0]
+    path = out_dir / RESULT_FILE
     command = f"vqkit reproduce {NAME}" + (" --quick" if quick else "")
-
-    def draw(results: dict) -> None:
-        for plot, metric in zip(PLOTS, ("psnr", "ssim"), strict=False):
-            plot_rate_distortion(out_dir / plot, results, metric,
-                                 "VQ-VAE estimators, natural-photo tiles (CIFAR-10 stand-in)")
-
+    draw = plotter(out_dir, PLOTS, "VQ-VAE estimators, natural-photo tiles (CIFAR-10 stand-in)")
     sweep(path, points, Run(command=command, seeds=[seed]), quick=quick, on_update=draw,
           extra={"model": SWEEP_MODEL, "train": SWEEP_TRAIN})
     return path
 
 
 GAP_FILE = "image_estimators_gap.json"
-
-
 DIM_FILE = "image_estimators_dim{dim}.json"
+#: Bits of the variants' smoke runs (``--quick``).
+QUICK_BITS = (6,)
 
 
-def run_dim_check(out_dir: Path, *, latent_dim: int = 8, bits: int = 9, seed: int = 0) -> Path:
-    """STE against NSVQ + CBR at ``bits`` bits with ``latent_dim``-dimensional latents (the
-    main sweep uses 64): NSVQ's surrogate leaks more information through a wider latent."""
-    from dataclasses import replace
-
-    points = []
+def _ste_and_nsvq(bits: int, *, quick: bool, seed: int):
+    """The (label, codec, train) points of STE and NSVQ + CBR at ``bits``."""
     for label, est, learning, cbr in (METHODS[0], METHODS[1]):
         spec = QuantizerSpec(bits=bits, estimator=est, learning=learning)
-        codec, tcfg = configuration(spec, replace=cbr, quick=False, seed=seed)
-        points.append((label, replace(codec, latent_dim=latent_dim), tcfg))
+        yield (label, *configuration(spec, replace=cbr, quick=quick, seed=seed))
+
+
+def _variant_command(variant: str, quick: bool) -> str:
+    return f"vqkit reproduce {NAME} --variant {variant}" + (" --quick" if quick else "")
+
+
+def run_dim_check(out_dir: Path, *, latent_dim: int = 8, bits: int = 9, quick: bool = False,
+                  seed: int = 0) -> Path:
+    """STE against NSVQ + CBR at ``bits`` bits with ``latent_dim``-dimensional latents (the
+    main sweep uses 64): NSVQ's surrogate leaks more information through a wider latent.
+    ``quick``: the smoke version (6 bits, the quick schedule)."""
+    from dataclasses import replace
+
+    points = [(label, replace(codec, latent_dim=latent_dim), tcfg) for label, codec, tcfg
+              in _ste_and_nsvq(QUICK_BITS[0] if quick else bits, quick=quick, seed=seed)]
     path = Path(out_dir) / DIM_FILE.format(dim=latent_dim)
-    command = f"python -m vqkit.experiments.image_estimators --dim-check {latent_dim}"
-    sweep(path, points, Run(command=command, seeds=[seed]), quick=False,
-          extra={"model": {**SWEEP_MODEL, "latent_dim": latent_dim}, "train": SWEEP_TRAIN})
+    command = _variant_command(f"dim-check-{latent_dim}", quick)
+    sweep(path, points, Run(command=command, seeds=[seed]), quick=quick,
+          extra={"model": {**SWEEP_MODEL, "latent_dim": latent_dim},
+                 "train": QUICK_TRAIN if quick else SWEEP_TRAIN})
     return path
 
 
 def run_gap_check(out_dir: Path, *, steps: int = 2400, bits: tuple[int, ...] = BITS,
-                  seed: int = 0) -> Path:
+                  quick: bool = False, seed: int = 0) -> Path:
     """STE against NSVQ + CBR at each of ``bits`` with ``steps`` training steps (the main
-    sweep uses 800): does the gap between them depend on how long the models train?"""
+    sweep uses 800): does the gap between them depend on how long the models train?
+    ``quick``: the smoke version (6 bits, the quick schedule with 3 times its steps)."""
     from dataclasses import replace
 
-    points = []
-    for b in bits:
-        for label, est, learning, cbr in (METHODS[0], METHODS[1]):
-            spec = QuantizerSpec(bits=b, estimator=est, learning=learning)
-            codec, tcfg = configuration(spec, replace=cbr, quick=False, seed=seed)
-            points.append((label, codec, replace(tcfg, steps=steps)))
+    if quick:
+        steps, bits = 3 * QUICK_TRAIN["steps"], QUICK_BITS
+    points = [(label, codec, replace(tcfg, steps=steps)) for b in bits
+              for label, codec, tcfg in _ste_and_nsvq(b, quick=quick, seed=seed)]
     path = Path(out_dir) / GAP_FILE
-    command = f"python -m vqkit.experiments.image_estimators --gap-check --steps {steps}"
-    sweep(path, points, Run(command=command, seeds=[seed]), quick=False,
-          extra={"model": SWEEP_MODEL, "train": {**SWEEP_TRAIN, "steps": steps}})
+    sweep(path, points, Run(command=_variant_command("gap-check", quick), seeds=[seed]),
+          quick=quick,
+          extra={"model": SWEEP_MODEL,
+                 "train": {**(QUICK_TRAIN if quick else SWEEP_TRAIN), "steps": steps}})
     return path
-
-
-def _rows_by(results: dict) -> dict[tuple[str, int], dict]:
-    return {(r["method"], r["bits"]): r for r in results["rows"]}
 
 
 def _check_section(data: dict, name: str, what: str) -> list[str]:
     """A follow-up run (longer training, other latent width) as a short table."""
     text = what.format(steps=data["train"]["steps"], dim=data["model"]["latent_dim"])
-    rows = [[r["method"], r["bits"], fmt(r["psnr"]), fmt(r.get("hard_psnr_same_tiles")),
-             fmt(r.get("surrogate_psnr")),
-             fmt(r["ssim"], 3), fmt(r["perplexity"], 1), fmt(r["train_seconds"], 0)]
+    rows = [[r["method"], r["bits"], format_number(r["psnr"]),
+             format_number(r.get("hard_psnr_same_tiles")), format_number(r.get("surrogate_psnr")),
+             format_number(r["ssim"], 3), format_number(r["perplexity"], 1),
+             format_number(r["train_seconds"], 0)]
             for r in data["results"]["rows"]]
     return [f"**Follow-up** (`results/{name}`, command `{data['command']}`): STE and NSVQ + CBR "
             f"{text}. PSNR: the codec's (hard) on all test tiles, and on the first 512 test "
             "tiles beside the surrogate's there (the training-mode output: for NSVQ the "
             "decoder fed `x + ||x - q|| v/||v||`).", "",
-            table(["method", "bits", "PSNR", "PSNR (512)", "surrogate PSNR (512)", "SSIM",
-                   "perplexity", "train s"],
-                  rows), ""]
+            *markdown_table(["method", "bits", "PSNR", "PSNR (512)", "surrogate PSNR (512)",
+                             "SSIM", "perplexity", "train s"], rows), ""]
 
 
 def report(results_dir: Path) -> str:
-    data = read_json(Path(results_dir) / RESULT_FILES[0])
+    data = read_json(Path(results_dir) / RESULT_FILE)
     res = data["results"]
-    rows = _rows_by(res)
+    rows = rows_by(res)
     methods = [m[0] for m in METHODS if any(k[0] == m[0] for k in rows)]
     bits_done = sorted({k[1] for k in rows})
     out = [
         f"## Image codec: estimators (`vqkit reproduce {NAME}`), [vali2022nsvq] Fig. 3 analogue",
         "",
-        f"Source: `results/{RESULT_FILES[0]}` (command `{data['command']}`, commit "
-        f"`{data['git_commit']}`, {data['environment']['threads']} thread(s) on the shared "
-        f"2-core CPU, {data['wall_seconds']:.0f} s; {len(res['rows'])} of {res['planned']} "
-        "configurations finished).",
+        source_paragraph(data, RESULT_FILE),
         "",
         CIFAR_NOTE,
         "",
@@ -168,21 +171,9 @@ def report(results_dir: Path) -> str:
         "![PSNR](../results/image_estimators_psnr.png) "
         "![SSIM](../results/image_estimators_ssim.png)",
         "",
+        *metric_tables(res, methods, PAPER, PAPER_METHODS,
+                       "the paper's columns are on other data"),
     ]
-    for metric, digits in (("psnr", 2), ("ssim", 3)):
-        header = ["bits", "bpp", *methods, "JPEG", "WebP",
-                  *[f"paper {m}" for m in PAPER_METHODS]]
-        body = []
-        for b in bits_done:
-            any_row = next(r for (m, bb), r in rows.items() if bb == b)
-            paper = PAPER[metric].get(b, (None,) * 4)
-            body.append([b, fmt(any_row["bits_per_pixel"], 4),
-                         *[fmt(rows.get((m, b), {}).get(metric), digits) for m in methods],
-                         fmt(any_row[f"jpeg_{metric}_at_rate"], digits),
-                         fmt(any_row[f"webp_{metric}_at_rate"], digits),
-                         *[fmt(v, digits) for v in paper]])
-        out += [f"**{metric.upper()}** (ours; the paper's columns are on other data):", "",
-                table(header, body), ""]
     gaps = [(b, rows[("NSVQ", b)]["psnr"] - rows[("STE", b)]["psnr"]) for b in bits_done
             if ("NSVQ", b) in rows and ("STE", b) in rows]
     if gaps:
@@ -196,42 +187,18 @@ def report(results_dir: Path) -> str:
         extra = Path(results_dir) / name
         if extra.is_file():
             out += _check_section(read_json(extra), name, what)
-    times = [[r["method"], r["bits"], fmt(r["train_seconds"], 0), fmt(r["perplexity"], 1)]
-             for r in res["rows"]]
-    threads = data["environment"]["threads"]
-    out += [f"CPU training time per configuration ({threads} thread{'' if threads == 1 else 's'}, "
-            "shared 2-core machine) and index "
-            "perplexity on the test tiles:", "",
-            table(["method", "bits", "train s", "perplexity"], times), ""]
+    out += times_table(data, "index perplexity")
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..training.threads import add_threads, set_threads
-
-    parser = argparse.ArgumentParser(description=DESCRIPTION,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the smoke version")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    add_threads(parser)
-    parser.add_argument("--gap-check", action="store_true",
-                        help="only STE vs NSVQ + CBR at every bit rate, trained for --steps steps")
-    parser.add_argument("--steps", type=int, default=2400, help="training steps of --gap-check")
-    parser.add_argument("--dim-check", type=int, default=0, metavar="D",
-                        help="only STE vs NSVQ + CBR at 9 bits with D-dimensional latents")
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
-    if args.dim_check:
-        print(run_dim_check(args.out, latent_dim=args.dim_check, seed=args.seed))
-        return 0
-    if args.gap_check:
-        print(run_gap_check(args.out, steps=args.steps, seed=args.seed))
-        return 0
-    path = run(args.out, quick=args.quick, seed=args.seed)
-    print(report(args.out) if path.exists() else path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+REPRODUCTION = Reproduction(
+    NAME, "[vali2022nsvq] Fig. 3 analogue: VQ-VAE codec, STE/EMA/NSVQ±CBR/rotation/DiVeQ",
+    expected_minutes=5.0, result_files=(RESULT_FILE,), run=run,
+    report=report, config=TrainConfig,
+    variants={
+        "gap-check": Variant("STE vs NSVQ + CBR at every bit rate, trained 2400 steps instead "
+                             f"of 800 (writes {GAP_FILE})", run_gap_check),
+        **{f"dim-check-{d}": Variant(
+            f"STE vs NSVQ + CBR at 9 bits with {d}-dimensional latents (writes "
+            f"{DIM_FILE.format(dim=d)})", partial(run_dim_check, latent_dim=d)) for d in (8, 64)},
+    })

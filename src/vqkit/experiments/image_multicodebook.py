@@ -9,33 +9,33 @@ Complexity is our count of the search per latent vector with the operation model
 [vali2023rpavqcode] (add = mul = move = 1): distances ``n(3d - 1)``, an argmin ``2(n - 1)``. It
 follows the model, not the paper's calculator line by line, so compare slopes and orderings.
 
-Run: ``vqkit reproduce image-multicodebook`` or
-``python -m vqkit.experiments.image_multicodebook [--quick] [--out results]``.
+Run: ``vqkit reproduce image-multicodebook``.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
-from ..apps.image_codec.config import QuantizerSpec
+from ..apps.image_codec.config import QuantizerSpec, TrainConfig
+from ..reporting import format_number, markdown_table, paper_cells
 from ..training.provenance import Run, read_json
 from ._image_sweep import (
     CIFAR_NOTE,
     SWEEP_MODEL,
     SWEEP_TRAIN,
     configuration,
-    fmt,
-    plot_rate_distortion,
+    metric_tables,
+    plotter,
+    rows_by,
+    source_paragraph,
     sweep,
-    table,
+    times_table,
 )
+from .reproduction import Reproduction
 
 NAME = "image-multicodebook"
-DESCRIPTION = "[vali2023rpavq] Fig. 4 analogue: VQ-VAE codec, RVQ/PVQ/AVQ + NSVQ, PSNR/SSIM/cost"
-EXPECTED_MINUTES = 5.0
-RESULT_FILES = ("image_multicodebook.json",)
+RESULT_FILE = "image_multicodebook.json"
 PLOTS = ("image_multicodebook_psnr.png", "image_multicodebook_ssim.png")
 
 NUM_CODEBOOKS = 4
@@ -95,23 +95,19 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         spec = QuantizerSpec(kind=kind, bits=bits, num_codebooks=NUM_CODEBOOKS,
                              estimator="nsvq", beam_width=BEAM_WIDTH)
         points.append((LABELS[kind], *configuration(spec, replace=True, quick=quick, seed=seed)))
-    path = out_dir / RESULT_FILES[0]
+    path = out_dir / RESULT_FILE
     command = f"vqkit reproduce {NAME}" + (" --quick" if quick else "")
-
-    def draw(results: dict) -> None:
-        for plot, metric in zip(PLOTS, ("psnr", "ssim"), strict=False):
-            plot_rate_distortion(out_dir / plot, results, metric,
-                                 "RVQ / PVQ / AVQ + NSVQ, natural-photo tiles (CIFAR-10 stand-in)")
-
+    draw = plotter(out_dir, PLOTS,
+                   "RVQ / PVQ / AVQ + NSVQ, natural-photo tiles (CIFAR-10 stand-in)")
     sweep(path, points, Run(command=command, seeds=[seed]), quick=quick, on_update=draw,
           extra={"model": SWEEP_MODEL, "train": SWEEP_TRAIN, "beam_width": BEAM_WIDTH})
     return path
 
 
 def report(results_dir: Path) -> str:
-    data = read_json(Path(results_dir) / RESULT_FILES[0])
+    data = read_json(Path(results_dir) / RESULT_FILE)
     res = data["results"]
-    rows = {(r["method"], r["bits"]): r for r in res["rows"]}
+    rows = rows_by(res)
     bits_done = sorted({b for _, b in rows})
     methods = [m for m in ("AVQ", "RVQ", "PVQ") if any(k[0] == m for k in rows)]
     beam = data.get("beam_width", BEAM_WIDTH)
@@ -119,10 +115,7 @@ def report(results_dir: Path) -> str:
         f"## Image codec: multi-codebook VQ (`vqkit reproduce {NAME}`), [vali2023rpavq] Fig. 4 "
         "analogue",
         "",
-        f"Source: `results/{RESULT_FILES[0]}` (command `{data['command']}`, commit "
-        f"`{data['git_commit']}`, {data['environment']['threads']} thread(s) on the shared "
-        f"2-core CPU, {data['wall_seconds']:.0f} s; {len(res['rows'])} of {res['planned']} "
-        "configurations finished).",
+        source_paragraph(data, RESULT_FILE),
         "",
         CIFAR_NOTE,
         "",
@@ -133,54 +126,23 @@ def report(results_dir: Path) -> str:
         "![PSNR](../results/image_multicodebook_psnr.png) "
         "![SSIM](../results/image_multicodebook_ssim.png)",
         "",
+        *metric_tables(res, methods, PAPER, ("AVQ", "RVQ", "PVQ"),
+                       "the paper's columns are CIFAR-10 with another network"),
     ]
-    for metric, digits in (("psnr", 2), ("ssim", 3)):
-        header = ["bits", "bpp", *methods, "JPEG", "WebP", "paper AVQ", "paper RVQ", "paper PVQ"]
-        body = []
-        for b in bits_done:
-            any_row = next(r for (m, bb), r in rows.items() if bb == b)
-            paper = PAPER[metric].get(b, (None,) * 3)
-            body.append([b, fmt(any_row["bits_per_pixel"], 4),
-                         *[fmt(rows.get((m, b), {}).get(metric), digits) for m in methods],
-                         fmt(any_row[f"jpeg_{metric}_at_rate"], digits),
-                         fmt(any_row[f"webp_{metric}_at_rate"], digits),
-                         *[fmt(v, digits) for v in paper]])
-        out += [f"**{metric.upper()}** (ours; the paper's columns are CIFAR-10 with another "
-                "network):", "", table(header, body), ""]
     cplx = []
     for b in bits_done:
         ours = [math.log10(search_ops(k, b, NUM_CODEBOOKS, data["model"]["latent_dim"], beam) / 1e6)
                 for k in ("avq", "rvq", "pvq")]
-        paper = PAPER["log10_wmops"].get(b, (None,) * 3)
-        cplx.append([b, *[fmt(v, 3) for v in ours], *[fmt(v, 3) for v in paper]])
+        cplx.append([b, *[format_number(v, 3) for v in ours],
+                     *paper_cells(PAPER["log10_wmops"].get(b), 3, 3)])
     out += ["**Search complexity**, log10 of million operations per latent vector (ours: "
             f"AVQ beam {beam}; the paper's: beam 16, its calculator):", "",
-            table(["bits", "AVQ", "RVQ", "PVQ", "paper AVQ", "paper RVQ", "paper PVQ"], cplx), ""]
-    times = [[r["method"], r["bits"], fmt(r["train_seconds"], 0), fmt(r["perplexity"], 1)]
-             for r in res["rows"]]
-    threads = data["environment"]["threads"]
-    out += [f"CPU training time per configuration ({threads} thread{'' if threads == 1 else 's'}, "
-            "shared 2-core machine) and mean index "
-            "perplexity per codebook on the test tiles:", "",
-            table(["method", "bits", "train s", "perplexity"], times), ""]
+            *markdown_table(["bits", "AVQ", "RVQ", "PVQ", "paper AVQ", "paper RVQ", "paper PVQ"],
+                            cplx), ""]
+    out += times_table(data, "mean index perplexity per codebook")
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..training.threads import add_threads, set_threads
-
-    parser = argparse.ArgumentParser(description=DESCRIPTION,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the smoke version")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    add_threads(parser)
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
-    path = run(args.out, quick=args.quick, seed=args.seed)
-    print(report(args.out) if path.exists() else path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+REPRODUCTION = Reproduction(
+    NAME, "[vali2023rpavq] Fig. 4 analogue: VQ-VAE codec, RVQ/PVQ/AVQ + NSVQ, PSNR/SSIM/cost",
+    expected_minutes=5.0, result_files=(RESULT_FILE,), run=run, report=report, config=TrainConfig)

@@ -28,12 +28,12 @@ from ..estimators import Estimator, NoiseSubstitution, StraightThrough
 from ..functional import kmeans, nearest_neighbor, perplexity, usage_fraction
 from ..progress import progress_bar
 from ..quantizers import VectorQuantizer
+from ..reporting import markdown_table
 from ..training.provenance import Run, read_json, write_json
+from .reproduction import Reproduction
 
 NAME = "nsvq-toy"
-DESCRIPTION = "NSVQ stand-alone toys: N(0,1) D=128 K=256 (paper) and a D=8 K=64 mixture vs k-means"
-EXPECTED_MINUTES = 10.0  # measured: 626 s at 1 thread on the shared machine (load 13.7)
-RESULT_FILES = ("nsvq_toy.json",)
+RESULT_FILE = "nsvq_toy.json"
 
 Sampler = Callable[[int, torch.Generator], Tensor]
 
@@ -180,19 +180,18 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
                                eval_vectors=1 << 14 if quick else 1 << 18),
         "mixture": mixture_comparison(seed),
     }
-    return write_json(Path(out_dir) / RESULT_FILES[0], record.record(results, quick=quick))
+    return write_json(Path(out_dir) / RESULT_FILE, record.record(results, quick=quick))
 
 
 def _table(rows: dict[str, Any]) -> str:
-    lines = ["| method | MSE | usage | perplexity | seconds |", "|---|---|---|---|---|"]
-    for name, r in rows.items():
-        lines.append(f"| {name} | {r['mse']:.3f} | {r['usage']:.3f} | {r['perplexity']:.1f} | "
-                     f"{r['seconds']:.1f} |")
-    return "\n".join(lines)
+    return "\n".join(markdown_table(
+        ["method", "MSE", "usage", "perplexity", "seconds"],
+        [[name, f"{r['mse']:.3f}", f"{r['usage']:.3f}", f"{r['perplexity']:.1f}",
+          f"{r['seconds']:.1f}"] for name, r in rows.items()]))
 
 
 def report(results_dir: Path) -> str:
-    data = read_json(Path(results_dir) / RESULT_FILES[0])
+    data = read_json(Path(results_dir) / RESULT_FILE)
     res = data["results"]
     toy, mix = res["paper_toy"], res["mixture"]
     km = mix["rows"]["k-means (to convergence)"]["mse"]
@@ -200,7 +199,7 @@ def report(results_dir: Path) -> str:
     return "\n".join([
         "## NSVQ stand-alone toys (`vqkit reproduce nsvq-toy`)",
         "",
-        f"Source: `results/{RESULT_FILES[0]}` (command `{data['command']}`, commit "
+        f"Source: `results/{RESULT_FILE}` (command `{data['command']}`, commit "
         f"`{data['git_commit']}`, {data['environment']['threads']} thread(s), "
         f"{data['wall_seconds']:.0f} s).",
         "",
@@ -220,3 +219,10 @@ def report(results_dir: Path) -> str:
         _table(mix["rows"]),
         "",
     ])
+
+
+# expected_minutes: measured: 626 s at 1 thread on the shared machine (load 13.7)
+REPRODUCTION = Reproduction(
+    NAME, "NSVQ stand-alone toys: N(0,1) D=128 K=256 (paper) and a D=8 K=64 mixture vs "
+    "k-means",
+    expected_minutes=10.0, result_files=(RESULT_FILE,), run=run, report=report)

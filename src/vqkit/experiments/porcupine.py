@@ -28,13 +28,12 @@ from ..functional.search import nearest_neighbor
 from ..privacy import index_histogram, occurrence_normalise, privacy_metrics
 from ..space_filling.growth import fit_space_filling
 from ..training.provenance import Run, read_json, write_json
+from .reproduction import Reproduction, no_results
 
 log = logging.getLogger(__name__)
 
 NAME = "porcupine"
-DESCRIPTION = "Occurrence-normalised SFVQ vs VQ on resemblyzer speaker embeddings, 4-8 bits"
-EXPECTED_MINUTES = 4.0  # with cached embeddings; embedding all corpora first took ~30 min
-RESULT_FILES = ["porcupine.json"]
+RESULT_FILE = "porcupine.json"
 PLOT = "porcupine_metrics.png"
 
 #: Adam lr 1e-2 and batch 64 as in [vali2024porcupine] §5; 20 epochs per growth stage (the
@@ -147,7 +146,7 @@ def run(
         "paper_4bit": PAPER_4BIT,
     }
     out_dir = Path(out_dir)
-    path = write_json(out_dir / RESULT_FILES[0], run_info.record(results, quick=quick))
+    path = write_json(out_dir / RESULT_FILE, run_info.record(results, quick=quick))
     try:
         _plot(results, out_dir / PLOT)
     except ImportError as err:
@@ -156,11 +155,10 @@ def run(
 
 
 def _plot(results: dict[str, Any], path: Path) -> None:
-    from ..interpret.plots import _pyplot, _save
+    from ..plotting import figure, save_png
 
-    plt = _pyplot()
     bits = results["config"]["bits"]
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
+    fig, axes = figure(1, 4, size=(14, 3.2))
     for ax, m in zip(axes, ["kl_divergence", "worst_case_disclosure_plus_one", "sparseness", "std"],
                      strict=True):
         for method, style in (("vq", "o-"), ("normalised_sfvq", "s-")):
@@ -172,7 +170,7 @@ def _plot(results: dict[str, Any], path: Path) -> None:
         if m in ("kl_divergence", "std"):
             ax.set_yscale("log")
     axes[0].legend(fontsize=8)
-    _save(fig, path)
+    save_png(fig, path, dpi=120)
 
 
 def _fmt(v: float) -> str:
@@ -181,9 +179,9 @@ def _fmt(v: float) -> str:
 
 def report(results_dir: Path) -> str:
     """Markdown section from ``porcupine.json``."""
-    path = Path(results_dir) / RESULT_FILES[0]
+    path = Path(results_dir) / RESULT_FILE
     if not path.is_file():
-        return f"## {NAME}\n\nNo results yet: run `vqkit reproduce {NAME}`.\n"
+        return no_results(NAME, NAME)
     rec = read_json(path)
     res = rec["results"]
     d = res["data"]
@@ -225,3 +223,9 @@ def report(results_dir: Path) -> str:
     lines += ["", f"Normalised SFVQ has lower std and KL than VQ in every seed at every bitrate: "
               f"**{'yes' if every else 'no'}**.", "", f"![metrics]({PLOT})", ""]
     return "\n".join(lines)
+
+
+# expected_minutes: with cached embeddings; embedding all corpora first took ~30 min
+REPRODUCTION = Reproduction(
+    NAME, "Occurrence-normalised SFVQ vs VQ on resemblyzer speaker embeddings, 4-8 bits",
+    expected_minutes=4.0, result_files=(RESULT_FILE,), run=run, report=report)

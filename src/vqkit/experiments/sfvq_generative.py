@@ -28,14 +28,14 @@ from ..functional.search import nearest_neighbor
 from ..interpret import curve_positions, nearest_corner, unit_directions
 from ..progress import bar_callback
 from ..space_filling.growth import fit_space_filling
-from ..training.provenance import Run, read_json, write_json
+from ..training.provenance import Run, write_json
+from ._sfvq_generative_plots import plot_all, report_markdown
+from .reproduction import Reproduction, json_report
 
 log = logging.getLogger(__name__)
 
 NAME = "sfvq-generative"
-DESCRIPTION = "[vali2025ganlatent] latents: SFVQ 2-8 bits on a Fashion-MNIST mapped-VAE's W space"
-EXPECTED_MINUTES = 4.5
-RESULT_FILES = ["sfvq_generative.json"]
+RESULT_FILE = "sfvq_generative.json"
 PLOTS = {"corners_low": "sfvq_generative_corners_2-5bit.png",
          "corners_8": "sfvq_generative_corners_8bit.png",
          "edits_sfvq": "sfvq_generative_edits_sfvq.png",
@@ -179,10 +179,8 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         },
     }
     out_dir = Path(out_dir)
-    path = write_json(out_dir / RESULT_FILES[0], run_info.record(results, quick=quick))
+    path = write_json(out_dir / RESULT_FILE, run_info.record(results, quick=quick))
     try:
-        from ._sfvq_generative_plots import plot_all
-
         plot_all(out_dir, PLOTS, vae, curves, sf_dirs, pca_dirs, scale_of, cfg, gen,
                  torch.tensor(top_indices), y_test)
     except ImportError as err:
@@ -190,11 +188,8 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     return path
 
 
-def report(results_dir: Path) -> str:
-    """Markdown section from ``sfvq_generative.json``."""
-    from ._sfvq_generative_plots import report_markdown
-
-    path = Path(results_dir) / RESULT_FILES[0]
-    if not path.is_file():
-        return f"## {NAME}\n\nNo results yet: run `vqkit reproduce {NAME}`.\n"
-    return report_markdown(read_json(path), PLOTS)
+REPRODUCTION = Reproduction(
+    NAME, "[vali2025ganlatent] latents: SFVQ 2-8 bits on a Fashion-MNIST mapped-VAE's "
+    "W space",
+    expected_minutes=4.5, result_files=(RESULT_FILE,), run=run,
+    report=json_report(NAME, RESULT_FILE, lambda record: report_markdown(record, PLOTS)))

@@ -43,14 +43,14 @@ from ..interpret import (
 )
 from ..progress import bar_callback
 from ..space_filling.growth import fit_space_filling
-from ..training.provenance import Run, read_json, write_json
+from ..training.provenance import Run, write_json
+from ._sfvq_phonetic_plots import plot_all, report_markdown
+from .reproduction import Reproduction, json_report
 
 log = logging.getLogger(__name__)
 
 NAME = "sfvq-phonetic"
-DESCRIPTION = "[vali2023sfvq] phonetics: 8-bit SFVQ on a speech VQ-VAE encoder, PocketSphinx phones"
-EXPECTED_MINUTES = 10.0
-RESULT_FILES = ["sfvq_phonetic.json"]
+RESULT_FILE = "sfvq_phonetic.json"
 PLOTS = {
     "histograms": "sfvq_phonetic_histograms.png",
     "vq_histograms": "sfvq_phonetic_vq_histograms.png",
@@ -234,10 +234,8 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         "paper": PAPER,
     }
     out_dir = Path(out_dir)
-    path = write_json(out_dir / RESULT_FILES[0], run_info.record(results, quick=quick))
+    path = write_json(out_dir / RESULT_FILE, run_info.record(results, quick=quick))
     try:
-        from ._sfvq_phonetic_plots import plot_all
-
         plot_all(out_dir, PLOTS, sf, model.vq.codewords.detach(), sf_idx, vq_idx, labels,
                  seqs, results, phones)
     except ImportError as err:
@@ -245,11 +243,8 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     return path
 
 
-def report(results_dir: Path) -> str:
-    """Markdown section from ``sfvq_phonetic.json``."""
-    from ._sfvq_phonetic_plots import report_markdown
-
-    path = Path(results_dir) / RESULT_FILES[0]
-    if not path.is_file():
-        return f"## {NAME}\n\nNo results yet: run `vqkit reproduce {NAME}`.\n"
-    return report_markdown(read_json(path), PLOTS)
+REPRODUCTION = Reproduction(
+    NAME, "[vali2023sfvq] phonetics: 8-bit SFVQ on a speech VQ-VAE encoder, PocketSphinx "
+    "phones",
+    expected_minutes=10.0, result_files=(RESULT_FILE,), run=run,
+    report=json_report(NAME, RESULT_FILE, lambda record: report_markdown(record, PLOTS)))

@@ -24,13 +24,12 @@ from ..space_filling.curve import (
 )
 from ..space_filling.growth import fit_space_filling
 from ..training.provenance import Run, read_json, write_json
+from .reproduction import Reproduction, no_results
 
 log = logging.getLogger(__name__)
 
 NAME = "sfvq-toy"
-DESCRIPTION = "SFVQ on N(0,1), D=128, 5 bits: curve order and projection MSE vs plain VQ"
-EXPECTED_MINUTES = 6.0  # measured 6.1 min at 1 thread (18.5 min under heavier load)
-RESULT_FILES = ["sfvq_toy.json"]
+RESULT_FILE = "sfvq_toy.json"
 PLOT = "sfvq_toy_distances.png"
 
 #: The reference setting ([vali2023sfvqcode] train.py: 2^18 x 128 N(0,1), batch 64, Adam 1e-3,
@@ -95,12 +94,12 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         "projections": [repr(TwoSegmentProjection()), repr(ExactProjection())],
     }
     out_dir = Path(out_dir)
-    path = write_json(out_dir / RESULT_FILES[0], run_info.record(results, quick=quick))
+    path = write_json(out_dir / RESULT_FILE, run_info.record(results, quick=quick))
     try:
         from ..interpret import codeword_distances
-        from ..interpret.plots import plot_matrix
+        from ..plotting import matrix
 
-        plot_matrix(codeword_distances(c), out_dir / PLOT, colorbar="Euclidean distance",
+        matrix(codeword_distances(c), out_dir / PLOT, colorbar="Euclidean distance",
                     title=f"SFVQ {cfg['bits']} bits on N(0, I_{cfg['dim']}): codeword distances")
     except ImportError as err:  # the plot is optional; the numbers are not
         log.warning("no plot written: %s", err)
@@ -109,9 +108,9 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
 
 def report(results_dir: Path) -> str:
     """Markdown section from ``sfvq_toy.json``."""
-    path = Path(results_dir) / RESULT_FILES[0]
+    path = Path(results_dir) / RESULT_FILE
     if not path.is_file():
-        return f"## {NAME}\n\nNo results yet: run `vqkit reproduce {NAME}`.\n"
+        return no_results(NAME, NAME)
     rec = read_json(path)
     res, cfg = rec["results"], rec["results"]["config"]
     lines = [
@@ -140,3 +139,9 @@ def report(results_dir: Path) -> str:
         lines.append(f"| {label} | {res['train'][key]:.4f} | {res['test'][key]:.4f} |")
     lines += ["", f"![codeword distances]({PLOT})", ""]
     return "\n".join(lines)
+
+
+# expected_minutes: measured 6.1 min at 1 thread (18.5 min under heavier load)
+REPRODUCTION = Reproduction(
+    NAME, "SFVQ on N(0,1), D=128, 5 bits: curve order and projection MSE vs plain VQ",
+    expected_minutes=6.0, result_files=(RESULT_FILE,), run=run, report=report)

@@ -19,12 +19,12 @@ from ..apps.speech import study
 from ..apps.speech.codec import WorldCodec
 from ..apps.speech.model import EnvelopeModel
 from ..apps.speech.train import TrainConfig, train, train_vectors
+from ..reporting import markdown_table
 from ..training.provenance import Run, read_json, write_json
+from .reproduction import Reproduction, no_results
 
 NAME = "speech-envelope"
-DESCRIPTION = "[vali2021msvq]: MDCT 16-band envelope VQ (RVQ/PVQ/AVQ, NSVQ vs STE), WORLD codec"
-EXPECTED_MINUTES = 100  # measured on the shared 2-core machine (load 15-20), 1 thread
-RESULT_FILES = ["speech_envelope.json"]
+RESULT_FILE = "speech_envelope.json"
 PLOT = "speech_envelope_rd.png"
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
                                      ("pvq", "nsvq"), ("pvq", "ste"), ("scalar", "ste"))},
         "mdct_resynthesis": mdct_rows, "world_codec": world_rows, "reference_codecs": references,
     }
-    path = write_json(out_dir / RESULT_FILES[0], record.record(results))
+    path = write_json(out_dir / RESULT_FILE, record.record(results))
     (out_dir / "speech_envelope.partial.json").unlink(missing_ok=True)
     _plot(results, out_dir / PLOT)
     return path
@@ -151,15 +151,13 @@ def _gap(rows: list[dict]) -> list[dict]:
 
 
 def _plot(results: dict, path: Path) -> None:
-    try:
-        import matplotlib
+    from ..plotting import figure, save_png
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("matplotlib missing: no plot")
+    try:
+        fig, ax = figure(size=(6.5, 4.2))
+    except ImportError as err:
+        logger.warning("no plot written: %s", err)
         return
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
     curves: dict[str, dict[int, list[float]]] = {}
     for r in results["rate_distortion"]:
         if "lsd_db" in r:
@@ -177,9 +175,7 @@ def _plot(results: dict, path: Path) -> None:
     ax.set_title("16-band MDCT envelope, unseen speakers (8 kHz)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_png(fig, path, dpi=120)
 
 
 def _mean_by(rows: list[dict], key: tuple[str, str, int]) -> dict | None:
@@ -191,35 +187,32 @@ def _mean_by(rows: list[dict], key: tuple[str, str, int]) -> dict | None:
 
 
 def _gap_table(gaps: list[dict]) -> list[str]:
-    out = ["NSVQ minus STE (negative = NSVQ better), mean over seeds, per-seed differences in "
-           "brackets:", "", "| quantizer | bits | LSD NSVQ | LSD STE | LSD diff (dB) | "
-           "excess bits diff |", "|---|---|---|---|---|---|"]
+    rows = []
     for g in gaps:
         per = ", ".join(f"{d:+.3f}" for d in g["lsd_db_nsvq_minus_ste_per_seed"])
         bits = ", ".join(f"{d:+.1f}" for d in g["excess_bits_per_frame_nsvq_minus_ste_per_seed"])
-        out.append(f"| {g['kind']} | {g['bits']} | {g['lsd_db_nsvq']:.3f} | "
-                   f"{g['lsd_db_ste']:.3f} | {g['lsd_db_nsvq'] - g['lsd_db_ste']:+.3f} [{per}] | "
-                   f"[{bits}] |")
-    return [*out, ""]
+        rows.append([g["kind"], g["bits"], f"{g['lsd_db_nsvq']:.3f}", f"{g['lsd_db_ste']:.3f}",
+                     f"{g['lsd_db_nsvq'] - g['lsd_db_ste']:+.3f} [{per}]", f"[{bits}]"])
+    return ["NSVQ minus STE (negative = NSVQ better), mean over seeds, per-seed differences in "
+            "brackets:", "", *markdown_table(["quantizer", "bits", "LSD NSVQ", "LSD STE",
+                                              "LSD diff (dB)", "excess bits diff"], rows), ""]
 
 
 def _trainable_table(rows: list[dict]) -> list[str]:
     out = ["Trainable A and B ([vali2021msvq]), RVQ: excess spectral bits per frame over the fixed "
            "band-mean envelope (lower is better; negative = the learned envelope beats the "
-           "unquantized fixed one), and LSD against the model's own unquantized envelope:", "",
-           "| estimator | bits | excess bits/frame | own-envelope LSD (dB) |", "|---|---|---|---|"]
-    for r in rows:
-        if "lsd_db" in r:
-            out.append(f"| {r['estimator']} | {r['bits']} | {r['excess_bits_per_frame']:.1f} | "
-                       f"{r['lsd_db']:.2f} |")
+           "unquantized fixed one), and LSD against the model's own unquantized envelope:", ""]
+    out += markdown_table(["estimator", "bits", "excess bits/frame", "own-envelope LSD (dB)"],
+                          [[r["estimator"], r["bits"], f"{r['excess_bits_per_frame']:.1f}",
+                            f"{r['lsd_db']:.2f}"] for r in rows if "lsd_db" in r])
     return [*out, ""]
 
 
 def report(results_dir: Path) -> str:
     """The Markdown section of docs/results.md, from ``speech_envelope.json``."""
-    path = Path(results_dir) / RESULT_FILES[0]
+    path = Path(results_dir) / RESULT_FILE
     if not path.is_file():
-        return f"## Speech envelope\n\nNo results yet: run `vqkit reproduce {NAME}`.\n"
+        return no_results("Speech envelope", NAME)
     data = read_json(path)
     res = data["results"]
     rows = res["rate_distortion"]
@@ -270,3 +263,9 @@ def report(results_dir: Path) -> str:
             + ", ".join(f"{p['bits']} bits: {p['penalty_bits']:.1f}" for p in
                         res["bitrate_penalty"]), ""]
     return "\n".join(out)
+
+
+# expected_minutes: measured on the shared 2-core machine (load 15-20), 1 thread
+REPRODUCTION = Reproduction(
+    NAME, "[vali2021msvq]: MDCT 16-band envelope VQ (RVQ/PVQ/AVQ, NSVQ vs STE), WORLD codec",
+    expected_minutes=100, result_files=(RESULT_FILE,), run=run, report=report, config=TrainConfig)

@@ -3,14 +3,25 @@
 from .bitstream import pack_indices, unpack_indices
 from .estimators import diveq, diveq_detach, noise_substitution, rotate_to, straight_through
 from .kmeans import kmeans, kmeans_plus_plus
-from .metrics import bits_per_vector, dead_codes, mse, perplexity, psnr, usage_fraction
+from .metrics import (
+    bits_per_vector,
+    counts_perplexity,
+    dead_codes,
+    index_histogram,
+    mse,
+    perplexity,
+    psnr,
+    usage_fraction,
+)
 from .search import nearest_neighbor
 
 __all__ = [
     "bits_per_vector",
+    "counts_perplexity",
     "dead_codes",
     "diveq",
     "diveq_detach",
+    "index_histogram",
     "kmeans",
     "kmeans_plus_plus",
     "mse",

@@ -9,35 +9,82 @@ import torch
 from torch import Tensor
 
 
-def _histogram(indices: Tensor, codebook_size: int) -> Tensor:
-    flat = indices.reshape(-1)
-    flat = flat[flat >= 0]  # -1 marks masked or dropped entries
-    return torch.bincount(flat.long(), minlength=codebook_size)[:codebook_size].double()
+def index_histogram(indices: Tensor, codebook_size: int) -> Tensor:
+    """How often each of the ``codebook_size`` indices occurs in ``indices``.
+
+    Args:
+        indices: integer indices of any shape, each in ``[0, K)``; ``-1`` marks a masked or
+            dropped entry and is not counted.
+        codebook_size: K, the number of bins.
+
+    Returns:
+        ``(K,)`` int64 counts, ``counts[k] = #{i : indices[i] == k}``.
+
+    Raises:
+        TypeError: if ``indices`` is not an integer tensor (round curve positions first).
+        ValueError: if ``codebook_size < 1`` or an index is below -1 or at least K.
+
+    Example:
+        >>> index_histogram(torch.tensor([0, 2, 2, 3, -1]), 4).tolist()
+        [1, 0, 2, 1]
+    """
+    if not isinstance(indices, Tensor) or indices.is_floating_point() or indices.is_complex():
+        got = indices.dtype if isinstance(indices, Tensor) else type(indices).__name__
+        raise TypeError(f"indices must be an integer tensor, got {got}")
+    if int(codebook_size) < 1:
+        raise ValueError(f"codebook_size must be >= 1, got {codebook_size}")
+    flat = indices.reshape(-1).long()
+    flat = flat[flat != -1]  # -1 marks masked or dropped entries
+    if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= codebook_size):
+        raise ValueError(f"indices must lie in [0, {codebook_size}) or be -1, got "
+                         f"[{int(flat.min())}, {int(flat.max())}]")
+    return torch.bincount(flat, minlength=codebook_size)
+
+
+def counts_perplexity(counts: Tensor) -> float:
+    """``exp(-sum p_k log p_k)`` with ``p = counts / counts.sum()`` ([vali2022nsvqcode]): the
+    effective number of codewords in use; 0.0 for an empty histogram.
+
+    Args:
+        counts: ``(K,)`` non-negative counts (e.g. of :func:`index_histogram`).
+
+    Example:
+        >>> counts_perplexity(torch.tensor([5, 5, 0, 0]))
+        2.0
+    """
+    c = counts.double()
+    total = c.sum()
+    if total == 0:
+        return 0.0
+    p = c[c > 0] / total
+    return float(torch.exp(-(p * p.log()).sum()))
 
 
 def perplexity(indices: Tensor, codebook_size: int) -> float:
-    """``exp(-sum p_k log p_k)`` of the index histogram ([vali2022nsvqcode]); ``-1`` is ignored.
+    """:func:`counts_perplexity` of the :func:`index_histogram` of ``indices``; ``-1`` is
+    ignored.
+
+    Raises:
+        TypeError, ValueError: as :func:`index_histogram`.
 
     Example:
         >>> round(perplexity(torch.tensor([0, 1, 2, 3]), 8), 6)
         4.0
     """
-    counts = _histogram(indices, codebook_size)
-    total = counts.sum()
-    if total == 0:
-        return 0.0
-    p = counts[counts > 0] / total
-    return float(torch.exp(-(p * p.log()).sum()))
+    return counts_perplexity(index_histogram(indices, codebook_size))
 
 
 def usage_fraction(indices: Tensor, codebook_size: int) -> float:
-    """Fraction of the codebook that ``indices`` use at least once.
+    """Fraction of the codebook that ``indices`` use at least once; ``-1`` is ignored.
+
+    Raises:
+        TypeError, ValueError: as :func:`index_histogram`.
 
     Example:
         >>> usage_fraction(torch.tensor([0, 0, 3, -1]), 4)
         0.5
     """
-    return float((_histogram(indices, codebook_size) > 0).double().mean())
+    return float((index_histogram(indices, codebook_size) > 0).double().mean())
 
 
 def dead_codes(usage: Tensor, batches: int, threshold: float = 0.01) -> int:

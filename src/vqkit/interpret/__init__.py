@@ -5,7 +5,7 @@
 - :mod:`.histograms`: per-label index histograms smoothed by a Blackman window of 7 and the
   Jensen-Shannon distance matrix between label groups ([vali2023sfvq] Fig. 3a-b, Fig. 4);
 - :mod:`.structure`: the codeword distance matrix and the index transition matrix;
-- :mod:`.plots`: PNG figures of all of them (matplotlib, imported only when plotting).
+- their PNG figures: :func:`vqkit.plotting.label_histograms` and :func:`vqkit.plotting.matrix`.
 """
 
 from .directions import curve_positions, nearest_corner, unit_directions

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..functional.metrics import index_histogram
 from .directions import nearest_corner
 
 
@@ -57,9 +58,8 @@ def index_histograms(
         raise ValueError(f"indices must be < codebook_size={codebook_size}, got {int(idx.max())}")
     out: dict[str, Tensor] = {}
     for name in sorted(set(labels)):
-        pick = torch.tensor([lab == name for lab in labels]) & (idx >= 0)
-        counts = torch.bincount(idx[pick], minlength=codebook_size)
-        out[name] = smooth_histogram(counts, window)
+        pick = torch.tensor([lab == name for lab in labels], dtype=torch.bool)
+        out[name] = smooth_histogram(index_histogram(idx[pick], codebook_size), window)
     return out
 
 

@@ -25,23 +25,6 @@ def _counts(g: Tensor) -> Tensor:
     return g
 
 
-def index_histogram(indices: Tensor, codebook_size: int) -> Tensor:
-    """``g(k)``: how many of ``indices`` (any shape, int64 in ``[0, K)``) equal each k.
-
-    Example:
-        >>> index_histogram(torch.tensor([0, 2, 2, 3]), 4).tolist()
-        [1, 0, 2, 1]
-    """
-    flat = indices.reshape(-1)
-    if flat.is_floating_point():
-        raise TypeError(f"indices must be integers, got {flat.dtype}")
-    if flat.numel() and (flat.min() < 0 or flat.max() >= codebook_size):
-        raise ValueError(
-            f"indices must lie in [0, {codebook_size}), got [{int(flat.min())}, {int(flat.max())}]"
-        )
-    return torch.bincount(flat, minlength=codebook_size)
-
-
 def kl_divergence_to_binomial(g: Tensor) -> float:
     """KL divergence (bits) of the histogram of ``g`` from Binomial(M, 1/K).
 

@@ -16,13 +16,20 @@ import torch
 from torch import Tensor
 
 from .. import distributed
+from ..functional.metrics import counts_perplexity
+from ..functional.metrics import index_histogram as histogram
 from ..quantizers import Quantizer
 
 
 def index_histogram(indices: Tensor, sizes: Sequence[int]) -> Tensor:
-    """``(M, max K)`` counts of each codebook's indices; ``-1`` entries are ignored.
+    """``(M, max K)`` counts of each codebook's indices: row j is
+    :func:`vqkit.functional.index_histogram` of column j of ``indices`` (``(N, M)`` or ``(N,)``
+    for one codebook), zero-padded; ``-1`` entries are ignored.
 
     Float indices (space-filling VQ's curve positions) are counted at the nearest codeword.
+
+    Raises:
+        ValueError: if an index of codebook j is below -1 or at least ``sizes[j]``.
 
     Example:
         >>> index_histogram(torch.tensor([[0, 1], [0, 2]]), [2, 3]).tolist()
@@ -34,14 +41,14 @@ def index_histogram(indices: Tensor, sizes: Sequence[int]) -> Tensor:
         flat = flat.round().long()
     counts = torch.zeros(m, max(sizes), dtype=torch.long)
     for j, size in enumerate(sizes):
-        col = flat[:, j]
-        col = col[(col >= 0) & (col < size)].cpu()
-        counts[j, :size] = torch.bincount(col, minlength=size)[:size]
+        counts[j, :size] = histogram(flat[:, j].cpu(), size)
     return counts
 
 
 def usage_stats(counts: Tensor, sizes: Sequence[int]) -> dict[str, float]:
-    """Usage (fraction of codewords used, mean over codebooks) and perplexity from counts.
+    """Usage (fraction of codewords used, mean over codebooks) and perplexity
+    (:func:`vqkit.functional.counts_perplexity`, mean over codebooks) from ``(M, max K)``
+    counts.
 
     Example:
         >>> usage_stats(torch.tensor([[5, 5, 0, 0]]), [4])
@@ -49,11 +56,9 @@ def usage_stats(counts: Tensor, sizes: Sequence[int]) -> dict[str, float]:
     """
     usage, perp = [], []
     for j, size in enumerate(sizes):
-        c = counts[j, :size].double()
+        c = counts[j, :size]
         usage.append(float((c > 0).double().mean()))
-        total = c.sum()
-        p = c[c > 0] / total if total > 0 else c[:0]
-        perp.append(float(torch.exp(-(p * p.log()).sum())) if total > 0 else 0.0)
+        perp.append(counts_perplexity(c))
     return {"usage": sum(usage) / len(usage), "perplexity": sum(perp) / len(perp)}
 
 

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ...reporting import markdown_table
 from ...training.provenance import Run, write_json
 
 logger = logging.getLogger(__name__)
@@ -43,20 +44,18 @@ def write_results(out_dir: Path, filename: str, payload: dict[str, Any], run: Ru
 
 
 def plot_recall(payload: dict[str, Any], path: Path) -> Path:
-    """Recall@T curves, one panel per bit rate (FAISS dashed, vqkit solid); PNG, atomic."""
-    try:
-        import matplotlib
+    """Recall@T curves, one panel per bit rate (FAISS dashed, vqkit solid); PNG, atomic.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise ImportError("plots need matplotlib: install it with `pip install matplotlib`") \
-            from err
+    Raises:
+        ImportError: if matplotlib is not installed.
+    """
+    from ...plotting import figure, pyplot, save_png
+
     entries = payload["entries"]
     bits = sorted({e["bits"] for e in entries})
-    fig, axes = plt.subplots(1, len(bits), figsize=(6 * len(bits), 4.5), squeeze=False)
+    fig, axes = figure(1, len(bits), size=(6 * len(bits), 4.5), squeeze=False)
+    colors = pyplot().get_cmap("tab20").colors
     for ax, b in zip(axes[0], bits, strict=True):
-        colors = plt.get_cmap("tab20").colors
         for i, e in enumerate(e for e in entries if e["bits"] == b):
             ts = range(1, len(e["recall"]) + 1)
             style = "--" if e["family"] == "faiss" else ("-" if e.get("training") == "nsvq"
@@ -69,17 +68,13 @@ def plot_recall(payload: dict[str, Any], path: Path) -> Path:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_png(fig, path)
 
 
-def _row(e: dict[str, Any]) -> str:
-    return (f"| {e['method']} | {e['bits']} | {e['recall_at_1']:.3f} | {e['recall_at_10']:.3f} | "
-            f"{e['recall_at_100']:.3f} | {e['mse']:.4g} | {e['train_seconds']:.1f} | "
-            f"{e['encode_seconds']:.1f} |")
+def _row(e: dict[str, Any]) -> list[Any]:
+    return [e["method"], e["bits"], f"{e['recall_at_1']:.3f}", f"{e['recall_at_10']:.3f}",
+            f"{e['recall_at_100']:.3f}", f"{e['mse']:.4g}", f"{e['train_seconds']:.1f}",
+            f"{e['encode_seconds']:.1f}"]
 
 
 def goal_line(entries: list[dict[str, Any]], bits: int, n_queries: int | None = None) -> str:
@@ -128,12 +123,11 @@ def markdown(record: dict[str, Any], title: str, source: str) -> str:
         *([] if res.get("complete", True) else [
             "**Partial run:** the run was stopped before every method had finished; the rows "
             "below are all that it wrote (the order of `vqkit.apps.ann.benchmark.plan`).", ""]),
-        "| method | bits | R@1 | R@10 | R@100 | MSE | train (s) | encode (s) |",
-        "|---|---|---|---|---|---|---|---|",
     ]
     entries = res["entries"]
-    for b in sorted({e["bits"] for e in entries}):
-        lines += [_row(e) for e in entries if e["bits"] == b]
+    lines += markdown_table(
+        ["method", "bits", "R@1", "R@10", "R@100", "MSE", "train (s)", "encode (s)"],
+        [_row(e) for b in sorted({e["bits"] for e in entries}) for e in entries if e["bits"] == b])
     lines += [""] + [goal_line(entries, b, sizes["queries"])
                      for b in sorted({e["bits"] for e in entries}, reverse=True)]
     lines += [
@@ -141,12 +135,10 @@ def markdown(record: dict[str, Any], title: str, source: str) -> str:
         "**The paper's numbers (SIFT1M, 128-d, 1M database; other data, code length not "
         "stated; [vali2023rpavq] Fig. 5):**",
         "",
-        "| T | " + " | ".join(k for k in PAPER_SIFT1M if k != "T") + " |",
-        "|---|" + "---|" * (len(PAPER_SIFT1M) - 1),
+        *markdown_table(list(PAPER_SIFT1M), [
+            [t, *[f"{v[i]:.3f}" for k, v in PAPER_SIFT1M.items() if k != "T"]]
+            for i, t in enumerate(PAPER_SIFT1M["T"])]),
     ]
-    for i, t in enumerate(PAPER_SIFT1M["T"]):
-        lines.append(f"| {t} | " + " | ".join(f"{v[i]:.3f}" for k, v in PAPER_SIFT1M.items()
-                                              if k != "T") + " |")
     lines += ["", "Paper, Fig. 6a (SIFT1M): RVQ (NSVQ) R@1/10/100 = 0.271 / 0.689 / 0.960; "
               "RVQ baseline 0.263 / 0.662 / 0.956.", ""]
     return "\n".join(lines)

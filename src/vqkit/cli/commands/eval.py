@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                                              "data": str(args.data), **result}))
         print(f"results: {args.json}")
     if args.plot:
-        from ...plots import usage_histogram
+        from ...plotting import usage_histogram
         from ...training.evaluate import index_histogram
 
         sizes = list(quantizer.codebook_sizes)

@@ -285,7 +285,7 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
         write_json(args.json, run_record.record(results))
         print(f"results: {args.json}")
     if args.plot:
-        from ...plots import training_curves
+        from ...plotting import training_curves
 
         training_curves(trainer.meters.history, args.plot, title=type(quantizer).__name__)
         print(f"plot: {args.plot}")

@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ...reporting import format_value, markdown_table
+
 NAME = "report"
 HELP = "rebuild docs/results.md and its plots from results/*.json"
 DESCRIPTION = """\
 Rebuild docs/results.md from the JSON files in results/: one section per registered
-reproduction (its module's report(results_dir)), a section for the benchmark files
+reproduction (the report of its REPRODUCTION), a section for the benchmark files
 (results/bench_*.json), one for `vqkit fit` runs (results/fit_*.json), whose training-curve
 plots are drawn if missing, and a table of every other JSON file no reproduction claims.
 Every number in the document is read from a file in results/; the output is deterministic
@@ -49,32 +51,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="do not write; exit 1 if the document differs from a rebuild")
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        if len(value) > 8:
-            return f"{len(value)} values"
-        return "[" + ", ".join(_fmt(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
-    return str(value).replace("|", "\\|")
-
-
 #: Rows shown of a generic table (the rest is counted, and stays in the JSON).
 MAX_ROWS = 40
 
 
 def _table(rows: list[dict[str, Any]]) -> list[str]:
+    """A table of records: one column per key (in first-seen order), at most MAX_ROWS rows."""
     extra = len(rows) - MAX_ROWS
     rows = rows[:MAX_ROWS]
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(_fmt(r.get(k, "")) for k in keys) + " |" for r in rows]
+    lines = markdown_table(keys, [[format_value(r.get(k, "")) for k in keys] for r in rows])
     if extra > 0:
         lines += ["", f"({extra} more rows in the JSON file.)"]
     return lines
@@ -94,7 +82,7 @@ def _provenance(name: str, data: dict[str, Any]) -> str:
     device = env.get("gpu") or env.get("cpu", "?")
     return (f"Source: `results/{name}`; command `{data.get('command')}`; commit "
             f"`{data.get('git_commit')}`; torch {env.get('torch')}, {env.get('threads')} "
-            f"thread(s), {device}; wall {_fmt(float(data.get('wall_seconds', 0)))} s.")
+            f"thread(s), {device}; wall {format_value(float(data.get('wall_seconds', 0)))} s.")
 
 
 def _generic(name: str, data: dict[str, Any]) -> list[str]:
@@ -112,7 +100,7 @@ def _render(results: Any) -> list[str]:
     if _rows(results):
         return _table([_flatten(r) for r in results])
     if not isinstance(results, dict):
-        return [f"`{_fmt(results)}`"]
+        return [f"`{format_value(results)}`"]
     if results and all(isinstance(v, dict) for v in results.values()):
         return _table([{"case": k, **_flatten(v)} for k, v in results.items()])
     scalars = _flatten({k: v for k, v in results.items() if not _rows(v)})
@@ -124,7 +112,7 @@ def _render(results: Any) -> list[str]:
 
 
 def _fit_section(path: Path, data: dict[str, Any], docs_dir: Path) -> list[str]:
-    from ...plots import training_curves
+    from ...plotting import training_curves
 
     res = data["results"]
     s, final = res["settings"], res["final"]
@@ -143,7 +131,8 @@ def _fit_section(path: Path, data: dict[str, Any], docs_dir: Path) -> list[str]:
     }]
     lines = [f"### `{path.name}`", "", _provenance(path.name, data),
              f"Data: `{res['data']['path']}` {res['data']['shape']}; load average (1 min) "
-             f"{_fmt(load.get('start'))} at the start, {_fmt(load.get('end'))} at the end.", ""]
+             f"{format_value(load.get('start'))} at the start, "
+             f"{format_value(load.get('end'))} at the end.", ""]
     lines += _table(rows) + [""]
     if curves.exists():
         rel = os.path.relpath(curves, docs_dir)
@@ -172,16 +161,16 @@ def build(results_dir: Path, out: Path) -> tuple[str, list[str]]:
     problems: list[str] = []
     parts = [HEADER]
     reg = registry()
-    for name, module in reg.items():
-        missing = [f for f in module.RESULT_FILES if not (results_dir / f).exists()]
+    for name, rep in reg.items():
+        missing = [f for f in rep.result_files if not (results_dir / f).exists()]
         if missing:
             parts.append(f"## {name}\n\n_Not run yet: `vqkit reproduce {name}` writes "
                          f"{', '.join(f'`results/{f}`' for f in missing)}._\n")
             problems.append(f"{name}: missing {', '.join(missing)}")
             continue
-        section = _fix_links(module.report(results_dir), results_dir, docs_dir)
+        section = _fix_links(rep.report(results_dir), results_dir, docs_dir)
         parts.append(section.rstrip() + "\n")
-    claimed = {f for m in reg.values() for f in m.RESULT_FILES}
+    claimed = {f for rep in reg.values() for f in rep.result_files}
     bench = sorted(p for p in results_dir.glob("bench_*.json") if p.name not in claimed)
     if bench:
         parts.append("## Benchmarks\n")
