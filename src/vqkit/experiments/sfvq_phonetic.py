@@ -42,8 +42,8 @@ from ..interpret import (
     transition_matrix,
 )
 from ..progress import bar_callback
-from ..space_filling.growth import fit_space_filling
 from ..training.provenance import Run, read_json, write_json
+from ..training.space_filling import fit_space_filling
 
 log = logging.getLogger(__name__)
 
