@@ -47,6 +47,7 @@ def test_bad_values_raise_naming_them(make, match):
 
 def test_replacement_due_steps():
     assert [s for s in range(1, 31) if Replacement(5, until=17).due(s)] == [5, 10, 15]
+    assert [s for s in range(1, 31) if Replacement(5, until=15).due(s)] == [5, 10, 15]
     assert [s for s in range(1, 31) if Replacement(10).due(s)] == [10, 20, 30]
     assert not any(Replacement(0, until=30).due(s) for s in range(1, 31))
     assert not any(Replacement(5, until=0).due(s) for s in range(1, 31))
@@ -120,7 +121,7 @@ def test_replacement_happens_exactly_when_scheduled():
     calls: list[tuple[int, float]] = []
     rows = RandomRows(_data(), 16, torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(2)
-    t = Trainer(vq, rows, Schedule(steps=20, replacement=Replacement(3, until=13, threshold=0.2)),
+    t = Trainer(vq, rows, Schedule(steps=20, replacement=Replacement(3, until=12, threshold=0.2)),
                 maintenance=g)
 
     def spy(threshold, *, generator):
