@@ -4,7 +4,8 @@ Quantizers (``VectorQuantizer`` ...) take channel-last tensors and return a
 :class:`QuantizerOutput`. How gradients pass the quantizer is an *estimator* strategy
 (``NoiseSubstitution`` = NSVQ, ``StraightThrough``, ``RotationTrick``, ``DiVeQ``,
 ``DiVeQDetach``); how the codebook learns is a *learning* strategy (``Gradient`` or ``EMA``).
-Importing vqkit has no side effects and imports the core only (torch and numpy).
+Importing vqkit has no side effects and imports the core only (torch and numpy):
+``fit_space_filling``, which runs the training loop, is imported on first access.
 """
 
 from .codebooks import EMA, Codebook, Gradient
@@ -33,7 +34,6 @@ from .space_filling import (
     SFDiVeQ,
     SpaceFillingVQ,
     TwoSegmentProjection,
-    fit_space_filling,
 )
 from .types import EstimatorOutput, QuantizerOutput
 
@@ -81,3 +81,20 @@ __all__ = [
     "unpack_indices",
 ]
 
+
+
+# Public names that live above the core, imported on first access so that `import vqkit`
+# loads neither the training layer nor its dependencies.
+_LAZY = ("fit_space_filling",)
+
+
+def __getattr__(name: str):
+    if name == "fit_space_filling":
+        from .training.space_filling import fit_space_filling
+
+        return fit_space_filling
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

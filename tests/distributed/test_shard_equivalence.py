@@ -27,7 +27,7 @@ import torch
 
 from vqkit import DiVeQDetach, StraightThrough, VectorQuantizer
 from vqkit.training.checkpoint import load_quantizer
-from vqkit.training.loop import reconstruction_objective
+from vqkit.training.objective import reconstruction_objective
 
 from .models import DIM, clustered
 from .test_torchrun_fit import torchrun
@@ -70,7 +70,10 @@ def _rows_belong(rows: torch.Tensor, part: torch.Tensor) -> bool:
 
 def _trainer_worker(rank: int, world: int, name: str) -> dict:
     from vqkit.training import ddp
-    from vqkit.training.loop import LoopConfig, Trainer
+    from vqkit.training.batches import RandomRows
+    from vqkit.training.loop import Trainer
+    from vqkit.training.schedule import Schedule
+    from vqkit.training.seed import generator
 
     data = clustered(N, seed=8)
     quantizer = _quantizer(name)
@@ -80,9 +83,10 @@ def _trainer_worker(rank: int, world: int, name: str) -> dict:
         drawn.append(x.detach().clone())
         return reconstruction_objective(q, x)
 
-    config = LoopConfig(steps=STEPS, batch=BATCH, lr=LR, log_every=STEPS, seed=3)
     local = data[ddp.shard(N, even=True)]
-    Trainer(quantizer, local, config, objective=objective, progress=False).run()
+    rows = RandomRows(local, BATCH, generator(3, "batches", rank))
+    Trainer(quantizer, rows, Schedule(steps=STEPS, lr=LR, log_every=STEPS),
+            objective=objective).run()
     return {"codewords": quantizer.codewords.detach().clone(), "drawn": torch.stack(drawn)}
 
 

@@ -25,14 +25,15 @@ def _build(name: str):
 
 
 def _trainer_worker(rank: int, world: int, name: str) -> dict:
-    from vqkit.training.loop import LoopConfig, Trainer
+    from vqkit.training.loop import rows_trainer
+    from vqkit.training.schedule import Replacement, Schedule
 
     torch.manual_seed(rank)  # different random starts; broadcast_state_ makes them agree
     q = ddp.broadcast_state_(_build(name))
     data = clustered(600, seed=4)[ddp.shard(600, even=True)]
-    trainer = Trainer(q, data, LoopConfig(steps=30, batch=32, lr=0.01, replace_every=10,
-                                          replace_threshold=0.05, log_every=10, seed=0),
-                      progress=False)
+    schedule = Schedule(steps=30, lr=0.01, log_every=10,
+                        replacement=Replacement(every=10, threshold=0.05))
+    trainer = rows_trainer(q, data, schedule, batch=32, seed=0)
     trainer.run()
     ckpt = trainer.checkpoint()
     return {"state": {k: v.clone() for k, v in q.state_dict().items()},

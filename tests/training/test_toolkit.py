@@ -10,8 +10,9 @@ import torch
 from vqkit import EMA, StraightThrough, VectorQuantizer
 from vqkit.training.checkpoint import Checkpoint, load_checkpoint, load_quantizer, save_checkpoint
 from vqkit.training.evaluate import evaluate, index_histogram, usage_stats
-from vqkit.training.loop import LoopConfig, Trainer
+from vqkit.training.loop import Trainer, rows_trainer
 from vqkit.training.meters import Meters
+from vqkit.training.schedule import Replacement, Schedule
 from vqkit.training.seed import derive_seed, generator, rng_state, seed_global, set_rng_state
 
 
@@ -106,8 +107,8 @@ def _trainer(seed: int = 0, **kw) -> Trainer:
     seed_global(seed, "construct")
     vq = VectorQuantizer(3, 8, **kw)
     data = torch.randn(500, 3, generator=generator(seed, "data"))
-    cfg = LoopConfig(steps=30, batch=16, log_every=4, replace_every=6, seed=seed)
-    t = Trainer(vq, data, cfg, progress=False)
+    schedule = Schedule(steps=30, log_every=4, replacement=Replacement(every=6))
+    t = rows_trainer(vq, data, schedule, batch=16, seed=seed)
     seed_global(seed, "train")
     return t
 
@@ -136,16 +137,16 @@ def test_trainer_learns_and_replaces_dead_codes():
     t = _trainer()
     with torch.no_grad():
         t.quantizer.codebook.codewords[4:] = 100.0   # far away: dead until replaced
-    before = evaluate(t.quantizer, t.data)
+    before = evaluate(t.quantizer, t.source.data)
     t.run()
-    after = evaluate(t.quantizer, t.data)
+    after = evaluate(t.quantizer, t.source.data)
     assert before["usage"] <= 0.5 and after["usage"] >= 0.75
     assert after["mse"] < before["mse"]
     assert any(row.get("replaced", 0) > 0 for row in t.meters.history)
 
 
-def test_loop_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="steps must be >= 1"):
-        LoopConfig(steps=0)
-    with pytest.raises(ValueError, match="lr must be > 0"):
-        LoopConfig(lr=0.0)
+def test_schedule_rejects_bad_values():
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
+        Schedule(steps=0)
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        Schedule(steps=1, lr=0.0)

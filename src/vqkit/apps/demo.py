@@ -25,9 +25,14 @@ import torch
 from ..codebooks import EMA, CodebookLearning
 from ..estimators import DiVeQ, Estimator, NoiseSubstitution, RotationTrick, StraightThrough
 from ..functional import perplexity, usage_fraction
-from ..progress import progress_bar
+from ..progress import bar_callback
 from ..quantizers import VectorQuantizer
+from ..training.batches import RandomRows
+from ..training.loop import Trainer
+from ..training.objective import StepResult, summed_error_objective
 from ..training.provenance import Run, write_json
+from ..training.schedule import Replacement, Schedule
+from ..training.seed import offset_generator
 
 
 @dataclass(frozen=True)
@@ -90,28 +95,24 @@ def train_one(
 ) -> dict[str, Any]:
     """Train one configuration; returns its final metrics and its test-MSE curve."""
     torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    gen = offset_generator(cfg.seed, 1)  # the batches and the replacements
     vq = VectorQuantizer(train.shape[1], cfg.codebook_size, estimator=estimator,
                          learning=learning)
-    params = [p for p in vq.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr) if params else None
     curve: list[tuple[int, float]] = []
+
+    def evaluate(trainer: Trainer, result: StepResult) -> None:
+        if trainer.step % cfg.eval_every == 0 or trainer.step == 1:
+            curve.append((trainer.step, _evaluate(vq, test)["test_mse"]))
+
+    # Replacement stops at 80 % of training: at the steps s with s - 1 < 0.8 steps.
+    replacement = Replacement(cfg.replace_every if replace else 0, math.ceil(0.8 * cfg.steps))
+    schedule = Schedule(steps=cfg.steps, lr=cfg.lr, replacement=replacement,
+                        log_every=cfg.eval_every)
+    trainer = Trainer(vq, RandomRows(train, cfg.batch, gen), schedule,
+                      objective=summed_error_objective, maintenance=gen,
+                      progress=bar_callback(f"{label:<20}", enabled=progress, unit="step"))
     start = time.perf_counter()
-    bar = progress_bar(range(cfg.steps), desc=f"{label:<20}", enabled=progress, leave=True)
-    for step in bar:
-        x = train[torch.randint(0, train.shape[0], (cfg.batch,), generator=gen)]
-        out = vq(x)
-        loss = (out.quantized - x).pow(2).sum(dim=1).mean() + out.loss
-        if opt is not None:
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if replace and (step + 1) % cfg.replace_every == 0 and step < 0.8 * cfg.steps:
-            vq.replace_dead_codes_(0.01, generator=gen)
-        if (step + 1) % cfg.eval_every == 0 or step == 0:
-            mse = _evaluate(vq, test)["test_mse"]
-            curve.append((step + 1, mse))
-            bar.set_postfix(test_mse=f"{mse:.4f}")
+    trainer.run(on_step=evaluate)
     seconds = time.perf_counter() - start
     return {"label": label, **_evaluate(vq, test), "seconds": round(seconds, 1),
             "curve": curve}

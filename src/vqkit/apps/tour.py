@@ -24,10 +24,12 @@ from typing import Any
 
 import torch
 
+from ..progress import bar_callback
 from ..quantizers import build_quantizer
 from ..registry import QUANTIZERS
 from ..training.evaluate import evaluate
-from ..training.loop import LoopConfig, Trainer
+from ..training.loop import rows_trainer
+from ..training.schedule import Replacement, Schedule
 from ..training.seed import generator, seed_global
 
 #: (label, class name, args after dim) of each row; rows whose class is missing are skipped.
@@ -72,10 +74,10 @@ def train_row(label: str, cls_name: str, args: tuple[int, ...], train: torch.Ten
     g = generator(seed, "tour-init", label)
     sample = train[torch.randperm(train.shape[0], generator=g)[:4096]]
     quantizer.init_codebook_(sample, generator=g)
-    cfg = LoopConfig(steps=steps, batch=256, lr=1e-3, log_every=max(1, steps // 5), seed=seed,
-                     replace_every=100 if cls_name != "SpaceFillingVQ" else 0)
-    trainer = Trainer(quantizer, train, cfg, progress=progress)
-    trainer.run()
+    schedule = Schedule(steps=steps, lr=1e-3, log_every=max(1, steps // 5),
+                        replacement=Replacement(100 if cls_name != "SpaceFillingVQ" else 0))
+    rows_trainer(quantizer, train, schedule, batch=256, seed=seed,
+                 progress=bar_callback(label, enabled=progress, unit="step")).run()
     result = evaluate(quantizer, test)
     mse_pixel = result["mse_per_dim"]
     row = {

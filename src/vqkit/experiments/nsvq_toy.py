@@ -26,10 +26,15 @@ from torch import Tensor
 from ..codebooks import EMA, CodebookLearning
 from ..estimators import Estimator, NoiseSubstitution, StraightThrough
 from ..functional import kmeans, nearest_neighbor, perplexity, usage_fraction
-from ..progress import progress_bar
+from ..progress import bar_callback
 from ..quantizers import VectorQuantizer
 from ..reporting import markdown_table
+from ..training import batches
+from ..training.loop import Trainer
+from ..training.objective import summed_error_objective
 from ..training.provenance import Run, read_json, write_json
+from ..training.schedule import Constant, Cosine, Replacement, Schedule
+from ..training.seed import offset_generator
 from .reproduction import Reproduction
 
 NAME = "nsvq-toy"
@@ -61,24 +66,13 @@ def train_standalone(
 ) -> VectorQuantizer:
     """Fit a VectorQuantizer alone on the loss ``||x - quantized||^2`` (NSVQ ``train.py``)."""
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed + 1)
+    gen = offset_generator(seed, 1)  # the batches and the replacements
     vq = VectorQuantizer(dim, codebook_size, estimator=estimator, learning=learning)
-    params = [p for p in vq.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr) if params else None
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if opt and cosine else None
-    for step in progress_bar(range(steps), enabled=progress, desc=type(estimator).__name__,
-                     leave=False):
-        x = sample(batch, gen)
-        out = vq(x)
-        loss = (out.quantized - x).pow(2).sum(dim=1).mean() + out.loss
-        if opt is not None:
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-        if replace_every and (step + 1) % replace_every == 0 and step + 1 <= replace_until:
-            vq.replace_dead_codes_(0.01, generator=gen)
+    schedule = Schedule(steps=steps, lr=lr, lr_schedule=Cosine() if cosine else Constant(),
+                        replacement=Replacement(replace_every, replace_until), log_every=steps)
+    Trainer(vq, batches.Sampler(sample, batch, gen), schedule, objective=summed_error_objective,
+            maintenance=gen, progress=bar_callback(type(estimator).__name__, enabled=progress,
+                                                   unit="step")).run()
     return vq.eval()
 
 

@@ -26,8 +26,8 @@ from torch import Tensor
 from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..privacy import index_histogram, occurrence_normalise, privacy_metrics
-from ..space_filling.growth import fit_space_filling
 from ..training.provenance import Run, read_json, write_json
+from ..training.space_filling import fit_space_filling
 from .reproduction import Reproduction, no_results
 
 log = logging.getLogger(__name__)

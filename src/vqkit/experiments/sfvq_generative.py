@@ -27,8 +27,8 @@ from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..interpret import curve_positions, nearest_corner, unit_directions
 from ..progress import bar_callback
-from ..space_filling.growth import fit_space_filling
 from ..training.provenance import Run, write_json
+from ..training.space_filling import fit_space_filling
 from ._sfvq_generative_plots import plot_all, report_markdown
 from .reproduction import Reproduction, json_report
 

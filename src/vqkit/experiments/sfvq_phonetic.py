@@ -42,8 +42,8 @@ from ..interpret import (
     transition_matrix,
 )
 from ..progress import bar_callback
-from ..space_filling.growth import fit_space_filling
 from ..training.provenance import Run, write_json
+from ..training.space_filling import fit_space_filling
 from ._sfvq_phonetic_plots import plot_all, report_markdown
 from .reproduction import Reproduction, json_report
 

@@ -22,8 +22,8 @@ from ..space_filling.curve import (
     project_exact,
     project_two_segment,
 )
-from ..space_filling.growth import fit_space_filling
 from ..training.provenance import Run, read_json, write_json
+from ..training.space_filling import fit_space_filling
 from .reproduction import Reproduction, no_results
 
 log = logging.getLogger(__name__)

@@ -2,26 +2,27 @@
 
 One package for the concept: the piecewise-linear curve codebook and its projections
 (:mod:`.curve`), the curve's training estimators (:mod:`.estimators`), the quantizer
-(:mod:`.quantizer`), the paper's growth schedule (:mod:`.growth`) and occurrence
-normalisation (:mod:`.normalisation`). Core code: torch only, progress by callback.
+(:mod:`.quantizer`), the paper's growth schedule (:mod:`.growth`, a plain description that
+:func:`vqkit.fit_space_filling` runs through the training loop) and occurrence normalisation
+(:mod:`.normalisation`). Core code: torch only.
 """
 
 from .curve import CurveCodebook, ExactProjection, Projection, TwoSegmentProjection
 from .estimators import MSEFit, SegmentEstimator, SFDiVeQ
-from .growth import fit_space_filling
+from .growth import GrowthPlan
 from .normalisation import occurrence_normalise, resample_curve
 from .quantizer import SpaceFillingVQ
 
 __all__ = [
     "CurveCodebook",
     "ExactProjection",
+    "GrowthPlan",
     "MSEFit",
     "Projection",
     "SFDiVeQ",
     "SegmentEstimator",
     "SpaceFillingVQ",
     "TwoSegmentProjection",
-    "fit_space_filling",
     "occurrence_normalise",
     "resample_curve",
 ]

@@ -71,7 +71,7 @@ def occurrence_normalise(
         >>> from vqkit import fit_space_filling
         >>> g = torch.Generator().manual_seed(0)
         >>> x = torch.randn(2000, 3, generator=g)
-        >>> sf = fit_space_filling(x, 3, epochs_per_stage=1, generator=g, progress=False)
+        >>> sf = fit_space_filling(x, 3, epochs_per_stage=1, generator=g)
         >>> vq = occurrence_normalise(sf, x)
         >>> torch.bincount(vq.encode(x), minlength=8).shape
         torch.Size([8])

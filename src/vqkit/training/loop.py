@@ -1,103 +1,84 @@
-"""The training loop of ``vqkit fit`` (and of apps that train on a matrix of vectors).
+"""The one training loop of vqkit: :class:`Trainer` follows a :class:`Schedule`.
 
-:class:`Trainer` draws random batches from a tensor, runs forward / backward / Adam step,
-optionally replaces dead codewords every ``replace_every`` steps, keeps :class:`Meters`, and
-shows a tqdm bar with loss, MSE and usage. Its whole state (model, optimizer, step, random
-generators, meters) goes into a :class:`~vqkit.training.checkpoint.Checkpoint`, so a run that
-is stopped and resumed ends bit-identically to one that was not.
+Every step: take the source's next batch, compute the objective, backward, average gradients
+over ranks, optimizer step, step the learning-rate schedule, update the meters, and replace
+dead codewords when the schedule says. SFVQ growth doubles the corner points between stages
+and starts a fresh optimizer and lr schedule. Progress goes to a callback
+``progress(done, total, info)`` (:func:`vqkit.progress.bar_callback` draws a bar).
+
+The whole state (model, optimizer, step, random generators, meters) goes into a
+:class:`~vqkit.training.checkpoint.Checkpoint`, so a run that is stopped and resumed ends
+bit-identically to one that was not; the lr schedule is rebuilt from the step.
 
 Under ``torch.distributed`` (launched by torchrun, set up by ``vqkit.training.ddp``) every rank
-holds its shard of the data and draws its own batches; gradients are averaged over ranks
-after backward (what DDP does, without wrapping the module, so quantizers whose codebooks
-learn only by EMA need no special case), and the random states of all ranks are gathered
-into the checkpoint, which only rank 0 writes.
+draws its own batches from its shard; gradients are averaged over ranks after backward (what
+DDP does, without wrapping the module, so quantizers whose codebooks learn only by EMA need no
+special case), and the random states of all ranks are gathered into the checkpoint, which
+only rank 0 writes.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import nn
 
 from .. import distributed
 from ..quantizers import Quantizer
+from ..space_filling import SpaceFillingVQ
+from .batches import RandomRows
 from .checkpoint import Checkpoint
 from .evaluate import index_histogram, usage_stats
 from .meters import Meters
+from .objective import Objective, StepResult, reconstruction_objective
+from .schedule import Schedule
 from .seed import generator, rng_state, set_rng_state
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """Settings of a :class:`Trainer` run (all plain values; stored in checkpoints).
-
-    Args:
-        steps: total optimizer steps of the run (a resumed run continues up to it).
-        batch: vectors per step and rank.
-        lr: Adam learning rate.
-        replace_every: replace dead codewords every this many steps (0 = never).
-        replace_threshold: a codeword picked in fewer than this fraction of the batches
-            since the last replacement is dead.
-        log_every: steps per meter window (one history row, one progress-bar update).
-        seed: seeds the batch order, the noise and the replacement draws.
-    """
-
-    steps: int = 1000
-    batch: int = 1024
-    lr: float = 1e-3
-    replace_every: int = 0
-    replace_threshold: float = 0.01
-    log_every: int = 50
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch", "log_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.replace_every < 0:
-            raise ValueError(f"replace_every must be >= 0, got {self.replace_every}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+Progress = Callable[[int, int, dict[str, Any]], None]
+OptimizerFactory = Callable[[nn.Module, float], "torch.optim.Optimizer | None"]
 
 
-def reconstruction_objective(quantizer: Quantizer, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Loss, per-vector squared error and indices of quantizing ``x`` in training mode.
-
-    The loss is ``mean((quantized - x)^2) + out.loss``: with NSVQ the first term is exactly the
-    quantization error and trains the codebook through the noise substitution; with STE-style
-    estimators the forward value is the codeword and ``out.loss`` (codebook + commitment)
-    trains it; EMA codebooks learn inside forward.
-    """
-    out = quantizer(x)
-    err = (out.quantized.float() - x.float()).pow(2)
-    return err.mean() + out.loss, err.detach().sum(dim=-1), out.indices
+def adam(model: nn.Module, lr: float) -> torch.optim.Optimizer | None:
+    """Adam over ``model``'s trainable parameters (None if it has none, e.g. EMA codebooks)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.Adam(params, lr=lr) if params else None
 
 
 class Trainer:
-    """Trains ``quantizer`` on the rows of ``data`` (see the module docstring).
+    """Trains ``model`` on the batches of ``source`` as ``schedule`` says.
 
     Args:
-        quantizer: any vqkit quantizer.
-        data: ``(N, D)`` vectors of this rank.
-        config: :class:`LoopConfig`.
-        objective: ``(quantizer, batch) -> (loss, per-vector squared error, indices)``.
-        progress: show a tqdm bar (rank 0 only).
+        model: the module whose parameters are trained (a quantizer, or a model holding one).
+        source: a batch source of :mod:`vqkit.training.batches`.
+        schedule: :class:`~vqkit.training.schedule.Schedule`.
+        objective: ``(model, batch) -> StepResult`` (default: the reconstruction error of a
+            quantizer, :func:`~vqkit.training.objective.reconstruction_objective`).
+        quantizer: the quantizer inside ``model`` that replacement, growth and the usage
+            meters act on (default: ``model`` itself if it is a quantizer, else none).
+        optimizer: ``(model, lr) -> optimizer`` (default :func:`adam`), called again at every
+            growth stage.
+        maintenance: the generator of dead-code replacement (required when it is scheduled).
+        progress: ``progress(done, total, info)`` after every step; ``info`` holds the window's
+            means when a meter window closed, else nothing.
+
+    Raises:
+        ValueError: replacement without a quantizer or ``maintenance`` generator, growth of a
+            quantizer that is not a :class:`~vqkit.SpaceFillingVQ`, or an lr schedule per
+            epoch on a source without epochs.
 
     Example:
         >>> from vqkit import VectorQuantizer
+        >>> from vqkit.training.batches import RandomRows
         >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
         <torch._C.Generator object at ...>
-        >>> t = Trainer(VectorQuantizer(2, 4), torch.randn(256, 2),
-        ...             LoopConfig(steps=20, batch=32, log_every=10), progress=False)
+        >>> src = RandomRows(torch.randn(256, 2), 32, torch.Generator().manual_seed(0))
+        >>> t = Trainer(VectorQuantizer(2, 4), src, Schedule(steps=20, log_every=10))
         >>> t.run()
         >>> t.step, len(t.meters.history)
         (20, 2)
@@ -105,40 +86,68 @@ class Trainer:
 
     def __init__(
         self,
-        quantizer: Quantizer,
-        data: Tensor,
-        config: LoopConfig,
+        model: nn.Module,
+        source: Any,
+        schedule: Schedule,
         *,
-        objective: Callable[[Quantizer, Tensor], tuple[Tensor, Tensor, Tensor]] | None = None,
-        progress: bool = True,
+        objective: Objective | None = None,
+        quantizer: Quantizer | None = None,
+        optimizer: OptimizerFactory = adam,
+        maintenance: torch.Generator | None = None,
+        progress: Progress | None = None,
     ) -> None:
-        if data.dim() != 2 or data.shape[0] < 1:
-            raise ValueError(f"data must be a non-empty (N, D) tensor, got {tuple(data.shape)}")
-        self.quantizer = quantizer
-        self.data = data
-        self.config = config
+        if quantizer is None and isinstance(model, Quantizer):
+            quantizer = model
+        if schedule.replacement.every and (quantizer is None or maintenance is None):
+            raise ValueError("dead-code replacement needs a quantizer and a maintenance generator")
+        if schedule.growth is not None and not isinstance(quantizer, SpaceFillingVQ):
+            raise ValueError(f"growth needs a SpaceFillingVQ, got {type(quantizer).__name__}")
+        if schedule.lr_schedule.per == "epoch" and source.epoch_length is None:
+            raise ValueError(f"an lr schedule per epoch needs a source with epochs, got "
+                             f"{type(source).__name__}")
+        self.model, self.quantizer, self.source, self.schedule = model, quantizer, source, schedule
         self.objective = objective or reconstruction_objective
-        self.progress = progress
-        params = [p for p in quantizer.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=config.lr) if params else None
+        self.make_optimizer, self.progress = optimizer, progress
+        self.generators = dict(source.generators)
+        if maintenance is not None:
+            # The same on every rank: replacement draws must agree across ranks.
+            self.generators["maintenance"] = maintenance
+        self.maintenance = maintenance
         self.step = 0
         self.meters = Meters()
-        rank = distributed.rank()
-        self.generators = {
-            "batches": generator(config.seed, "batches", rank),
-            # The same on every rank: replacement draws must agree across ranks.
-            "maintenance": generator(config.seed, "maintenance"),
-        }
-        self.sizes = list(quantizer.codebook_sizes)
-        self._window_counts = torch.zeros(len(self.sizes), max(self.sizes), dtype=torch.long)
-
-    def reset_optimizer(self) -> None:
-        """Start a fresh Adam and re-read the codebook sizes (after SFVQ growth, say)."""
-        params = [p for p in self.quantizer.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=self.config.lr) if params else None
+        self.sizes: list[int] = []
+        self._window_counts = torch.zeros(0, 0, dtype=torch.long)
         self._resize_counts()
+        self._start_stage()
+
+    # -- stages ---------------------------------------------------------------------------------
+    def _start_stage(self) -> None:
+        """A fresh optimizer and lr scheduler for the stage that the next step belongs to."""
+        self.optimizer = self.make_optimizer(self.model, self.schedule.lr)
+        start, end = self.schedule.stage_of(self.step + 1)
+        length = end - start
+        if self.schedule.lr_schedule.per == "epoch":
+            length = -(-length // self.source.epoch_length)
+        self.lr_scheduler = (None if self.optimizer is None
+                             else self.schedule.lr_schedule.build(self.optimizer, length))
+
+    def _step_lr(self) -> None:
+        if self.lr_scheduler is None:
+            return
+        start, _ = self.schedule.stage_of(self.step)
+        if self.schedule.lr_schedule.per == "step" or \
+                (self.step - start) % self.source.epoch_length == 0:
+            self.lr_scheduler.step()
+
+    def _grow(self) -> None:
+        self.quantizer.expand_()
+        self._resize_counts()
+        self._start_stage()  # the optimizer's moments belong to the old corner points
+        logger.info("step %d: grew to %d corner points", self.step, self.quantizer.codebook_size)
 
     def _resize_counts(self) -> None:
+        if self.quantizer is None:
+            return
         self.sizes = list(self.quantizer.codebook_sizes)
         counts = torch.zeros(len(self.sizes), max(self.sizes), dtype=torch.long)
         old = self._window_counts
@@ -148,7 +157,10 @@ class Trainer:
 
     # -- state ----------------------------------------------------------------------------------
     def checkpoint(self, **extra: Any) -> Checkpoint | None:
-        """The run's state; a collective under DDP (call it on every rank), None off rank 0."""
+        """The run's state; a collective under DDP (call it on every rank), None off rank 0.
+
+        ``extra``: further :class:`Checkpoint` fields (``fit`` settings, ``data`` fingerprint).
+        """
         state = rng_state(self.generators)
         states = [state]
         # The window's index counts are per rank: save their sum (rank 0 resumes with it).
@@ -163,18 +175,20 @@ class Trainer:
         meters = self.meters.state_dict()
         meters["window_counts"] = counts
         return Checkpoint(
-            quantizer=self.quantizer,
-            step=self.step,
+            quantizer=self.quantizer, step=self.step,
             optimizer=None if self.optimizer is None else self.optimizer.state_dict(),
-            rng=states,
-            meters=meters,
-            fit={**extra.pop("fit", {}), "loop": self.config.to_dict()},
-            **extra,
+            rng=states, meters=meters, **extra,
         )
 
     def restore(self, checkpoint: Checkpoint) -> None:
-        """Continue from ``checkpoint`` (its quantizer state is copied into ``self.quantizer``)."""
+        """Continue from ``checkpoint`` (its quantizer state is copied into ``self.quantizer``).
+
+        Raises:
+            ValueError: the checkpoint's optimizer or number of processes does not match.
+        """
         self.quantizer.load_state_dict(checkpoint.quantizer.state_dict())
+        self.step = checkpoint.step
+        self._start_stage_at(checkpoint.step)
         if (self.optimizer is None) != (checkpoint.optimizer is None):
             raise ValueError("the checkpoint's optimizer state does not match this quantizer")
         if self.optimizer is not None:
@@ -192,7 +206,18 @@ class Trainer:
             self._window_counts.zero_()  # rank 0 holds the sum over ranks
         self._resize_counts()
         self.meters.load_state_dict(meters)
-        self.step = checkpoint.step
+
+    def _start_stage_at(self, step: int) -> None:
+        """Rebuild the optimizer and lr scheduler of the stage holding ``step``, the scheduler
+        stepped as often as the run had stepped it (its state is a function of the step)."""
+        start, _ = self.schedule.stage_of(step)
+        self.step = start
+        self._start_stage()
+        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()"
+            warnings.simplefilter("ignore", UserWarning)
+            for self.step in range(start + 1, step + 1):
+                self._step_lr()
+        self.step = step
 
     # -- training -------------------------------------------------------------------------------
     def _average_gradients(self) -> None:
@@ -205,73 +230,114 @@ class Trainer:
                     p.grad = torch.zeros_like(p)
                 distributed.all_reduce_(p.grad).div_(world)
 
-    def train_step(self) -> None:
-        """One batch: forward, backward, gradient averaging, optimizer step, maintenance."""
-        cfg = self.config
-        self.quantizer.train()
-        rows = torch.randint(
-            0, self.data.shape[0], (cfg.batch,), generator=self.generators["batches"]
-        )
-        device = next((t.device for t in self.quantizer.state_dict().values()), None)
-        x = self.data[rows].to(device)
+    def train_step(self) -> StepResult:
+        """One batch: forward, backward, gradient averaging, optimizer and lr step, meters,
+        dead-code replacement when due. Returns the objective's result."""
+        self.model.train()
+        batch = self.source.batch(self.step)
         if self.optimizer is not None:
             self.optimizer.zero_grad(set_to_none=True)
-        loss, sq_err, indices = self.objective(self.quantizer, x)
-        if loss.requires_grad:
-            loss.backward()
+        result = self.objective(self.model, batch)
+        if result.loss.requires_grad:
+            result.loss.backward()
         self._average_gradients()
         if self.optimizer is not None:
             self.optimizer.step()
         self.step += 1
-        stats = torch.tensor([float(loss.detach()), float(sq_err.sum()), sq_err.numel()],
-                             dtype=torch.float64)
-        distributed.all_reduce_(stats)
-        world = distributed.world_size()
-        self.meters.update({"loss": float(stats[0]) / world, "mse": float(stats[1] / stats[2])})
-        self._window_counts += index_histogram(indices.detach(), self.sizes)
-        if cfg.replace_every and self.step % cfg.replace_every == 0:
+        self._step_lr()
+        self._record(result)
+        if self.schedule.replacement.due(self.step):
             self._replace_dead_codes()
+        return result
+
+    def _record(self, result: StepResult) -> None:
+        metrics = dict(result.metrics or {})
+        values = [float(result.loss.detach()), *map(float, metrics.values())]
+        if result.sq_err is not None:
+            values += [float(result.sq_err.sum()), result.sq_err.numel()]
+        stats = distributed.all_reduce_(torch.tensor(values, dtype=torch.float64))
+        world = distributed.world_size()
+        means = {"loss": float(stats[0]) / world}
+        means.update({k: float(stats[1 + i]) / world for i, k in enumerate(metrics)})
+        if result.sq_err is not None:
+            means["mse"] = float(stats[-2] / stats[-1])
+        self.meters.update(means)
+        if result.indices is not None and self.quantizer is not None:
+            self._window_counts += index_histogram(result.indices.detach(), self.sizes)
 
     def _replace_dead_codes(self) -> None:
         n = self.quantizer.replace_dead_codes_(
-            self.config.replace_threshold, generator=self.generators["maintenance"]
+            self.schedule.replacement.threshold, generator=self.maintenance
         )
         self.meters.update({"replaced": float(n)})
         logger.info("step %d: replaced %d dead codewords", self.step, n)
 
     def _close_window(self) -> dict[str, float]:
         counts = distributed.all_reduce_(self._window_counts.clone())
-        self.meters.update(usage_stats(counts, self.sizes))
+        if bool(counts.any()):
+            self.meters.update(usage_stats(counts, self.sizes))
         self._window_counts.zero_()
         return self.meters.close_window(self.step)
 
-    def run(self, until: int | None = None, *, on_window: Callable[[Trainer], None] | None = None
-            ) -> None:
-        """Train until step ``until`` (default ``config.steps``).
+    def run(
+        self,
+        until: int | None = None,
+        *,
+        on_window: Callable[[Trainer], None] | None = None,
+        on_step: Callable[[Trainer, StepResult], None] | None = None,
+        on_stage_end: Callable[[Trainer], None] | None = None,
+    ) -> None:
+        """Train until step ``until`` (default ``schedule.steps``).
 
-        ``on_window(trainer)`` is called after every closed meter window (on every rank), e.g.
-        to write a checkpoint.
+        Callbacks (on every rank): ``on_window(trainer)`` after every closed meter window (to
+        write a checkpoint, say); ``on_step(trainer, result)`` after every step;
+        ``on_stage_end(trainer)`` at the last step of every growth stage (and of the run).
         """
-        until = self.config.steps if until is None else int(until)
-        bar = None
-        if self.progress and distributed.rank() == 0 and until > self.step:
-            from ..progress import progress_bar
+        until = self.schedule.steps if until is None else int(until)
+        boundaries = self.schedule.boundaries()
+        while self.step < until:
+            if self.step in boundaries:
+                self._grow()
+            result = self.train_step()
+            info: dict[str, Any] = {}
+            if self.schedule.closes_window(self.step) or self.step == until:
+                info = {k: v for k, v in self._close_window().items() if k != "step"}
+                if on_window is not None:
+                    on_window(self)
+            if on_step is not None:
+                on_step(self, result)
+            if self.progress is not None and distributed.rank() == 0:
+                self.progress(self.step, until, info)
+            if on_stage_end is not None and (self.step in boundaries
+                                             or self.step == self.schedule.steps):
+                on_stage_end(self)
 
-            bar = progress_bar(total=until, initial=self.step, desc="fit", unit="step", leave=False)
-        try:
-            while self.step < until:
-                self.train_step()
-                if self.step % self.config.log_every == 0 or self.step == until:
-                    row = self._close_window()
-                    if bar is not None:
-                        bar.set_postfix(
-                            loss=f"{row['loss']:.4g}", mse=f"{row['mse']:.4g}",
-                            usage=f"{row['usage']:.3f}",
-                        )
-                    if on_window is not None:
-                        on_window(self)
-                if bar is not None:
-                    bar.update(1)
-        finally:
-            if bar is not None:
-                bar.close()
+
+def rows_trainer(
+    quantizer: Quantizer,
+    data: torch.Tensor,
+    schedule: Schedule,
+    *,
+    batch: int,
+    seed: int,
+    device: torch.device | str | None = None,
+    progress: Progress | None = None,
+) -> Trainer:
+    """A :class:`Trainer` of ``quantizer`` on random rows of ``data`` (this rank's ``(N, D)``
+    vectors), the loop of ``vqkit fit`` and the tour; the batches go to ``device`` (default:
+    the quantizer's).
+
+    The rows are drawn by ``generator(seed, "batches", rank)`` (each rank its own), the
+    replacements by ``generator(seed, "maintenance")`` (the same on every rank), both from
+    :mod:`vqkit.training.seed`.
+
+    Raises:
+        ValueError: ``data`` is not a non-empty ``(N, D)`` tensor.
+    """
+    if data.dim() != 2 or data.shape[0] < 1:
+        raise ValueError(f"data must be a non-empty (N, D) tensor, got {tuple(data.shape)}")
+    if device is None:  # the quantizer's
+        device = next((t.device for t in quantizer.state_dict().values()), None)
+    rows = RandomRows(data, batch, generator(seed, "batches", distributed.rank()), device)
+    return Trainer(quantizer, rows, schedule, maintenance=generator(seed, "maintenance"),
+                   progress=progress)

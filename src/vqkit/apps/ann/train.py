@@ -1,6 +1,8 @@
 """Training of the ANN quantizers: k-means initialisation, then NSVQ ([vali2023rpavq]).
 
-NSVQ on the quantizer alone: the output is ``x + ||x - x_hat|| v/||v||`` and the loss is
+NSVQ on the quantizer alone, through :class:`vqkit.training.loop.Trainer` (random batches of
+the training split, cosine-decayed lr, replacement until ``2 * replace_every`` steps before
+the end as in [vali2023rpavqcode]): the output is ``x + ||x - x_hat|| v/||v||`` and the loss is
 ``||output - x||^2 = ||x - x_hat||^2``, so Adam moves every selected codeword of every codebook
 jointly along the gradient of the reconstruction error (the thesis's "one substitution on the
 composite vector"). The ablation stops after the k-means initialisation (``steps = 0``).
@@ -8,19 +10,20 @@ composite vector"). The ablation stops after the k-means initialisation (``steps
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import Tensor
 
 from ...estimators import NoiseSubstitution
-from ...progress import progress_bar
+from ...progress import bar_callback
 from ...quantizers.build import build_quantizer
 from ...quantizers.composite import MultiCodebookQuantizer
 from ...quantizers.encoders import BeamSearch
+from ...training.batches import RandomRows
+from ...training.loop import Trainer
+from ...training.objective import StepResult, summed_error_objective
+from ...training.schedule import Cosine, Replacement
+from ...training.schedule import Schedule as TrainSchedule
 from .config import Schedule
-
-logger = logging.getLogger(__name__)
 
 KINDS = ("pq", "rvq", "avq")
 
@@ -93,28 +96,19 @@ def train_nsvq_(
     if schedule.steps == 0:
         quantizer.eval()
         return history
-    quantizer.train()
-    opt = torch.optim.Adam(quantizer.parameters(), lr=schedule.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, schedule.steps)
-    last_replacement = schedule.steps - 2 * schedule.replace_every
-    bar = progress_bar(range(schedule.steps), desc=type(quantizer).__name__, enabled=progress,
-               leave=False)
-    for step in bar:
-        rows = torch.randint(0, data.shape[0], (schedule.batch_size,), generator=generator)
-        x = data[rows]
-        out = quantizer(x)
-        loss = (out.quantized - x).pow(2).sum(dim=-1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 10 == 9:
-            history.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{history[-1]:.4g}")
-        done = step + 1
-        if schedule.replace_every and done % schedule.replace_every == 0 \
-                and done <= last_replacement:
-            replaced = quantizer.replace_dead_codes_(schedule.threshold, generator=generator)
-            logger.info("step %d: replaced %d dead codewords", done, replaced)
+
+    def record(trainer: Trainer, result: StepResult) -> None:
+        if trainer.step % 10 == 0:
+            history.append(float(result.loss.detach()))
+
+    last = max(0, schedule.steps - 2 * schedule.replace_every)
+    replacement = Replacement(schedule.replace_every, last, schedule.threshold)
+    plan = TrainSchedule(steps=schedule.steps, lr=schedule.lr, lr_schedule=Cosine(),
+                         replacement=replacement, log_every=10)
+    trainer = Trainer(quantizer, RandomRows(data, schedule.batch_size, generator), plan,
+                      objective=summed_error_objective, maintenance=generator,
+                      progress=bar_callback(type(quantizer).__name__, enabled=progress,
+                                            unit="step"))
+    trainer.run(on_step=record)
     quantizer.eval()
     return history

@@ -132,29 +132,6 @@ def _fingerprint(path: str, x: Any) -> dict[str, Any]:
     return {"path": str(path), "shape": list(x.shape), "sha256": digest}
 
 
-def _train(trainer: Any, expand_every: int, on_window: Any) -> None:
-    """Run to the end; with ``expand_every``, double SFVQ's corner points at each multiple.
-
-    A checkpoint taken at a multiple holds the state before that expansion (it is written
-    inside ``run``), so a resumed run first makes the pending expansion, exactly as the
-    uninterrupted run did at that step.
-    """
-    if not expand_every:
-        trainer.run(on_window=on_window)
-        return
-    quantizer, steps = trainer.quantizer, trainer.config.steps
-    while True:
-        can_grow = 2 * quantizer.codebook_size <= quantizer.codebook.max_size
-        if trainer.step and trainer.step % expand_every == 0 and can_grow \
-                and trainer.step < steps:
-            quantizer.expand_()
-            trainer.reset_optimizer()  # its moments belong to the old corner points
-        if trainer.step >= steps:
-            return
-        trainer.run(min(steps, (trainer.step // expand_every + 1) * expand_every),
-                    on_window=on_window)
-
-
 def run(args: argparse.Namespace) -> int:
     from ...training import ddp
 
@@ -168,12 +145,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace, info: Any) -> int:
     from ...data.vectors import load_vectors
+    from ...progress import bar_callback
     from ...training import ddp
     from ...training.checkpoint import load_checkpoint, save_checkpoint
     from ...training.evaluate import evaluate
-    from ...training.loop import LoopConfig, Trainer
+    from ...training.fit import fit_trainer, loop_record
+    from ...training.loop import Trainer
     from ...training.provenance import Run
-    from ...training.seed import generator, seed_global
+    from ...training.seed import seed_global
     from ._common import make_quantizer
 
     run_record = Run(command=getattr(args, "command_line", None), seeds=[])
@@ -205,24 +184,10 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
             f"quantizer needs {quantizer.dim}"
         )
     out = Path(args.out or args.resume or f"{Path(args.data).stem}.{settings['quantizer']}.ckpt")
-    loop = LoopConfig(
-        steps=settings["steps"], batch=settings["batch"], lr=settings["lr"],
-        replace_every=settings["replace_every"], replace_threshold=settings["replace_threshold"],
-        log_every=settings["log_every"], seed=settings["seed"],
-    )
-    local = data[ddp.shard(data.shape[0], even=True)]
-    trainer = Trainer(quantizer, local, loop, progress=not args.quiet and info.is_main)
-    if checkpoint is not None:
-        trainer.restore(checkpoint)
-    else:
-        if settings["init"] == "kmeans":
-            g = generator(settings["seed"], "init-samples", info.rank)
-            take = min(local.shape[0], max(1, settings["init_samples"] // info.world_size))
-            rows = local[torch.randperm(local.shape[0], generator=g)[:take]].to(info.device)
-            quantizer.init_codebook_(rows, generator=generator(settings["seed"], "kmeans"))
-        ddp.broadcast_state_(quantizer)
-        seed_global(settings["seed"], "train", info.rank)
-    extra = {"fit": settings, "data": fingerprint}
+    progress = bar_callback("fit", enabled=not args.quiet and info.is_main, unit="step")
+    trainer = fit_trainer(quantizer, data, settings, device=info.device, checkpoint=checkpoint,
+                          progress=progress)
+    extra = {"fit": {**settings, "loop": loop_record(settings)}, "data": fingerprint}
 
     def write(t: Trainer) -> None:
         ckpt = t.checkpoint(**extra)
@@ -238,10 +203,10 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
 
     if info.is_main:
         print(f"fit: {type(quantizer).__name__} on {data.shape[0]} x {data.shape[1]} vectors "
-              f"from {args.data}, steps {trainer.step} -> {loop.steps}", file=sys.stderr)
+              f"from {args.data}, steps {trainer.step} -> {settings['steps']}", file=sys.stderr)
     start, cpu_train = time.perf_counter(), time.process_time()
     try:
-        _train(trainer, settings["expand_every"], on_window)
+        trainer.run(on_window=on_window)
     except KeyboardInterrupt:
         if not info.is_distributed:
             write(trainer)

@@ -1,0 +1,205 @@
+"""The one Trainer with every kind of batch source, a bare quantizer or a model holding one,
+against hand-written loops as oracles (the loops the Trainer replaced)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from vqkit import NoiseSubstitution, SpaceFillingVQ, VectorQuantizer, fit_space_filling
+from vqkit.training.batches import Epochs, Iterate, RandomRows, Sampler
+from vqkit.training.loop import Trainer
+from vqkit.training.objective import StepResult, summed_error_objective
+from vqkit.training.schedule import Cosine, Growth, MultiStep, Replacement, Schedule
+
+
+def _data(n: int = 300, d: int = 4) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(1))
+
+
+def _recording(seen: list):
+    def objective(q, x):
+        seen.append(x.clone() if isinstance(x, torch.Tensor) else x)
+        return summed_error_objective(q, x)
+    return objective
+
+
+def test_random_rows_draw_like_torch_randint():
+    data, seen = _data(), []
+    torch.manual_seed(0)
+    t = Trainer(VectorQuantizer(4, 8), RandomRows(data, 7, torch.Generator().manual_seed(5)),
+                Schedule(steps=3), objective=_recording(seen))
+    t.run()
+    g = torch.Generator().manual_seed(5)
+    for x in seen:
+        assert torch.equal(x, data[torch.randint(0, 300, (7,), generator=g)])
+
+
+def test_epochs_in_order_and_shuffled():
+    data, seen = _data(10), []
+    torch.manual_seed(0)
+    Trainer(VectorQuantizer(4, 8), Epochs(data, 4), Schedule(steps=6),
+            objective=_recording(seen)).run()
+    assert [len(x) for x in seen] == [4, 4, 2] * 2
+    assert torch.equal(torch.cat(seen[:3]), data) and torch.equal(torch.cat(seen[3:]), data)
+    seen.clear()
+    Trainer(VectorQuantizer(4, 8), Epochs(data, 4, shuffle=torch.Generator().manual_seed(2)),
+            Schedule(steps=6), objective=_recording(seen)).run()
+    g = torch.Generator().manual_seed(2)
+    for epoch in (seen[:3], seen[3:]):
+        assert torch.equal(torch.cat(epoch), data[torch.randperm(10, generator=g)])
+
+
+def test_shuffled_epochs_refuse_to_start_mid_epoch():
+    with pytest.raises(ValueError, match="resume at an epoch boundary"):
+        Epochs(_data(10), 4, shuffle=torch.Generator()).batch(1)
+
+
+def test_sampler_gets_the_batch_size_and_its_generator():
+    seen = []
+    g = torch.Generator().manual_seed(4)
+    torch.manual_seed(0)
+    Trainer(VectorQuantizer(4, 8), Sampler(lambda n, gen: torch.randn(n, 4, generator=gen), 5, g),
+            Schedule(steps=3), objective=_recording(seen)).run()
+    oracle = torch.Generator().manual_seed(4)
+    for x in seen:
+        assert torch.equal(x, torch.randn(5, 4, generator=oracle))
+
+
+def test_iterate_goes_through_the_batches_and_says_when_they_end():
+    batches = [torch.full((3, 4), float(i)) for i in range(4)]
+    seen = []
+    torch.manual_seed(0)
+    t = Trainer(VectorQuantizer(4, 8), Iterate(batches), Schedule(steps=4),
+                objective=_recording(seen))
+    t.run()
+    assert all(torch.equal(a, b) for a, b in zip(seen, batches, strict=True))
+    t = Trainer(VectorQuantizer(4, 8), Iterate(batches[:2]), Schedule(steps=4))
+    with pytest.raises(ValueError, match="ended at step 2"):
+        t.run()
+
+
+def test_wrong_combinations_are_refused():
+    rows = RandomRows(_data(), 8, torch.Generator())
+    with pytest.raises(ValueError, match="maintenance generator"):
+        Trainer(VectorQuantizer(4, 8), rows, Schedule(steps=5, replacement=Replacement(2)))
+    with pytest.raises(ValueError, match="growth needs a SpaceFillingVQ"):
+        Trainer(VectorQuantizer(4, 8), rows, Schedule(steps=5, growth=Growth(2, 1)))
+    with pytest.raises(ValueError, match="per epoch needs a source with epochs"):
+        Trainer(VectorQuantizer(4, 8), rows,
+                Schedule(steps=5, lr_schedule=MultiStep((1,), per="epoch")))
+
+
+def test_nsvq_loop_equals_the_hand_written_loop():
+    """The loop of the demo and the NSVQ toys: Adam, cosine lr, replacement until a step,
+    one generator for batches and replacements."""
+    data, steps, every, until = _data(400, 6), 40, 6, 25
+
+    def fresh() -> tuple[VectorQuantizer, torch.Generator]:
+        torch.manual_seed(3)
+        return VectorQuantizer(6, 16), torch.Generator().manual_seed(4)
+
+    vq, g = fresh()
+    opt = torch.optim.Adam(vq.parameters(), lr=0.02)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for step in range(1, steps + 1):
+        x = data[torch.randint(0, 400, (32,), generator=g)]
+        out = vq(x)
+        loss = (out.quantized - x).pow(2).sum(1).mean() + out.loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % every == 0 and step <= until:
+            vq.replace_dead_codes_(0.01, generator=g)
+
+    got, g2 = fresh()
+    schedule = Schedule(steps=steps, lr=0.02, lr_schedule=Cosine(),
+                        replacement=Replacement(every, until))
+    Trainer(got, RandomRows(data, 32, g2), schedule, objective=summed_error_objective,
+            maintenance=g2).run()
+    assert torch.equal(got.codewords, vq.codewords)
+    assert torch.equal(g.get_state(), g2.get_state())
+
+
+def test_fit_space_filling_equals_the_papers_loop():
+    """fit_space_filling (through the Trainer) against [vali2023sfvqcode]'s loop written out:
+    fixed-order epochs, a fresh Adam and MultiStepLR per stage, expansion between stages."""
+    x = _data(200, 3)
+    bits, epochs, batch, lr = 4, 3, 48, 1e-2
+    got = fit_space_filling(x, bits, epochs_per_stage=epochs, batch_size=batch, lr=lr,
+                            generator=torch.Generator().manual_seed(9))
+    from vqkit import MSEFit
+
+    sf = SpaceFillingVQ(3, 16, estimator=MSEFit(), initial_size=4,
+                        generator=torch.Generator().manual_seed(9))
+    sf.init_codebook_(x)
+    sf.train()
+    for stage in range(2, bits + 1):
+        if stage > 2:
+            sf.expand_()
+        opt = torch.optim.Adam(sf.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.6 * epochs), int(0.8 * epochs)],
+                                                     gamma=0.5)
+        for _ in range(epochs):
+            for start in range(0, 200, batch):
+                out = sf(x[start : start + batch])
+                opt.zero_grad(set_to_none=True)
+                out.loss.backward()
+                opt.step()
+            sched.step()
+    assert torch.equal(got.codewords, sf.codewords) and got.codebook_size == 16
+
+
+class _AutoEncoder(nn.Module):
+    """A model holding a quantizer between an encoder and a decoder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder, self.decoder = nn.Linear(6, 3), nn.Linear(3, 6)
+        self.vq = VectorQuantizer(3, 8, estimator=NoiseSubstitution())
+
+    def forward(self, x):
+        out = self.vq(self.encoder(x))
+        return self.decoder(out.quantized), out
+
+
+def _reconstruct(model: _AutoEncoder, x: torch.Tensor) -> StepResult:
+    y, out = model(x)
+    mse = (y - x).pow(2).mean()
+    return StepResult(mse + out.loss, indices=out.indices, metrics={"recon": float(mse.detach())})
+
+
+def test_a_model_holding_a_quantizer_trains_all_of_it():
+    torch.manual_seed(0)
+    model = _AutoEncoder()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    replaced = []
+    model.vq.replace_dead_codes_ = lambda threshold, *, generator: replaced.append(1) or 0
+    data = _data(400, 6)
+    t = Trainer(model, RandomRows(data, 32, torch.Generator().manual_seed(1)),
+                Schedule(steps=60, lr=1e-2, replacement=Replacement(20), log_every=30),
+                objective=_reconstruct, quantizer=model.vq, maintenance=torch.Generator())
+    t.run()
+    for key in ("encoder.weight", "decoder.weight", "vq.codebook.codewords"):
+        assert not torch.equal(before[key], model.state_dict()[key]), key
+    assert len(replaced) == 3
+    first, last = t.meters.history
+    assert set(last) >= {"step", "loss", "recon", "usage", "perplexity"}
+    assert last["recon"] < first["recon"]
+    assert math.isfinite(last["loss"])
+
+
+def test_progress_reports_every_step_and_the_window_means():
+    calls = []
+    torch.manual_seed(0)
+    t = Trainer(VectorQuantizer(4, 8), RandomRows(_data(), 8, torch.Generator()),
+                Schedule(steps=6, log_every=3),
+                progress=lambda done, total, info: calls.append((done, total, dict(info))))
+    t.run()
+    assert [(c[0], c[1]) for c in calls] == [(s, 6) for s in range(1, 7)]
+    assert [c[2] == {} for c in calls] == [True, True, False, True, True, False]
+    assert calls[2][2]["loss"] == t.meters.history[0]["loss"]
