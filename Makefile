@@ -32,7 +32,7 @@ demo: setup
 	$(VENV)/bin/vqkit demo --threads $(THREADS)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 
 test: setup data lint
 	OMP_NUM_THREADS=$(THREADS) $(PY) -m pytest
