@@ -42,7 +42,7 @@ def generator(seed: int, *keys: object, device: str | torch.device = "cpu") -> t
     return torch.Generator(device=device).manual_seed(derive_seed(seed, *keys))
 
 
-def offset_generator(seed: int, offset: int) -> torch.Generator:
+def offset_generator(seed: int, offset: int = 0) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with ``seed + offset``.
 
     The derivation of the runs whose committed numbers were drawn before :func:`derive_seed`
