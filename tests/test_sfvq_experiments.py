@@ -50,7 +50,8 @@ def test_porcupine_summary_and_report_from_synthetic_embeddings(tmp_path):
         "std": True, "kl_divergence": True}
     rec = {"command": "x", "seeds": [0, 1], "wall_seconds": 1.0, "git_commit": "abc",
            "environment": {"threads": 1},
-           "results": {"config": cfg, "summary": summary, "paper_4bit": porcupine.PAPER_4BIT,
+           "results": {"config": dataclasses.asdict(cfg), "summary": summary,
+                       "paper_4bit": porcupine.PAPER_4BIT,
                        "data": {"utterances": 1500, "dim": 16, "speakers": 1,
                                 "corpora": ["synthetic"], "train": 750, "test": 750}}}
     (tmp_path / "porcupine.json").write_text(json.dumps(rec))
