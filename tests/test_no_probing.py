@@ -51,8 +51,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("cli/commands/fit.py", "getattr(args, 'command_line', None)"): _ARGPARSE,
     ("cli/commands/demo.py", "getattr(args, 'command_line', None)"): _ARGPARSE,
     ("cli/commands/eval.py", "getattr(args, 'command_line', None)"): _ARGPARSE,
-    ("experiments/speech_envelope.py", "hasattr(cfg, '__dict__')"):
-        "a training config recorded as plain values",
     ("data/images.py", "getattr(data, name)"):
         "skimage.data: its sample images are functions named by the image",
     ("data/glove.py", "getattr(module, 'ROOT', None)"):

@@ -9,6 +9,8 @@ use at least 95 % of its codewords. (STE and the other rows are reported by
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 
 from vqkit import NoiseSubstitution
@@ -18,7 +20,7 @@ from vqkit.functional import kmeans, usage_fraction
 
 def test_nsvq_with_replacement_reaches_kmeans_quality():
     train, test = mixture_data(seed=0)
-    size = MIXTURE["codebook_size"]
+    size = MIXTURE.codebook_size
 
     def sample(n, g):
         return train[torch.randint(0, train.shape[0], (n,), generator=g)]
@@ -29,7 +31,7 @@ def test_nsvq_with_replacement_reaches_kmeans_quality():
     random_mse = quantization_mse(train[pick], test)
 
     vq = train_standalone(NoiseSubstitution(), sample, replace_every=100,
-                          replace_until=int(0.8 * MIXTURE["steps"]), seed=0, **MIXTURE)
+                          replace_until=int(0.8 * MIXTURE.steps), seed=0, **asdict(MIXTURE))
     nsvq_mse = quantization_mse(vq.codewords.detach(), test)
     usage = usage_fraction(vq.encode(test), size)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -42,14 +43,15 @@ def test_porcupine_summary_and_report_from_synthetic_embeddings(tmp_path):
     gen = torch.Generator().manual_seed(0)
     emb = torch.nn.functional.normalize(torch.randn(1500, 16, generator=gen) * torch.linspace(
         2, 0.3, 16) + 1.0, dim=1)
-    cfg = dict(porcupine.QUICK, bits=[4], seeds=1, epochs_per_stage=3)
+    cfg = dataclasses.replace(porcupine.QUICK, bits=(4,), seeds=1, epochs_per_stage=3)
     per_seed = [porcupine.one_seed(emb, cfg, s) for s in (0, 1)]
     summary = porcupine._summary(per_seed, [4])
     assert summary["4"]["normalised_lower_than_vq_in_every_seed"] == {
         "std": True, "kl_divergence": True}
     rec = {"command": "x", "seeds": [0, 1], "wall_seconds": 1.0, "git_commit": "abc",
            "environment": {"threads": 1},
-           "results": {"config": cfg, "summary": summary, "paper_4bit": porcupine.PAPER_4BIT,
+           "results": {"config": dataclasses.asdict(cfg), "summary": summary,
+                       "paper_4bit": porcupine.PAPER_4BIT,
                        "data": {"utterances": 1500, "dim": 16, "speakers": 1,
                                 "corpora": ["synthetic"], "train": 750, "test": 750}}}
     (tmp_path / "porcupine.json").write_text(json.dumps(rec))

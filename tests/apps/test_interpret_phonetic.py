@@ -31,7 +31,7 @@ def test_quick_run_writes_json_plots_and_report(tmp_path, monkeypatch):
     res = rec["results"]
     a = res["analysis"]
     k = 2 ** res["config"]["bits"]
-    assert res["data"]["aligned_utterances"] == sfvq_phonetic.QUICK["aligned_limit"]
+    assert res["data"]["aligned_utterances"] == sfvq_phonetic.QUICK.aligned_limit
     assert sum(res["data"]["group_counts"].values()) == res["data"]["labelled_frames_20ms"]
     # The SFVQ codebook is an ordered curve: consecutive corners are much closer than
     # random pairs; the VQ-VAE's codebook has no order (ratio near 1).

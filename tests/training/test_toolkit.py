@@ -13,7 +13,16 @@ from vqkit.training.evaluate import evaluate, index_histogram, usage_stats
 from vqkit.training.loop import Trainer, rows_trainer
 from vqkit.training.meters import Meters
 from vqkit.training.schedule import Replacement, Schedule
-from vqkit.training.seed import derive_seed, generator, rng_state, seed_global, set_rng_state
+from vqkit.training.seed import (
+    consecutive_seeds,
+    derive_seed,
+    generator,
+    offset_generator,
+    offset_seed_global,
+    rng_state,
+    seed_global,
+    set_rng_state,
+)
 
 
 def test_derived_seeds_are_stable_and_distinct():
@@ -21,6 +30,20 @@ def test_derived_seeds_are_stable_and_distinct():
     seeds = {derive_seed(s, k, r) for s in range(3) for k in ("a", "b") for r in range(3)}
     assert len(seeds) == 18
     assert all(0 <= s < 2**63 for s in seeds)
+
+
+def test_offset_derivations_reproduce_seed_plus_offset():
+    # The runs whose committed numbers predate derive_seed draw from torch seeded with seed + k.
+    want = torch.rand(4, generator=torch.Generator().manual_seed(7 + 99))
+    assert torch.equal(torch.rand(4, generator=offset_generator(7, 99)), want)
+    offset_seed_global(7, 99)
+    assert torch.equal(torch.rand(4), want)
+    offset_seed_global(7)
+    assert torch.initial_seed() == 7
+    assert consecutive_seeds(3, 3) == [3, 4, 5]
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="count"):
+            consecutive_seeds(0, bad)
 
 
 def test_rng_state_restores_global_and_named_generators():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -12,6 +12,9 @@ from torch import Tensor
 from ..data.fashion_mnist import CLASSES
 from ..interpret import index_histograms
 from ..plotting import figure, label_histograms, save_png
+
+if TYPE_CHECKING:
+    from .sfvq_generative import GenerativeConfig
 
 
 def _grid(images: Tensor, rows: int, cols: int) -> Tensor:
@@ -39,7 +42,7 @@ def _show(image: Tensor, path: Path, title: str, ylabels: list[str] | None = Non
 @torch.no_grad()
 def plot_all(out_dir: Path, plots: dict[str, str], vae, curves: dict[int, Tensor],
              sf_dirs: Tensor, pca_dirs: Tensor, scale_of: Callable[[Tensor], Tensor],
-             cfg: dict[str, Any], gen: torch.Generator, top_indices: Tensor,
+             cfg: GenerativeConfig, gen: torch.Generator, top_indices: Tensor,
              labels: Tensor) -> None:
     low = [b for b in sorted(curves) if b <= 5]
     cols = 2 ** max(low)
@@ -55,8 +58,8 @@ def plot_all(out_dir: Path, plots: dict[str, str], vae, curves: dict[int, Tensor
     side = int(round(k**0.5))
     _show(_grid(vae.synthesize(curves[top]), -(-k // side), side), out_dir / plots["corners_8"],
           f"{top}-bit SFVQ corner points in curve order (row by row)")
-    base = vae.sample_w(cfg["edit_bases"], gen, truncation=cfg["truncation"])
-    sig = torch.tensor(cfg["edit_sigmas"], dtype=torch.float32)
+    base = vae.sample_w(cfg.edit_bases, gen, truncation=cfg.truncation)
+    sig = torch.tensor(cfg.edit_sigmas, dtype=torch.float32)
     for key, dirs, name in (("edits_sfvq", sf_dirs, "SFVQ segment"), ("edits_pca", pca_dirs,
                                                                       "PC")):
         scales = scale_of(dirs)
@@ -66,7 +69,7 @@ def plot_all(out_dir: Path, plots: dict[str, str], vae, curves: dict[int, Tensor
             rows.append(vae.synthesize(w.reshape(-1, w.shape[-1])))
         n = len(rows)
         _show(_grid(torch.cat(rows), n, base.shape[0] * sig.numel()), out_dir / plots[key],
-              f"edits w + sigma*std*d, sigma in {cfg['edit_sigmas']}, {base.shape[0]} samples",
+              f"edits w + sigma*std*d, sigma in {list(cfg.edit_sigmas)}, {base.shape[0]} samples",
               [f"{name} {j}" + ("→" + str(j + 1) if name.startswith("SFVQ") else "")
                for j in range(n)])
     names = [CLASSES[int(c)] for c in labels]

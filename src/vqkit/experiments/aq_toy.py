@@ -19,6 +19,7 @@ relative fall with the bitrate, not the absolute numbers.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +31,12 @@ from ..estimators import NoiseSubstitution
 from ..quantizers.build import build_quantizer
 from ..quantizers.encoders import BeamSearch
 from ..reporting import markdown_table
+from ..training.batches import Sampler
+from ..training.loop import Trainer
+from ..training.objective import summed_error_objective
 from ..training.provenance import Run, read_json, write_json
+from ..training.schedule import Replacement, Schedule
+from ..training.seed import offset_generator, offset_seed_global
 from .reproduction import Reproduction, no_results
 
 log = logging.getLogger(__name__)
@@ -118,30 +124,33 @@ def build(method: str, bits: int, cfg: ToyConfig, seed: int) -> torch.nn.Module:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     size = 2 ** (bits // NUM_CODEBOOKS)
-    torch.manual_seed(seed)  # the U(-1/K, 1/K) initial codewords
-    nsvq = NoiseSubstitution(generator=torch.Generator().manual_seed(seed + 1))
+    offset_seed_global(seed)  # the U(-1/K, 1/K) initial codewords
+    nsvq = NoiseSubstitution(generator=offset_generator(seed, 1))  # the substituted noise
     options = {"encoder": BeamSearch(min(cfg.beam_width, size))} if method == "AVQ" else {}
     return build_quantizer(method.lower(), DIM, size, NUM_CODEBOOKS, estimator=nsvq, **options)
 
 
+def schedule(cfg: ToyConfig) -> Schedule:
+    """Adam at a constant ``cfg.lr``; dead codewords replaced every ``cfg.replace_every`` steps
+    up to 90 % of the run."""
+    return Schedule(steps=cfg.steps, lr=cfg.lr, log_every=cfg.steps,
+                    replacement=Replacement(cfg.replace_every, math.floor(0.9 * cfg.steps),
+                                            cfg.replace_threshold))
+
+
 def train_and_evaluate(method: str, kind: str, bits: int, cfg: ToyConfig, seed: int) -> float:
-    """Train one quantizer on fresh batches of ``kind`` data; return its test MSE."""
+    """Train one quantizer on fresh batches of ``kind`` data; return its test MSE.
+
+    With NSVQ, ``||x - x_tilde||^2 = ||x - x_hat||^2``: the loss is the quantization error
+    (:func:`~vqkit.training.objective.summed_error_objective`).
+    """
     quantizer = build(method, bits, cfg, seed)
-    opt = torch.optim.Adam(quantizer.parameters(), lr=cfg.lr)
-    g = torch.Generator().manual_seed(seed + 2)
-    quantizer.train()
-    for step in range(1, cfg.steps + 1):
-        x = make_data(kind, cfg.batch, g)
-        out = quantizer(x)
-        # With NSVQ, ||x - x_tilde||^2 = ||x - x_hat||^2: the loss is the quantization error.
-        loss = (out.quantized - x).pow(2).sum(-1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % cfg.replace_every == 0 and step <= 0.9 * cfg.steps:
-            quantizer.replace_dead_codes_(cfg.replace_threshold, generator=g)
+    g = offset_generator(seed, 2)  # the batches and the replacements
+    batches = Sampler(lambda n, gen: make_data(kind, n, gen), cfg.batch, g)
+    Trainer(quantizer, batches, schedule(cfg), objective=summed_error_objective,
+            maintenance=g).run()
     quantizer.eval()
-    test = make_data(kind, cfg.eval_vectors, torch.Generator().manual_seed(seed + 10_000))
+    test = make_data(kind, cfg.eval_vectors, offset_generator(seed, 10_000))  # the test vectors
     with torch.no_grad():
         err = (quantizer(test).quantized - test).pow(2).sum(-1)
     return float(err.mean())

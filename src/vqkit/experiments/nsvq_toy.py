@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from ..training.loop import Trainer
 from ..training.objective import summed_error_objective
 from ..training.provenance import Run, read_json, write_json
 from ..training.schedule import Constant, Cosine, Replacement, Schedule
-from ..training.seed import offset_generator
+from ..training.seed import offset_generator, offset_seed_global
 from .reproduction import Reproduction
 
 NAME = "nsvq-toy"
@@ -65,7 +66,7 @@ def train_standalone(
     progress: bool = False,
 ) -> VectorQuantizer:
     """Fit a VectorQuantizer alone on the loss ``||x - quantized||^2`` (NSVQ ``train.py``)."""
-    torch.manual_seed(seed)
+    offset_seed_global(seed)  # the initial codebook
     gen = offset_generator(seed, 1)  # the batches and the replacements
     vq = VectorQuantizer(dim, codebook_size, estimator=estimator, learning=learning)
     schedule = Schedule(steps=steps, lr=lr, lr_schedule=Cosine() if cosine else Constant(),
@@ -101,7 +102,7 @@ def paper_toy(seed: int = 0, steps: int = 20000, eval_vectors: int = 1 << 18,
     def sample(n, g):
         return torch.randn(n, dim, generator=g)
 
-    test = torch.randn(eval_vectors, dim, generator=torch.Generator().manual_seed(seed + 99))
+    test = torch.randn(eval_vectors, dim, generator=offset_generator(seed, 99))  # test vectors
     common = dict(dim=dim, codebook_size=size, steps=steps, batch=64, lr=1e-3, seed=seed,
                   progress=progress)
     rows: dict[str, Any] = {}
@@ -112,8 +113,9 @@ def paper_toy(seed: int = 0, steps: int = 20000, eval_vectors: int = 1 << 18,
             est, sample, replace_every=every if replace else 0,
             replace_until=steps - 2 * every, **common))
         rows[name] = _summary(vq.codewords.detach(), test, sec)
-    km, sec = _timed(lambda: kmeans(sample(65536, torch.Generator().manual_seed(seed + 7)), size,
-                                    iters=50, generator=torch.Generator().manual_seed(seed)))
+    # k-means: its training sample (offset 7) and its k-means++ seeding (offset 0).
+    km, sec = _timed(lambda: kmeans(sample(65536, offset_generator(seed, 7)), size,
+                                    iters=50, generator=offset_generator(seed, 0)))
     rows["k-means (65,536 samples, 50 iters)"] = _summary(km, test, sec)
     # Shannon lower bound for an i.i.d. unit Gaussian source: D(R) = 2^(-2R) per dimension.
     bound = dim * 2.0 ** (-2.0 * math.log2(size) / dim)
@@ -124,7 +126,7 @@ def paper_toy(seed: int = 0, steps: int = 20000, eval_vectors: int = 1 << 18,
 
 def mixture_data(seed: int = 0, n: int = 20000) -> tuple[Tensor, Tensor]:
     """Train and test sets of the D = 8 mixture (16 components, centres 3 N(0, I), std 0.7)."""
-    g = torch.Generator().manual_seed(seed)
+    g = offset_generator(seed, 0)  # the centres, then the train and test draws
     centres = 3.0 * torch.randn(16, 8, generator=g)
 
     def draw(count):
@@ -134,25 +136,51 @@ def mixture_data(seed: int = 0, n: int = 20000) -> tuple[Tensor, Tensor]:
     return draw(n), draw(n)
 
 
-#: Settings of the mixture comparison (Adam lr 5e-2 suits data of scale ~3; cosine decay).
-MIXTURE = dict(dim=8, codebook_size=64, steps=3000, batch=1024, lr=5e-2, cosine=True)
+@dataclass(frozen=True)
+class Mixture:
+    """Training settings of the mixture comparison: the keyword arguments of
+    :func:`train_standalone` (Adam lr 5e-2 suits data of scale ~3; cosine decay)."""
+
+    dim: int = 8
+    codebook_size: int = 64
+    steps: int = 3000
+    batch: int = 1024
+    lr: float = 5e-2
+    cosine: bool = True
 
 
-def mixture_comparison(seed: int = 0, progress: bool = False) -> dict[str, Any]:
+MIXTURE = Mixture()
+
+
+@dataclass(frozen=True)
+class NsvqToyConfig:
+    """Settings of the run: the paper toy's steps and test vectors, and the mixture's."""
+
+    paper_steps: int = 20000
+    eval_vectors: int = 1 << 18
+    mixture: Mixture = MIXTURE
+
+
+FULL = NsvqToyConfig()
+QUICK = NsvqToyConfig(paper_steps=2000, eval_vectors=1 << 14)
+
+
+def mixture_comparison(seed: int = 0, progress: bool = False,
+                       mixture: Mixture = MIXTURE) -> dict[str, Any]:
     """NSVQ + replacement against k-means and the baselines on the D = 8 mixture."""
     train, test = mixture_data(seed)
-    size = MIXTURE["codebook_size"]
+    size = mixture.codebook_size
 
     def sample(n, g):
         return train[torch.randint(0, train.shape[0], (n,), generator=g)]
 
     rows: dict[str, Any] = {}
     km, sec = _timed(lambda: kmeans(train, size, iters=500,
-                                    generator=torch.Generator().manual_seed(seed)))
+                                    generator=offset_generator(seed, 0)))  # k-means++ seeding
     rows["k-means (to convergence)"] = _summary(km, test, sec)
-    pick = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(seed))[:size]
+    pick = torch.randperm(train.shape[0], generator=offset_generator(seed, 0))[:size]
     rows["random training vectors"] = _summary(train[pick], test, 0.0)
-    steps = MIXTURE["steps"]
+    steps = mixture.steps
     for name, est, learning, replace in (
         ("NSVQ + replacement", NoiseSubstitution(), None, True),
         ("NSVQ", NoiseSubstitution(), None, False),
@@ -161,18 +189,18 @@ def mixture_comparison(seed: int = 0, progress: bool = False) -> dict[str, Any]:
     ):
         vq, sec = _timed(lambda est=est, learning=learning, replace=replace: train_standalone(
             est, sample, learning=learning, replace_every=100 if replace else 0,
-            replace_until=int(0.8 * steps), seed=seed, progress=progress, **MIXTURE))
+            replace_until=int(0.8 * steps), seed=seed, progress=progress, **asdict(mixture)))
         rows[name] = _summary(vq.codewords.detach(), test, sec)
-    return {**MIXTURE, "components": 16, "train": train.shape[0], "test": test.shape[0],
+    return {**asdict(mixture), "components": 16, "train": train.shape[0], "test": test.shape[0],
             "rows": rows}
 
 
 def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
+    cfg = QUICK if quick else FULL
     record = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else ""), seeds=[seed])
     results = {
-        "paper_toy": paper_toy(seed, steps=2000 if quick else 20000,
-                               eval_vectors=1 << 14 if quick else 1 << 18),
-        "mixture": mixture_comparison(seed),
+        "paper_toy": paper_toy(seed, steps=cfg.paper_steps, eval_vectors=cfg.eval_vectors),
+        "mixture": mixture_comparison(seed, mixture=cfg.mixture),
     }
     return write_json(Path(out_dir) / RESULT_FILE, record.record(results, quick=quick))
 
@@ -219,4 +247,5 @@ def report(results_dir: Path) -> str:
 REPRODUCTION = Reproduction(
     NAME, "NSVQ stand-alone toys: N(0,1) D=128 K=256 (paper) and a D=8 K=64 mixture vs "
     "k-means",
-    expected_minutes=10.0, result_files=(RESULT_FILE,), run=run, report=report)
+    expected_minutes=10.0, result_files=(RESULT_FILE,), run=run, report=report,
+    config=NsvqToyConfig)

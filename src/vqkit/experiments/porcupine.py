@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..privacy import index_histogram, occurrence_normalise, privacy_metrics
 from ..training.provenance import Run, read_json, write_json
+from ..training.seed import consecutive_seeds, offset_generator
 from ..training.space_filling import fit_space_filling
 from .reproduction import Reproduction, no_results
 
@@ -36,12 +38,25 @@ NAME = "porcupine"
 RESULT_FILE = "porcupine.json"
 PLOT = "porcupine_metrics.png"
 
+@dataclass(frozen=True)
+class PorcupineConfig:
+    """Settings of the run (recorded as the results' ``config``): the ``bits`` measured, the
+    number of ``seeds`` (consecutive from the run's), the SFVQ growth schedule
+    (``epochs_per_stage``, ``batch_size``, Adam ``lr``) and the share of the embeddings in the
+    train half."""
+
+    bits: tuple[int, ...] = (4, 5, 6, 7, 8)
+    seeds: int = 5
+    epochs_per_stage: int = 20
+    batch_size: int = 64
+    lr: float = 1e-2
+    train_fraction: float = 0.5
+
+
 #: Adam lr 1e-2 and batch 64 as in [vali2024porcupine] §5; 20 epochs per growth stage (the
 #: paper gives 100 epochs without saying whether per stage).
-FULL = {"bits": [4, 5, 6, 7, 8], "seeds": 5, "epochs_per_stage": 20, "batch_size": 64,
-        "lr": 1e-2, "train_fraction": 0.5}
-QUICK = {"bits": [4, 5], "seeds": 2, "epochs_per_stage": 2, "batch_size": 64,
-         "lr": 1e-2, "train_fraction": 0.5}
+FULL = PorcupineConfig()
+QUICK = PorcupineConfig(bits=(4, 5), seeds=2, epochs_per_stage=2)
 METRICS = ["kl_divergence", "worst_case_disclosure", "worst_case_disclosure_plus_one",
            "average_disclosure", "sparseness", "std"]
 
@@ -60,14 +75,14 @@ def _metrics(codewords: Tensor, test: Tensor) -> dict[str, float]:
     return privacy_metrics(index_histogram(idx, codewords.shape[0])).as_dict()
 
 
-def one_seed(emb: Tensor, cfg: dict[str, Any], seed: int) -> dict[int, dict[str, Any]]:
+def one_seed(emb: Tensor, cfg: PorcupineConfig, seed: int) -> dict[int, dict[str, Any]]:
     """Split ``emb`` with ``seed``, fit both quantizers at every bitrate of ``cfg``, score."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = offset_generator(seed, 0)  # the split, the fits and k-means, in order
     perm = torch.randperm(emb.shape[0], generator=gen)
-    n_train = int(cfg["train_fraction"] * emb.shape[0])
+    n_train = int(cfg.train_fraction * emb.shape[0])
     train, test = emb[perm[:n_train]], emb[perm[n_train:]]
     out: dict[int, dict[str, Any]] = {}
-    wanted = set(cfg["bits"])
+    wanted = set(cfg.bits)
 
     def score(bits: int, sf) -> None:
         if bits not in wanted:
@@ -87,8 +102,8 @@ def one_seed(emb: Tensor, cfg: dict[str, Any], seed: int) -> dict[int, dict[str,
         }
 
     fit_space_filling(
-        train, max(cfg["bits"]), epochs_per_stage=cfg["epochs_per_stage"],
-        batch_size=cfg["batch_size"], lr=cfg["lr"], generator=gen,
+        train, max(cfg.bits), epochs_per_stage=cfg.epochs_per_stage,
+        batch_size=cfg.batch_size, lr=cfg.lr, generator=gen,
         on_stage_end=score,
     )
     return out
@@ -122,26 +137,26 @@ def _summary(per_seed: list[dict[int, dict[str, Any]]], bits: list[int]) -> dict
 def run(
     out_dir: Path, *, quick: bool = False, seed: int = 0, cache: str | Path | None = None
 ) -> Path:
-    """Embed (or read the cached embeddings), run ``cfg['seeds']`` seeds from ``seed``."""
+    """Embed (or read the cached embeddings), run ``cfg.seeds`` seeds from ``seed``."""
     from ..data.speaker_embeddings import speaker_embeddings
 
-    cfg = dict(QUICK if quick else FULL)
-    seeds = list(range(seed, seed + cfg["seeds"]))
+    cfg = QUICK if quick else FULL
+    seeds = consecutive_seeds(seed, cfg.seeds)
     run_info = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else "")
                    + f" --seed {seed} --threads {torch.get_num_threads()}", seeds=seeds)
     data = speaker_embeddings(cache=cache, progress=not quick)
     emb = data.embeddings
     per_seed = [one_seed(emb, cfg, s) for s in seeds]
     results = {
-        "config": cfg,
+        "config": asdict(cfg),
         "data": {
             "utterances": emb.shape[0], "speakers": len(set(data.speakers)),
             "corpora": sorted(set(data.corpora)), "skipped_no_speech": len(data.skipped),
-            "dim": emb.shape[1], "train": int(cfg["train_fraction"] * emb.shape[0]),
-            "test": emb.shape[0] - int(cfg["train_fraction"] * emb.shape[0]),
+            "dim": emb.shape[1], "train": int(cfg.train_fraction * emb.shape[0]),
+            "test": emb.shape[0] - int(cfg.train_fraction * emb.shape[0]),
         },
         "vq_baseline": "k-means (k-means++ seeding, <= 50 Lloyd iterations): minimum-MSE VQ",
-        "summary": _summary(per_seed, cfg["bits"]),
+        "summary": _summary(per_seed, cfg.bits),
         "per_seed": [{str(b): v for b, v in s.items()} for s in per_seed],
         "paper_4bit": PAPER_4BIT,
     }
@@ -228,4 +243,5 @@ def report(results_dir: Path) -> str:
 # expected_minutes: with cached embeddings; embedding all corpora first took ~30 min
 REPRODUCTION = Reproduction(
     NAME, "Occurrence-normalised SFVQ vs VQ on resemblyzer speaker embeddings, 4-8 bits",
-    expected_minutes=4.0, result_files=(RESULT_FILE,), run=run, report=report)
+    expected_minutes=4.0, result_files=(RESULT_FILE,), run=run, report=report,
+    config=PorcupineConfig)

@@ -14,6 +14,7 @@ indices), and for the SFVQ cells in a random order.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,12 @@ from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..interpret import curve_positions, nearest_corner, unit_directions
 from ..progress import bar_callback
+from ..training.batches import Epochs
+from ..training.loop import Trainer
+from ..training.objective import StepResult
 from ..training.provenance import Run, write_json
+from ..training.schedule import Schedule
+from ..training.seed import offset_generator, offset_seed_global
 from ..training.space_filling import fit_space_filling
 from ._sfvq_generative_plots import plot_all, report_markdown
 from .reproduction import Reproduction, json_report
@@ -42,15 +48,55 @@ PLOTS = {"corners_low": "sfvq_generative_corners_2-5bit.png",
          "edits_pca": "sfvq_generative_edits_pca.png",
          "classes": "sfvq_generative_class_histograms.png"}
 
-FULL = {"train_images": 60000, "test_images": 10000, "vae_epochs": 5, "batch": 128, "lr": 1e-3,
-        "z_dim": 16, "w_dim": 32, "mapping_layers": 4, "hidden": 256, "w_samples": 20000,
-        "bits": [2, 3, 4, 5, 6, 7, 8], "sfvq_epochs_per_stage": 5, "sfvq_lr": 1e-3,
-        "permutations": 20, "direction_bits": 3, "n_directions": 7,
-        "edit_sigmas": [-2, -1, 0, 1, 2],
-        "edit_bases": 3, "truncation": 0.5, "classifier_epochs": 3, "edit_samples": 500}
-QUICK = {**FULL, "train_images": 1000, "test_images": 500, "vae_epochs": 1, "hidden": 64,
-         "w_samples": 600, "bits": [2, 3, 4], "sfvq_epochs_per_stage": 1, "permutations": 3,
-         "classifier_epochs": 1, "edit_samples": 50}
+@dataclass(frozen=True)
+class GenerativeConfig:
+    """Settings of the run (recorded as the results' ``config``).
+
+    Attributes:
+        train_images, test_images: Fashion-MNIST images drawn from each split.
+        vae_epochs, batch, lr: the mapped VAE's training (Adam).
+        z_dim, w_dim, mapping_layers, hidden: the VAE's sizes.
+        w_samples: mapped prior samples ``w = mapping(z)`` the SFVQ and k-means are fitted on.
+        bits: the bitrates measured (one SFVQ fit grows through all of them).
+        sfvq_epochs_per_stage, sfvq_lr: the SFVQ growth schedule.
+        permutations: random relabellings of the SFVQ cells averaged over.
+        direction_bits, n_directions: the curve whose consecutive corners give the directions,
+            and how many.
+        edit_sigmas, edit_bases, truncation: the plotted edits.
+        classifier_epochs: epochs of the linear classifier that judges the edits.
+        edit_samples: truncated samples edited to measure the class changes.
+    """
+
+    train_images: int = 60000
+    test_images: int = 10000
+    vae_epochs: int = 5
+    batch: int = 128
+    lr: float = 1e-3
+    z_dim: int = 16
+    w_dim: int = 32
+    mapping_layers: int = 4
+    hidden: int = 256
+    w_samples: int = 20000
+    bits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
+    sfvq_epochs_per_stage: int = 5
+    sfvq_lr: float = 1e-3
+    permutations: int = 20
+    direction_bits: int = 3
+    n_directions: int = 7
+    edit_sigmas: tuple[float, ...] = (-2, -1, 0, 1, 2)
+    edit_bases: int = 3
+    truncation: float = 0.5
+    classifier_epochs: int = 3
+    edit_samples: int = 500
+
+
+FULL = GenerativeConfig()
+QUICK = GenerativeConfig(train_images=1000, test_images=500, vae_epochs=1, hidden=64,
+                         w_samples=600, bits=(2, 3, 4), sfvq_epochs_per_stage=1,
+                         permutations=3, classifier_epochs=1, edit_samples=50)
+
+#: Rows per step of the linear classifier.
+CLASSIFIER_BATCH = 256
 
 
 def _images(split: str, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -72,17 +118,19 @@ def _purities(idx: Tensor, labels: Tensor, k: int) -> dict[str, float]:
 
 
 def _linear_classifier(x: Tensor, y: Tensor, epochs: int, gen: torch.Generator) -> torch.nn.Module:
+    """A linear classifier of the images ``x`` (labels ``y``): ``epochs`` shuffled epochs of
+    cross-entropy, Adam lr 1e-2."""
     clf = torch.nn.Linear(784, 10)
-    opt = torch.optim.Adam(clf.parameters(), lr=1e-2)
     flat = x.reshape(x.shape[0], -1)
-    for _ in range(epochs):
-        perm = torch.randperm(x.shape[0], generator=gen)
-        for s in range(0, x.shape[0], 256):
-            b = perm[s : s + 256]
-            loss = torch.nn.functional.cross_entropy(clf(flat[b]), y[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+
+    def objective(model: torch.nn.Module, rows: Tensor) -> StepResult:
+        return StepResult(torch.nn.functional.cross_entropy(model(flat[rows]), y[rows]))
+
+    # The batches are row numbers: a fresh permutation of them at every epoch.
+    rows = Epochs(torch.arange(x.shape[0]), CLASSIFIER_BATCH, shuffle=gen)
+    steps = epochs * rows.epoch_length
+    Trainer(clf, rows, Schedule(steps=steps, lr=1e-2, log_every=steps),
+            objective=objective).run()
     return clf.eval()
 
 
@@ -107,24 +155,24 @@ def _edit_effects(vae, clf, dirs: Tensor, scales: Tensor, base: Tensor, sigma: f
 def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     """Train the VAE, fit SFVQ and k-means at every bitrate, measure, plot."""
     cfg = QUICK if quick else FULL
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    offset_seed_global(seed)  # the layers' initialisation
+    gen = offset_generator(seed, 0)  # every draw of the run, in order
     run_info = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else "")
                    + f" --seed {seed}", seeds=[seed])
-    x_train, y_train = _images("train", cfg["train_images"], gen)
-    x_test, y_test = _images("test", cfg["test_images"], gen)
+    x_train, y_train = _images("train", cfg.train_images, gen)
+    x_test, y_test = _images("test", cfg.test_images, gen)
     vae, history = train_mapped_vae(
-        x_train, epochs=cfg["vae_epochs"], batch_size=cfg["batch"], lr=cfg["lr"], generator=gen,
-        progress=not quick, z_dim=cfg["z_dim"], w_dim=cfg["w_dim"],
-        mapping_layers=cfg["mapping_layers"], hidden=cfg["hidden"])
+        x_train, epochs=cfg.vae_epochs, batch_size=cfg.batch, lr=cfg.lr, generator=gen,
+        progress=not quick, z_dim=cfg.z_dim, w_dim=cfg.w_dim,
+        mapping_layers=cfg.mapping_layers, hidden=cfg.hidden)
     with torch.no_grad():
-        w_fit = vae.sample_w(cfg["w_samples"], gen)
+        w_fit = vae.sample_w(cfg.w_samples, gen)
         w_test = vae.mapping(vae.encode(x_test)[0])
     curves: dict[int, Tensor] = {}
     per_bits: dict[str, Any] = {}
 
     def on_stage(bits: int, sf) -> None:
-        if bits not in cfg["bits"]:
+        if bits not in cfg.bits:
             return
         k = 2**bits
         curves[bits] = sf.codewords.detach().clone()
@@ -133,7 +181,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         vq = kmeans(w_fit, k, generator=gen)
         vq_idx = nearest_neighbor(w_test, vq)[1][:, 0]
         perm = [_purities(purity.permuted(sf_idx, k, gen), y_test, k)
-                for _ in range(cfg["permutations"])]
+                for _ in range(cfg.permutations)]
         per_bits[str(bits)] = {
             "sfvq": _purities(sf_idx, y_test, k), "vq": _purities(vq_idx, y_test, k),
             "sfvq_permuted": {m: sum(p[m] for p in perm) / len(perm) for m in perm[0]},
@@ -141,36 +189,36 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
                                              .mean()),
                     "vq": float((w_test - vq[vq_idx]).pow(2).sum(1).mean())},
         }
-        if bits == max(cfg["bits"]):
+        if bits == max(cfg.bits):
             per_bits[str(bits)]["test_indices"] = sf_idx.tolist()
 
-    fit_space_filling(w_fit, max(cfg["bits"]), epochs_per_stage=cfg["sfvq_epochs_per_stage"],
-                      lr=cfg["sfvq_lr"], generator=gen, on_stage_end=on_stage,
+    fit_space_filling(w_fit, max(cfg.bits), epochs_per_stage=cfg.sfvq_epochs_per_stage,
+                      lr=cfg.sfvq_lr, generator=gen, on_stage_end=on_stage,
                       progress=bar_callback("SFVQ", enabled=not quick))
-    top_indices = per_bits[str(max(cfg["bits"]))].pop("test_indices")
+    top_indices = per_bits[str(max(cfg.bits))].pop("test_indices")
 
     # Directions: consecutive-corner unit vectors of one curve vs the top PCs of W (GANSpace).
-    n_dir = cfg["n_directions"]
-    sf_dirs = unit_directions(curves[cfg["direction_bits"]])[:n_dir]
+    n_dir = cfg.n_directions
+    sf_dirs = unit_directions(curves[cfg.direction_bits])[:n_dir]
     mean_w = w_fit.mean(0)
     _, _, v = torch.linalg.svd(w_fit - mean_w, full_matrices=False)
     pca_dirs = v[:n_dir]
     scale_of = lambda d: ((w_fit - mean_w) @ d.T).std(0)  # noqa: E731
     cos = (sf_dirs @ v[:10].T).abs()
-    clf = _linear_classifier(x_train, y_train, cfg["classifier_epochs"], gen)
+    clf = _linear_classifier(x_train, y_train, cfg.classifier_epochs, gen)
     with torch.no_grad():
         clf_acc = float((clf(x_test.reshape(x_test.shape[0], -1)).argmax(1) == y_test)
                         .double().mean())
-    base = vae.sample_w(cfg["edit_samples"], gen, truncation=cfg["truncation"])
+    base = vae.sample_w(cfg.edit_samples, gen, truncation=cfg.truncation)
     edits = {"sfvq": _edit_effects(vae, clf, sf_dirs, scale_of(sf_dirs), base, 2.0),
              "pca": _edit_effects(vae, clf, pca_dirs, scale_of(pca_dirs), base, 2.0)}
     results = {
-        "config": cfg,
+        "config": asdict(cfg),
         "vae_negative_elbo_per_epoch": history,
         "w_variance": float(w_fit.var(0).sum()),
         "purity": per_bits,
         "directions": {
-            "bits": cfg["direction_bits"],
+            "bits": cfg.direction_bits,
             "max_abs_cos_with_top10_pcs": cos.max(1).values.tolist(),
             "best_matching_pc": cos.argmax(1).tolist(),
             "edit_sigma_in_stds": 2.0,
@@ -191,5 +239,5 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
 REPRODUCTION = Reproduction(
     NAME, "[vali2025ganlatent] latents: SFVQ 2-8 bits on a Fashion-MNIST mapped-VAE's "
     "W space",
-    expected_minutes=4.5, result_files=(RESULT_FILE,), run=run,
+    expected_minutes=4.5, result_files=(RESULT_FILE,), run=run, config=GenerativeConfig,
     report=json_report(NAME, RESULT_FILE, lambda record: report_markdown(record, PLOTS)))

@@ -15,6 +15,7 @@ indices under random relabellings (the same cells in an arbitrary order).
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from ..interpret import (
 )
 from ..progress import bar_callback
 from ..training.provenance import Run, write_json
+from ..training.seed import offset_generator, offset_seed_global
 from ..training.space_filling import fit_space_filling
 from ._sfvq_phonetic_plots import plot_all, report_markdown
 from .reproduction import Reproduction, json_report
@@ -62,16 +64,36 @@ PLOTS = {
 GROUPS = list(PHONE_GROUPS)
 TRACK_TEXT_FILE = "sense_and_sensibility_01_austen_64kb-0880.wav"  # "he was not an ill ..."
 
-FULL = {"corpora": ["asterisk-en", "codec2", "librivox"], "aligned_limit": None,
-        "vqvae": {"steps": 1500, "batch": 32, "segment": 64, "lr": 4e-4, "channels": 128,
-                  "codebook_size": 256},
-        "bits": 8, "sfvq_epochs_per_stage": 5, "sfvq_batch": 64, "sfvq_lr": 1e-3,
-        "range_width": 32, "permutations": 20}
-QUICK = {"corpora": [], "aligned_limit": 8,
-         "vqvae": {"steps": 30, "batch": 8, "segment": 32, "lr": 1e-3, "channels": 16,
-                   "codebook_size": 32},
-         "bits": 5, "sfvq_epochs_per_stage": 1, "sfvq_batch": 64, "sfvq_lr": 1e-3,
-         "range_width": 4, "permutations": 5}
+@dataclass(frozen=True)
+class PhoneticConfig:
+    """Settings of the run (recorded as the results' ``config``).
+
+    Attributes:
+        corpora: the corpora the VQ-VAE and the SFVQ train on (empty: the aligned files only).
+        aligned_limit: how many aligned utterances to analyse (None: all).
+        vqvae: the speech VQ-VAE's training settings.
+        bits, sfvq_epochs_per_stage, sfvq_batch, sfvq_lr: the SFVQ growth schedule.
+        range_width: the width of the index ranges of the contiguity measures.
+        permutations: random relabellings of the SFVQ cells averaged over.
+    """
+
+    corpora: tuple[str, ...] = ("asterisk-en", "codec2", "librivox")
+    aligned_limit: int | None = None
+    vqvae: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=1500, batch=32, segment=64, lr=4e-4, channels=128, codebook_size=256))
+    bits: int = 8
+    sfvq_epochs_per_stage: int = 5
+    sfvq_batch: int = 64
+    sfvq_lr: float = 1e-3
+    range_width: int = 32
+    permutations: int = 20
+
+
+FULL = PhoneticConfig()
+QUICK = PhoneticConfig(corpora=(), aligned_limit=8,
+                       vqvae=TrainConfig(steps=30, batch=8, segment=32, lr=1e-3, channels=16,
+                                         codebook_size=32),
+                       bits=5, sfvq_epochs_per_stage=1, range_width=4, permutations=5)
 
 #: [vali2023sfvq] §4, Fig. 3-4: 8-bit SFVQ on the ZeroSpeech VQ-VAE, TIMIT labels.
 PAPER = {"consonant_vowel_boundary": 125, "silence_range": [0, 20], "nasals_range": [105, 125],
@@ -128,14 +150,14 @@ def _contiguity(idx: Tensor, labels: list[str], k: int, width: int) -> dict[str,
 
 
 def analyse(sf_idx: Tensor, vq_idx: Tensor, labels: list[str], sequences: dict[str, list[Tensor]],
-            k: int, cfg: dict[str, Any], gen: torch.Generator) -> dict[str, Any]:
+            k: int, cfg: PhoneticConfig, gen: torch.Generator) -> dict[str, Any]:
     """All numbers of the phonetic analysis for integer SFVQ and VQ indices of labelled frames."""
-    width = cfg["range_width"]
+    width = cfg.range_width
     res: dict[str, Any] = {"range_width": width}
     res["sfvq"] = _contiguity(sf_idx, labels, k, width)
     res["vq"] = _contiguity(vq_idx, labels, k, width)
     perms = [_contiguity(purity.permuted(sf_idx, k, gen), labels, k, width)
-             for _ in range(cfg["permutations"])]
+             for _ in range(cfg.permutations)]
     res["sfvq_permuted"] = {m: sum(p[m] for p in perms) / len(perms)
                             for m in ("mean_share", "range_purity", "cell_purity")}
     is_cons = torch.tensor([g in CONSONANTS for g in labels])
@@ -170,27 +192,27 @@ def _track(model, sf, mel: Tensor, segs) -> dict[str, Any]:
 def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     """Train the VQ-VAE, fit the SFVQ, align, analyse; write JSON and PNGs into ``out_dir``."""
     cfg = QUICK if quick else FULL
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    offset_seed_global(seed)  # the layers' initialisation
+    gen = offset_generator(seed, 0)  # every draw of the run, in order
     run_info = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else "")
                    + f" --seed {seed}", seeds=[seed])
-    aligned = aligned_utterances(cfg["aligned_limit"])
-    train_utts = utterances(*cfg["corpora"]) if cfg["corpora"] else [u for u, _ in aligned]
+    aligned = aligned_utterances(cfg.aligned_limit)
+    train_utts = utterances(*cfg.corpora) if cfg.corpora else [u for u, _ in aligned]
     mels = {u.path: _mel(u.path) for u in train_utts}
     mels.update({u.path: _mel(u.path) for u, _ in aligned if u.path not in mels})
     speakers = sorted({u.speaker for u in train_utts})
     spk = torch.tensor([speakers.index(u.speaker) for u in train_utts])
     model, history = train_speech_vqvae(
         [mels[u.path] for u in train_utts], spk, len(speakers),
-        TrainConfig(**cfg["vqvae"]), gen, progress=not quick)
+        cfg.vqvae, gen, progress=not quick)
     for p in model.parameters():
         p.requires_grad_(False)
     with torch.no_grad():
         z_train = torch.cat([model.encode(mels[u.path][None])[0] for u in train_utts])
-    sf = fit_space_filling(z_train, cfg["bits"], epochs_per_stage=cfg["sfvq_epochs_per_stage"],
-                           batch_size=cfg["sfvq_batch"], lr=cfg["sfvq_lr"], generator=gen,
+    sf = fit_space_filling(z_train, cfg.bits, epochs_per_stage=cfg.sfvq_epochs_per_stage,
+                           batch_size=cfg.sfvq_batch, lr=cfg.sfvq_lr, generator=gen,
                            progress=bar_callback("SFVQ", enabled=not quick))
-    k = 2 ** cfg["bits"]
+    k = 2 ** cfg.bits
     z_train_hat = sf.project(z_train)[2]
     sf_idx_l, vq_idx_l, labels, seqs = [], [], [], {"sfvq": [], "vq": []}
     phones: list[str] = []
@@ -219,7 +241,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
                        "vq": _ordering(model.vq.codewords.detach())}
     track_utt = next(((u, s) for u, s in aligned if u.path.name == TRACK_TEXT_FILE), aligned[0])
     results = {
-        "config": cfg,
+        "config": asdict(cfg),
         "data": {"train_utterances": len(train_utts), "train_speakers": len(speakers),
                  "train_frames_20ms": int(z_train.shape[0]),
                  "aligned_utterances": len(aligned), "labelled_frames_20ms": len(labels),
@@ -246,5 +268,5 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
 REPRODUCTION = Reproduction(
     NAME, "[vali2023sfvq] phonetics: 8-bit SFVQ on a speech VQ-VAE encoder, PocketSphinx "
     "phones",
-    expected_minutes=10.0, result_files=(RESULT_FILE,), run=run,
+    expected_minutes=10.0, result_files=(RESULT_FILE,), run=run, config=PhoneticConfig,
     report=json_report(NAME, RESULT_FILE, lambda record: report_markdown(record, PLOTS)))

@@ -8,6 +8,7 @@ MSE than plain VQ (k-means) with the same number of codewords K.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..space_filling.curve import (
     project_two_segment,
 )
 from ..training.provenance import Run, read_json, write_json
+from ..training.seed import offset_generator
 from ..training.space_filling import fit_space_filling
 from .reproduction import Reproduction, no_results
 
@@ -32,10 +34,24 @@ NAME = "sfvq-toy"
 RESULT_FILE = "sfvq_toy.json"
 PLOT = "sfvq_toy_distances.png"
 
+@dataclass(frozen=True)
+class ToyConfig:
+    """Settings of the run (recorded as the results' ``config``): ``n`` training vectors of
+    N(0, I_dim), an SFVQ grown to ``bits`` bits by ``epochs_per_stage`` epochs per growth stage
+    of batch ``batch_size``, Adam ``lr``."""
+
+    n: int = 2**18
+    dim: int = 128
+    bits: int = 5
+    epochs_per_stage: int = 5
+    batch_size: int = 64
+    lr: float = 1e-3
+
+
 #: The reference setting ([vali2023sfvqcode] train.py: 2^18 x 128 N(0,1), batch 64, Adam 1e-3,
 #: 5 epochs per stage) and the seconds-long version the tests run.
-FULL = {"n": 2**18, "dim": 128, "bits": 5, "epochs_per_stage": 5, "batch_size": 64, "lr": 1e-3}
-QUICK = {"n": 2**12, "dim": 32, "bits": 4, "epochs_per_stage": 4, "batch_size": 64, "lr": 1e-2}
+FULL = ToyConfig()
+QUICK = ToyConfig(n=2**12, dim=32, bits=4, epochs_per_stage=4, batch_size=64, lr=1e-2)
 
 
 def _mse(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -72,21 +88,21 @@ def evaluate(x: torch.Tensor, c: torch.Tensor, baseline: torch.Tensor, gen: torc
 
 def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     """Fit the curve and k-means on the same data, evaluate on it and on fresh data."""
-    cfg = dict(QUICK if quick else FULL)
+    cfg = QUICK if quick else FULL
     run_info = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else "")
                    + f" --seed {seed} --threads {torch.get_num_threads()}", seeds=[seed])
-    gen = torch.Generator().manual_seed(seed)
-    train = torch.randn(cfg["n"], cfg["dim"], generator=gen)
-    test = torch.randn(min(cfg["n"], 2**14), cfg["dim"], generator=gen)
+    gen = offset_generator(seed, 0)  # every draw of the run, in order
+    train = torch.randn(cfg.n, cfg.dim, generator=gen)
+    test = torch.randn(min(cfg.n, 2**14), cfg.dim, generator=gen)
     sf = fit_space_filling(
-        train, cfg["bits"], epochs_per_stage=cfg["epochs_per_stage"],
-        batch_size=cfg["batch_size"], lr=cfg["lr"], generator=gen,
+        train, cfg.bits, epochs_per_stage=cfg.epochs_per_stage,
+        batch_size=cfg.batch_size, lr=cfg.lr, generator=gen,
         progress=bar_callback("SFVQ", enabled=not quick),
     )
     c = sf.codewords.detach()
     baseline = kmeans(train, c.shape[0], generator=gen)
     results: dict[str, Any] = {
-        "config": cfg,
+        "config": asdict(cfg),
         "codebook_size": c.shape[0],
         "train": evaluate(train, c, baseline, gen),
         "test": evaluate(test, c, baseline, gen),
@@ -100,7 +116,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         from ..plotting import matrix
 
         matrix(codeword_distances(c), out_dir / PLOT, colorbar="Euclidean distance",
-                    title=f"SFVQ {cfg['bits']} bits on N(0, I_{cfg['dim']}): codeword distances")
+                    title=f"SFVQ {cfg.bits} bits on N(0, I_{cfg.dim}): codeword distances")
     except ImportError as err:  # the plot is optional; the numbers are not
         log.warning("no plot written: %s", err)
     return path
@@ -144,4 +160,5 @@ def report(results_dir: Path) -> str:
 # expected_minutes: measured 6.1 min at 1 thread (18.5 min under heavier load)
 REPRODUCTION = Reproduction(
     NAME, "SFVQ on N(0,1), D=128, 5 bits: curve order and projection MSE vs plain VQ",
-    expected_minutes=6.0, result_files=(RESULT_FILE,), run=run, report=report)
+    expected_minutes=6.0, result_files=(RESULT_FILE,), run=run, report=report,
+    config=ToyConfig)

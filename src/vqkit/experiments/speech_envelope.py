@@ -10,6 +10,7 @@ penalty, and PESQ/STOI/pSNR of resynthesised speech beside codec2 and Opus.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from ..apps.speech.model import EnvelopeModel
 from ..apps.speech.train import TrainConfig, train, train_vectors
 from ..reporting import markdown_table
 from ..training.provenance import Run, read_json, write_json
+from ..training.seed import consecutive_seeds, offset_generator
 from .reproduction import Reproduction, no_results
 
 NAME = "speech-envelope"
@@ -48,7 +50,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     """Run the study; writes ``speech_envelope.json`` and the RD plot into ``out_dir``."""
     out_dir = Path(out_dir)
     record = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else ""), seeds=[seed])
-    g = torch.Generator().manual_seed(seed)
+    g = offset_generator(seed, 0)  # the choice of the files
     per_corpus = 3 if quick else 60
     train_files = speech_data.select_files(speech_data.TRAIN_CORPORA, per_corpus, g)
     test_files = speech_data.select_files(speech_data.TEST_CORPORA, None, g)
@@ -58,7 +60,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     test_frames = speech_data.frame_files(test_files).coefficients
     cfg = TrainConfig(steps=30 if quick else 1000, batch_size=256, lr=1e-3)
     bits_grid = [8, 16] if quick else [8, 16, 24, 32, 48, 64, 96]
-    seeds = [seed] if quick else [seed, seed + 1, seed + 2]
+    seeds = consecutive_seeds(seed, 1 if quick else 3)
 
     systems = [(k, e, b) for b in bits_grid for k in ("rvq",) for e in ("nsvq", "ste")]
     systems += [("kmeans-rvq", "none", b) for b in bits_grid]
@@ -86,7 +88,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     for bits in ([8, 16] if quick else [8, 24, 48]):
         model = EnvelopeModel(study.build_quantizer("rvq", "nsvq", bits, seed))
         model.envelope.requires_grad_(False)
-        train(model, train_frames, cfg, generator=torch.Generator().manual_seed(seed))
+        train(model, train_frames, cfg, generator=offset_generator(seed, 0))
         mdct_rows.append({"system": f"MDCT envelope RVQ-NSVQ {bits} bits (fine structure "
                           "unquantized)", "envelope_bits": bits,
                           **study.mdct_resynthesis(model, clips)})
@@ -98,7 +100,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     codec.mean.copy_(vectors.mean(0))
     codec.scale.copy_((vectors - codec.mean).std())
     train_vectors(codec.quantizer, (vectors - codec.mean) / codec.scale, cfg,
-                  generator=torch.Generator().manual_seed(seed))
+                  generator=offset_generator(seed, 0))
     codec.eval()
     codec.save(out_dir / "speech_world_rvq.pt")
     world_rows = [{"system": "WORLD, envelope unquantized (f0 + aperiodicity coded)",
@@ -115,7 +117,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
         "sample_rate": speech_data.SAMPLE_RATE,
         "train_files": len(train_files), "train_frames": int(train_frames.shape[0]),
         "test_files": clips, "test_frames": int(test_frames.shape[0]),
-        "train_config": vars(cfg) if hasattr(cfg, "__dict__") else cfg.__repr__(),
+        "train_config": asdict(cfg),
         "stage_bits": study.STAGE_BITS,
         "rate_distortion": rows, "trainable_envelope": trainable, "bitrate_penalty": penalty,
         "nsvq_vs_ste": _gap(rows),

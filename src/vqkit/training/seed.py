@@ -42,7 +42,7 @@ def generator(seed: int, *keys: object, device: str | torch.device = "cpu") -> t
     return torch.Generator(device=device).manual_seed(derive_seed(seed, *keys))
 
 
-def offset_generator(seed: int, offset: int) -> torch.Generator:
+def offset_generator(seed: int, offset: int = 0) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with ``seed + offset``.
 
     The derivation of the runs whose committed numbers were drawn before :func:`derive_seed`
@@ -54,6 +54,35 @@ def offset_generator(seed: int, offset: int) -> torch.Generator:
         4
     """
     return torch.Generator().manual_seed(int(seed) + int(offset))
+
+
+def offset_seed_global(seed: int, offset: int = 0) -> None:
+    """Seed torch's global CPU (and CUDA) generators with ``seed + offset``: the global
+    counterpart of :func:`offset_generator`, for the same runs (layer and codebook
+    initialisation drawn before :func:`derive_seed`).
+
+    Example:
+        >>> offset_seed_global(3, 1)
+        >>> torch.initial_seed()
+        4
+    """
+    torch.manual_seed(int(seed) + int(offset))
+
+
+def consecutive_seeds(seed: int, count: int) -> list[int]:
+    """The seeds of a run repeated ``count`` times: ``seed, seed + 1, ..., seed + count - 1``
+    (each repetition then derives its own streams from its seed).
+
+    Raises:
+        ValueError: ``count < 1``.
+
+    Example:
+        >>> consecutive_seeds(5, 3)
+        [5, 6, 7]
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be an int >= 1, got {count!r}")
+    return list(range(int(seed), int(seed) + count))
 
 
 def seed_global(seed: int, *keys: object) -> None:
