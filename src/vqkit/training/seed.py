@@ -46,14 +46,27 @@ def offset_generator(seed: int, offset: int) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with ``seed + offset``.
 
     The derivation of the runs whose committed numbers were drawn before :func:`derive_seed`
-    (the demo, the NSVQ toys): ``seed + offset`` streams are correlated across seeds, so new
-    code uses :func:`generator`; these keep it so that their results stay bit-identical.
+    (the demo, the NSVQ toys, the image codec, the speech-envelope study): ``seed + offset``
+    streams are correlated across seeds, so new code uses :func:`generator`; these keep it so
+    that their results stay bit-identical.
 
     Example:
         >>> offset_generator(3, 1).initial_seed()
         4
     """
     return torch.Generator().manual_seed(int(seed) + int(offset))
+
+
+def offset_seed_global(seed: int, offset: int) -> None:
+    """Seed torch's global CPU (and CUDA) generators with ``seed + offset``: the global
+    counterpart of :func:`offset_generator`, for the same runs (new code uses
+    :func:`seed_global`).
+
+    Example:
+        >>> offset_seed_global(3, 1); torch.initial_seed()
+        4
+    """
+    torch.manual_seed(int(seed) + int(offset))
 
 
 def seed_global(seed: int, *keys: object) -> None:
