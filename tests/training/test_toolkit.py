@@ -154,6 +154,7 @@ def test_trainer_resume_is_bit_identical(tmp_path, kw):
     for key, value in whole.quantizer.state_dict().items():
         assert torch.equal(value, resumed.quantizer.state_dict()[key]), key
     assert whole.meters.history[-1] == resumed.meters.history[-1]
+    assert resumed.replacements == whole.replacements and len(whole.replacements) == 5
 
 
 def test_trainer_learns_and_replaces_dead_codes():

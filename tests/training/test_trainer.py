@@ -203,3 +203,21 @@ def test_progress_reports_every_step_and_the_window_means():
     assert [(c[0], c[1]) for c in calls] == [(s, 6) for s in range(1, 7)]
     assert [c[2] == {} for c in calls] == [True, True, False, True, True, False]
     assert calls[2][2]["loss"] == t.meters.history[0]["loss"]
+
+
+def test_replacements_record_the_step_and_count_of_each_call():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(4, 8)
+    counts = iter([3, 0, 5])
+    calls = []
+
+    def replace(threshold, *, generator):
+        calls.append(threshold)
+        return next(counts)
+
+    vq.replace_dead_codes_ = replace
+    t = Trainer(vq, RandomRows(_data(), 8, torch.Generator()),
+                Schedule(steps=20, replacement=Replacement(5, 15, 0.2)),
+                maintenance=torch.Generator())
+    t.run()
+    assert t.replacements == [(5, 3), (10, 0), (15, 5)] and calls == [0.2] * 3

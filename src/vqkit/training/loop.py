@@ -67,6 +67,11 @@ class Trainer:
         progress: ``progress(done, total, info)`` after every step; ``info`` holds the window's
             means when a meter window closed, else nothing.
 
+    Attributes:
+        step: optimizer steps done.
+        meters: :class:`~vqkit.training.meters.Meters`, one history row per window.
+        replacements: ``(step, count)`` of every dead-code replacement (kept in checkpoints).
+
     Raises:
         ValueError: replacement without a quantizer or ``maintenance`` generator, growth of a
             quantizer that is not a :class:`~vqkit.SpaceFillingVQ`, or an lr schedule per
@@ -115,6 +120,8 @@ class Trainer:
         self.maintenance = maintenance
         self.step = 0
         self.meters = Meters()
+        #: ``(step, count)`` of every dead-code replacement of the run.
+        self.replacements: list[tuple[int, int]] = []
         self.sizes: list[int] = []
         self._window_counts = torch.zeros(0, 0, dtype=torch.long)
         self._resize_counts()
@@ -174,6 +181,7 @@ class Trainer:
             return None
         meters = self.meters.state_dict()
         meters["window_counts"] = counts
+        meters["replacements"] = list(self.replacements)
         return Checkpoint(
             quantizer=self.quantizer, step=self.step,
             optimizer=None if self.optimizer is None else self.optimizer.state_dict(),
@@ -202,6 +210,7 @@ class Trainer:
         set_rng_state(checkpoint.rng[rank], self.generators)
         meters = dict(checkpoint.meters)
         self._window_counts = meters.pop("window_counts").clone()
+        self.replacements = [(int(s), int(n)) for s, n in meters.pop("replacements", [])]
         if rank != 0:
             self._window_counts.zero_()  # rank 0 holds the sum over ranks
         self._resize_counts()
@@ -269,6 +278,7 @@ class Trainer:
         n = self.quantizer.replace_dead_codes_(
             self.schedule.replacement.threshold, generator=self.maintenance
         )
+        self.replacements.append((self.step, int(n)))
         self.meters.update({"replaced": float(n)})
         logger.info("step %d: replaced %d dead codewords", self.step, n)
 

@@ -46,8 +46,9 @@ def offset_generator(seed: int, offset: int = 0) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with ``seed + offset``.
 
     The derivation of the runs whose committed numbers were drawn before :func:`derive_seed`
-    (the demo, the NSVQ toys): ``seed + offset`` streams are correlated across seeds, so new
-    code uses :func:`generator`; these keep it so that their results stay bit-identical.
+    (the demo, the NSVQ toys, the image codec, the speech-envelope study): ``seed + offset``
+    streams are correlated across seeds, so new code uses :func:`generator`; these keep it so
+    that their results stay bit-identical.
 
     Example:
         >>> offset_generator(3, 1).initial_seed()

@@ -1,9 +1,10 @@
-"""Training loop of the image codec: Adam on MSE + the quantizer's auxiliary loss.
+"""Training of the image codec: Adam on MSE + the quantizer's auxiliary loss, through
+:class:`vqkit.training.loop.Trainer`.
 
-Dead-codeword replacement ([vali2022nsvq] §III.C) is an explicit call every ``replace_every``
-steps, stopped ``2 * replace_every`` steps before the end as in ``train.py`` of
-[vali2022nsvqcode].
-All randomness comes from generators seeded by ``TrainConfig.seed``.
+Dead-codeword replacement ([vali2022nsvq] §III.C) runs every ``replace_every`` steps and stops
+``2 * replace_every`` steps before the end as in ``train.py`` of [vali2022nsvqcode].
+All randomness comes from generators derived from ``TrainConfig.seed`` by
+:mod:`vqkit.training.seed`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
+from ...progress import bar_callback
+from ...training.batches import Sampler
+from ...training.loop import Trainer
+from ...training.objective import StepResult
+from ...training.schedule import Replacement, Schedule
+from ...training.seed import offset_generator, offset_seed_global
 from .config import CodecConfig, TrainConfig
 from .data import TileSource
 from .model import ImageCodecModel
@@ -57,6 +65,9 @@ def train(
         >>> res = train(cfg, TrainConfig(steps=3, batch_size=4), src)
         >>> len(res.losses), res.model.training
         (1, False)
+
+    Raises:
+        ValueError: ``source`` gives tiles of another size or channel count than ``config``.
     """
     if source.tile != config.tile or source.channels != config.channels:
         raise ValueError(
@@ -65,40 +76,36 @@ def train(
         )
     seed = train_config.seed
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # layer and codebook initialisation draw from the global RNG
-        noise = torch.Generator().manual_seed(seed + 1)
-        model = ImageCodecModel(config, generator=noise)
-    data_gen = torch.Generator().manual_seed(seed + 2)
-    replace_gen = torch.Generator().manual_seed(seed + 3)
-    opt = torch.optim.Adam(model.parameters(), lr=train_config.lr)
-    result = TrainResult(model)
-    every = train_config.replace_every
-    window: list[float] = []
+        offset_seed_global(seed, 0)  # layer and codebook initialisation draw from the global RNG
+        model = ImageCodecModel(config, generator=offset_generator(seed, 1))  # estimator noise
+    every, steps = train_config.replace_every, train_config.steps
+    replacement = Replacement(every, max(0, steps - 2 * every), train_config.replace_threshold)
+    schedule = Schedule(steps=steps, lr=train_config.lr, replacement=replacement,
+                        log_every=log_every)
+    tiles = Sampler(source.sample, train_config.batch_size, offset_generator(seed, 2))
+    trainer = Trainer(model, tiles, schedule, objective=reconstruction_mse,
+                      quantizer=model.quantizer, maintenance=offset_generator(seed, 3),
+                      progress=bar_callback("train", enabled=progress, unit="step"))
     start = time.perf_counter()
-    steps = range(1, train_config.steps + 1)
-    if progress:
-        from ...progress import progress_bar
-
-        steps = progress_bar(steps, desc="train", unit="step")
-    model.train()
-    for step in steps:
-        x = source.sample(train_config.batch_size, data_gen)
-        y, out = model(x)
-        mse = F.mse_loss(y, x)
-        loss = mse + out.loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        window.append(float(mse.detach()))
-        if every and step % every == 0 and step <= train_config.steps - 2 * every:
-            n = model.quantizer.replace_dead_codes_(
-                train_config.replace_threshold, generator=replace_gen
-            )
-            result.replaced.append(int(n))
-        if step % log_every == 0 or step == train_config.steps:
-            result.losses.append(sum(window) / len(window))
-            log.info("step %d: mse %.5f", step, result.losses[-1])
-            window = []
-    result.seconds = time.perf_counter() - start
+    trainer.run(on_window=_log_window)
+    seconds = time.perf_counter() - start
     model.eval()
-    return result
+    return TrainResult(model, [row["mse"] for row in trainer.meters.history],
+                       [n for _, n in trainer.replacements], seconds)
+
+
+def reconstruction_mse(model: ImageCodecModel, x: Tensor) -> StepResult:
+    """The codec's loss: pixel MSE of the reconstruction + the quantizer's auxiliary loss;
+    the MSE is the ``mse`` meter.
+
+    Args:
+        model: the codec, in training mode.
+        x: ``(B, C, H, W)`` tiles in [0, 1].
+    """
+    y, out = model(x)
+    mse = F.mse_loss(y, x)
+    return StepResult(mse + out.loss, indices=out.indices, metrics={"mse": float(mse.detach())})
+
+
+def _log_window(trainer: Trainer) -> None:
+    log.info("step %d: mse %.5f", trainer.step, trainer.meters.last()["mse"])

@@ -14,7 +14,11 @@ import logging
 import torch
 from torch import Tensor, nn
 
-from ...progress import progress_bar
+from ...progress import bar_callback
+from ...training.batches import Epochs
+from ...training.loop import Trainer
+from ...training.objective import StepResult
+from ...training.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -100,30 +104,39 @@ def train_mapped_vae(
     images: Tensor, *, epochs: int, batch_size: int = 128, lr: float = 1e-3,
     generator: torch.Generator, progress: bool = True, **model_kw: int,
 ) -> tuple[MappedVAE, list[float]]:
-    """Train a :class:`MappedVAE` on ``images`` (``(N, 28, 28)`` floats in [0, 1]) with Adam;
-    returns the model (eval mode) and the mean negative ELBO of each epoch."""
+    """Train a :class:`MappedVAE` on ``images`` (``(N, 28, 28)`` floats in [0, 1]) with Adam
+    through :class:`vqkit.training.loop.Trainer`; ``generator`` draws each epoch's shuffle and
+    the reparameterisation noise. Returns the model (eval mode) and the mean negative ELBO of
+    each epoch (nats per image).
+
+    Raises:
+        ValueError: ``images`` is not float ``(N, 28, 28)``.
+    """
     if images.dim() != 3 or images.shape[1:] != (28, 28) or not images.is_floating_point():
         raise ValueError(f"images must be float (N, 28, 28), got {tuple(images.shape)} "
                          f"{images.dtype}")
     model = MappedVAE(**model_kw)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history = []
-    model.train()
-    n = images.shape[0]
-    bar = progress_bar(total=epochs * -(-n // batch_size), enabled=progress, desc="mapped VAE")
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=generator)
-        total = 0.0
-        for start in range(0, n, batch_size):
-            x = images[perm[start : start + batch_size]]
-            logits, mu, logvar = model(x, generator)
-            loss = vae_loss(logits, x, mu, logvar)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * x.shape[0]
-            bar.update(1)
-        history.append(total / n)
-        log.info("epoch %d: negative ELBO %.2f nats", len(history), history[-1])
-    bar.close()
+    source = Epochs(images, batch_size, shuffle=generator)
+    history: list[float] = []
+    total = 0.0
+
+    def objective(vae: MappedVAE, x: Tensor) -> StepResult:
+        logits, mu, logvar = vae(x, generator)
+        loss = vae_loss(logits, x, mu, logvar)
+        return StepResult(loss, metrics={"batch_nelbo": float(loss.detach()) * x.shape[0]})
+
+    def per_epoch(trainer: Trainer, result: StepResult) -> None:
+        nonlocal total
+        total += result.metrics["batch_nelbo"]
+        if trainer.step % source.epoch_length == 0:
+            history.append(total / images.shape[0])
+            total = 0.0
+            log.info("epoch %d: negative ELBO %.2f nats", len(history), history[-1])
+
+    if epochs > 0:
+        schedule = Schedule(steps=epochs * source.epoch_length, lr=lr,
+                            log_every=source.epoch_length)
+        trainer = Trainer(model, source, schedule, objective=objective,
+                          progress=bar_callback("mapped VAE", enabled=progress))
+        trainer.run(on_step=per_epoch)
     return model.eval(), history

@@ -19,8 +19,12 @@ from torch import Tensor, nn
 
 from ...codebooks import EMA
 from ...estimators import StraightThrough
-from ...progress import progress_bar
+from ...progress import bar_callback
 from ...quantizers.vector import VectorQuantizer
+from ...training.batches import Sampler
+from ...training.loop import Trainer
+from ...training.objective import StepResult
+from ...training.schedule import Replacement, Schedule
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +108,35 @@ class TrainConfig:
     codebook_size: int = 256
 
 
-def _crops(mels: list[Tensor], speakers: Tensor, cfg: TrainConfig, gen: torch.Generator):
-    long = [i for i, m in enumerate(mels) if m.shape[0] >= cfg.segment]
+def _crops(mels: list[Tensor], speakers: Tensor, batch: int, segment: int,
+           gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``batch`` random ``segment``-frame crops ``(batch, segment, n_mels)`` of utterances at
+    least that long, and their speakers ``(batch,)``."""
+    long = [i for i, m in enumerate(mels) if m.shape[0] >= segment]
     if not long:
-        raise ValueError(f"no utterance has at least segment={cfg.segment} frames")
-    pick = torch.randint(len(long), (cfg.batch,), generator=gen)
+        raise ValueError(f"no utterance has at least segment={segment} frames")
+    pick = torch.randint(len(long), (batch,), generator=gen)
     xs, ss = [], []
     for p in pick.tolist():
         m = mels[long[p]]
-        start = int(torch.randint(m.shape[0] - cfg.segment + 1, (1,), generator=gen))
-        xs.append(m[start : start + cfg.segment])
+        start = int(torch.randint(m.shape[0] - segment + 1, (1,), generator=gen))
+        xs.append(m[start : start + segment])
         ss.append(speakers[long[p]])
     return torch.stack(xs), torch.stack(ss)
+
+
+def reconstruction_mse(model: SpeechVQVAE, batch: tuple[Tensor, Tensor]) -> StepResult:
+    """Log-mel MSE of the reconstruction + the VQ's commitment loss; the MSE is the ``mse``
+    meter.
+
+    Args:
+        model: the VQ-VAE, in training mode.
+        batch: log-mel crops ``(B, T, n_mels)`` and their speakers ``(B,)``.
+    """
+    x, s = batch
+    recon, out = model(x, s)
+    mse = (recon - x).pow(2).mean()
+    return StepResult(mse + out.loss, indices=out.indices, metrics={"mse": float(mse.detach())})
 
 
 def train_speech_vqvae(
@@ -124,8 +145,15 @@ def train_speech_vqvae(
 ) -> tuple[SpeechVQVAE, list[float]]:
     """Train a :class:`SpeechVQVAE` on log-mel utterances ``mels`` (each ``(T_i, 80)``) with
     integer ``speakers``; the codebook starts from k-means of the initial encoder's outputs.
+    Training runs through :class:`vqkit.training.loop.Trainer`; ``generator`` draws the
+    k-means sample, the crops and the dead-code replacements (every 200 steps, to the end).
 
-    Returns the model (eval mode) and the mean reconstruction MSE of each 100 steps.
+    Returns the model (eval mode) and the mean reconstruction MSE of each 100 steps (the last
+    entry: of the steps after the last multiple of 100).
+
+    Raises:
+        ValueError: ``speakers`` does not have one entry per utterance, or no utterance has
+            ``cfg.segment`` frames.
     """
     if len(mels) != speakers.numel():
         raise ValueError(f"speakers must have one entry per utterance ({len(mels)}), got "
@@ -134,23 +162,18 @@ def train_speech_vqvae(
                         n_speakers=n_speakers)
     model.set_normalisation_(mels)
     with torch.no_grad():
-        x, _ = _crops(mels, speakers, TrainConfig(batch=128, segment=cfg.segment), generator)
+        x, _ = _crops(mels, speakers, 128, cfg.segment, generator)
         model.vq.init_codebook_(model.encode(x).reshape(-1, model.vq.dim), generator=generator)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    history, running = [], 0.0
-    model.train()
-    for step in progress_bar(range(1, cfg.steps + 1), enabled=progress, desc="speech VQ-VAE"):
-        x, s = _crops(mels, speakers, cfg, generator)
-        recon, out = model(x, s)
-        mse = (recon - x).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        (mse + out.loss).backward()
-        opt.step()
-        running += float(mse.detach())
-        if step % 200 == 0:
-            model.vq.replace_dead_codes_(0.01, generator=generator)
-        if step % 100 == 0 or step == cfg.steps:
-            history.append(running / (100 if step % 100 == 0 else step % 100))
-            log.info("step %d: log-mel MSE %.4f", step, history[-1])
-            running = 0.0
-    return model.eval(), history
+    crops = Sampler(lambda n, g: _crops(mels, speakers, n, cfg.segment, g), cfg.batch,
+                    generator)
+    schedule = Schedule(steps=cfg.steps, lr=cfg.lr, replacement=Replacement(200, None, 0.01),
+                        log_every=100)
+    trainer = Trainer(model, crops, schedule, objective=reconstruction_mse, quantizer=model.vq,
+                      maintenance=generator,
+                      progress=bar_callback("speech VQ-VAE", enabled=progress, unit="step"))
+    trainer.run(on_window=_log_window)
+    return model.eval(), [row["mse"] for row in trainer.meters.history]
+
+
+def _log_window(trainer: Trainer) -> None:
+    log.info("step %d: log-mel MSE %.4f", trainer.step, trainer.meters.last()["mse"])

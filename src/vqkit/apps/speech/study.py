@@ -21,6 +21,7 @@ from ...estimators import Estimator
 from ...quantizers.base import Quantizer
 from ...quantizers.build import build_estimator
 from ...quantizers.build import build_quantizer as build_registered
+from ...training.seed import offset_generator, offset_seed_global
 from . import world
 from .data import SAMPLE_RATE
 from .envelope import BandEnvelope
@@ -39,8 +40,8 @@ STAGE_BITS = 8
 def estimator(name: str, seed: int) -> Estimator:
     """The estimator ``name`` of :data:`vqkit.registry.ESTIMATORS` with the study's noise
     seed; ``"none"`` (k-means only, never trained) is ``"ste"``."""
-    generator = torch.Generator().manual_seed(seed + 1000)
-    return build_estimator("ste" if name == "none" else name, generator=generator)
+    return build_estimator("ste" if name == "none" else name,
+                           generator=offset_generator(seed, 1000))  # the estimator's noise
 
 
 def build_quantizer(kind: str, est: str, bits: int, seed: int) -> Quantizer:
@@ -57,7 +58,7 @@ def build_quantizer(kind: str, est: str, bits: int, seed: int) -> Quantizer:
     if name == "scalar":  # no codebook: bits per parameter
         size, stages, options = None, None, {"bits": bits // DIM}
     elif name == "soft-rvq":  # trained by soft VQ, not through an estimator
-        options = {"beta": 0.1, "generator": torch.Generator().manual_seed(seed)}
+        options = {"beta": 0.1, "generator": offset_generator(seed, 0)}  # soft VQ's noise
     else:
         if name == "pvq":
             size, stages = 2 ** (bits // 4), 4
@@ -107,12 +108,12 @@ def rate_distortion(
         # instead of k-means initialisation.
         base, kmeans_init = kind.removesuffix("-uniform"), not kind.endswith("-uniform")
         quantizer = build_quantizer(base, est, bits, seed)
-        torch.manual_seed(seed)
+        offset_seed_global(seed, 0)  # whatever draws from the global RNG
         model = EnvelopeModel(quantizer)
         model.envelope.requires_grad_(trainable_envelope)
         steps = 0 if kind == "kmeans-rvq" else config.steps
         cfg = TrainConfig(steps, config.batch_size, config.lr, config.replace_every, kmeans_init)
-        log = train(model, train_frames, cfg, generator=torch.Generator().manual_seed(seed))
+        log = train(model, train_frames, cfg, generator=offset_generator(seed, 0))  # batches
         row = {"kind": kind, "estimator": est, "bits": bits, "seed": seed,
                "trainable_envelope": trainable_envelope, **score(model, test_frames),
                "train_bits_curve": log.bits}
@@ -132,7 +133,7 @@ def bitrate_penalty(
     for bits in bits_list:
         inner = build_quantizer("rvq", "nsvq", bits, seed)
         model = EnvelopeModel(ScaledError(inner, penalty_dim=DIM))
-        train(model, train_frames, config, generator=torch.Generator().manual_seed(seed))
+        train(model, train_frames, config, generator=offset_generator(seed, 0))
         penalty = float(model.quantizer.bitrate_penalty().detach())
         rows.append({"bits": bits, "gamma": float(model.quantizer.gamma.detach()),
                      "penalty_bits": penalty, "suggested_bits": bits + penalty})
