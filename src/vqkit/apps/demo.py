@@ -32,7 +32,7 @@ from ..training.loop import Trainer
 from ..training.objective import StepResult, summed_error_objective
 from ..training.provenance import Run, write_json
 from ..training.schedule import Replacement, Schedule
-from ..training.seed import offset_generator
+from ..training.seed import offset_generator, offset_seed_global
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def train_one(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train one configuration; returns its final metrics and its test-MSE curve."""
-    torch.manual_seed(cfg.seed)
+    offset_seed_global(cfg.seed)  # the model's initialisation
     gen = offset_generator(cfg.seed, 1)  # the batches and the replacements
     vq = VectorQuantizer(train.shape[1], cfg.codebook_size, estimator=estimator,
                          learning=learning)

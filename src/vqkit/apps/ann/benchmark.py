@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ...quantizers.encoders import BeamSearch
+from ...training.seed import offset_generator
 from .config import BenchmarkConfig, Schedule
 from .datasets import AnnData, pad_to
 from .evaluate import exact_nearest, recall_curve, squared_error, timed
@@ -110,7 +111,7 @@ def vqkit_entries(data: AnnData, truth: Tensor, num: int, kind: str, config: Ben
     out = []
     dim = _pq_dim(data.dim, config.num_codebooks) if kind == "pq" else data.dim
     train, db, qu = (pad_to(t, dim) for t in (data.train, data.database, data.queries))
-    gen = torch.Generator().manual_seed(seed)
+    gen = offset_generator(seed)  # the initialisation and the training of this system
     q = build(kind, dim, config.codebook_size, num, width=config.avq_train_width, generator=gen)
     label = {"pq": "PQ", "rvq": "RVQ", "avq": f"AVQ (beam {config.avq_width})"}[kind]
     init_times: dict[str, float] = {}

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ...training.provenance import Run, read_json
+from ...training.seed import offset_generator
 from .benchmark import run_benchmark
 from .config import BenchmarkConfig
 from .datasets import load_split
@@ -23,7 +24,7 @@ def run_experiment(name: str, dataset: str, config: BenchmarkConfig, out_dir: Pa
     # FAISS uses as many threads as torch: the --threads of the command (set by its caller).
     faiss.omp_set_num_threads(torch.get_num_threads())
     run = Run(command=f"vqkit reproduce {name}", seeds=[seed])
-    data = load_split(dataset, config.split, generator=torch.Generator().manual_seed(seed))
+    data = load_split(dataset, config.split, generator=offset_generator(seed))
 
     def save_partial(partial: dict) -> None:
         write_results(Path(out_dir), result_file, partial, run)
