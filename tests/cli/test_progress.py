@@ -102,7 +102,7 @@ def test_bars_on_a_terminal_end_at_the_total(terminal, vectors, quantizers, tmp_
                          "-o", ckpt)
     assert code == 0, err
     assert err.index("fit: VectorQuantizer") < err.index("k-means init")  # says what runs first
-    assert "58/58" in err and "20/20" in err
+    assert "58/58" in err and "20/20" in err and "eval: 100%" in err and "600/600" in err
     for argv in [("encode", quantizers["vq"], vectors, codes, "--chunk", "100"),
                  ("decode", quantizers["vq"], codes, tmp_path / "y.npy", "--chunk", "100"),
                  ("eval", quantizers["vq"], vectors, "--chunk", "100")]:

@@ -223,7 +223,8 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
     cpu_train = time.process_time() - cpu_train
     write(trainer)
     start = time.perf_counter()
-    final = evaluate(quantizer, data[ddp.shard(data.shape[0])].to(info.device))
+    final = evaluate(quantizer, data[ddp.shard(data.shape[0])].to(info.device),
+                     progress=bar_callback("eval", enabled=bars, unit="vector"))
     eval_seconds = time.perf_counter() - start
     if not info.is_main:
         return 0
