@@ -160,3 +160,17 @@ def test_config_validation_names_the_argument():
         TrainConfig(replace_every=-1)
     with pytest.raises(ValueError, match="tiles must have shape"):
         _model().encode(torch.rand(1, 3, 8, 8))
+
+
+def test_progress_over_tiles_ends_at_the_total_and_keeps_the_bytes():
+    """A 272 x 256 image is 17 x 16 = 272 tiles of 16: two batches of tiles, reported after
+    each; the bytes and the image are those of a run without a callback."""
+    model, image = _model("rvq", 12, 4), _image(272, 256)
+    seen = []
+    data = compress(model, image, progress=lambda d, t, i: seen.append((d, t)))
+    assert seen == [(256, 272), (272, 272)]
+    assert data == compress(model, image)
+    seen.clear()
+    out = decompress(model, data, progress=lambda d, t, i: seen.append((d, t)))
+    assert seen == [(256, 272), (272, 272)]
+    assert np.array_equal(out, reconstruct(model, image))

@@ -39,7 +39,8 @@ def test_compress_decompress_cli(tmp_path, photo, checkpoint, capsys):
     vqi, out = tmp_path / "x.vqi", tmp_path / "out.png"
     assert main(["image", "compress", str(png), str(vqi), "--model", str(ckpt)]) == 0
     size = vqi.stat().st_size
-    printed = capsys.readouterr().out
+    printed, err = capsys.readouterr()
+    assert err == ""  # no progress bar: stderr is not a terminal
     assert f"{size} bytes" in printed
     assert f"{8 * size / (29 * 45):.4f} bits per pixel" in printed
     assert main(["image", "decompress", str(vqi), str(out), "--model", str(ckpt)]) == 0

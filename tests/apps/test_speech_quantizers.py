@@ -90,3 +90,17 @@ def test_scaled_error_output_penalty_and_gradient(inner):
     assert torch.equal(q.eval()(x).quantized, q.inner.eval()(x).quantized)
     with pytest.raises(TypeError, match="inner"):
         ScaledError(torch.nn.Linear(2, 2))
+
+
+def test_soft_rvq_init_reports_progress_over_all_stages_and_keeps_its_codewords():
+    x = torch.randn(300, 4, generator=torch.Generator().manual_seed(1))
+    seen = []
+    vq = SoftResidualVQ(4, 8, 2, generator=torch.Generator().manual_seed(0))
+    vq.init_codebook_(x, generator=torch.Generator().manual_seed(2),
+                      progress=lambda d, t, i: seen.append((d, t, i["codebook"])))
+    assert {t for _, t, _ in seen} == {56} and seen[-1][:2] == (56, 56)  # 2 x (8 + 20)
+    assert [m for *_, m in seen] == sorted(m for *_, m in seen)
+    ref = SoftResidualVQ(4, 8, 2, generator=torch.Generator().manual_seed(0))
+    ref.init_codebook_(x, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(ref.codewords, vq.codewords)
+    UniformScalarQuantizer(4, bits=3).init_codebook_(x, progress=lambda *a: seen.append(a))

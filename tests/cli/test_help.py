@@ -1,5 +1,6 @@
-"""Every option of every ``vqkit`` sub-command has help that shows its default, and no
-description or help carries reStructuredText markup (``--help`` is read as plain text)."""
+"""Every option of every ``vqkit`` sub-command has help that shows its default (an option
+without one says what happens when it is left out), and no description, help or rendered
+``--help`` carries reStructuredText markup (``--help`` is read as plain text)."""
 
 from __future__ import annotations
 
@@ -53,11 +54,16 @@ def problems(parser: argparse.ArgumentParser) -> list[str]:
             if REST.search(text):
                 found.append(f"{prog} {name}: reST markup in the help")
             default = action.default
-            if (default is None or default is argparse.SUPPRESS or shows_defaults
-                    or isinstance(action, FLAG_ACTIONS)):
+            if (not action.option_strings or action.required or shows_defaults
+                    or isinstance(action, FLAG_ACTIONS) or default is argparse.SUPPRESS):
                 continue
-            if "default" not in text or str(default) not in text:
+            if default is None:
+                if "default" not in text:
+                    found.append(f"{prog} {name}: help does not say what the default is")
+            elif "default" not in text or str(default) not in text:
                 found.append(f"{prog} {name}: help does not show the default {default!r}")
+        if REST.search(p.format_help()):
+            found.append(f"{prog}: reST markup in --help")
     return found
 
 
@@ -73,12 +79,29 @@ def test_the_check_catches_each_kind_of_problem():
     child.add_argument("--bare", type=int)
     child.add_argument("--silent", type=int, default=3, help="a number")
     child.add_argument("--fine", type=int, default=3, help="a number (default: %(default)s)")
+    child.add_argument("--unsaid", help="a file")
+    child.add_argument("--said", help="a file (default: none)")
+    child.add_argument("--needed", required=True, help="a file")
+    child.add_argument("positional", help="a file")
+    child.add_argument("--ref", metavar="``X``", help="a file (default: none)")
     found = problems(parser)
     assert any("x: reST markup in the description" in f for f in found)
     assert any("child: reST markup in the help" in f for f in found)
     assert any("--bare: no help" in f for f in found)
     assert any("--silent: help does not show the default 3" in f for f in found)
     assert not any("--fine" in f for f in found)
+    assert any("--unsaid: help does not say what the default is" in f for f in found)
+    assert not any(k in f for f in found for k in ("--said", "--needed", "positional"))
+    assert any("child: reST markup in --help" in f for f in found)  # only the usage shows it
+
+
+def test_every_sub_command_is_checked():
+    progs = {prog for prog, _ in walk(build_parser())}
+    expected = {"vqkit fit", "vqkit encode", "vqkit decode", "vqkit eval", "vqkit info",
+                "vqkit demo", "vqkit report", "vqkit reproduce", "vqkit image compress",
+                "vqkit image decompress", "vqkit image train", "vqkit speech encode",
+                "vqkit speech decode"}
+    assert expected <= progs, expected - progs
 
 
 def test_threads_default_is_shown_everywhere():

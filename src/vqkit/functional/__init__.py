@@ -1,6 +1,7 @@
-"""Pure tensor functions of vqkit: search, k-means, estimators, metrics. No state."""
+"""Pure tensor functions of vqkit: search, k-means, estimators, metrics, chunking. No state."""
 
 from .bitstream import pack_indices, unpack_indices
+from .chunks import chunk_slices, map_chunks
 from .estimators import diveq, diveq_detach, noise_substitution, rotate_to, straight_through
 from .kmeans import kmeans, kmeans_plus_plus
 from .metrics import (
@@ -17,6 +18,7 @@ from .search import nearest_neighbor
 
 __all__ = [
     "bits_per_vector",
+    "chunk_slices",
     "counts_perplexity",
     "dead_codes",
     "diveq",
@@ -24,6 +26,7 @@ __all__ = [
     "index_histogram",
     "kmeans",
     "kmeans_plus_plus",
+    "map_chunks",
     "mse",
     "nearest_neighbor",
     "noise_substitution",

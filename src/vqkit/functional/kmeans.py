@@ -130,6 +130,25 @@ def kmeans_plus_plus(
     return centres
 
 
+def stage_progress(
+    progress: Progress | None, offset: int, total: int, info: dict[str, object]
+) -> Progress | None:
+    """The callback of one stage of a multi-stage job (one codebook's :func:`kmeans`):
+    its ``(done, n, stage_info)`` is reported as ``progress(offset + done, total, {**info,
+    **stage_info})``; None when ``progress`` is None.
+
+    Example:
+        >>> seen = []
+        >>> stage_progress(lambda *a: seen.append(a), 10, 30, {"codebook": 1})(4, 10, {})
+        >>> seen
+        [(14, 30, {'codebook': 1})]
+    """
+    if progress is None:
+        return None
+    report = progress
+    return lambda done, _n, stage_info: report(offset + done, total, {**info, **stage_info})
+
+
 def kmeans(
     x: Tensor,
     k: int,

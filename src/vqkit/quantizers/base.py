@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from .. import distributed
 from ..functional.metrics import bits_per_vector
 from ..registry import QUANTIZERS
-from ..types import QuantizerOutput
+from ..types import Progress, QuantizerOutput
 
 if TYPE_CHECKING:
     from ..maintenance import ReplacementRule
@@ -183,7 +183,12 @@ class Quantizer(nn.Module):
 
     # -- what a training loop and the tools call on any quantizer -------------------------------
     def init_codebook_(
-        self, samples: Tensor, *, generator: torch.Generator | None = None, **options: Any
+        self,
+        samples: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        progress: Progress | None = None,
+        **options: Any,
     ) -> None:
         """Initialise the codebook(s) from data (k-means for codeword quantizers).
 
@@ -191,8 +196,10 @@ class Quantizer(nn.Module):
             samples: ``(N, D)`` vectors (``(..., D)`` is flattened); under DDP each rank passes
                 its own and all ranks end with the same codebook.
             generator: random source of the initialisation (seed it identically on all ranks).
-            **options: quantizer-specific settings (``iters`` of k-means, a ``progress``
-                callback :data:`vqkit.types.Progress` for k-means quantizers, ...).
+            progress: :data:`vqkit.types.Progress` callback of a long initialisation (k-means
+                reports ``done == total`` at its end); one-pass initialisations accept and
+                ignore it.
+            **options: quantizer-specific settings (``iters`` of k-means, ...).
 
         Raises:
             TypeError / ValueError: ``samples`` is not a finite ``(..., D)`` tensor, or holds

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from .. import distributed
 from ..codebooks import Codebook, CodebookLearning
 from ..estimators import Estimator
-from ..functional.kmeans import kmeans
+from ..functional.kmeans import kmeans, stage_progress
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
 from ..registry import LEARNINGS
@@ -248,9 +248,7 @@ class MultiCodebookQuantizer(Quantizer):
         offset = 0
         for m, cb in enumerate(self.codebooks):
             data = self._subvector(residual, m)
-            step = None if progress is None else (
-                lambda done, _n, info, m=m, at=offset: progress(at + done, total,
-                                                                {"codebook": m, **info}))
+            step = stage_progress(progress, offset, total, {"codebook": m})
             centres = kmeans(
                 data, cb.codebook_size, iters=iters, generator=generator,
                 all_reduce=distributed.reducer(), progress=step,

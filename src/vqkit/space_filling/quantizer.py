@@ -14,6 +14,7 @@ from ..functional.search import nearest_neighbor
 from ..quantizers.base import Quantizer, assert_in_graph, check_vectors, loss_over_kept
 from ..registry import ESTIMATORS, LEARNINGS, PROJECTIONS, QUANTIZERS
 from ..strategy import from_config, to_config
+from ..types import Progress
 from .curve import CurveCodebook, Projection, TwoSegmentProjection, interpolate
 from .estimators import SegmentEstimator
 
@@ -219,10 +220,16 @@ class SpaceFillingVQ(Quantizer):
         return seg.reshape(lead), lam.reshape(lead), point.reshape(x.shape).to(x.dtype)
 
     @torch.no_grad()
-    def init_codebook_(self, samples: Tensor, *, generator: torch.Generator | None = None) -> None:
+    def init_codebook_(
+        self,
+        samples: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         """Corner points = means of equal chunks of ``samples`` sorted by norm
-        ([vali2023sfvqcode]). Deterministic; ``generator`` is accepted for the common interface
-        and unused.
+        ([vali2023sfvqcode]). Deterministic and one pass; ``generator`` and ``progress`` are
+        accepted for the common interface and unused.
 
         Args:
             samples: ``(..., D)`` vectors, at least as many as the corner points in use.

@@ -16,9 +16,11 @@ import torch
 from torch import Tensor
 
 from .. import distributed
+from ..functional.chunks import CHUNK, chunk_slices
 from ..functional.metrics import counts_perplexity
 from ..functional.metrics import index_histogram as histogram
 from ..quantizers import Quantizer
+from ..types import Progress
 
 
 def index_histogram(indices: Tensor, sizes: Sequence[int]) -> Tensor:
@@ -63,13 +65,16 @@ def usage_stats(counts: Tensor, sizes: Sequence[int]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(quantizer: Quantizer, x: Tensor, *, chunk: int = 65536) -> dict[str, Any]:
+def evaluate(
+    quantizer: Quantizer, x: Tensor, *, chunk: int = CHUNK, progress: Progress | None = None
+) -> dict[str, Any]:
     """Hard (eval-mode) quantization quality of ``quantizer`` on ``x``, over all ranks.
 
     Args:
         quantizer: any vqkit quantizer (put in eval mode for the call, then restored).
         x: ``(N, D)`` vectors (this rank's shard under DDP).
         chunk: vectors encoded at once (bounds memory).
+        progress: ``progress(vectors_done, N, {})`` after each chunk (this rank's vectors).
 
     Returns:
         ``vectors``; ``mse`` (mean over vectors of ``||x - x_hat||^2``, [vali2025thesis] eq. (2.4));
@@ -90,8 +95,8 @@ def evaluate(quantizer: Quantizer, x: Tensor, *, chunk: int = 65536) -> dict[str
     sums = torch.zeros(3, dtype=torch.float64)  # squared error, signal energy, vectors
     counts = torch.zeros(len(sizes), max(sizes), dtype=torch.long)
     try:
-        for start in range(0, x.shape[0], chunk):
-            part = x[start : start + chunk].to(device)
+        for rows in chunk_slices(x.shape[0], chunk, progress):
+            part = x[rows].to(device)
             indices = quantizer.encode(part)
             x_hat = quantizer.decode(indices)
             sums[0] += float((part.double() - x_hat.double()).pow(2).sum())

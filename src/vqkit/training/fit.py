@@ -70,6 +70,7 @@ def fit_trainer(
     device: torch.device,
     checkpoint: Checkpoint | None = None,
     progress: Progress | None = None,
+    init_progress: Progress | None = None,
 ) -> Trainer:
     """The Trainer of a ``vqkit fit`` run on this rank's shard of ``data``, ready to run.
 
@@ -83,7 +84,10 @@ def fit_trainer(
         settings: the run's settings (see the module docstring).
         device: where training runs.
         checkpoint: the run to continue, or None.
-        progress: ``progress(done, total, info)`` callback, or None.
+        progress: ``progress(done, total, info)`` callback of the training steps, or None.
+        init_progress: ``progress(done, total, info)`` callback of the codebook
+            initialisation (k-means; see :meth:`vqkit.quantizers.Quantizer.init_codebook_`),
+            or None.
 
     Raises:
         ValueError: ``data`` is empty, or the checkpoint does not match the Trainer.
@@ -100,7 +104,8 @@ def fit_trainer(
         g = generator(seed, "init-samples", rank)
         take = min(local.shape[0], max(1, settings["init_samples"] // world))
         rows = local[torch.randperm(local.shape[0], generator=g)[:take]].to(device)
-        quantizer.init_codebook_(rows, generator=generator(seed, "kmeans"))
+        quantizer.init_codebook_(rows, generator=generator(seed, "kmeans"),
+                                 progress=init_progress)
     ddp.broadcast_state_(quantizer)
     seed_global(seed, "train", rank)
     return trainer

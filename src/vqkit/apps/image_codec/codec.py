@@ -37,9 +37,11 @@ import torch
 from torch import Tensor
 
 from vqkit.functional.bitstream import pack_indices, unpack_indices
+from vqkit.functional.chunks import map_chunks
 from vqkit.io.atomic import atomic_write
 from vqkit.io.container import CRC32, ContainerFormat, FixedHeader
 from vqkit.io.fingerprint import NAMED, fingerprint
+from vqkit.types import Progress
 
 from .model import ImageCodecModel
 
@@ -129,12 +131,18 @@ def from_tiles(tiles: Tensor, height: int, width: int) -> np.ndarray:
     return (img[:height, :width] * 255.0).round().to(torch.uint8).numpy()
 
 
-def _encode_tiles(model: ImageCodecModel, tiles: Tensor, batch: int = 256) -> Tensor:
-    return torch.cat([model.encode(tiles[i : i + batch]) for i in range(0, len(tiles), batch)])
+#: Tiles encoded or decoded at once (bounds the memory; the result does not depend on it).
+TILE_BATCH = 256
 
 
-def _decode_tiles(model: ImageCodecModel, indices: Tensor, batch: int = 256) -> Tensor:
-    return torch.cat([model.decode(indices[i : i + batch]) for i in range(0, len(indices), batch)])
+def _encode_tiles(model: ImageCodecModel, tiles: Tensor, progress: Progress | None) -> Tensor:
+    return map_chunks(model.encode, tiles, tail=tiles.dim() - 1, chunk=TILE_BATCH,
+                      progress=progress)
+
+
+def _decode_tiles(model: ImageCodecModel, indices: Tensor, progress: Progress | None) -> Tensor:
+    return map_chunks(model.decode, indices, tail=indices.dim() - 1, chunk=TILE_BATCH,
+                      progress=progress)
 
 
 def reconstruct(model: ImageCodecModel, image: np.ndarray) -> np.ndarray:
@@ -143,11 +151,20 @@ def reconstruct(model: ImageCodecModel, image: np.ndarray) -> np.ndarray:
     _check_image(image, model.config.channels)
     model.eval()
     tiles = to_tiles(image, model.config.tile)
-    return from_tiles(_decode_tiles(model, _encode_tiles(model, tiles)), *image.shape[:2])
+    indices = _encode_tiles(model, tiles, None)
+    return from_tiles(_decode_tiles(model, indices, None), *image.shape[:2])
 
 
-def compress(model: ImageCodecModel, image: np.ndarray) -> bytes:
+def compress(
+    model: ImageCodecModel, image: np.ndarray, *, progress: Progress | None = None
+) -> bytes:
     """Encode ``image`` (``(H, W, C)`` uint8) to ``.vqi`` bytes.
+
+    Args:
+        model: the codec model.
+        image: the image.
+        progress: ``progress(tiles_done, tiles, {})`` after every batch of tiles encoded;
+            the last call has ``tiles_done == tiles``.
 
     Raises:
         TypeError: ``image`` is not a uint8 numpy array.
@@ -166,7 +183,7 @@ def compress(model: ImageCodecModel, image: np.ndarray) -> bytes:
     cfg = model.config
     _check_image(image, cfg.channels)
     model.eval()
-    indices = _encode_tiles(model, to_tiles(image, cfg.tile))
+    indices = _encode_tiles(model, to_tiles(image, cfg.tile), progress)
     bits = cfg.quantizer.bits // cfg.quantizer.num_codebooks
     m = cfg.quantizer.num_codebooks
     payload = pack_indices(indices.reshape(-1, m), [cfg.quantizer.codebook_size] * m)
@@ -207,13 +224,21 @@ def _unpack(data: bytes, source: str) -> tuple[VqiHeader, bytes]:
     return header, container.payload
 
 
-def decompress(model: ImageCodecModel, data: bytes, source: str = "the data") -> np.ndarray:
+def decompress(
+    model: ImageCodecModel,
+    data: bytes,
+    source: str = "the data",
+    *,
+    progress: Progress | None = None,
+) -> np.ndarray:
     """Decode ``.vqi`` bytes with ``model`` to an ``(H, W, C)`` uint8 image.
 
     Args:
         model: the model that compressed the image.
         data: a whole ``.vqi`` file.
         source: its name, for errors.
+        progress: ``progress(tiles_done, tiles, {})`` after every batch of tiles decoded;
+            the last call has ``tiles_done == tiles``.
 
     Raises:
         TypeError: ``data`` is not bytes.
@@ -232,7 +257,8 @@ def decompress(model: ImageCodecModel, data: bytes, source: str = "the data") ->
     rows, cols = header.tiles
     shape = (rows * cols, cfg.grid, cfg.grid) + ((q.num_codebooks,) if q.kind != "vq" else ())
     model.eval()
-    return from_tiles(_decode_tiles(model, flat.reshape(shape)), header.height, header.width)
+    tiles = _decode_tiles(model, flat.reshape(shape), progress)
+    return from_tiles(tiles, header.height, header.width)
 
 
 def read_image(path: str | os.PathLike[str], channels: int = 3) -> np.ndarray:

@@ -30,6 +30,7 @@ from ...quantizers.base import (
     quantizer_to_config,
 )
 from ...registry import QUANTIZERS
+from ...types import Progress
 
 
 @QUANTIZERS.register(aliases=("scalar",))
@@ -73,10 +74,11 @@ class UniformScalarQuantizer(Quantizer):
 
     def init_codebook_(
         self, samples: Tensor, *, generator: torch.Generator | None = None,
-        quantile: float = 0.001,
+        progress: Progress | None = None, quantile: float = 0.001,
     ) -> None:
-        """The data-driven start of a scalar quantizer: :meth:`init_range_` (deterministic;
-        ``generator`` is accepted for the common interface and unused)."""
+        """The data-driven start of a scalar quantizer: :meth:`init_range_` (deterministic and
+        one pass; ``generator`` and ``progress`` are accepted for the common interface and
+        unused)."""
         self.init_range_(samples, quantile=quantile)
 
     @torch.no_grad()
@@ -170,14 +172,24 @@ class SoftResidualVQ(Quantizer):
         return (self.codebook_size,) * self.num_codebooks
 
     @torch.no_grad()
-    def init_codebook_(self, samples: Tensor, *, generator: torch.Generator | None = None) -> None:
-        """Stage-wise k-means on the residuals of ``samples`` (greedy RVQ initialisation)."""
-        from ...functional.kmeans import kmeans
+    def init_codebook_(
+        self,
+        samples: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        """Stage-wise k-means on the residuals of ``samples`` (greedy RVQ initialisation);
+        ``progress(done, total, info)`` runs over all stages (``info["codebook"]``)."""
+        from ...functional.kmeans import kmeans, stage_progress
 
         check_vectors(samples, self.dim, "samples")
         r = samples.reshape(-1, self.dim).float()
+        stage = self.codebook_size + 20
         for m in range(self.num_codebooks):
-            self.codewords[m].copy_(kmeans(r, self.codebook_size, iters=20, generator=generator))
+            step = stage_progress(progress, m * stage, self.num_codebooks * stage, {"codebook": m})
+            self.codewords[m].copy_(kmeans(r, self.codebook_size, iters=20, generator=generator,
+                                           progress=step))
             r = r - self.codewords[m][nearest_neighbor(r, self.codewords[m])[1][:, 0]]
 
     def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:

@@ -1,4 +1,5 @@
-"""Pieces the sub-commands share: building the quantizer ``fit`` names, threads, tables.
+"""Pieces the sub-commands share: building the quantizer ``fit`` names, loading a checkpoint's
+quantizer, work in chunks with a progress bar, tables.
 
 Quantizer, estimator and learning names (``vq``, ``nsvq``, ``ema``, ...) are the aliases of
 :mod:`vqkit.registry`.
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from ...functional.chunks import CHUNK
+from ...training.threads import add_threads, set_threads
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -30,6 +34,43 @@ def positive_int(text: str) -> int:
 def nonnegative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     return _int_at_least(text, 0)
+
+
+def add_chunk_arguments(p: argparse.ArgumentParser, *positionals: tuple[str, str]) -> None:
+    """The ``(name, help)`` positionals, then ``--chunk``, ``--quiet`` and ``--threads``, of
+    the commands that run a quantizer over a file of vectors (``encode``, ``decode``,
+    ``eval``)."""
+    for name, text in positionals:
+        p.add_argument(name, help=text)
+    p.add_argument("--chunk", type=positive_int, default=CHUNK, metavar="N",
+                   help="vectors quantized at once, to bound the memory "
+                   "(default: %(default)s)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_threads(p)
+
+
+def load_eval_quantizer(args: argparse.Namespace) -> Any:
+    """Set ``--threads`` and return the quantizer of ``args.checkpoint`` in eval mode."""
+    from ...training.checkpoint import load_quantizer
+
+    set_threads(args.threads)
+    quantizer, _ = load_quantizer(args.checkpoint)
+    return quantizer.eval()
+
+
+def in_chunks(fn: Callable[[Any], Any], x: Any, args: argparse.Namespace, desc: str, *,
+              tail: int = 1) -> Any:
+    """``fn`` over ``x`` (``(..., *item)``, ``tail`` axes per item) in chunks of
+    ``args.chunk`` rows without gradients, with a progress bar unless ``args.quiet``
+    (:func:`vqkit.functional.map_chunks`)."""
+    import torch
+
+    from ...functional.chunks import map_chunks
+    from ...progress import bar_callback
+
+    bar = bar_callback(desc, enabled=not args.quiet, unit="vector")
+    with torch.no_grad():
+        return map_chunks(fn, x, tail=tail, chunk=args.chunk, progress=bar)
 
 
 def make_learning(name: str, ema_decay: float) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ...training.threads import add_threads, set_threads
+from ._common import add_chunk_arguments, in_chunks, load_eval_quantizer
 
 NAME = "encode"
 HELP = "compress vectors (.npy/.pt/.csv) into a codes file with a trained quantizer"
@@ -12,7 +12,8 @@ DESCRIPTION = """\
 Encode the vectors of INPUT (.npy, .pt or .csv; shape (..., D)) with the quantizer in
 CHECKPOINT (a `vqkit fit` checkpoint or a `vqkit.save` file) and write the packed indices to
 OUTPUT, a codes file (docs/formats.md) that records the quantizer's digest so it is only ever
-decoded with the same quantizer.
+decoded with the same quantizer. The vectors are encoded --chunk at a time (the same indices
+as all at once).
 
 example:
   vqkit encode vq.ckpt vectors.npy vectors.vqc
@@ -20,22 +21,18 @@ example:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="checkpoint or quantizer file")
-    p.add_argument("input", help="vectors file: .npy, .pt or .csv")
-    p.add_argument("output", help="codes file to write")
-    add_threads(p)
+    add_chunk_arguments(p, ("checkpoint", "checkpoint or quantizer file"),
+                        ("input", "vectors file: .npy, .pt or .csv"),
+                        ("output", "codes file to write"))
 
 
 def run(args: argparse.Namespace) -> int:
     from ...data.vectors import load_vectors
     from ...io.codes_file import write_codes
-    from ...training.checkpoint import load_quantizer
 
-    set_threads(args.threads)
-    quantizer, _ = load_quantizer(args.checkpoint)
-    quantizer.eval()
+    quantizer = load_eval_quantizer(args)
     x = load_vectors(args.input, dim=quantizer.dim, flatten=False)
-    indices = quantizer.encode(x)
+    indices = in_chunks(quantizer.encode, x, args, "encode")
     codes = write_codes(args.output, indices, quantizer)
     n = indices.numel() // max(1, len(codes.codebook_sizes))
     raw = x.numel() * 4

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ...training.threads import add_threads, set_threads
-from ._common import print_table
+from ._common import add_chunk_arguments, in_chunks, load_eval_quantizer, print_table
 
 NAME = "eval"
 HELP = "measure MSE, SNR, usage, perplexity and bits of a quantizer on vectors"
@@ -14,6 +13,7 @@ Quantize the vectors of DATA (.npy, .pt or .csv) with the quantizer in CHECKPOIN
 mode, and print: mse (mean over vectors of the squared error ||x - x_hat||^2), mse per
 dimension, SNR in dB (10 log10 of signal energy over error energy), codebook usage (fraction
 of codewords used, mean over codebooks), perplexity (mean over codebooks) and bits per vector.
+The vectors are quantized --chunk at a time.
 
 example:
   vqkit eval vq.ckpt vectors.npy --json eval.json
@@ -23,25 +23,25 @@ example:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint or quantizer file")
     p.add_argument("data", help="vectors file: .npy, .pt or .csv")
-    p.add_argument("--json", metavar="PATH", help="also write the numbers with provenance")
+    p.add_argument("--json", metavar="PATH",
+                   help="also write the numbers with provenance (default: none written)")
     p.add_argument("--plot", metavar="PNG",
-                   help="draw the usage histogram of every codebook (needs matplotlib)")
-    add_threads(p)
+                   help="draw the usage histogram of every codebook (needs matplotlib; "
+                   "default: no plot)")
+    add_chunk_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ...data.vectors import load_vectors
-    from ...training.checkpoint import load_quantizer
+    from ...progress import bar_callback
     from ...training.evaluate import evaluate
     from ...training.provenance import Run, write_json
 
-    set_threads(args.threads)
     record = Run(command=getattr(args, "command_line", None))
-    quantizer, _ = load_quantizer(args.checkpoint)
+    quantizer = load_eval_quantizer(args)
     x = load_vectors(args.data, dim=quantizer.dim)
-    result = evaluate(quantizer, x)
+    result = evaluate(quantizer, x, chunk=args.chunk,
+                      progress=bar_callback("eval", enabled=not args.quiet, unit="vector"))
     print_table(result, f"{type(quantizer).__name__} on {args.data}:")
     if args.json:
         write_json(args.json, record.record({"checkpoint": str(args.checkpoint),
@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
         from ...training.evaluate import index_histogram
 
         sizes = list(quantizer.codebook_sizes)
-        with torch.no_grad():
-            counts = index_histogram(quantizer.eval().encode(x), sizes)
+        counts = index_histogram(in_chunks(quantizer.encode, x, args, "encode for the plot"),
+                                 sizes)
         flat = [int(c) for j, size in enumerate(sizes) for c in counts[j, :size]]
         used = sum(c > 0 for c in flat)
         usage_histogram(flat, args.plot, title=f"{type(quantizer).__name__}: {used} of "

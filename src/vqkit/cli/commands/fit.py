@@ -21,9 +21,9 @@ HELP = "train a quantizer (VQ, RVQ, PVQ, AVQ, SFVQ) on vectors from .npy/.pt/.cs
 DESCRIPTION = """\
 Train a quantizer on the rows of a vectors file (.npy, .pt or .csv, shape (N, D)) to minimise
 the quantization error, and write a checkpoint that `vqkit encode/decode/eval/info` read and
-`vqkit fit --resume` continues bit-identically. A progress bar shows loss, MSE (mean squared
-error per vector) and codebook usage; at the end the MSE, SNR, usage, perplexity and bits per
-vector of the whole data set are printed.
+`vqkit fit --resume` continues bit-identically. Progress bars show the k-means initialisation
+and the training: loss, MSE (mean squared error per vector) and codebook usage. At the end the
+MSE, SNR, usage, perplexity and bits per vector of the whole data set are printed.
 
 Under torchrun (`torchrun --nproc_per_node 2 -m vqkit fit ...`) every rank trains on its
 shard of the data, gradients are averaged, and rank 0 writes the outputs.
@@ -57,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--ema-decay", type=float, help="EMA decay (default 0.99)")
     size = q.add_mutually_exclusive_group()
     size.add_argument("--codebook-size", type=positive_int, help="K per codebook (default 256)")
-    size.add_argument("--bits", type=positive_int, help="log2 K per codebook (K = 2**bits)")
+    size.add_argument("--bits", type=positive_int, help="log2 K per codebook, K = 2**bits "
+                      "(default: --codebook-size's)")
     q.add_argument("--num-codebooks", type=positive_int,
                    help="M codebooks for rvq/pvq/avq (default 4; 1 for vq/sfvq)")
     q.add_argument("--init", choices=["kmeans", "random"],
@@ -85,13 +86,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("outputs")
     o.add_argument("-o", "--out", help="checkpoint to write (default <data>.<quantizer>.ckpt; "
                    "the --resume file when resuming)")
-    o.add_argument("--resume", metavar="CHECKPOINT", help="continue this checkpoint's run")
+    o.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue this checkpoint's run (default: start a new run)")
     o.add_argument("--checkpoint-every", type=nonnegative_int, default=0,
                    help="also write the checkpoint every N steps, 0 = only at the end "
                    "(default: %(default)s)")
-    o.add_argument("--json", metavar="PATH", help="write the results with provenance as JSON")
-    o.add_argument("--plot", metavar="PNG", help="write training curves (needs matplotlib)")
-    o.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    o.add_argument("--json", metavar="PATH",
+                   help="write the results with provenance as JSON (default: none written)")
+    o.add_argument("--plot", metavar="PNG",
+                   help="write training curves (needs matplotlib; default: no plot)")
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
 def _settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any]:
@@ -184,9 +188,14 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
             f"quantizer needs {quantizer.dim}"
         )
     out = Path(args.out or args.resume or f"{Path(args.data).stem}.{settings['quantizer']}.ckpt")
-    progress = bar_callback("fit", enabled=not args.quiet and info.is_main, unit="step")
+    if info.is_main:
+        first = 0 if checkpoint is None else checkpoint.step
+        print(f"fit: {type(quantizer).__name__} on {data.shape[0]} x {data.shape[1]} vectors "
+              f"from {args.data}, steps {first} -> {settings['steps']}", file=sys.stderr)
+    bars = not args.quiet and info.is_main
     trainer = fit_trainer(quantizer, data, settings, device=info.device, checkpoint=checkpoint,
-                          progress=progress)
+                          progress=bar_callback("fit", enabled=bars, unit="step"),
+                          init_progress=bar_callback("k-means init", enabled=bars, unit="step"))
     extra = {"fit": {**settings, "loop": loop_record(settings)}, "data": fingerprint}
 
     def write(t: Trainer) -> None:
@@ -201,9 +210,6 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
             write(t)
             last_saved[0] = t.step
 
-    if info.is_main:
-        print(f"fit: {type(quantizer).__name__} on {data.shape[0]} x {data.shape[1]} vectors "
-              f"from {args.data}, steps {trainer.step} -> {settings['steps']}", file=sys.stderr)
     start, cpu_train = time.perf_counter(), time.process_time()
     try:
         trainer.run(on_window=on_window)
@@ -217,7 +223,8 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
     cpu_train = time.process_time() - cpu_train
     write(trainer)
     start = time.perf_counter()
-    final = evaluate(quantizer, data[ddp.shard(data.shape[0])].to(info.device))
+    final = evaluate(quantizer, data[ddp.shard(data.shape[0])].to(info.device),
+                     progress=bar_callback("eval", enabled=bars, unit="vector"))
     eval_seconds = time.perf_counter() - start
     if not info.is_main:
         return 0

@@ -32,11 +32,13 @@ def _model(args: argparse.Namespace):
 def _compress(args: argparse.Namespace) -> int:
     from ...apps.image_codec.codec import compress, read_image
     from ...io.atomic import atomic_write
+    from ...progress import bar_callback
 
     set_threads(args.threads)
     model = _model(args)
     image = read_image(args.input, model.config.channels)
-    data = compress(model, image)
+    data = compress(model, image, progress=bar_callback("compress", enabled=not args.quiet,
+                                                        unit="tile"))
     atomic_write(args.output, lambda f: f.write(data))
     h, w = image.shape[:2]
     print(f"{args.output}: {w}x{h} px, {len(data)} bytes, "
@@ -47,13 +49,15 @@ def _compress(args: argparse.Namespace) -> int:
 
 def _decompress(args: argparse.Namespace) -> int:
     from ...apps.image_codec.codec import decompress, write_image
+    from ...progress import bar_callback
 
     set_threads(args.threads)
     path = Path(args.input)
     if not path.is_file():
         raise FileNotFoundError(f"no such .vqi file: {path}")
     data = path.read_bytes()
-    image = decompress(_model(args), data, str(path))
+    image = decompress(_model(args), data, str(path),
+                       progress=bar_callback("decompress", enabled=not args.quiet, unit="tile"))
     write_image(args.output, image)
     h, w = image.shape[:2]
     print(f"{args.output}: {w}x{h} px from {len(data)} bytes, "
@@ -94,6 +98,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", default=None, help="codec checkpoint (default: the shipped one)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         add_threads(p)
 
     comp = sub.add_parser("compress", help="compress an image (PNG, JPEG, ...) to .vqi")

@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", help="the reproduction to run")
     p.add_argument("--list", action="store_true", help="list the reproductions and exit")
     p.add_argument("--variant", default=None, metavar="VARIANT",
-                   help="run this variant of NAME (a follow-up run; --list names them)")
+                   help="run this variant of NAME (a follow-up run; --list names them; "
+                   "default: the main run)")
     p.add_argument("--quick", action="store_true",
                    help="the seconds-long smoke version (its numbers are not the reported ones)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
