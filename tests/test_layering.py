@@ -24,7 +24,7 @@ SRC = Path(vqkit.__file__).parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("functional", ("functional", "types", "registry", "strategy", "distributed", "atomic",
                     "complexity")),
-    ("codebooks/estimators", ("codebooks", "estimators", "maintenance")),
+    ("codebooks/estimators", ("codebooks", "estimators", "maintenance", "regularisers")),
     ("quantizers", ("quantizers", "space_filling")),
     ("io", ("serialization", "codes_file", "__init__")),
     ("interpret/privacy/data", ("interpret", "privacy", "data", "progress")),
