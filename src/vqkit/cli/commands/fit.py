@@ -39,7 +39,7 @@ FIXED_DEFAULTS: dict[str, Any] = {
     "quantizer": "vq", "estimator": "nsvq", "learning": "gradient", "ema_decay": 0.99,
     "codebook_size": 256, "num_codebooks": None, "init": "kmeans", "init_samples": 20000,
     "batch": 1024, "lr": 1e-3, "replace_every": 0, "replace_threshold": 0.01,
-    "log_every": 50, "seed": 0, "initial_size": None, "expand_every": 0,
+    "log_every": 50, "seed": 0, "initial_size": None, "expand_every": 0, "levels": None,
 }
 STEPS_DEFAULT = 1000
 
@@ -58,6 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     size = q.add_mutually_exclusive_group()
     size.add_argument("--codebook-size", type=positive_int, help="K per codebook (default 256)")
     size.add_argument("--bits", type=positive_int, help="log2 K per codebook (K = 2**bits)")
+    q.add_argument("--levels", type=positive_int, nargs="+",
+                   help="fsq/rfsq: levels per channel, e.g. 8 5 5 5 (prod(levels) codes; "
+                   "instead of --bits); lfq/bsq take --bits = code bits")
     q.add_argument("--num-codebooks", type=positive_int,
                    help="M codebooks for rvq/pvq/avq (default 4; 1 for vq/sfvq)")
     q.add_argument("--init", choices=["kmeans", "random"],
@@ -108,6 +111,9 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[st
         ESTIMATORS.lookup(settings["estimator"])
         if settings["num_codebooks"] is None:
             settings["num_codebooks"] = 4 if takes_argument(kind, "num_codebooks") else 1
+        if takes_argument(kind, "levels") and "codebook_size" in given:
+            raise ValueError("--bits/--codebook-size do not apply to fsq/rfsq: the codebook "
+                             "has prod(--levels) entries")
         curve = issubclass(kind, SpaceFillingVQ)
         if not curve and (settings["initial_size"] or settings["expand_every"]):
             raise ValueError("--initial-size and --expand-every apply to --quantizer sfvq only")
@@ -219,7 +225,10 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
             g = generator(settings["seed"], "init-samples", info.rank)
             take = min(local.shape[0], max(1, settings["init_samples"] // info.world_size))
             rows = local[torch.randperm(local.shape[0], generator=g)[:take]].to(info.device)
-            quantizer.init_codebook_(rows, generator=generator(settings["seed"], "kmeans"))
+            try:
+                quantizer.init_codebook_(rows, generator=generator(settings["seed"], "kmeans"))
+            except NotImplementedError as err:  # an implicit codebook (fsq, lfq, bsq)
+                print(f"fit: {err}; --init kmeans skipped", file=sys.stderr)
         ddp.broadcast_state_(quantizer)
         seed_global(settings["seed"], "train", info.rank)
     extra = {"fit": settings, "data": fingerprint}
