@@ -185,3 +185,18 @@ def test_channels_first_and_masks():
     masked = fsq.eval()(x, mask=mask)
     assert (masked.indices[~mask] == -1).all()
     assert torch.equal(masked.indices[mask], fsq(x).indices[mask])
+
+
+@pytest.mark.parametrize("levels", [(8, 5, 5, 5), (64,) * 5, (256,) * 7])  # fp32, fp64, int64
+def test_mixed_radix_is_exact_in_every_precision_path(levels):
+    lv = torch.tensor(levels)
+    g = torch.Generator().manual_seed(4)
+    ints = torch.stack([torch.randint(-(n // 2), n - n // 2, (500,), generator=g)
+                        for n in levels], dim=1)
+    ints[0] = torch.tensor([n - 1 - n // 2 for n in levels])  # the largest index
+    expected = sum((ints[:, i] + n // 2) * math.prod(levels[:i]) for i, n in enumerate(levels))
+    assert int(expected[0]) == math.prod(levels) - 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = fsq_codes_to_indices(ints.float() if math.prod(levels) < 2**53 else ints, lv)
+    assert torch.equal(got, expected)
+    assert torch.equal(fsq_indices_to_integers(expected, lv), ints)

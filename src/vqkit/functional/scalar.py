@@ -30,7 +30,7 @@ def fsq_bound(z: Tensor, levels: Tensor) -> Tensor:
     half_l = (lv - 1) * (1 - FSQ_EPS) / 2
     offset = (levels % 2 == 0).to(z.dtype) * 0.5
     shift = torch.tan(offset / half_l)
-    return torch.tanh(z + shift) * half_l - offset
+    return torch.addcmul(-offset, torch.tanh(z + shift), half_l)  # one temporary fewer
 
 
 def half_widths(levels: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -44,10 +44,24 @@ def mixed_radix_basis(levels: Tensor) -> Tensor:
     return torch.cumprod(torch.cat([ones, levels[:-1].long()]), dim=0)
 
 
-def fsq_codes_to_indices(integers: Tensor, levels: Tensor) -> Tensor:
-    """Mixed-radix index of rounded levels ``k (..., d)`` (floating or integer) -> ``(...)``."""
-    digits = integers.long() + (levels // 2)
-    return (digits * mixed_radix_basis(levels)).sum(dim=-1)
+def fsq_codes_to_indices(integers: Tensor, levels: Tensor, size: int | None = None) -> Tensor:
+    """Mixed-radix index of rounded levels ``k (..., d)`` (floating or integer) -> ``(...)``.
+
+    The sum of digits times place values is one matrix-vector product (autocast off), in
+    fp32 while every partial sum is below ``2^24`` (exact), in fp64 below ``2^53``, else in
+    int64. ``size``
+    is ``prod(levels)`` if the caller knows it (saves a device-to-host read).
+    """
+    basis = mixed_radix_basis(levels)
+    if size is None:
+        size = int(levels.prod())
+    if size > 2**53:
+        return ((integers.long() + levels // 2) * basis).sum(dim=-1)
+    dtype = torch.float32 if size <= 2**24 else torch.float64
+    # sum_i (k_i + floor(L_i/2)) b_i = k . b + floor(L/2) . b: no (N, d) temporary
+    offset = ((levels // 2) * basis).sum()
+    with torch.autocast(device_type=integers.device.type, enabled=False):  # exact, not bf16
+        return (integers.to(dtype) @ basis.to(dtype)).long() + offset
 
 
 def fsq_indices_to_integers(indices: Tensor, levels: Tensor) -> Tensor:

@@ -64,7 +64,10 @@ class FSQ(ImplicitCodebookQuantizer):
     the digits ``k_i + floor(L_i/2)`` (first channel least significant), in
     ``[0, prod(L))``. Training mode passes the gradient through the rounding by the estimator
     (STE by default, identity through the rounding; see :mod:`.implicit` for the estimators
-    accepted), so inside the bounds the input gradient is ``bound'(z) / floor(L/2)``.
+    accepted), so inside the bounds the input gradient is ``bound'(z) / floor(L/2)``. The
+    estimator sees the bounded value and the rounded level in level units (each channel's
+    rounding error is uniform in ``[-1/2, 1/2]`` there), so a commitment loss and NSVQ's
+    error norm are in level units too.
 
     Args:
         dim: D, the size of the input's last axis.
@@ -111,22 +114,23 @@ class FSQ(ImplicitCodebookQuantizer):
     def codebook_sizes(self) -> tuple[int, ...]:
         return (self.codebook_size,)
 
-    def _quantize(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """fp32 ``z (N, d)`` -> (bounded value in code units, code, rounded integers)."""
-        hw = half_widths(self.levels_buffer)
+    def _quantize(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """fp32 ``z (N, d)`` -> (bounded value, rounded integer levels), in level units."""
         bounded = fsq_bound(z, self.levels_buffer)
-        integers = bounded.detach().round()
-        return bounded / hw, integers / hw, integers
+        return bounded, bounded.detach().round()
 
     def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
-        cont, code, integers = self._quantize(self._to_code_space(x))
-        out = self.estimator(cont, code, False)
-        indices = fsq_codes_to_indices(integers, self.levels_buffer)
-        return self._from_code_space(out.quantized).to(x.dtype), indices, out.loss, out.losses
+        bounded, integers = self._quantize(self._to_code_space(x))
+        indices = fsq_codes_to_indices(integers, self.levels_buffer, self.codebook_size)
+        # The estimator works in level units, where every channel's rounding error is
+        # uniform in [-1/2, 1/2]; the code is then k / floor(L/2).
+        out = self.estimator(bounded, integers, False)
+        code = out.quantized / half_widths(self.levels_buffer)
+        return self._from_code_space(code).to(x.dtype), indices, out.loss, out.losses
 
     def _encode(self, x: Tensor) -> Tensor:
-        integers = self._quantize(self._to_code_space(x))[2]
-        return fsq_codes_to_indices(integers, self.levels_buffer)
+        integers = self._quantize(self._to_code_space(x))[1]
+        return fsq_codes_to_indices(integers, self.levels_buffer, self.codebook_size)
 
     def _decode(self, indices: Tensor) -> Tensor:
         integers = fsq_indices_to_integers(indices.clamp_min(0), self.levels_buffer)

@@ -98,36 +98,36 @@ class ResidualFSQ(ImplicitCodebookQuantizer):
         return (self.levels_buffer.float() - 1) ** -m
 
     def _stages(self, z: Tensor, keep: Tensor | None = None):
-        """Yield ``(m, bounded, code, integers)`` of each stage for fp32 ``z (N, d)``, in code
-        units of the stage (multiply by ``_scale(m)``); ``keep (N, M)`` zeroes dropped codes
-        in the residual."""
+        """Yield ``(m, bounded, integers)`` of each stage for fp32 ``z (N, d)``, in the stage's
+        level units (times ``_scale(m) / floor(L/2)`` in code space); ``keep (N, M)`` leaves
+        dropped stages out of the residual."""
         hw = half_widths(self.levels_buffer)
         residual = z
         for m in range(self.num_codebooks):
             scale = self._scale(m)
             bounded = fsq_bound(residual / scale, self.levels_buffer)
             integers = bounded.detach().round()
-            code = integers / hw
-            yield m, bounded / hw, code, integers
-            step = code * scale
+            yield m, bounded, integers
+            step = integers * (scale / hw)
             if keep is not None:
                 step = step * keep[:, m : m + 1]
             residual = residual - step
 
     def _select(self, z: Tensor) -> Tensor:
-        return torch.stack([fsq_codes_to_indices(k, self.levels_buffer)
-                            for _, _, _, k in self._stages(z.detach())], dim=1)
+        return torch.stack([fsq_codes_to_indices(k, self.levels_buffer, self.codebook_size)
+                            for _, _, k in self._stages(z.detach())], dim=1)
 
     def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
         z = self._to_code_space(x)
         indices = drop_stages(self.dropout, self.dropout_step, self._select(z))
         keep = (indices >= 0).float()
+        hw = half_widths(self.levels_buffer)
         total = z.new_zeros(())
         loss = z.new_zeros(())
         losses: dict[str, Tensor] = {}
-        for m, cont, code, _ in self._stages(z, keep):
-            out = self.estimator(cont, code, False)
-            total = total + out.quantized * self._scale(m) * keep[:, m : m + 1]
+        for m, bounded, integers in self._stages(z, keep):
+            out = self.estimator(bounded, integers, False)  # in level units, as FSQ
+            total = total + out.quantized * (self._scale(m) / hw) * keep[:, m : m + 1]
             loss = loss + out.loss
             for name, value in out.losses.items():
                 losses[name] = losses.get(name, 0.0) + value
