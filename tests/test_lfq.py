@@ -1,4 +1,4 @@
-"""LFQ / BSQ ([yu2024magvit2], [zhao2024bsq]) and the entropy penalty against brute force over
+"""LFQ / BSQ ([yu2024magvit], [zhao2024bsq]) and the entropy penalty against brute force over
 all 2^d codes."""
 
 from __future__ import annotations
@@ -152,3 +152,14 @@ def test_no_table_of_all_codes_is_built_at_18_bits():
                          timeout=120)
     assert run.returncode == 0, run.stderr
     assert int(run.stdout.split()[-1]) < 64 * 2**20
+
+
+def test_faiss_has_no_equivalent_and_says_so():
+    pytest.importorskip("faiss")
+    from vqkit import FSQ, ResidualFSQ
+    from vqkit.apps.ann.faiss_bridge import to_faiss, to_faiss_quantizer
+
+    for q in (FSQ(4, (8, 5, 5, 5)), ResidualFSQ(4, (4, 4), 2), LFQ(8, 256), BSQ(8, 256)):
+        for export in (to_faiss, to_faiss_quantizer):
+            with pytest.raises(TypeError, match="ProductVQ, ResidualVQ or AdditiveVQ, got"):
+                export(q)

@@ -2,7 +2,7 @@
 ``out.losses`` in training mode.
 
 :class:`EntropyPenalty` is the codebook-entropy (diversity) penalty of LFQ
-([yu2024magvit2] eq. (5)) in the factorised form of BSQ ([zhao2024bsq] §3.3) for sign
+([yu2024magvit]), in the factorised form of BSQ ([zhao2024bsq]) for sign
 quantizers, and the same penalty over an explicit codebook for
 :class:`~vqkit.VectorQuantizer`. See :mod:`vqkit.functional.entropy` for the equations.
 """
@@ -36,7 +36,7 @@ class EntropyPenalty(Regulariser):
     (nats); ``out.loss`` gets the weighted difference.
 
     Args:
-        weight: loss weight (0.1 as in [yu2024magvit2] and vector-quantize-pytorch's LFQ).
+        weight: loss weight (0.1 as in [yu2024magvit] and vector-quantize-pytorch's LFQ).
         temperature: ``T`` of the soft assignment, in squared input units (0.01: the LFQ
             peer's inverse temperature of 100).
         diversity: weight of the codebook term inside the penalty (``gamma``, 1.0).

@@ -1,7 +1,7 @@
 """Entropies of soft code assignments, for the codebook-entropy (diversity) penalty.
 
 A vector ``x`` is softly assigned to the codes ``c_k`` by ``p(k | x) = softmax_k(-||x - c_k||^2
-/ T)``. The penalty of [yu2024magvit2] eq. (5) is ``E_x[H(p(. | x))] - H(E_x[p(. | x)])``: low
+/ T)``. The entropy penalty of [yu2024magvit] is ``E_x[H(p(. | x))] - H(E_x[p(. | x)])``: low
 per-sample entropy (confident assignments) and high entropy of the batch-averaged distribution
 (all codes used).
 
@@ -9,8 +9,8 @@ per-sample entropy (confident assignments) and high entropy of the batch-average
 - :func:`binary_code_entropies`: the implicit ``2^d`` codebook of sign quantization. The
   assignment factorises over the bits, so the per-sample entropy is the sum of the bits'
   binary entropies exactly; the entropy of the averaged distribution is replaced by the sum of
-  the averaged bits' entropies ([zhao2024bsq] §3.3), an upper bound that needs no ``2^d``
-  tensor. Memory is ``O(N d)`` for any ``d``.
+  the averaged bits' entropies (the factorised entropy of [zhao2024bsq]), an upper bound that
+  needs no ``2^d`` tensor. Memory is ``O(N d)`` for any ``d``.
 
 Batch means are sums and counts passed through ``sum_over_ranks`` (e.g.
 :func:`vqkit.distributed.sum_over_ranks`), so under DDP both terms are those of the global

@@ -4,7 +4,7 @@ These quantizers have no codewords to store or learn: the code of a vector is co
 (rounded levels, signs), and the index is its number in a fixed enumeration. What they share:
 
 - the input projection ``D -> d`` and output projection ``d -> D`` (``nn.Linear``, with
-  bias) when ``dim`` differs from the code's dimension ``d`` ([mentzer2024fsq] §3: the
+  bias) when ``dim`` differs from the code's dimension ``d`` ([mentzer2024fsq]: the
   quantizer sits between a projection down and one up); they run in the module's dtype with
   autocast off, and the quantization itself in fp32;
 - the estimator check: the gradient passes the rounding / sign straight through

@@ -1,9 +1,9 @@
 """LFQ and BSQ: sign (binary) quantization with an implicit ``2^d`` codebook.
 
-- :class:`LFQ`, lookup-free quantization ([yu2024magvit2] §3.1): each of the ``d`` channels
+- :class:`LFQ`, the lookup-free quantizer of [yu2024magvit]: each of the ``d`` channels
   is quantized to its sign, ``q_i = sign(z_i)`` (0 counts as negative), so the codebook is
   ``{-1, 1}^d``;
-- :class:`BSQ`, binary spherical quantization ([zhao2024bsq] §3.1): the input is first put on
+- :class:`BSQ`, binary spherical quantization ([zhao2024bsq]): the input is first put on
   the unit sphere, ``u = z / ||z||``, and ``q = sign(u) / sqrt(d)`` lies on it too.
 
 The index is the binary number of the signs, ``sum_i [z_i > 0] 2^i`` (first channel least
@@ -160,7 +160,7 @@ class BSQ(LFQ):
 
     Input and code lie on the unit sphere, so the quantization error is bounded
     (``||u - q||^2 <= 2 - 2/sqrt(d)``) and the entropy penalty uses code entries of
-    ``1/sqrt(d)`` ([zhao2024bsq] §3.1-3.3). Arguments as :class:`LFQ`.
+    ``1/sqrt(d)`` ([zhao2024bsq]). Arguments as :class:`LFQ`.
 
     Example:
         >>> bsq = BSQ(dim=4, codebook_size=16)
