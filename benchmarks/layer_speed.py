@@ -26,7 +26,14 @@ each timed step is bracketed by ``torch.cuda.synchronize``. ``--threads`` does n
 is usually done); ``float32`` is plain fp32. Several dtypes can be given; each row records its
 device and dtype, and the JSON records the device, the dtypes and the GPU's name.
 
+``--scalar`` times the implicit-codebook layers instead, each beside the peer's same layer
+configured as its README shows: vqkit ``FSQ`` against vector-quantize-pytorch ``FSQ``
+(levels 8-5-5-5, without and with the 64 -> 4 -> 64 projections) and vqkit ``LFQ`` (STE,
+entropy penalty weight 0.1) against ``LFQ(entropy_loss_weight=0.1, diversity_gamma=1.0)``, at
+``--tokens`` vectors (65,536 by default), one forward + backward in training mode.
+
 Usage: ``python benchmarks/layer_speed.py [--quick] [--out results/bench_layer.json]``;
+``python benchmarks/layer_speed.py --scalar --threads 1 --out results/bench_layer_fsq_lfq.json``;
 on a GPU e.g. ``python benchmarks/layer_speed.py --device cuda --dtype float32 bfloat16
 --shapes 65536x64x16384,65536x256x65536 --out results/gpu_bench_layer.json``.
 """
@@ -50,6 +57,8 @@ QUICK_SHAPES = [(4096, 32, 512), (4096, 32, 2048)]
 IMPLS = ["vqkit STE+EMA", "vqkit NSVQ", "VQP EMA 0.99, no rotation", "VQP defaults",
          "bare matmul+argmin"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+#: --scalar: the (layer, input D) pairs timed, each as "vqkit <layer>" and "VQP <layer>".
+SCALAR_LAYERS = [("FSQ 8-5-5-5", 4), ("FSQ 8-5-5-5", 64), ("LFQ 2^10", 10), ("LFQ 2^10", 64)]
 CPU = torch.device("cpu")
 
 
@@ -87,7 +96,40 @@ def build(impl: str, n: int, d: int, k: int, device: torch.device = CPU,
     return autocast_step
 
 
+def _build_scalar(impl: str, n: int, d: int, device: torch.device, dtype: torch.dtype):
+    """One training step of an implicit-codebook layer: ``"vqkit <layer>"`` or ``"VQP
+    <layer>"`` with ``<layer>`` a first item of :data:`SCALAR_LAYERS`, on ``(n, d)`` inputs."""
+    side, layer = impl.split(" ", 1)
+    x = torch.randn(1, n, d, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)  # the projections' initial weights
+    if side == "vqkit":
+        from vqkit import FSQ, LFQ
+
+        q = FSQ(d, (8, 5, 5, 5)) if layer.startswith("FSQ") else LFQ(d, 2**10)
+    else:
+        from vector_quantize_pytorch import FSQ as PeerFSQ
+        from vector_quantize_pytorch import LFQ as PeerLFQ
+
+        q = (PeerFSQ(levels=[8, 5, 5, 5], dim=d) if layer.startswith("FSQ") else
+             PeerLFQ(codebook_size=2**10, dim=d, entropy_loss_weight=0.1, diversity_gamma=1.0))
+    q = q.to(device).train()
+    xin = x.to(device, dtype).clone().requires_grad_()
+
+    def step():
+        out = q(xin)
+        if side == "vqkit":
+            (out.quantized.sum() + out.loss).backward()
+        elif layer.startswith("FSQ"):
+            out[0].sum().backward()
+        else:
+            (out[0].sum() + out[2]).backward()
+
+    return step
+
+
 def _build(impl: str, n: int, d: int, k: int, device: torch.device, dtype: torch.dtype):
+    if impl.split(" ", 1)[-1] in {layer for layer, _ in SCALAR_LAYERS}:
+        return _build_scalar(impl, n, d, device, dtype)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, d, generator=g)
     if impl.startswith("vqkit"):
@@ -223,6 +265,56 @@ def _warm_up(device: torch.device, dtype: torch.dtype) -> None:
         (a @ a).sum().item()
 
 
+def _peer_version() -> str:
+    import vector_quantize_pytorch
+
+    version = getattr(vector_quantize_pytorch, "__version__", None)
+    if version is None:
+        from importlib.metadata import version as installed
+
+        version = installed("vector-quantize-pytorch")
+    return version
+
+
+def scalar_main(args: argparse.Namespace) -> int:
+    """``--scalar``: vqkit FSQ / LFQ beside the peer's, on the CPU, one process per case."""
+    from vqkit.training.provenance import Run, write_json
+
+    run = Run(seeds=[0])
+    rows, ratios = [], []
+    for dtype in args.dtype:
+        for threads in args.threads:
+            for layer, d in SCALAR_LAYERS:
+                got = {}
+                for side in ("vqkit", "VQP"):
+                    impl = f"{side} {layer}"
+                    got[side] = measure(impl, args.tokens, d, 0, threads, args.repeats,
+                                        args.memory_limit_gib, dtype)
+                    rows.append({"N": args.tokens, "D": d, "layer": layer, "threads": threads,
+                                 "dtype": dtype, "impl": impl, **got[side]})
+                    shown = got[side].get("error") or (
+                        f"{got[side]['seconds'] * 1e3:9.1f} ms  peak "
+                        f"{got[side]['peak_bytes'] / 2**20:8.1f} MiB")
+                    print(f"N={args.tokens} D={d:>3} threads={threads} {dtype} {impl:<18} "
+                          f"{shown}", flush=True)
+                if any("error" in r for r in got.values()):
+                    continue
+                ratio = got["vqkit"]["seconds"] / got["VQP"]["seconds"]
+                ratios.append({"N": args.tokens, "D": d, "layer": layer, "threads": threads,
+                               "dtype": dtype, "time_over_vqp": ratio,
+                               "memory_ratio_vs_vqp": got["vqkit"]["peak_bytes"]
+                               / max(got["VQP"]["peak_bytes"], 1)})
+                print(f"  {layer} D={d}: vqkit takes {ratio:.2f}x the peer's time", flush=True)
+    out = args.out if args.out != Path("results/bench_layer.json") else Path(
+        "results/bench_layer_fsq_lfq.json")
+    write_json(out, run.record(
+        {"rows": rows, "ratios": ratios}, peer={"vector-quantize-pytorch": _peer_version()},
+        repeats=args.repeats, device="cpu", dtypes=args.dtype, tokens=args.tokens,
+    ))
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small shapes (a smoke run)")
@@ -239,12 +331,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("results/bench_layer.json"))
     p.add_argument("--memory-limit-gib", type=float, default=20.0,
                    help="address-space limit of each measurement process (default 20; CPU only)")
+    p.add_argument("--scalar", action="store_true",
+                   help="time FSQ and LFQ beside the peer's FSQ and LFQ instead (see above)")
+    p.add_argument("--tokens", type=int, default=65536, help="--scalar: vectors per step")
     p.add_argument("--child", nargs=8, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         impl, n, d, k, t, r, lim, dt = args.child
         measure_child(impl, int(n), int(d), int(k), int(t), int(r), float(lim), dt)
         return 0
+    if args.scalar:
+        return scalar_main(args)
     try:
         device = torch.device(args.device)
     except RuntimeError as err:
@@ -314,16 +411,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['memory_ratio_vs_vqp']:.3f}x its peak memory, and takes "
                       f"{r['time_over_bare_matmul']:.2f}x the bare matmul+argmin "
                       f"(NSVQ {r['nsvq_time_over_bare_matmul']:.2f}x)", flush=True)
-    import vector_quantize_pytorch
-
-    peer_version = getattr(vector_quantize_pytorch, "__version__", None)
-    if peer_version is None:
-        from importlib.metadata import version
-
-        peer_version = version("vector-quantize-pytorch")
     write_json(args.out, run.record(
         {"rows": rows, "ratios": ratios},
-        peer={"vector-quantize-pytorch": peer_version},
+        peer={"vector-quantize-pytorch": _peer_version()},
         quick=args.quick, repeats=args.repeats, device=str(device), dtypes=args.dtype,
         gpu_name=torch.cuda.get_device_name(device) if on_gpu else None,
         cuda=torch.version.cuda if on_gpu else None,

@@ -23,8 +23,10 @@ DIM = 8
 class Case:
     name: str
     build: Callable[[object, object], torch.nn.Module | None]
-    exact_inputs: Callable[[torch.nn.Module, torch.Generator], torch.Tensor]
+    exact_inputs: Callable[[torch.nn.Module, torch.Generator], torch.Tensor] | None
     skip: str = ""
+    #: Why ``exact_inputs`` is None: the quantizer is not idempotent by design.
+    not_idempotent: str = ""
 
 
 def _vq_exact(q, g):
@@ -127,3 +129,59 @@ def _pvq_avq_cases():
 
 
 CASES.extend(_pvq_avq_cases())
+
+
+# -- implicit codebooks: FSQ, ResidualFSQ, LFQ, BSQ ------------------------------------------
+_IMPLICIT_SKIP = ("no codebook to learn (EMA does not apply), and the rotation trick and DiVeQ "
+                  "are refused by design (vqkit.quantizers.implicit)")
+_FSQ_NOT_IDEMPOTENT = (
+    "a code fed back in goes through the tanh bound again and may round to a neighbour "
+    "(L=7: code 1 -> tanh(1)*3 = 2.28 -> 2/3), as in [mentzer2024fsq]; a projection likewise")
+
+
+def _implicit(make):
+    """``make(est)`` for the estimators an implicit codebook accepts, else None."""
+    from vqkit import EMA
+    from vqkit.quantizers.implicit import ACCEPTED_ESTIMATORS
+
+    def build(est, learn):
+        if isinstance(learn, EMA) or type(est) not in ACCEPTED_ESTIMATORS:
+            return None
+        return make(est)
+
+    return build
+
+
+def _signs_exact(q, g):
+    # Codes of sign quantization are fixed points: sign(+-s) * s = +-s (BSQ: unit norm already).
+    signs = torch.randint(0, 2, (6, 5, DIM), generator=g).float() * 2 - 1
+    return (signs * q.scale).to(q.bit_values.device)
+
+
+def _implicit_cases():
+    from vqkit import BSQ, FSQ, LFQ, ResidualFSQ
+
+    fsq_levels = (8, 5, 5, 5, 4, 3, 2, 7)  # odd and even, one per input channel
+    return [
+        Case("FSQ", _implicit(lambda est: FSQ(DIM, fsq_levels, estimator=est)), None,
+             skip=_IMPLICIT_SKIP, not_idempotent=_FSQ_NOT_IDEMPOTENT),
+        Case("FSQ-projected", _implicit(lambda est: FSQ(DIM, (8, 5, 5, 5), estimator=est)),
+             None, skip=_IMPLICIT_SKIP, not_idempotent=_FSQ_NOT_IDEMPOTENT),
+        Case("ResidualFSQ",
+             _implicit(lambda est: ResidualFSQ(DIM, (7, 5, 5, 5, 3, 3, 3, 4), 3, estimator=est)),
+             None, skip=_IMPLICIT_SKIP, not_idempotent=_FSQ_NOT_IDEMPOTENT),
+        Case("ResidualFSQ-projected",
+             _implicit(lambda est: ResidualFSQ(DIM, (5, 5, 5), 2, estimator=est)),
+             None, skip=_IMPLICIT_SKIP, not_idempotent=_FSQ_NOT_IDEMPOTENT),
+        Case("LFQ", _implicit(lambda est: LFQ(DIM, 2**DIM, estimator=est)), _signs_exact,
+             skip=_IMPLICIT_SKIP),
+        Case("LFQ-projected", _implicit(lambda est: LFQ(DIM, 2**5, estimator=est)), None,
+             skip=_IMPLICIT_SKIP, not_idempotent="a code goes through the projections again"),
+        Case("BSQ", _implicit(lambda est: BSQ(DIM, 2**DIM, estimator=est)), _signs_exact,
+             skip=_IMPLICIT_SKIP),
+        Case("BSQ-projected", _implicit(lambda est: BSQ(DIM, 2**12, estimator=est)), None,
+             skip=_IMPLICIT_SKIP, not_idempotent="a code goes through the projections again"),
+    ]
+
+
+CASES.extend(_implicit_cases())

@@ -71,6 +71,8 @@ def test_eval_is_deterministic_and_equals_decode_encode(quantizer, generator, de
 
 
 def test_inputs_built_from_codewords_come_back_exactly(quantizer, generator):
+    if quantizer.case.exact_inputs is None:
+        pytest.skip(f"not idempotent by design: {quantizer.case.not_idempotent}")
     quantizer.eval()
     x = quantizer.case.exact_inputs(quantizer, generator)
     assert torch.equal(quantizer(x).quantized, x)

@@ -26,6 +26,7 @@ from vqkit.quantizers.base import Quantizer
 from vqkit.quantizers.composite import MultiCodebookQuantizer
 from vqkit.quantizers.dropout import QuantizerDropout
 from vqkit.quantizers.encoders import Encoder
+from vqkit.quantizers.implicit import ACCEPTED_ESTIMATORS, ImplicitCodebookQuantizer
 from vqkit.registry import (
     ESTIMATORS,
     LEARNINGS,
@@ -33,6 +34,7 @@ from vqkit.registry import (
     REGISTRIES,
     Registry,
 )
+from vqkit.regularisers import Regulariser
 from vqkit.space_filling.curve import Projection
 from vqkit.space_filling.estimators import SegmentEstimator
 from vqkit.strategy import Strategy, from_config, to_config
@@ -55,7 +57,8 @@ _import_everything()
 
 #: The base classes of each kind and their abstract intermediates: never registered.
 ABSTRACT = {Strategy, Estimator, SegmentEstimator, CodebookLearning, Projection, ReplacementRule,
-            EstimatorApplication, Encoder, QuantizerDropout, Quantizer, MultiCodebookQuantizer}
+            EstimatorApplication, Encoder, QuantizerDropout, Quantizer, MultiCodebookQuantizer,
+            Regulariser, ImplicitCodebookQuantizer}
 
 
 def _public(base: type) -> list[type]:
@@ -108,7 +111,8 @@ def test_cli_short_names_are_aliases():
     assert {a: c for a, c in ESTIMATORS.aliases().items() if a in expected} == expected
     assert LEARNINGS.aliases() == {"gradient": "Gradient", "ema": "EMA"}
     for alias, name in {"vq": "VectorQuantizer", "rvq": "ResidualVQ", "pvq": "ProductVQ",
-                        "avq": "AdditiveVQ", "sfvq": "SpaceFillingVQ"}.items():
+                        "avq": "AdditiveVQ", "sfvq": "SpaceFillingVQ", "fsq": "FSQ",
+                        "rfsq": "ResidualFSQ", "lfq": "LFQ", "bsq": "BSQ"}.items():
         assert QUANTIZERS.lookup(alias) is QUANTIZERS.lookup(name)
 
 
@@ -182,10 +186,12 @@ def _make(cls: type, estimator=None, learning=None) -> Quantizer | None:
     if (estimator is not None and "estimator" not in params) or (
             learning is not None and "learning" not in params):
         return None
-    if "codebook_size" not in params:  # a scalar quantizer: bits per dimension
-        return build_quantizer(cls, DIM, bits=3)
+    m = M if "num_codebooks" in params else None
     try:
-        m = M if "num_codebooks" in params else None
+        if "levels" in params:  # FSQ family: an implicit codebook of prod(levels) entries
+            return build_quantizer(cls, DIM, None, m, estimator=estimator, levels=(5, 4, 3))
+        if "codebook_size" not in params:  # a scalar quantizer: bits per dimension
+            return build_quantizer(cls, DIM, bits=3)
         return build_quantizer(cls, DIM, SIZE, m, estimator=estimator, learning=learning)
     except ValueError as err:  # e.g. an EMA codebook cannot learn a curve
         assert "cannot" in str(err) or "must" in str(err)
@@ -224,7 +230,15 @@ def test_quantizer_round_trips_through_config_and_save_load(combo, tmp_path):
     assert type(cls.from_config(q.config())) is cls
     assert cls.from_config(q.config()).config() == q.config()
     g = torch.Generator().manual_seed(1)
-    q.init_codebook_(torch.randn(64, DIM, generator=g), generator=g)  # (N, C) is channels-first
+    samples = torch.randn(64, DIM, generator=g)  # (N, C) is channels-first
+    if q.initialises_from_data:
+        q.init_codebook_(samples, generator=g)
+    else:  # the contract's answer of an implicit codebook (FSQ, LFQ): refuse, change nothing
+        assert isinstance(q, ImplicitCodebookQuantizer | vqkit.ChannelsFirst)
+        before = {k: v.clone() for k, v in q.state_dict().items()}
+        with pytest.raises(NotImplementedError, match="no data-driven initialisation"):
+            q.init_codebook_(samples, generator=g)
+        assert all(torch.equal(v, q.state_dict()[k]) for k, v in before.items())
     q.train()
     q(_inputs(q, g))  # usage counters, EMA statistics, dropout step: state to save
     vqkit.save(q, tmp_path / "q.pt")
@@ -243,7 +257,10 @@ def test_quantizer_round_trips_through_config_and_save_load(combo, tmp_path):
 def test_every_type_accepts_every_estimator_it_takes(cls):
     accepted = {repr(est) for c, est, _ in COMBOS if c is cls}
     params = inspect.signature(cls).parameters
-    if {"estimator", "quantizer", "inner"} & set(params):  # itself or the wrapped quantizer
+    if issubclass(cls, ImplicitCodebookQuantizer):  # refuses the rotation trick and DiVeQ
+        assert accepted == {repr(est) for est in _estimators(cls)
+                            if est is None or type(est) in ACCEPTED_ESTIMATORS}
+    elif {"estimator", "quantizer", "inner"} & set(params):  # itself or the wrapped quantizer
         assert accepted == {repr(est) for est in _estimators(cls)}
     else:
         assert accepted == {"None"}
@@ -259,3 +276,16 @@ def test_contract_members(cls):
     assert q.bits_per_vector == pytest.approx(sum(math.log2(k) for k in sizes))
     assert isinstance(q.replace_dead_codes_(0.5), int)
 
+
+
+def test_initialises_from_data_is_declared_by_every_quantizer():
+    """The capability says what init_codebook_ does, for every quantizer type (wrappers and
+    ChannelsFirst answer for the quantizer they wrap)."""
+    seen = set()
+    for cls in QUANTIZER_TYPES:
+        q = _make(cls)
+        implicit = isinstance(q, ImplicitCodebookQuantizer)
+        seen.add(implicit)
+        assert q.initialises_from_data is not implicit, cls.__name__
+        assert vqkit.ChannelsFirst(q).initialises_from_data is q.initialises_from_data
+    assert seen == {True, False}

@@ -20,13 +20,14 @@ from .estimators import (
 from .functional.bitstream import pack_indices, unpack_indices
 from .io.serialization import load, save
 from .maintenance import TileUsed, UsageWeighted, replace_dead_codes_
-from .quantizers import ChannelsFirst, Quantizer, VectorQuantizer
+from .quantizers import BSQ, FSQ, LFQ, ChannelsFirst, Quantizer, ResidualFSQ, VectorQuantizer
 from .quantizers.additive import AdditiveVQ
 from .quantizers.application import OnComposite, PerStage
 from .quantizers.dropout import BatchDepth, ExampleDepth, FractionDepth
 from .quantizers.encoders import BeamSearch, Greedy
 from .quantizers.product import ProductVQ
 from .quantizers.residual import ResidualVQ
+from .regularisers import EntropyPenalty
 from .space_filling import (
     CurveCodebook,
     ExactProjection,
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdditiveVQ",
+    "BSQ",
     "BatchDepth",
     "BeamSearch",
     "EMA",
@@ -49,13 +51,16 @@ __all__ = [
     "CurveCodebook",
     "DiVeQ",
     "DiVeQDetach",
+    "EntropyPenalty",
     "Estimator",
     "EstimatorOutput",
     "ExactProjection",
     "ExampleDepth",
+    "FSQ",
     "FractionDepth",
     "Gradient",
     "Greedy",
+    "LFQ",
     "MSEFit",
     "NoiseSubstitution",
     "OnComposite",
@@ -63,6 +68,7 @@ __all__ = [
     "ProductVQ",
     "Quantizer",
     "QuantizerOutput",
+    "ResidualFSQ",
     "ResidualVQ",
     "RotationTrick",
     "SFDiVeQ",

@@ -71,6 +71,20 @@ def broadcast_(tensor: Tensor, src: int = 0) -> Tensor:
     return tensor
 
 
+def sum_over_ranks(tensor: Tensor) -> Tensor:
+    """The sum of ``tensor`` over ranks, differentiable (``tensor`` itself in one process).
+
+    The backward pass sums the ranks' gradients (``torch.distributed.nn``): for a loss that
+    every rank computes alike from the global sum, that is what DDP's averaging of parameter
+    gradients expects.
+    """
+    if not is_distributed():
+        return tensor
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(tensor.contiguous())
+
+
 def reducer() -> object | None:
     """The all-reduce to inject into pure functions (``None`` outside a process group)."""
     return all_reduce_ if is_distributed() else None

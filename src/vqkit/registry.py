@@ -8,14 +8,15 @@ names of the command line (``nsvq``, ``ste``, ``vq``, ``rvq``, ...). A lookup ta
 There is one registry per kind, each a module constant here (aliases in brackets):
 
 - ``QUANTIZERS``: the :class:`~vqkit.Quantizer` types (``vq``, ``rvq``, ``pvq`` or ``pq``,
-  ``avq``, ``sfvq``);
+  ``avq``, ``sfvq``, ``fsq``, ``rfsq``, ``lfq``, ``bsq``);
 - ``ESTIMATORS``: the gradient estimators, the space-filling ones (``SFDiVeQ``, ``MSEFit``)
   included (``nsvq``, ``ste``, ``rotation``, ``diveq``, ``diveq-detach``);
 - ``LEARNINGS``: codebook learning (``gradient``, ``ema``);
 - ``ENCODERS``: the index search of multi-codebook quantizers (``greedy``, ``beam``);
 - ``APPLICATIONS``: where a multi-codebook quantizer applies its estimator;
 - ``DROPOUTS``: quantizer dropout; ``PROJECTIONS``: space-filling curve projections;
-  ``REPLACEMENT_RULES``: dead-code replacement rules.
+  ``REPLACEMENT_RULES``: dead-code replacement rules; ``REGULARISERS``: auxiliary losses on
+  the code assignments (``entropy``).
 
 Why one registry per kind rather than one for everything: a config field knows its kind (an
 ``"estimator"`` field holds an estimator), so a lookup searches only that kind, a name can
@@ -150,12 +151,13 @@ APPLICATIONS: Registry = Registry("estimator application")
 DROPOUTS: Registry = Registry("quantizer dropout")
 PROJECTIONS: Registry = Registry("projection")
 REPLACEMENT_RULES: Registry = Registry("replacement rule")
+REGULARISERS: Registry = Registry("regulariser")
 
 #: Every registry, by the kind it holds.
 REGISTRIES: dict[str, Registry] = {
     r.kind: r
     for r in (QUANTIZERS, ESTIMATORS, LEARNINGS, ENCODERS, APPLICATIONS, DROPOUTS, PROJECTIONS,
-              REPLACEMENT_RULES)
+              REPLACEMENT_RULES, REGULARISERS)
 }
 
 __all__ = [
@@ -167,6 +169,7 @@ __all__ = [
     "PROJECTIONS",
     "QUANTIZERS",
     "REGISTRIES",
+    "REGULARISERS",
     "REPLACEMENT_RULES",
     "Registry",
 ]

@@ -17,6 +17,10 @@ SETUPS = [
     ("pvq", "ProductVQ", ["--bits", "3", "--num-codebooks", "2"]),
     ("avq", "AdditiveVQ", ["--bits", "3", "--num-codebooks", "2"]),
     ("sfvq", "SpaceFillingVQ", ["--codebook-size", "12"]),
+    ("fsq", "FSQ", ["--levels", "8", "5", "5", "5", "--estimator", "ste"]),
+    ("rfsq", "ResidualFSQ", ["--levels", "5", "5", "3", "--num-codebooks", "2"]),
+    ("lfq", "LFQ", ["--bits", "6", "--estimator", "ste"]),
+    ("bsq", "BSQ", ["--bits", "10"]),
 ]
 
 

@@ -7,15 +7,22 @@ from .adapters import ChannelsFirst
 from .additive import AdditiveVQ
 from .base import Quantizer
 from .build import build_quantizer
+from .fsq import FSQ
+from .lfq import BSQ, LFQ
 from .product import ProductVQ
 from .residual import ResidualVQ
+from .residual_fsq import ResidualFSQ
 from .vector import VectorQuantizer
 
 __all__ = [
+    "BSQ",
     "AdditiveVQ",
     "ChannelsFirst",
+    "FSQ",
+    "LFQ",
     "ProductVQ",
     "Quantizer",
+    "ResidualFSQ",
     "ResidualVQ",
     "VectorQuantizer",
     "build_quantizer",

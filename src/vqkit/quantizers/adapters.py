@@ -106,6 +106,10 @@ class ChannelsFirst(Quantizer):
         self.quantizer._check_indices(indices)
 
     # -- maintenance and description: the wrapped quantizer's -----------------------------------
+    @property
+    def initialises_from_data(self) -> bool:
+        return self.quantizer.initialises_from_data
+
     def init_codebook_(
         self, samples: Tensor, *, generator: torch.Generator | None = None, **options: Any
     ) -> None:

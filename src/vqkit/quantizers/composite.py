@@ -216,6 +216,10 @@ class MultiCodebookQuantizer(Quantizer):
             for cb in self.codebooks
         )
 
+    @property
+    def initialises_from_data(self) -> bool:
+        return True
+
     @torch.no_grad()
     def init_codebook_(
         self,

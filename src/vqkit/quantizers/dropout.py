@@ -218,3 +218,51 @@ class FractionDepth(QuantizerDropout):
         return {"fraction": self.fraction, **super().config()}
 
 
+
+
+# -- what residual quantizers share: dropping stages in training, decoding prefixes -------------
+def check_dropout(dropout: Any) -> QuantizerDropout | None:
+    """``dropout`` if it is None or a :class:`QuantizerDropout`, else TypeError."""
+    if dropout is not None and not isinstance(dropout, QuantizerDropout):
+        raise TypeError(
+            "dropout must be None, BatchDepth(), ExampleDepth() or FractionDepth(), "
+            f"got {dropout!r}"
+        )
+    return dropout
+
+
+def drop_stages(dropout: QuantizerDropout | None, step: Tensor, indices: Tensor) -> Tensor:
+    """Training-time stage dropout: ``indices (N, M)`` with the stages beyond each row's drawn
+    depth set to -1. ``step`` is the quantizer's counter buffer, advanced by one here (so every
+    rank and a resumed run draw the same depths)."""
+    if dropout is None:
+        return indices
+    if torch.compiler.is_compiling():
+        # int(step) would be a host sync and a Generator cannot be created in a graph.
+        draws = dropout.counter_draws(step.clone())
+    else:
+        draws = dropout.generator(int(step))
+    step += 1
+    num_stages = indices.shape[1]
+    depth = dropout.depths(indices.shape[0], num_stages, draws)
+    stages = torch.arange(num_stages, device=depth.device)
+    dropped = (stages[None, :] >= depth[:, None]).to(indices.device)
+    return indices.masked_fill(dropped, -1)
+
+
+def pad_prefix(indices: Tensor, num_stages: int) -> Tensor:
+    """``(N, m)`` indices of the first ``m`` stages -> ``(N, num_stages)``, the rest -1."""
+    missing = num_stages - indices.shape[1]
+    if not missing:
+        return indices
+    pad = indices.new_full((indices.shape[0], missing), -1)
+    return torch.cat([indices, pad], dim=1)
+
+
+def check_prefix_shape(indices: Tensor, num_stages: int) -> None:
+    """ValueError unless ``indices`` is ``(..., m)`` with ``1 <= m <= num_stages``."""
+    if indices.dim() < 1 or not 1 <= indices.shape[-1] <= num_stages:
+        raise ValueError(
+            f"indices must have shape (..., m) with 1 <= m <= {num_stages} "
+            f"(a prefix of the stages), got {tuple(indices.shape)}"
+        )

@@ -24,7 +24,7 @@ from ..strategy import from_config, to_config
 from .application import EstimatorApplication
 from .base import check_index_tensor
 from .composite import MultiCodebookQuantizer
-from .dropout import QuantizerDropout
+from .dropout import QuantizerDropout, check_dropout, check_prefix_shape, drop_stages, pad_prefix
 from .encoders import Encoder, Greedy, check_encoder
 
 
@@ -89,12 +89,7 @@ class ResidualVQ(MultiCodebookQuantizer):
         super().__init__()
         self._build(dim, codebook_size, num_codebooks, dim, estimator, learning, init)
         self.encoder = check_encoder(encoder, Greedy())
-        if dropout is not None and not isinstance(dropout, QuantizerDropout):
-            raise TypeError(
-                "dropout must be None, BatchDepth(), ExampleDepth() or FractionDepth(), "
-                f"got {dropout!r}"
-            )
-        self.dropout = dropout
+        self.dropout = check_dropout(dropout)
         # Training steps seen, so dropout decisions are the same on every rank and resume.
         self.register_buffer("dropout_step", torch.zeros((), dtype=torch.long))
 
@@ -111,18 +106,7 @@ class ResidualVQ(MultiCodebookQuantizer):
         return torch.stack(picked, dim=1)
 
     def _stage_dropout(self, indices: Tensor) -> Tensor:
-        if self.dropout is None:
-            return indices
-        if torch.compiler.is_compiling():
-            # int(step) would be a host sync and a Generator cannot be created in a graph.
-            draws = self.dropout.counter_draws(self.dropout_step.clone())
-        else:
-            draws = self.dropout.generator(int(self.dropout_step))
-        self.dropout_step += 1
-        depth = self.dropout.depths(indices.shape[0], self.num_codebooks, draws)
-        stages = torch.arange(self.num_codebooks, device=depth.device)
-        dropped = (stages[None, :] >= depth[:, None]).to(indices.device)
-        return indices.masked_fill(dropped, -1)
+        return drop_stages(self.dropout, self.dropout_step, indices)
 
     def _targets(self, x: Tensor, parts: Sequence[Tensor], per_stage: bool) -> list[Tensor]:
         if not per_stage:
@@ -134,19 +118,11 @@ class ResidualVQ(MultiCodebookQuantizer):
         return targets
 
     def _decode(self, indices: Tensor) -> Tensor:
-        missing = self.num_codebooks - indices.shape[1]
-        if missing:
-            pad = indices.new_full((indices.shape[0], missing), -1)
-            indices = torch.cat([indices, pad], dim=1)
-        return super()._decode(indices)
+        return super()._decode(pad_prefix(indices, self.num_codebooks))
 
     def _check_indices(self, indices: Tensor) -> None:
         check_index_tensor(indices, self.codebook_size)
-        if indices.dim() < 1 or not 1 <= indices.shape[-1] <= self.num_codebooks:
-            raise ValueError(
-                f"indices must have shape (..., m) with 1 <= m <= {self.num_codebooks} "
-                f"(a prefix of the stages), got {tuple(indices.shape)}"
-            )
+        check_prefix_shape(indices, self.num_codebooks)
 
     def config(self) -> dict[str, Any]:
         return {

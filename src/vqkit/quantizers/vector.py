@@ -14,7 +14,8 @@ from ..estimators import Estimator, NoiseSubstitution
 from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
-from ..registry import ESTIMATORS, LEARNINGS, QUANTIZERS
+from ..registry import ESTIMATORS, LEARNINGS, QUANTIZERS, REGULARISERS
+from ..regularisers import Regulariser
 from ..strategy import from_config, to_config
 from ..types import Progress
 from .base import Quantizer, check_index_tensor, check_samples, loss_over_kept
@@ -36,6 +37,9 @@ class VectorQuantizer(Quantizer):
         learning: :class:`~vqkit.Gradient` (default) or :class:`~vqkit.EMA`.
         init: initial codewords, ``"uniform"`` U(-1/K, 1/K) or ``"normal"`` N(0, 1);
             :meth:`init_codebook_` replaces them by k-means on data.
+        regulariser: None (default) or an auxiliary loss on the code assignments, e.g.
+            :class:`~vqkit.regularisers.EntropyPenalty` (the codebook-entropy / diversity
+            penalty over a softmax of the ``(N, K)`` distances, added to ``out.losses``).
 
     Raises:
         TypeError: ``estimator`` is not an :class:`~vqkit.Estimator`, or ``learning`` is not
@@ -65,11 +69,15 @@ class VectorQuantizer(Quantizer):
         estimator: Estimator | None = None,
         learning: CodebookLearning | None = None,
         init: str = "uniform",
+        regulariser: Regulariser | None = None,
     ) -> None:
         super().__init__()
         estimator = NoiseSubstitution() if estimator is None else estimator
         if not isinstance(estimator, Estimator):
             raise TypeError(f"estimator must be an Estimator, got {estimator!r}")
+        if regulariser is not None and not isinstance(regulariser, Regulariser):
+            raise TypeError(f"regulariser must be None or a Regulariser, got {regulariser!r}")
+        self.regulariser = regulariser
         self.dim = int(dim)
         self.estimator = estimator
         self.codebook = Codebook(codebook_size, dim, learning=learning, init=init)
@@ -100,12 +108,22 @@ class VectorQuantizer(Quantizer):
             q = self.codebook.lookup(indices.clamp_min(0)).where(rows, 0.0)
             self.codebook.observe_(x, indices)
             out = self.estimator(x.float().where(rows, 0.0), q, by_gradient)
-            loss, losses = loss_over_kept(keep, out.loss, out.losses)
+            loss, losses = self._regularise(x, keep, *loss_over_kept(keep, out.loss, out.losses))
             return out.quantized.to(x.dtype), indices, loss, losses
         q = self.codebook.lookup(indices)
         self.codebook.observe_(x, indices)
         out = self.estimator(x.float(), q, by_gradient)
-        return out.quantized.to(x.dtype), indices, out.loss, out.losses
+        loss, losses = self._regularise(x, None, out.loss, out.losses)
+        return out.quantized.to(x.dtype), indices, loss, losses
+
+    def _regularise(
+        self, x: Tensor, keep: Tensor | None, loss: Tensor, losses: Mapping[str, Tensor]
+    ) -> tuple[Tensor, Mapping[str, Tensor]]:
+        """Add the regulariser's loss and named parts (nothing without a regulariser)."""
+        if self.regulariser is None:
+            return loss, losses
+        extra, parts = self.regulariser.on_codes(x, self.codebook.codewords, keep)
+        return loss + extra, {**losses, **parts}
 
     def _encode(self, x: Tensor) -> Tensor:
         return nearest_neighbor(x, self.codebook.codewords)[1][:, 0]
@@ -117,6 +135,10 @@ class VectorQuantizer(Quantizer):
 
     def _check_indices(self, indices: Tensor) -> None:
         check_index_tensor(indices, self.codebook_size)
+
+    @property
+    def initialises_from_data(self) -> bool:
+        return True
 
     @torch.no_grad()
     def init_codebook_(
@@ -168,19 +190,24 @@ class VectorQuantizer(Quantizer):
         return replace_dead_codes_(self.codebook, threshold, rule=rule, generator=generator)
 
     def config(self) -> dict[str, Any]:
-        return {
+        config = {
             "dim": self.dim,
             "codebook_size": self.codebook_size,
             "estimator": to_config(self.estimator),
             "learning": to_config(self.codebook.learning),
             "init": self.codebook.init,
         }
+        if self.regulariser is not None:  # absent otherwise: configs saved before it match
+            config["regulariser"] = to_config(self.regulariser)
+        return config
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> VectorQuantizer:
         args = dict(config)
         args["estimator"] = from_config(args["estimator"], ESTIMATORS)
         args["learning"] = from_config(args["learning"], LEARNINGS)
+        if "regulariser" in args:
+            args["regulariser"] = from_config(args["regulariser"], REGULARISERS)
         return cls(**args)
 
     def extra_repr(self) -> str:

@@ -219,6 +219,10 @@ class SpaceFillingVQ(Quantizer):
         lead = x.shape[:-1]
         return seg.reshape(lead), lam.reshape(lead), point.reshape(x.shape).to(x.dtype)
 
+    @property
+    def initialises_from_data(self) -> bool:
+        return True
+
     @torch.no_grad()
     def init_codebook_(
         self,

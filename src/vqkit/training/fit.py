@@ -8,6 +8,7 @@ init_samples, codebook_size, initial_size, expand_every`` are read here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,8 @@ from .checkpoint import Checkpoint
 from .loop import Progress, Trainer, rows_trainer
 from .schedule import Growth, Replacement, Schedule
 from .seed import generator, seed_global
+
+logger = logging.getLogger(__name__)
 
 #: The loop's settings, recorded in checkpoints under ``fit["loop"]``.
 LOOP_KEYS = ("steps", "batch", "lr", "replace_every", "replace_threshold", "log_every", "seed")
@@ -100,7 +103,10 @@ def fit_trainer(
     if checkpoint is not None:
         trainer.restore(checkpoint)
         return trainer
-    if settings["init"] == "kmeans":
+    if settings["init"] == "kmeans" and not quantizer.initialises_from_data:
+        logger.warning("fit: %s has no data-driven initialisation; --init kmeans skipped",
+                       type(quantizer).__name__)
+    elif settings["init"] == "kmeans":
         g = generator(seed, "init-samples", rank)
         take = min(local.shape[0], max(1, settings["init_samples"] // world))
         rows = local[torch.randperm(local.shape[0], generator=g)[:take]].to(device)

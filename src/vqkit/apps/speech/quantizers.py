@@ -72,6 +72,10 @@ class UniformScalarQuantizer(Quantizer):
         """``2^bits`` levels for each of the D index columns."""
         return (self.levels,) * self.dim
 
+    @property
+    def initialises_from_data(self) -> bool:
+        return True
+
     def init_codebook_(
         self, samples: Tensor, *, generator: torch.Generator | None = None,
         progress: Progress | None = None, quantile: float = 0.001,
@@ -170,6 +174,10 @@ class SoftResidualVQ(Quantizer):
     @property
     def codebook_sizes(self) -> tuple[int, ...]:
         return (self.codebook_size,) * self.num_codebooks
+
+    @property
+    def initialises_from_data(self) -> bool:
+        return True
 
     @torch.no_grad()
     def init_codebook_(
@@ -295,6 +303,10 @@ class ScaledError(Quantizer):
         self.inner._check_indices(indices)
 
     # The codebooks are the inner quantizer's.
+    @property
+    def initialises_from_data(self) -> bool:
+        return self.inner.initialises_from_data
+
     def init_codebook_(
         self, samples: Tensor, *, generator: torch.Generator | None = None, **options: Any
     ) -> None:

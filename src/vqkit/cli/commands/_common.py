@@ -84,15 +84,25 @@ def make_learning(name: str, ema_decay: float) -> Any:
 
 def make_quantizer(settings: Mapping[str, Any], dim: int) -> Any:
     """Build the quantizer that ``fit``'s ``settings`` describe for vectors of size ``dim``."""
-    from ...quantizers.build import build_quantizer
+    from ...quantizers.build import build_quantizer, takes_argument
 
-    options = {}
+    kind = settings["quantizer"]
+    options: dict[str, Any] = {}
+    size: int | None = int(settings["codebook_size"])
     if settings.get("initial_size"):
         options["initial_size"] = int(settings["initial_size"])
+    if takes_argument(kind, "levels"):  # FSQ family: the codebook is the grid of the levels
+        if not settings.get("levels"):
+            raise ValueError(f"--quantizer {kind} needs --levels, e.g. --levels 8 5 5 5")
+        options["levels"], size = tuple(int(v) for v in settings["levels"]), None
+    elif settings.get("levels"):
+        raise ValueError(f"--levels applies to fsq/rfsq only, not --quantizer {kind}")
+    learning = None  # a quantizer without a codebook to learn takes no learning but gradient
+    if takes_argument(kind, "learning") or settings["learning"] != "gradient":
+        learning = make_learning(settings["learning"], settings["ema_decay"])
     return build_quantizer(
-        settings["quantizer"], dim, int(settings["codebook_size"]),
-        int(settings["num_codebooks"]), estimator=settings["estimator"],
-        learning=make_learning(settings["learning"], settings["ema_decay"]), **options,
+        kind, dim, size, int(settings["num_codebooks"]), estimator=settings["estimator"],
+        learning=learning, **options,
     )
 
 

@@ -39,7 +39,7 @@ FIXED_DEFAULTS: dict[str, Any] = {
     "quantizer": "vq", "estimator": "nsvq", "learning": "gradient", "ema_decay": 0.99,
     "codebook_size": 256, "num_codebooks": None, "init": "kmeans", "init_samples": 20000,
     "batch": 1024, "lr": 1e-3, "replace_every": 0, "replace_threshold": 0.01,
-    "log_every": 50, "seed": 0, "initial_size": None, "expand_every": 0,
+    "log_every": 50, "seed": 0, "initial_size": None, "expand_every": 0, "levels": None,
 }
 STEPS_DEFAULT = 1000
 
@@ -59,6 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     size.add_argument("--codebook-size", type=positive_int, help="K per codebook (default 256)")
     size.add_argument("--bits", type=positive_int, help="log2 K per codebook, K = 2**bits "
                       "(default: --codebook-size's)")
+    q.add_argument("--levels", type=positive_int, nargs="+",
+                   help="fsq/rfsq: levels per channel, e.g. 8 5 5 5 (prod(levels) codes; "
+                   "instead of --bits; default: none, required by fsq/rfsq); lfq/bsq take "
+                   "--bits = code bits")
     q.add_argument("--num-codebooks", type=positive_int,
                    help="M codebooks for rvq/pvq/avq (default 4; 1 for vq/sfvq)")
     q.add_argument("--init", choices=["kmeans", "random"],
@@ -112,6 +116,9 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[st
         ESTIMATORS.lookup(settings["estimator"])
         if settings["num_codebooks"] is None:
             settings["num_codebooks"] = 4 if takes_argument(kind, "num_codebooks") else 1
+        if takes_argument(kind, "levels") and "codebook_size" in given:
+            raise ValueError("--bits/--codebook-size do not apply to fsq/rfsq: the codebook "
+                             "has prod(--levels) entries")
         curve = issubclass(kind, SpaceFillingVQ)
         if not curve and (settings["initial_size"] or settings["expand_every"]):
             raise ValueError("--initial-size and --expand-every apply to --quantizer sfvq only")
