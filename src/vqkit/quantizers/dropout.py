@@ -222,7 +222,11 @@ class FractionDepth(QuantizerDropout):
 
 # -- what residual quantizers share: dropping stages in training, decoding prefixes -------------
 def check_dropout(dropout: Any) -> QuantizerDropout | None:
-    """``dropout`` if it is None or a :class:`QuantizerDropout`, else TypeError."""
+    """``dropout`` if it is None or a :class:`QuantizerDropout`.
+
+    Raises:
+        TypeError: ``dropout`` is anything else.
+    """
     if dropout is not None and not isinstance(dropout, QuantizerDropout):
         raise TypeError(
             "dropout must be None, BatchDepth(), ExampleDepth() or FractionDepth(), "
@@ -260,7 +264,11 @@ def pad_prefix(indices: Tensor, num_stages: int) -> Tensor:
 
 
 def check_prefix_shape(indices: Tensor, num_stages: int) -> None:
-    """ValueError unless ``indices`` is ``(..., m)`` with ``1 <= m <= num_stages``."""
+    """Check that ``indices`` hold a prefix of the stages.
+
+    Raises:
+        ValueError: ``indices`` is not ``(..., m)`` with ``1 <= m <= num_stages``.
+    """
     if indices.dim() < 1 or not 1 <= indices.shape[-1] <= num_stages:
         raise ValueError(
             f"indices must have shape (..., m) with 1 <= m <= {num_stages} "

@@ -57,7 +57,11 @@ def check_implicit_estimator(estimator: Any, default: Estimator, owner: str) -> 
 
 
 def check_positive_int(value: Any, name: str) -> int:
-    """``value`` as an int >= 1, or ValueError naming ``name``."""
+    """``value`` as an int >= 1.
+
+    Raises:
+        ValueError: ``value`` is not an int >= 1 (the message names ``name``).
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     return value

@@ -36,7 +36,11 @@ MAX_BITS = 62
 
 
 def code_bits(codebook_size: Any) -> int:
-    """``log2(codebook_size)`` for a power of two in ``[2, 2^62]``, else ValueError."""
+    """``log2(codebook_size)`` for a power of two in ``[2, 2^MAX_BITS]``.
+
+    Raises:
+        ValueError: ``codebook_size`` is not an int power of two in that range.
+    """
     if (isinstance(codebook_size, bool) or not isinstance(codebook_size, int)
             or codebook_size < 2 or codebook_size & (codebook_size - 1)
             or codebook_size > 2**MAX_BITS):
@@ -161,6 +165,10 @@ class BSQ(LFQ):
     Input and code lie on the unit sphere, so the quantization error is bounded
     (``||u - q||^2 <= 2 - 2/sqrt(d)``) and the entropy penalty uses code entries of
     ``1/sqrt(d)`` ([zhao2024bsq]). Arguments as :class:`LFQ`.
+
+    Raises:
+        ValueError: ``codebook_size`` is not a power of two, or a refused estimator.
+        TypeError: ``estimator`` / ``regulariser`` of the wrong type.
 
     Example:
         >>> bsq = BSQ(dim=4, codebook_size=16)
