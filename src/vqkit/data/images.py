@@ -24,7 +24,12 @@ SKIMAGE_TEST_PHOTOS: tuple[str, ...] = ("camera", "coffee", "gravel", "coins")
 
 
 def skimage_photo(name: str, grey: bool = True) -> np.ndarray:
-    """One bundled scikit-image photo as float32 in [0, 1], ``(H, W)`` or ``(H, W, 3)``."""
+    """One bundled scikit-image photo as float32 in [0, 1], ``(H, W)`` or ``(H, W, 3)``.
+
+    Raises:
+        ImportError: scikit-image is not installed.
+        ValueError: ``name`` is not one of :data:`SKIMAGE_PHOTOS`.
+    """
     data = require_module("skimage.data", "pip install scikit-image")
     if name not in SKIMAGE_PHOTOS:
         raise ValueError(f"unknown photo {name!r}; known: {', '.join(SKIMAGE_PHOTOS)}")
@@ -62,6 +67,10 @@ def skimage_patches(
 
     Returns:
         ``(train, test)`` float32 arrays ``(N, size, size)`` (grey) or ``(N, size, size, 3)``.
+
+    Raises:
+        ValueError: ``test_photos`` names a photo not in :data:`SKIMAGE_PHOTOS`.
+        ImportError: scikit-image is not installed.
     """
     unknown = set(test_photos) - set(SKIMAGE_PHOTOS)
     if unknown:
@@ -98,7 +107,11 @@ NATURAL_TEST_PHOTOS: tuple[str, ...] = (
 def read_photo(path: str, max_side: int = 768) -> np.ndarray:
     """An image file as float32 RGB ``(H, W, 3)`` in [0, 1], box-downscaled by an integer
     factor until its longer side is at most ``max_side`` (downscaled photos have CIFAR-like
-    detail per pixel)."""
+    detail per pixel).
+
+    Raises:
+        ImportError: Pillow is not installed.
+    """
     image_mod = require_module("PIL.Image", "pip install pillow")
     with image_mod.open(path) as im:
         im = im.convert("RGB")
@@ -114,6 +127,9 @@ def natural_photos(max_side: int = 768) -> dict[str, np.ndarray]:
     scikit-image's photos are required; the opencv-doc and mate-backgrounds photos are used
     when their Debian packages are installed (a missing package logs nothing and is skipped,
     so check the keys when the exact set matters).
+
+    Raises:
+        ImportError: scikit-image (or, for the Debian photos, Pillow) is not installed.
     """
     import os
 
@@ -130,7 +146,11 @@ def natural_photos(max_side: int = 768) -> dict[str, np.ndarray]:
 def split_photos(
     photos: dict[str, np.ndarray], test_photos: Sequence[str] = NATURAL_TEST_PHOTOS
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Split photos into ``(train, test)`` lists by name; test names must be present."""
+    """Split photos into ``(train, test)`` lists by name; test names must be present.
+
+    Raises:
+        ValueError: a name of ``test_photos`` is not a key of ``photos``.
+    """
     missing = sorted(set(test_photos) - set(photos))
     if missing:
         raise ValueError(f"test_photos {missing} are not among the loaded photos")

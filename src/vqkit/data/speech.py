@@ -50,6 +50,12 @@ class Corpus:
         return not (self.name == "codec2" and path.stem in _CODEC2_NOT_ORIGINAL)
 
     def utterances(self) -> list[Utterance]:
+        """The corpus's files (sorted by path), each with its speaker.
+
+        Raises:
+            vqkit.data.MissingDataError: the corpus is not installed (the message names the
+                Debian package).
+        """
         if not self.root.is_dir():
             raise MissingDataError(
                 f"speech corpus {self.name!r} not found at {self.root}: install it with "
@@ -83,7 +89,13 @@ CORPORA: dict[str, Corpus] = {c.name: c for c in (
 
 
 def utterances(*names: str) -> list[Utterance]:
-    """Utterances of the named corpora (all of :data:`CORPORA` when none is named)."""
+    """Utterances of the named corpora (all of :data:`CORPORA` when none is named).
+
+    Raises:
+        ValueError: a name is not in :data:`CORPORA`.
+        vqkit.data.MissingDataError: a named corpus is not installed, or (none named) no
+            corpus is.
+    """
     unknown = [n for n in names if n not in CORPORA]
     if unknown:
         raise ValueError(f"unknown corpora {unknown}; known: {sorted(CORPORA)}")
@@ -96,7 +108,11 @@ def utterances(*names: str) -> list[Utterance]:
 
 
 def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Polyphase resampling of a 1-D signal from ``rate`` to ``target`` Hz (scipy)."""
+    """Polyphase resampling of a 1-D signal from ``rate`` to ``target`` Hz (scipy).
+
+    Raises:
+        ImportError: scipy is needed (``rate != target``) and not installed.
+    """
     if rate == target:
         return audio.astype(np.float32)
     signal = require_module("scipy.signal", "pip install scipy")
@@ -110,7 +126,12 @@ def load_wav(path: str | Path, sample_rate: int | None = 16000) -> tuple[np.ndar
     Stereo is averaged to mono. Empty files and files that are not audio raise ValueError.
 
     Returns:
-        ``(samples, rate)``.
+        ``(samples, rate)``: float32 ``(N,)`` and the rate in Hz.
+
+    Raises:
+        ImportError: soundfile (or scipy, to resample) is not installed.
+        FileNotFoundError: ``path`` is not a file.
+        ValueError: the file is not readable audio or holds no samples.
     """
     sf = require_module("soundfile", "pip install soundfile")
     path = Path(path)

@@ -98,6 +98,7 @@ def load_vectors(
 
     Raises:
         FileNotFoundError: the file does not exist.
+        IsADirectoryError: ``path`` is a directory.
         ValueError: unknown suffix, unreadable file, no vectors, wrong ``dim``, NaN or Inf.
 
     Example:
@@ -136,6 +137,10 @@ def save_vectors(x: Tensor, path: str | os.PathLike[str]) -> Path:
 
     ``.npy`` and ``.pt`` keep the values bit-exactly; ``.csv`` writes 9 significant digits,
     enough to read float32 back exactly.
+
+    Raises:
+        ValueError: the suffix is not ``.npy``, ``.pt`` or ``.csv``.
+        OSError: the file cannot be written (an old file at ``path`` is left intact).
 
     Example:
         >>> import tempfile, os

@@ -106,6 +106,9 @@ def mixing_matrix() -> torch.Tensor:
 def make_data(kind: str, n: int, generator: torch.Generator) -> torch.Tensor:
     """``n`` toy vectors of ``kind`` ("correlated" or "uncorrelated"), shape ``(n, 64)``.
 
+    Raises:
+        ValueError: ``kind`` is not one of :data:`DATASETS`.
+
     Example:
         >>> make_data("correlated", 5, torch.Generator().manual_seed(0)).shape
         torch.Size([5, 64])
@@ -118,7 +121,12 @@ def make_data(kind: str, n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def build(method: str, bits: int, cfg: ToyConfig, seed: int) -> torch.nn.Module:
-    """The quantizer of ``method`` at ``bits`` per vector, NSVQ-trained, uniform init."""
+    """The quantizer of ``method`` at ``bits`` per vector, NSVQ-trained, uniform init.
+
+    Raises:
+        ValueError: ``bits`` is not a multiple of :data:`NUM_CODEBOOKS`, or ``method`` is not
+            one of :data:`METHODS`.
+    """
     if bits % NUM_CODEBOOKS:
         raise ValueError(f"bits must be a multiple of {NUM_CODEBOOKS}, got {bits}")
     if method not in METHODS:

@@ -190,7 +190,14 @@ def _track(model, sf, mel: Tensor, segs) -> dict[str, Any]:
 
 
 def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
-    """Train the VQ-VAE, fit the SFVQ, align, analyse; write JSON and PNGs into ``out_dir``."""
+    """Train the VQ-VAE, fit the SFVQ, align, analyse; write JSON and PNGs into ``out_dir``.
+
+    Raises:
+        vqkit.data.MissingDataError: a speech corpus or the prompt texts are not installed.
+        ImportError: pocketsphinx (alignment) or soundfile is not installed.
+        RuntimeError: the configuration gives the VQ-VAE a codebook of another size than the
+            SFVQ's (a bug in the configuration, not in the input).
+    """
     cfg = QUICK if quick else FULL
     offset_seed_global(seed)  # the layers' initialisation
     gen = offset_generator(seed, 0)  # every draw of the run, in order

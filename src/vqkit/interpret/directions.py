@@ -14,6 +14,11 @@ def curve_positions(quantizer: SpaceFillingVQ, x: Tensor) -> Tensor:
     """Float curve positions ``i + lambda`` of ``x`` (``(..., D)`` -> ``(...)``, float64),
     from ``quantizer``'s projection: the order of inputs along the learned curve.
 
+    Raises:
+        TypeError: ``quantizer`` is not a :class:`~vqkit.SpaceFillingVQ`, or ``x`` is not a
+            floating-point tensor.
+        ValueError: ``x`` is not ``(..., D)`` or holds NaN/Inf (``quantizer.encode``'s checks).
+
     Example:
         >>> from vqkit import SpaceFillingVQ
         >>> sf = SpaceFillingVQ(2, 3)
@@ -43,6 +48,9 @@ def unit_directions(codewords: Tensor) -> Tensor:
 
     Shape:
         codewords: ``(K, D)``; returns ``(K - 1, D)``.
+
+    Raises:
+        ValueError: ``codewords`` is not ``(K, D)`` with ``K >= 2``.
 
     Example:
         >>> unit_directions(torch.tensor([[0.0, 0.0], [3.0, 4.0], [3.0, 6.0]]))

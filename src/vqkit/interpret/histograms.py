@@ -15,6 +15,9 @@ def smooth_histogram(counts: Tensor, window: int = 7) -> Tensor:
     """Convolve ``counts`` (``(K,)``) with a symmetric Blackman window of length ``window``
     (zero padding, same length) and scale to max 1, as in [vali2023sfvq] Fig. 3a and Fig. 4.
 
+    Raises:
+        ValueError: ``counts`` is not 1-D, or ``window`` is not a positive odd length.
+
     Example:
         >>> [round(v, 3) for v in smooth_histogram(torch.tensor([0, 0, 0, 5, 0, 0, 0])).tolist()]
         [0.0, 0.13, 0.63, 1.0, 0.63, 0.13, 0.0]
@@ -45,6 +48,10 @@ def index_histograms(
         labels: N labels (e.g. phone groups, speakers).
         codebook_size: K, the number of bins.
         window: Blackman window length (7 in the paper).
+
+    Raises:
+        ValueError: ``labels`` has not one entry per index, an index is ``>= codebook_size``
+            or below -1, ``codebook_size < 1``, or ``window`` is not a positive odd length.
 
     Example:
         >>> h = index_histograms(torch.tensor([0, 0, 3]), ["a", "a", "b"], 4, window=1)

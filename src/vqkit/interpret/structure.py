@@ -14,6 +14,9 @@ def codeword_distances(codewords: Tensor) -> Tensor:
     """Euclidean distances between all codewords, ``(K, K)``; a well-ordered curve shows
     blocks along the diagonal.
 
+    Raises:
+        ValueError: ``codewords`` is not ``(K, D)``.
+
     Example:
         >>> codeword_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]])).tolist()
         [[0.0, 5.0], [5.0, 0.0]]
@@ -32,6 +35,9 @@ def transition_matrix(sequences: Sequence[Tensor] | Tensor, codebook_size: int) 
     Args:
         sequences: one ``(T,)`` index sequence or a list of them (e.g. one per utterance).
         codebook_size: K.
+
+    Raises:
+        ValueError: an index is ``>= codebook_size``.
 
     Example:
         >>> transition_matrix(torch.tensor([0, 1, 1, 2, -1, 0]), 3).tolist()

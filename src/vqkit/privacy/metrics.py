@@ -34,6 +34,10 @@ def kl_divergence_to_binomial(g: Tensor) -> float:
     the n with ``f_hat(n) > 0``. ``log f`` is computed in log space, so far-off counts give a
     large finite value instead of an underflow to infinity.
 
+    Raises:
+        ValueError: ``g`` is not a non-empty 1-D tensor of non-negative integer counts with a
+            positive sum.
+
     Example:
         >>> round(kl_divergence_to_binomial(torch.tensor([2, 2])), 4)   # -log2 f(2), f(2) = 6/16
         1.415
@@ -53,6 +57,10 @@ def kl_divergence_to_binomial(g: Tensor) -> float:
 def worst_case_disclosure(g: Tensor) -> float:
     """``-log2(min_k g(k) / M)`` bits ([vali2024porcupine] §6); infinite when some index is unused.
 
+    Raises:
+        ValueError: ``g`` is not a non-empty 1-D tensor of non-negative integer counts with a
+            positive sum.
+
     Example:
         >>> worst_case_disclosure(torch.tensor([8, 4, 2, 2]))
         3.0
@@ -65,6 +73,10 @@ def worst_case_disclosure(g: Tensor) -> float:
 def worst_case_disclosure_plus_one(g: Tensor) -> float:
     """The published evaluation code's variant: ``-log2((min_k g(k) + 1) / M)``, finite.
 
+    Raises:
+        ValueError: ``g`` is not a non-empty 1-D tensor of non-negative integer counts with a
+            positive sum.
+
     Example:
         >>> worst_case_disclosure_plus_one(torch.tensor([15, 0, 1]))
         4.0
@@ -75,6 +87,10 @@ def worst_case_disclosure_plus_one(g: Tensor) -> float:
 
 def average_disclosure(g: Tensor) -> float:
     """``-sum_k (g(k)/M) log2(g(k)/M)``: the entropy of the index in bits (at most log2 K).
+
+    Raises:
+        ValueError: ``g`` is not a non-empty 1-D tensor of non-negative integer counts with a
+            positive sum.
 
     Example:
         >>> average_disclosure(torch.tensor([5, 5, 5, 5]))
@@ -88,6 +104,10 @@ def average_disclosure(g: Tensor) -> float:
 def sparseness(g: Tensor) -> float:
     """``||g||_2 / ||g||_1`` [hurley2009sparsity]: ``1/sqrt(K)`` if uniform, 1 for a single bin.
 
+    Raises:
+        ValueError: ``g`` is not a non-empty 1-D tensor of non-negative integer counts with a
+            positive sum.
+
     Example:
         >>> sparseness(torch.tensor([3, 3, 3, 3]))
         0.5
@@ -98,6 +118,10 @@ def sparseness(g: Tensor) -> float:
 
 def std_of_counts(g: Tensor) -> float:
     """Population standard deviation of the counts (``numpy.std``).
+
+    Raises:
+        ValueError: ``g`` is not a non-empty 1-D tensor of non-negative integer counts with a
+            positive sum.
 
     Example:
         >>> std_of_counts(torch.tensor([1, 3]))
@@ -124,6 +148,10 @@ class PrivacyMetrics:
 
 def privacy_metrics(g: Tensor) -> PrivacyMetrics:
     """All metrics of the index histogram ``g``.
+
+    Raises:
+        ValueError: ``g`` is not a non-empty 1-D tensor of non-negative integer counts with a
+            positive sum.
 
     Example:
         >>> m = privacy_metrics(torch.tensor([4, 4, 4, 4]))

@@ -85,6 +85,13 @@ class Epochs:
         self._order: Tensor | None = None
 
     def batch(self, step: int) -> Tensor:
+        """Batch ``step % epoch_length`` of the current epoch (``(batch, ...)`` rows of
+        ``data``; the last of an epoch may have fewer).
+
+        Raises:
+            ValueError: (shuffled) ``step`` is inside an epoch whose permutation was not
+                drawn, e.g. after resuming there.
+        """
         position = step % self.epoch_length
         start = position * self.size
         if self.shuffle is None:
@@ -99,6 +106,9 @@ class Epochs:
 
 class Sampler:
     """``sample(batch, generator)`` at every step: fresh draws or crops of a corpus.
+
+    Raises:
+        ValueError: ``batch`` is not an int ``>= 1``.
 
     Example:
         >>> src = Sampler(lambda n, g: torch.randn(n, 3, generator=g), 8,
@@ -138,6 +148,11 @@ class Iterate:
         self.generators: dict[str, torch.Generator] = {}
 
     def batch(self, step: int) -> Any:
+        """The next item of the iterable (``step`` only names it in the error).
+
+        Raises:
+            ValueError: the iterable is exhausted.
+        """
         try:
             return next(self._it)
         except StopIteration:

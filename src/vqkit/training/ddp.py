@@ -112,6 +112,13 @@ def setup_from_env(
     Returns:
         This process's :class:`DistInfo`.
 
+    Raises:
+        ValueError: an unknown ``backend``; ``WORLD_SIZE``, ``RANK`` or ``LOCAL_RANK`` not an
+            integer, ``WORLD_SIZE < 1`` or ``RANK`` outside ``[0, WORLD_SIZE)``; a CUDA device
+            without a GPU; ``MASTER_ADDR`` / ``MASTER_PORT`` unset with ``WORLD_SIZE > 1``; or
+            ``"nccl"`` on a CPU device.
+        RuntimeError: ``WORLD_SIZE > 1`` and this torch build has no ``torch.distributed``.
+
     Example:
         >>> import os
         >>> if "WORLD_SIZE" not in os.environ:
@@ -177,6 +184,10 @@ def shard(n: int, *, even: bool = False, rank: int | None = None,
         n: number of items.
         even: drop the remainder so all parts have the same size.
         rank, world_size: default: this process's (1 and 0 without a process group).
+
+    Raises:
+        ValueError: ``n`` is not an int ``>= 0``, ``world_size < 1`` or ``rank`` is not in
+            ``[0, world_size)``.
 
     Example:
         >>> [shard(10, rank=r, world_size=3) for r in range(3)]

@@ -73,7 +73,11 @@ class MultiStep:
 @dataclass(frozen=True)
 class Cosine:
     """Cosine decay from ``lr`` to 0 over each stage (torch's ``CosineAnnealingLR`` with
-    ``T_max`` = the stage's length in steps, or in epochs with ``per="epoch"``)."""
+    ``T_max`` = the stage's length in steps, or in epochs with ``per="epoch"``).
+
+    Raises:
+        ValueError: ``per`` is not ``"step"`` or ``"epoch"``.
+    """
 
     per: str = "step"
 

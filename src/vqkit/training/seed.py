@@ -112,7 +112,12 @@ def rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict[s
 def set_rng_state(
     state: Mapping[str, Any], generators: Mapping[str, torch.Generator] | None = None
 ) -> None:
-    """Restore what :func:`rng_state` saved; every name in ``generators`` must be present."""
+    """Restore what :func:`rng_state` saved; every name in ``generators`` must be present.
+
+    Raises:
+        ValueError: ``state`` lacks the saved state of a generator named in ``generators``
+            (the generators before it in ``generators`` are already restored then).
+    """
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -8,7 +8,11 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Split:
-    """How many vectors go to training, the database and the queries (disjoint rows)."""
+    """How many vectors go to training, the database and the queries (disjoint rows).
+
+    Raises:
+        ValueError: a count is not an ``int >= 1`` (a bool counts as not an int).
+    """
 
     n_train: int
     n_database: int
@@ -31,6 +35,10 @@ class Schedule:
         lr: Adam's initial learning rate.
         replace_every: dead-code replacement period in steps ([vali2023rpavqcode]); 0 = never.
         threshold: a codeword used in fewer than this fraction of batches is dead.
+
+    Raises:
+        ValueError: ``steps < 0``, ``batch_size < 1``, ``lr <= 0`` (or NaN) or
+            ``replace_every < 0``.
     """
 
     steps: int = 300

@@ -55,8 +55,14 @@ def load_split(name: str, split: Split, *, generator: torch.Generator) -> AnnDat
         split: the sizes.
         generator: chooses the rows.
 
+    Returns:
+        float32 ``(n, D)`` splits: D = 50 for GloVe (unit-norm rows), 784 for Fashion-MNIST
+        (pixels in [0, 1]).
+
     Raises:
         ImportError / MissingDataError: the data package is not installed (the message names it).
+        ValueError: ``name`` is not one of :data:`DATASETS`, or the data set has fewer rows
+            than ``split`` requests.
     """
     if name == "glove":
         from ...data.glove import load_glove_vectors, normalize_rows
@@ -83,6 +89,12 @@ def pad_to(x: Tensor, dim: int) -> Tensor:
     """Append zero columns up to ``dim`` (L2 distances are unchanged).
 
     Product quantizers need ``D % M == 0``; GloVe's 50 dimensions are padded to 56 for M = 4, 8.
+
+    Shape:
+        ``x`` ``(N, D)``; returns ``(N, dim)``.
+
+    Raises:
+        ValueError: ``dim`` is smaller than ``x``'s width ``D``.
 
     Example:
         >>> pad_to(torch.ones(2, 3), 4).tolist()

@@ -23,6 +23,9 @@ def exact_nearest(queries: Tensor, database: Tensor) -> Tensor:
     Shape:
         queries ``(Q, D)``, database ``(N, D)``; returns ``(Q,)`` int64.
 
+    Raises:
+        ValueError: ``queries`` or ``database`` is not 2-D, or their widths differ.
+
     Example:
         >>> db = torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
         >>> exact_nearest(torch.tensor([[0.9, 0.8], [4.0, 4.5]]), db).tolist()
@@ -55,6 +58,10 @@ def recall_curve(found: Tensor, truth: Tensor) -> list[float]:
         ``T_max`` floats; entry ``T - 1`` is the fraction of queries whose true neighbour is
         in the first T results.
 
+    Raises:
+        ValueError: ``found`` is not 2-D, ``truth`` is not 1-D, or their numbers of queries
+            differ.
+
     Example:
         >>> found = torch.tensor([[3, 1, 2], [0, 2, 1], [5, 6, 7]])
         >>> [round(r, 3) for r in recall_curve(found, torch.tensor([3, 1, 4]))]
@@ -70,7 +77,14 @@ def recall_curve(found: Tensor, truth: Tensor) -> list[float]:
 
 
 def squared_error(x: Tensor, x_hat: Tensor) -> float:
-    """MSE as the thesis defines it (eq. 2.4): mean over vectors of ``||x - x_hat||^2``."""
+    """MSE as the thesis defines it (eq. 2.4): mean over vectors of ``||x - x_hat||^2``.
+
+    Shape:
+        ``x`` and ``x_hat`` ``(..., D)``; the squared error is summed over D (not averaged).
+
+    Raises:
+        ValueError: ``x`` and ``x_hat`` have different shapes.
+    """
     if x.shape != x_hat.shape:
         raise ValueError(f"x and x_hat must have equal shapes, got {tuple(x.shape)} and "
                          f"{tuple(x_hat.shape)}")
@@ -96,7 +110,11 @@ def timed(into: dict[str, float], key: str) -> Iterator[None]:
 
 
 def recall_at(curve: list[float], t: int) -> float:
-    """Recall@``t`` read from a :func:`recall_curve` list (1-based ``t``)."""
+    """Recall@``t`` read from a :func:`recall_curve` list (1-based ``t``).
+
+    Raises:
+        ValueError: ``t`` is not in ``[1, len(curve)]``.
+    """
     if not 1 <= t <= len(curve):
         raise ValueError(f"t must be in [1, {len(curve)}], got {t}")
     return curve[t - 1]

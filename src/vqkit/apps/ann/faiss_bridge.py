@@ -43,7 +43,11 @@ INSTALL = "pip install faiss-cpu  (or: pip install 'vqkit[faiss]')"
 
 
 def require_faiss() -> Any:
-    """Import faiss or raise ImportError naming the package that provides it."""
+    """Import faiss or raise ImportError naming the package that provides it.
+
+    Raises:
+        ImportError: faiss is not installed (the message names ``pip install faiss-cpu``).
+    """
     try:
         import faiss
     except ImportError as err:
@@ -88,6 +92,11 @@ def to_faiss_quantizer(q: Quantizer) -> Any:
         ``faiss.ProductQuantizer``, ``faiss.ResidualQuantizer`` (``max_beam_size`` = the
         encoder's width) or ``faiss.LocalSearchQuantizer``.
 
+    Raises:
+        ImportError: faiss is not installed.
+        TypeError: ``q`` is not a ProductVQ, ResidualVQ or AdditiveVQ.
+        ValueError: ``q.codebook_size`` is not a power of two.
+
     Example:
         >>> rvq = ResidualVQ(dim=8, codebook_size=16, num_codebooks=2)
         >>> rq = to_faiss_quantizer(rvq)
@@ -125,6 +134,13 @@ def to_faiss(q: Quantizer, database: Tensor | None = None) -> Any:
     Returns:
         ``faiss.IndexPQ``, ``faiss.IndexResidualQuantizer`` or
         ``faiss.IndexLocalSearchQuantizer`` (additive ones with ``ST_norm_float``).
+
+    Raises:
+        ImportError: faiss is not installed.
+        TypeError: ``q`` is not a ProductVQ, ResidualVQ or AdditiveVQ.
+        ValueError: ``q.codebook_size`` is not a power of two.
+        TypeError / ValueError: ``database`` is not valid input of ``q.encode`` (not a float
+            ``(N, D)`` tensor, or NaN/Inf).
 
     Example:
         >>> pvq = ProductVQ(dim=8, codebook_size=16, num_codebooks=4)
@@ -171,6 +187,14 @@ def pack_indices(fq: Any, indices: Tensor) -> np.ndarray:
 
     Product quantizers get packed bitstrings; additive quantizers also get the vector's norm,
     computed from the decoded vector as FAISS's ``pack_codes`` does.
+
+    Shape:
+        ``indices`` ``(N, M)`` int; returns ``(N, code_size)`` uint8.
+
+    Raises:
+        ImportError: faiss is not installed.
+        ValueError: ``indices`` is not ``(N, M)`` with ``fq``'s M, holds a -1 or a value
+            outside ``[0, K)``, or ``fq``'s codebooks have unequal ``nbits``.
     """
     faiss = require_faiss()
     inner = _inner_quantizer(fq)
@@ -194,7 +218,11 @@ def pack_indices(fq: Any, indices: Tensor) -> np.ndarray:
 
 
 def add_encoded(index: Any, indices: Tensor) -> None:
-    """Append vectors given by their vqkit ``(N, M)`` indices to a FAISS index."""
+    """Append vectors given by their vqkit ``(N, M)`` indices to a FAISS index.
+
+    Raises:
+        ImportError / ValueError: as :func:`pack_indices`.
+    """
     codes = pack_indices(index, indices)
     index.add_sa_codes(codes)
 
@@ -204,6 +232,13 @@ def search(index: Any, queries: Tensor | np.ndarray, k: int) -> tuple[Tensor, Te
 
     Distances are squared L2 from each raw query to the decoded database vectors
     (asymmetric distance computation).
+
+    Shape:
+        ``queries`` ``(Q, D)``; returns ``(Q, k)`` float32 distances and ``(Q, k)`` int64
+        database indices.
+
+    Raises:
+        ValueError: ``k`` is not in ``[1, index.ntotal]``.
     """
     if not 1 <= k <= index.ntotal:
         raise ValueError(f"k must be in [1, {index.ntotal}] (index.ntotal), got {k}")
@@ -214,7 +249,12 @@ def search(index: Any, queries: Tensor | np.ndarray, k: int) -> tuple[Tensor, Te
 
 
 def faiss_codebooks(fq: Any) -> np.ndarray:
-    """The codebooks of a FAISS quantizer or index as ``(M, K, d)`` float32."""
+    """The codebooks of a FAISS quantizer or index as ``(M, K, d)`` float32.
+
+    Raises:
+        ImportError: faiss is not installed.
+        ValueError: an additive quantizer's codebooks have unequal ``nbits``.
+    """
     faiss = require_faiss()
     inner = _inner_quantizer(fq)
     if isinstance(inner, faiss.ProductQuantizer):
@@ -238,6 +278,11 @@ def from_faiss(fq: Any, **kwargs: Any) -> Quantizer:
     Args:
         fq: the FAISS object (trained).
         **kwargs: extra constructor arguments (``estimator=``, ``learning=``, ``encoder=``).
+
+    Raises:
+        ImportError: faiss is not installed.
+        TypeError: ``fq`` is not a FAISS product, residual or additive quantizer (or index).
+        ValueError: ``fq`` is not trained, or its codebooks have unequal ``nbits``.
 
     Example:
         >>> import faiss

@@ -45,6 +45,10 @@ def build(
         width: AdditiveVQ's beam width (1 = greedy with free codebook order).
         generator: the NSVQ noise source.
 
+    Raises:
+        ValueError: ``kind`` is not one of :data:`KINDS` (or the sizes are invalid, as the
+            quantizer's constructor says).
+
     Example:
         >>> build("avq", 8, 16, 2, width=4).encoder
         BeamSearch(width=4)
@@ -78,6 +82,9 @@ def train_nsvq_(
 
     Returns:
         The training loss (mean ``||x - x_hat||^2`` of the batch) every 10 steps.
+
+    Raises:
+        ValueError: ``data`` is not ``(N, quantizer.dim)``.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)

@@ -122,7 +122,11 @@ def to_tiles(image: np.ndarray, tile: int) -> Tensor:
 
 
 def from_tiles(tiles: Tensor, height: int, width: int) -> np.ndarray:
-    """Inverse of :func:`to_tiles`: ``(N, C, T, T)`` in [0, 1] -> cropped ``(H, W, C)`` uint8."""
+    """Inverse of :func:`to_tiles`: ``(N, C, T, T)`` in [0, 1] -> cropped ``(H, W, C)`` uint8.
+
+    Raises:
+        ValueError: N is not the number of ``T x T`` tiles that cover ``height x width``.
+    """
     n, c, t, _ = tiles.shape
     rows, cols = -(-height // t), -(-width // t)
     if n != rows * cols:
@@ -147,7 +151,12 @@ def _decode_tiles(model: ImageCodecModel, indices: Tensor, progress: Progress | 
 
 def reconstruct(model: ImageCodecModel, image: np.ndarray) -> np.ndarray:
     """The model's in-memory reconstruction of ``image`` (``(H, W, C)`` uint8), which
-    :func:`decompress` reproduces exactly from the file."""
+    :func:`decompress` reproduces exactly from the file.
+
+    Raises:
+        TypeError: ``image`` is not a uint8 numpy array.
+        ValueError: ``image`` is not ``(H, W, channels)`` with sides in ``[1, 65536]``.
+    """
     _check_image(image, model.config.channels)
     model.eval()
     tiles = to_tiles(image, model.config.tile)
@@ -262,7 +271,13 @@ def decompress(
 
 
 def read_image(path: str | os.PathLike[str], channels: int = 3) -> np.ndarray:
-    """An image file as ``(H, W, channels)`` uint8 (RGB or grey)."""
+    """An image file as ``(H, W, channels)`` uint8 (RGB or grey).
+
+    Raises:
+        ImportError: Pillow is not installed.
+        FileNotFoundError: ``path`` is not a file.
+        ValueError: Pillow cannot read the file as an image.
+    """
     from vqkit.data._errors import require_module
 
     pil = require_module("PIL.Image", "pip install pillow")

@@ -40,6 +40,12 @@ class QuantizerSpec:
         learning: ``"gradient"`` or ``"ema"`` (EMA needs an estimator with a commitment loss).
         beam_width: beam of the additive-VQ search.
 
+    Raises:
+        ValueError: an unknown ``kind``, ``estimator`` or ``learning``; ``bits``,
+            ``num_codebooks`` or ``beam_width`` not a positive int; ``num_codebooks != 1`` for
+            ``"vq"``; ``bits`` not divisible by ``num_codebooks``; or bits per codebook
+            outside ``[1, 16]``.
+
     Example:
         >>> QuantizerSpec(kind="rvq", bits=12, num_codebooks=4).codebook_size
         8
@@ -85,6 +91,12 @@ class CodecConfig:
         hidden: width of the convolutional layers.
         latent_dim: D, the dimension of each latent vector.
         quantizer: the :class:`QuantizerSpec`.
+
+    Raises:
+        TypeError: ``quantizer`` is not a :class:`QuantizerSpec`.
+        ValueError: a size is not a positive int, ``downsample`` is not 2, 4 or 8, ``tile``
+            is not a multiple of ``downsample``, or (product VQ) ``latent_dim`` is not
+            divisible by ``num_codebooks``.
 
     Example:
         >>> cfg = CodecConfig(tile=32, downsample=4)
@@ -136,6 +148,13 @@ class CodecConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
+        """The config that :meth:`asdict` wrote (``quantizer`` a nested dict).
+
+        Raises:
+            TypeError: ``data`` is not a dict, or it holds a key that is no field.
+            ValueError: a value the constructors reject (see :class:`QuantizerSpec` and
+                :class:`CodecConfig`).
+        """
         if not isinstance(data, dict):
             raise TypeError(f"config must be a dict, got {type(data).__name__}")
         args = dict(data)
@@ -155,6 +174,10 @@ class TrainConfig:
             ``2 * replace_every`` steps before the end, as in the NSVQ reference.
         replace_threshold: a codeword used in fewer than this fraction of batches is dead.
         seed: seeds the model initialisation, the batch order and the estimator noise.
+
+    Raises:
+        ValueError: ``steps`` or ``batch_size`` not a positive int, ``lr <= 0`` (or NaN),
+            ``replace_every`` not an int ``>= 0``, or ``replace_threshold`` outside ``[0, 1]``.
     """
 
     steps: int = 800

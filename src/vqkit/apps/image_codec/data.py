@@ -25,12 +25,20 @@ class TileSource:
     tile: int
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Tensor:
+        """``batch_size`` tiles ``(batch_size, channels, tile, tile)`` in [0, 1].
+
+        Raises:
+            NotImplementedError: a subclass does not implement it.
+        """
         raise NotImplementedError
 
 
 class PhotoCrops(TileSource):
     """Uniformly random ``tile x tile`` crops of a list of ``(H, W, C)`` photos; a photo is
     picked with probability proportional to its number of crop positions.
+
+    Raises:
+        ValueError: no photo is at least ``tile x tile``.
 
     Example:
         >>> import numpy as np
@@ -61,7 +69,11 @@ class PhotoCrops(TileSource):
 
 
 class TensorTiles(TileSource):
-    """Random rows of a fixed ``(N, C, tile, tile)`` tensor (for example Fashion-MNIST)."""
+    """Random rows of a fixed ``(N, C, tile, tile)`` tensor (for example Fashion-MNIST).
+
+    Raises:
+        ValueError: ``tiles`` is not ``(N, C, T, T)``.
+    """
 
     def __init__(self, tiles: Tensor) -> None:
         if tiles.dim() != 4 or tiles.shape[2] != tiles.shape[3]:

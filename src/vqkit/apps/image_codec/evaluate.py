@@ -30,6 +30,13 @@ def _check_pair(x: Tensor, y: Tensor) -> None:
 def psnr_per_image(x: Tensor, y: Tensor, peak: float = 1.0) -> Tensor:
     """``(B,)`` PSNR in dB of each image pair (float64); identical images give ``inf``.
 
+    Shape:
+        ``x`` and ``y`` ``(B, C, H, W)`` in units of ``peak`` (1.0 for [0, 1] pixels).
+
+    Raises:
+        TypeError: ``x`` or ``y`` is not a tensor.
+        ValueError: ``x`` and ``y`` are not equal ``(B, C, H, W)`` shapes.
+
     Example:
         >>> x = torch.zeros(1, 1, 4, 4); y = x + 0.1
         >>> round(float(psnr_per_image(x, y)[0]), 6)
@@ -41,7 +48,16 @@ def psnr_per_image(x: Tensor, y: Tensor, peak: float = 1.0) -> Tensor:
 
 
 def ssim_per_image(x: Tensor, y: Tensor, data_range: float = 1.0, sigma: float = 1.5) -> Tensor:
-    """``(B,)`` mean SSIM of each image pair (float64), averaged over channels.
+    """``(B,)`` mean SSIM of each image pair (float64), averaged over channels
+    ([wang2004ssim]; the window as in the module docstring).
+
+    Shape:
+        ``x`` and ``y`` ``(B, C, H, W)``, pixels in ``[0, data_range]``; ``sigma`` in pixels.
+
+    Raises:
+        TypeError: ``x`` or ``y`` is not a tensor.
+        ValueError: ``x`` and ``y`` are not equal ``(B, C, H, W)`` shapes, or H or W is
+            smaller than the window (``2 * int(3.5 * sigma + 0.5) + 1`` pixels).
 
     Example:
         >>> x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))

@@ -86,6 +86,9 @@ class ImageCodecModel(nn.Module):
     Shape:
         tiles ``(B, C, T, T)`` in [0, 1]; indices ``(B, G, G)`` or ``(B, G, G, M)``.
 
+    Raises:
+        TypeError: ``config`` is not a :class:`CodecConfig`.
+
     Example:
         >>> model = ImageCodecModel(CodecConfig(tile=16, hidden=8, latent_dim=4)).eval()
         >>> x = torch.rand(2, 3, 16, 16)
@@ -113,20 +116,43 @@ class ImageCodecModel(nn.Module):
             raise ValueError(f"tiles must have shape (B, {c}, {t}, {t}), got {shape}")
 
     def forward(self, tiles: Tensor) -> tuple[Tensor, QuantizerOutput]:
-        """Reconstruction (unclamped) and the quantizer's output (training: the estimator's)."""
+        """Reconstruction (unclamped) and the quantizer's output (training: the estimator's).
+
+        Shape:
+            ``tiles`` ``(B, C, T, T)`` in [0, 1]; the reconstruction has the same shape.
+
+        Raises:
+            ValueError: ``tiles`` is not a ``(B, channels, tile, tile)`` tensor.
+        """
         self._check(tiles)
         out = self.quantizer(self.encoder(tiles - 0.5))
         return self.decoder(out.quantized) + 0.5, out
 
     @torch.no_grad()
     def encode(self, tiles: Tensor) -> Tensor:
-        """Indices of each latent vector (hard nearest-codeword search)."""
+        """Indices of each latent vector (hard nearest-codeword search).
+
+        Shape:
+            ``tiles`` ``(B, C, T, T)`` in [0, 1]; returns int64 ``(B, G, G)`` (one codebook) or
+            ``(B, G, G, M)``.
+
+        Raises:
+            ValueError: ``tiles`` is not a ``(B, channels, tile, tile)`` tensor.
+        """
         self._check(tiles)
         return self.quantizer.encode(self.encoder(tiles - 0.5))
 
     @torch.no_grad()
     def decode(self, indices: Tensor) -> Tensor:
-        """Tiles in [0, 1] from indices."""
+        """Tiles in [0, 1] from indices.
+
+        Shape:
+            ``indices`` ``(B, G, G)`` or ``(B, G, G, M)``; returns ``(B, C, T, T)``.
+
+        Raises:
+            TypeError / ValueError: ``indices`` are not valid for the quantizer (its
+                ``decode``'s checks).
+        """
         return (self.decoder(self.quantizer.decode(indices)) + 0.5).clamp_(0.0, 1.0)
 
     @torch.no_grad()
@@ -178,7 +204,13 @@ DEFAULT_MODEL = Path(__file__).with_name("default_model.pt")
 
 
 def load_default_model() -> ImageCodecModel:
-    """The shipped default model, or FileNotFoundError saying how to train one."""
+    """The shipped default model, or FileNotFoundError saying how to train one.
+
+    Raises:
+        FileNotFoundError: the package holds no default model (the message gives the command
+            that trains one).
+        ValueError: the shipped file is not a readable checkpoint (as :func:`load_checkpoint`).
+    """
     if not DEFAULT_MODEL.is_file():
         raise FileNotFoundError(
             f"no default image-codec model at {DEFAULT_MODEL}; train one with "

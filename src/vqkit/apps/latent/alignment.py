@@ -69,6 +69,9 @@ def frame_phones(segments: list[Segment], n_frames: int, stride: int = 1) -> lis
     (``n_frames`` of them, in the units of the downsampled sequence); None where no phone
     covers the frame.
 
+    Raises:
+        ValueError: ``stride < 1``.
+
     Example:
         >>> frame_phones([Segment("SIL", 0, 2), Segment("AA1", 2, 5)], 4, stride=2)
         ['SIL', 'AA', 'AA', None]
@@ -86,6 +89,9 @@ def frame_phones(segments: list[Segment], n_frames: int, stride: int = 1) -> lis
 
 def frame_labels(segments: list[Segment], n_frames: int, stride: int = 1) -> list[str | None]:
     """The phone group at each frame of :func:`frame_phones`; None for no phone or noise.
+
+    Raises:
+        ValueError: ``stride < 1``.
 
     Example:
         >>> frame_labels([Segment("SIL", 0, 2), Segment("AA", 2, 5)], 4, stride=2)
@@ -121,7 +127,12 @@ def normalise_text(text: str, vocabulary: set[str]) -> str | None:
 
 
 def known_texts() -> dict[Path, str]:
-    """Audio file -> raw text for the Asterisk English prompts and the LibriVox clips."""
+    """Audio file -> raw text for the Asterisk English prompts and the LibriVox clips.
+
+    Raises:
+        vqkit.data.MissingDataError: the Asterisk prompt texts are not installed (the message
+            names the Debian package).
+    """
     out: dict[Path, str] = {}
     root = CORPORA["asterisk-en"].root
     if not ASTERISK_TEXT.is_file():
@@ -148,6 +159,9 @@ def known_texts() -> dict[Path, str]:
 class Aligner:
     """PocketSphinx forced aligner (en-us model of the wheel), 16 kHz, phone level.
 
+    Raises:
+        ImportError: pocketsphinx is not installed (the message names the ``latent`` extra).
+
     Example:
         >>> aligner = Aligner()                                   # doctest: +SKIP
         >>> aligner.align(audio, "he was not an ill disposed young man")  # doctest: +SKIP
@@ -164,7 +178,14 @@ class Aligner:
 
     def align(self, audio: np.ndarray, text: str) -> list[Segment]:
         """Phone segments of ``audio`` (16 kHz float in [-1, 1]) reading ``text``; raises
-        ValueError when the aligner finds no path."""
+        ValueError when the aligner finds no path.
+
+        Shape:
+            ``audio`` ``(T,)`` samples; segments in 10 ms frames.
+
+        Raises:
+            ValueError: the aligner fails on ``text`` or finds no segment.
+        """
         pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
         d = self._decoder
         try:
@@ -196,7 +217,14 @@ def aligned_utterances(
 ) -> list[tuple[Utterance, list[Segment]]]:
     """Forced alignments of every English utterance with known text (sorted by path; the
     first ``limit`` aligned ones when given). Files the aligner rejects are skipped (logged).
-    Results are cached in ``$VQKIT_CACHE/pocketsphinx-alignments.pt``."""
+    Results are cached in ``$VQKIT_CACHE/pocketsphinx-alignments.pt``.
+
+    Raises:
+        vqkit.data.MissingDataError: the prompt texts are not installed (see :func:`known_texts`).
+        ImportError: pocketsphinx or soundfile is needed (an utterance not in the cache) and
+            not installed.
+        ValueError: the cache file, or an audio file to align, is not readable.
+    """
     cache_path = Path(cache) if cache is not None else _cache_path()
     stored: dict[str, list[tuple[str, int, int]] | None] = {}
     if cache_path.is_file():

@@ -41,6 +41,9 @@ class MappedVAE(nn.Module):
         mapping_layers: fully connected layers of the mapping network (StyleGAN uses 8).
         hidden: width of the encoder and synthesis MLPs.
 
+    Raises:
+        ValueError: ``mapping_layers < 1``.
+
     Example:
         >>> vae = MappedVAE(z_dim=4, w_dim=8, hidden=32)
         >>> logits, mu, logvar = vae(torch.rand(5, 28, 28))

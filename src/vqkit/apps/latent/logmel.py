@@ -38,6 +38,15 @@ def mel_filterbank(
     Each filter rises linearly from the centre of the band below it to its own centre and
     falls to the centre of the band above it (peak 1).
 
+    Args:
+        n_mels: number of filters.
+        n_fft: FFT size in samples.
+        sample_rate: Hz.
+        fmin, fmax: band edges in Hz (``fmax`` None: Nyquist).
+
+    Raises:
+        ValueError: ``n_mels < 1``, ``n_fft < 2``, or not ``0 <= fmin < fmax <= sample_rate/2``.
+
     Example:
         >>> fb = mel_filterbank(80, 512, 16000)
         >>> tuple(fb.shape), float(fb.max()) <= 1.0, bool((fb.sum(1) > 0).all())
@@ -76,6 +85,9 @@ def log_mel(
         hop_ms, win_ms: frame hop and Hann window length in ms (10, 25).
         preemphasis: first-order pre-emphasis coefficient (0 to disable).
         floor: energies are floored here before the log.
+
+    Raises:
+        ValueError: ``audio`` is not a non-empty 1-D signal.
 
     Example:
         >>> x = torch.sin(2 * math.pi * 1000 * torch.arange(16000) / 16000)

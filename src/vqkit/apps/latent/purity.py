@@ -27,6 +27,10 @@ def best_range(indices: Tensor, codebook_size: int, width: int) -> tuple[float, 
     """The contiguous index range ``[start, start + width)`` holding the largest share of
     ``indices``: returns ``(share, start)`` (the first such range on ties).
 
+    Raises:
+        ValueError: ``width`` is not in ``[1, codebook_size]``, ``indices`` is empty, or an
+            index lies outside ``[0, codebook_size)``.
+
     Example:
         >>> best_range(torch.tensor([0, 5, 6, 6, 7, 9]), 10, 3)
         (0.6666666666666666, 5)
@@ -47,6 +51,9 @@ def label_ranges(
 ) -> dict[str, dict[str, float]]:
     """Per label: the share of its mass inside its best contiguous range of ``width``
     indices, that range, its peak (mode) index and its median index.
+
+    Raises:
+        ValueError: ``labels`` has not one entry per index, or as :func:`best_range`.
 
     Example:
         >>> r = label_ranges(torch.tensor([0, 1, 1, 8, 9]), ["a", "a", "a", "b", "b"], 10, 2)
@@ -77,6 +84,10 @@ def range_purity(
 
     ``width=1`` is the purity of the individual codewords (cells).
 
+    Raises:
+        ValueError: ``width`` is not in ``[1, codebook_size]``, ``labels`` has not one entry
+            per index, or an index lies outside ``[0, codebook_size)``.
+
     Example:
         >>> range_purity(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 0, 1, 1]), 4, 2)
         1.0
@@ -102,6 +113,9 @@ def best_threshold_split(indices: Tensor, is_first: Tensor) -> tuple[float, int]
     """Best balanced accuracy of one threshold on the index axis that separates two sets
     (``is_first`` True/False), either way round: ``(accuracy, threshold)`` where the rule is
     "index < threshold" for one set. 0.5 means no split; 1.0 a perfect one.
+
+    Raises:
+        ValueError: ``is_first`` marks all indices or none.
 
     Example:
         >>> first = torch.tensor([False, False, True, True])

@@ -114,7 +114,11 @@ class WorldCodec(nn.Module):
 
 def encode_frames(codec: WorldCodec, frames: world.WorldFrames, stages: int | None = None,
                   ) -> np.ndarray:
-    """Indices ``(T, 1 + 4 + stages)``: f0, band aperiodicity, envelope stages."""
+    """Indices ``(T, 1 + 4 + stages)``: f0, band aperiodicity, envelope stages.
+
+    Raises:
+        ValueError: ``stages`` is not in ``[1, codec.stages]``.
+    """
     stages = codec.stages if stages is None else stages
     if not 1 <= stages <= codec.stages:
         raise ValueError(f"stages must lie in [1, {codec.stages}], got {stages}")

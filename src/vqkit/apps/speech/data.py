@@ -73,7 +73,13 @@ def active_frames(coefficients: Tensor, range_db: float = ACTIVE_RANGE_DB) -> Te
 
 
 def frame_files(files: list[Utterance], *, active_only: bool = True) -> Frames:
-    """Load each file at 8 kHz and stack the MDCT frames (only active ones by default)."""
+    """Load each file at 8 kHz and stack the MDCT frames (only active ones by default).
+
+    Raises:
+        ValueError: ``files`` is empty, or a file holds no readable audio.
+        FileNotFoundError: a file does not exist.
+        ImportError: soundfile (or scipy, to resample) is not installed.
+    """
     from ...progress import progress_bar
 
     mdct = MDCT(SAMPLE_RATE)

@@ -29,6 +29,9 @@ class BandEnvelope(nn.Module):
         ``log_bands``: energies ``(..., N)`` -> ``(..., M)``; ``envelope``: ``(..., M)`` log
         band energies -> ``(..., N)`` power envelope.
 
+    Raises:
+        ValueError: ``num_bands <= 0`` or ``num_bins`` is not a multiple of ``num_bands``.
+
     Example:
         >>> env = BandEnvelope(160, 16)
         >>> x = torch.ones(3, 160)
@@ -63,7 +66,11 @@ class BandEnvelope(nn.Module):
         return torch.block_diag(*self.log_b.exp().unbind(0)).T
 
     def log_bands(self, energies: Tensor) -> Tensor:
-        """``log(A x + floor)``: the M envelope parameters of each frame."""
+        """``log(A x + floor)``: the M envelope parameters of each frame.
+
+        Raises:
+            ValueError: ``energies`` is not ``(..., N)``.
+        """
         if energies.shape[-1] != self.num_bins:
             raise ValueError(
                 f"energies must have shape (..., {self.num_bins}), got {tuple(energies.shape)}"
@@ -73,7 +80,11 @@ class BandEnvelope(nn.Module):
         return torch.log(y + ENERGY_FLOOR)
 
     def envelope(self, log_bands: Tensor) -> Tensor:
-        """``B exp(log y)`` plus the floor: the power envelope over the N bins."""
+        """``B exp(log y)`` plus the floor: the power envelope over the N bins.
+
+        Raises:
+            ValueError: ``log_bands`` is not ``(..., M)``.
+        """
         if log_bands.shape[-1] != self.num_bands:
             raise ValueError(
                 f"log_bands must have shape (..., {self.num_bands}), got {tuple(log_bands.shape)}"

@@ -85,7 +85,11 @@ def perceptual_snr(reference: np.ndarray, decoded: np.ndarray, sample_rate: int 
 
 
 def speech_quality(reference: np.ndarray, decoded: np.ndarray, sample_rate: int = 8000) -> dict:
-    """PESQ (narrowband), STOI and perceptual SNR of an aligned decoded signal."""
+    """PESQ (narrowband), STOI and perceptual SNR of an aligned decoded signal.
+
+    Raises:
+        ImportError: pesq or pystoi is not installed.
+    """
     pesq = require_module("pesq", "pip install pesq")
     pystoi = require_module("pystoi", "pip install pystoi")
     ref = reference.astype(np.float64)
@@ -109,7 +113,13 @@ def _tool(name: str, package: str) -> str:
 
 
 def codec2_roundtrip(audio: np.ndarray, mode: str) -> np.ndarray:
-    """Encode and decode 8 kHz ``audio`` with codec2 (Debian ``codec2``) at ``mode`` bit/s."""
+    """Encode and decode 8 kHz ``audio`` with codec2 (Debian ``codec2``) at ``mode`` bit/s.
+
+    Raises:
+        ImportError: ``c2enc`` / ``c2dec`` are not on the PATH (the message names the Debian
+            package).
+        subprocess.CalledProcessError: codec2 fails (e.g. an unknown ``mode``).
+    """
     enc, dec = _tool("c2enc", "codec2"), _tool("c2dec", "codec2")
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
@@ -123,7 +133,13 @@ def codec2_roundtrip(audio: np.ndarray, mode: str) -> np.ndarray:
 
 
 def opus_roundtrip(audio: np.ndarray, kbps: float) -> np.ndarray:
-    """Encode and decode 8 kHz ``audio`` with Opus (Debian ``opus-tools``) at ``kbps``."""
+    """Encode and decode 8 kHz ``audio`` with Opus (Debian ``opus-tools``) at ``kbps``.
+
+    Raises:
+        ImportError: ``opusenc`` / ``opusdec`` are not on the PATH (the message names the
+            Debian package).
+        subprocess.CalledProcessError: an Opus tool fails.
+    """
     enc, dec = _tool("opusenc", "opus-tools"), _tool("opusdec", "opus-tools")
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)

@@ -23,6 +23,9 @@ def flat_top_sine_window(hop: int, overlap: int, *, dtype: torch.dtype = torch.f
         overlap: L, the length of each half-sine slope in samples, ``0 < L <= N`` and
             ``N - L`` even. ``L = N`` gives the plain sine window.
 
+    Raises:
+        ValueError: ``overlap`` is not in ``(0, hop]`` or ``hop - overlap`` is odd.
+
     Example:
         >>> w = flat_top_sine_window(160, 80)
         >>> pb = w[:160] ** 2 + w[160:] ** 2
@@ -52,6 +55,11 @@ class MDCT:
     Shape:
         ``forward``: signal ``(T,)`` -> coefficients ``(frames, N)`` with
         ``frames = ceil(T / N) + 1``; ``inverse`` takes them and the length back to ``(T,)``.
+
+    Raises:
+        ValueError: ``sample_rate <= 0``, or the slope ``window_ms - hop_ms`` is not in
+            ``(0, hop_ms]`` with an even difference in samples (see
+            :func:`flat_top_sine_window`).
 
     Example:
         >>> mdct = MDCT(8000)
@@ -84,7 +92,11 @@ class MDCT:
         return -(-length // self.hop) + 1
 
     def forward(self, signal: Tensor) -> Tensor:
-        """MDCT coefficients ``(frames, N)`` of a 1-D signal (same dtype as the input)."""
+        """MDCT coefficients ``(frames, N)`` of a 1-D signal (same dtype as the input).
+
+        Raises:
+            ValueError: ``signal`` is not 1-D.
+        """
         if signal.dim() != 1:
             raise ValueError(f"signal must be 1-D (mono samples), got shape {tuple(signal.shape)}")
         n = self.hop
@@ -96,7 +108,11 @@ class MDCT:
         return blocks @ self.basis.to(signal)
 
     def inverse(self, coefficients: Tensor, length: int) -> Tensor:
-        """Overlap-add synthesis back to ``length`` samples."""
+        """Overlap-add synthesis back to ``length`` samples.
+
+        Raises:
+            ValueError: ``coefficients`` is not ``(frames, N)``.
+        """
         if coefficients.dim() != 2 or coefficients.shape[1] != self.hop:
             raise ValueError(
                 f"coefficients must have shape (frames, {self.hop}), "

@@ -68,6 +68,10 @@ class EnvelopeModel(nn.Module):
         num_bins: MDCT bins per frame (160 at 8 kHz with a 20 ms hop).
         num_bands: envelope parameters per frame (16).
 
+    Raises:
+        ValueError: ``quantizer.dim != num_bands``, or ``num_bins`` is not a positive multiple
+            of ``num_bands`` (:class:`BandEnvelope`).
+
     Example:
         >>> from vqkit import VectorQuantizer
         >>> model = EnvelopeModel(VectorQuantizer(16, 8), num_bins=160)

@@ -44,6 +44,9 @@ class UniformScalarQuantizer(Quantizer):
         dim: D.
         bits: bits per dimension (so ``D * bits`` bits per vector at a fixed rate).
 
+    Raises:
+        ValueError: ``bits < 1``.
+
     Example:
         >>> sq = UniformScalarQuantizer(2, bits=2)
         >>> sq.init_range_(torch.tensor([[0.0, -1.0], [3.0, 1.0]]), quantile=0.0)
@@ -82,12 +85,24 @@ class UniformScalarQuantizer(Quantizer):
     ) -> None:
         """The data-driven start of a scalar quantizer: :meth:`init_range_` (deterministic and
         one pass; ``generator`` and ``progress`` are accepted for the common interface and
-        unused)."""
+        unused).
+
+        Raises:
+            TypeError / ValueError: as :meth:`init_range_`.
+        """
         self.init_range_(samples, quantile=quantile)
 
     @torch.no_grad()
     def init_range_(self, samples: Tensor, *, quantile: float = 0.001) -> None:
-        """Set ``[low, high]`` to the ``quantile`` and ``1 - quantile`` points of ``samples``."""
+        """Set ``[low, high]`` to the ``quantile`` and ``1 - quantile`` points of ``samples``.
+
+        Shape:
+            ``samples`` ``(..., D)``; ``quantile`` a fraction in [0, 0.5].
+
+        Raises:
+            TypeError: ``samples`` is not a tensor of a floating dtype.
+            ValueError: ``samples`` is not ``(..., D)`` or holds NaN/Inf.
+        """
         check_vectors(samples, self.dim, "samples")
         flat = samples.reshape(-1, self.dim).float()
         self.low.copy_(torch.quantile(flat, quantile, dim=0))
@@ -134,6 +149,9 @@ class SoftResidualVQ(Quantizer):
         num_codebooks: stages M.
         beta: softmin sharpness (0.1 in [vali2021msvq]).
         generator: random source of the initial codewords.
+
+    Raises:
+        ValueError: ``beta <= 0`` (or NaN), or ``codebook_size`` or ``num_codebooks < 1``.
 
     Example:
         >>> vq = SoftResidualVQ(4, 8, 2)
@@ -188,7 +206,15 @@ class SoftResidualVQ(Quantizer):
         progress: Progress | None = None,
     ) -> None:
         """Stage-wise k-means on the residuals of ``samples`` (greedy RVQ initialisation);
-        ``progress(done, total, info)`` runs over all stages (``info["codebook"]``)."""
+        ``progress(done, total, info)`` runs over all stages (``info["codebook"]``).
+
+        Shape:
+            ``samples`` ``(..., D)``.
+
+        Raises:
+            TypeError: ``samples`` is not a tensor of a floating dtype.
+            ValueError: ``samples`` is not ``(..., D)`` or holds NaN/Inf.
+        """
         from ...functional.kmeans import kmeans, stage_progress
 
         check_vectors(samples, self.dim, "samples")
@@ -259,6 +285,9 @@ class ScaledError(Quantizer):
     Args:
         inner: the quantizer whose error is scaled.
         penalty_dim: M in the penalty (16 envelope parameters in [vali2021msvq]).
+
+    Raises:
+        TypeError: ``inner`` is not a :class:`~vqkit.quantizers.base.Quantizer`.
 
     Example:
         >>> from vqkit import VectorQuantizer

@@ -27,6 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Decode ``args.codes`` with ``args.checkpoint``'s quantizer into ``args.output``.
+
+    Raises:
+        FileNotFoundError / IsADirectoryError: CHECKPOINT or CODES is missing or a directory.
+        ValueError: ``--threads < 1``; CHECKPOINT is unreadable or holds no quantizer; CODES
+            is not a valid codes file of that quantizer (digest, checksum, header) or holds
+            codes of another dimension; or OUTPUT's suffix is not .npy, .pt or .csv.
+    """
     from ...data.vectors import save_vectors
     from ...io.codes_file import read_codes
 

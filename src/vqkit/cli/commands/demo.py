@@ -45,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train each estimator's VQ on photo patches, print the table and write the results
+    (then the multi-codebook / SFVQ tour unless ``--tour-steps 0``).
+
+    Raises:
+        ValueError: ``--threads < 1``.
+        ImportError: scikit-image (the photos) or matplotlib (the plots) is not installed.
+    """
     from ...apps.demo import DemoConfig, format_table, run_demo
     from ...training.provenance import read_json
 

@@ -27,6 +27,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Encode the vectors of ``args.input`` with ``args.checkpoint``'s quantizer into the codes
+    file ``args.output``.
+
+    Raises:
+        FileNotFoundError / IsADirectoryError: CHECKPOINT or INPUT is missing or a directory.
+        ValueError: ``--threads < 1``; CHECKPOINT is unreadable or holds no quantizer; INPUT
+            has an unknown suffix, is unreadable, or holds no vectors, vectors of another
+            dimension, NaN or Inf.
+        OSError: OUTPUT cannot be written.
+    """
     from ...data.vectors import load_vectors
     from ...io.codes_file import write_codes
 

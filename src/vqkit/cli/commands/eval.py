@@ -32,6 +32,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print (and with ``--json`` write) the quantizer's metrics on ``args.data``; with
+    ``--plot``, draw its codebooks' usage histogram.
+
+    Raises:
+        FileNotFoundError / IsADirectoryError: CHECKPOINT or DATA is missing or a directory.
+        ValueError: ``--threads < 1``; CHECKPOINT is unreadable or holds no quantizer; DATA
+            has an unknown suffix, is unreadable, or holds no vectors, vectors of another
+            dimension, NaN or Inf.
+        ImportError: ``--plot`` without matplotlib.
+    """
     from ...data.vectors import load_vectors
     from ...progress import bar_callback
     from ...training.evaluate import evaluate

@@ -144,6 +144,19 @@ def _fingerprint(path: str, x: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train the quantizer the options describe on ``args.data`` (or continue ``--resume``)
+    and write its checkpoint (and the ``--json`` results, the ``--plot`` curves).
+
+    Raises:
+        FileNotFoundError / IsADirectoryError: DATA or the ``--resume`` checkpoint is missing
+            or a directory.
+        ValueError: ``--threads < 1``; a bad torchrun environment or ``--device``; DATA is
+            unreadable or holds no vectors, NaN or Inf; an unknown quantizer or estimator
+            name; options that do not apply to the quantizer; or, resuming, other data, other
+            settings or fewer ``--steps`` than the checkpoint has taken, or vectors of another
+            dimension than its quantizer's.
+        ImportError: ``--plot`` without matplotlib.
+    """
     from ...training import ddp
 
     set_threads(args.threads)

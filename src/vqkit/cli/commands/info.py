@@ -76,6 +76,14 @@ def _quantizer_info(path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print what ``args.file`` holds (a codes file is told by its magic bytes).
+
+    Raises:
+        FileNotFoundError: FILE does not exist.
+        IsADirectoryError: FILE is a directory.
+        ValueError: FILE is a corrupt codes file, or neither a codes file, a checkpoint nor a
+            quantizer file.
+    """
     from ...io.codes_file import MAGIC
 
     path = Path(args.file)

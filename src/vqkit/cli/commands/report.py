@@ -201,6 +201,12 @@ def _write(path: Path, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Rebuild ``args.out`` from the results JSON in ``args.results`` (with ``--check``: only
+    compare, and return 1 when it is out of date).
+
+    Raises:
+        FileNotFoundError: the results folder does not exist.
+    """
     results_dir, out = Path(args.results), Path(args.out)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"no results folder: {results_dir}")

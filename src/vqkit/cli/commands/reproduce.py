@@ -60,6 +60,15 @@ def list_lines() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """List the reproductions (``--list``), or run ``args.name`` (or its ``--variant``) into the
+    results folder.
+
+    Raises:
+        ValueError: no NAME without ``--list``, an unknown NAME or variant, or
+            ``--threads < 1``; the reproduction's own errors (e.g.
+            :class:`vqkit.data.MissingDataError`, an ImportError naming a missing package)
+            pass through.
+    """
     from ...experiments import registry
 
     if args.list:
