@@ -21,6 +21,7 @@ from vqkit.codebooks import CodebookLearning
 from vqkit.estimators import Estimator, NoiseSubstitution
 from vqkit.maintenance import ReplacementRule
 from vqkit.quantizers import ChannelsFirst, VectorQuantizer, build_quantizer
+from vqkit.quantizers.adapters import Wrapper
 from vqkit.quantizers.application import EstimatorApplication, OnComposite, PerStage
 from vqkit.quantizers.base import Quantizer
 from vqkit.quantizers.composite import MultiCodebookQuantizer
@@ -58,7 +59,7 @@ _import_everything()
 #: The base classes of each kind and their abstract intermediates: never registered.
 ABSTRACT = {Strategy, Estimator, SegmentEstimator, CodebookLearning, Projection, ReplacementRule,
             EstimatorApplication, Encoder, QuantizerDropout, Quantizer, MultiCodebookQuantizer,
-            Regulariser, ImplicitCodebookQuantizer}
+            Regulariser, ImplicitCodebookQuantizer, Wrapper}
 
 
 def _public(base: type) -> list[type]:

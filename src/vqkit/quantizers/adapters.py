@@ -1,4 +1,10 @@
-"""ChannelsFirst: run any quantizer on channels-first tensors such as images ``(B, C, H, W)``."""
+"""Quantizers that wrap another one.
+
+- :class:`Wrapper`: the base of every quantizer around another quantizer: its dimensions,
+  index layout, hooks, codebooks and maintenance are the wrapped quantizer's;
+- :class:`ChannelsFirst`: run any quantizer on channels-first tensors such as images
+  ``(B, C, H, W)``.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,86 @@ from ..types import QuantizerOutput
 from .base import Quantizer, quantizer_from_config, quantizer_to_config
 
 
+class Wrapper(Quantizer):
+    """Base of the quantizers around another quantizer (:attr:`wrapped`).
+
+    The dimensions, index layout and dtype, the hooks on flat ``(N, D)`` rows, the codebooks
+    (:attr:`codebook_sizes`, :attr:`initialises_from_data`) and the maintenance
+    (:meth:`init_codebook_`, :meth:`replace_dead_codes_`) are the wrapped quantizer's; a
+    subclass overrides what it changes. Subclasses keep the wrapped quantizer under their own
+    attribute name (its ``state_dict`` prefix) and return it from :attr:`wrapped`.
+    """
+
+    @property
+    def wrapped(self) -> Quantizer:
+        """The quantizer inside.
+
+        Raises:
+            NotImplementedError: a subclass that does not say where it keeps it.
+        """
+        raise NotImplementedError
+
+    def _adopt(self, quantizer: Any, name: str) -> Quantizer:
+        """Check ``quantizer`` and take its dimensions and index layout.
+
+        Raises:
+            TypeError: ``quantizer`` is not a :class:`~vqkit.quantizers.base.Quantizer`.
+        """
+        if not isinstance(quantizer, Quantizer):
+            raise TypeError(f"{name} must be a Quantizer, got {type(quantizer).__name__}")
+        self.dim = quantizer.dim
+        self.index_shape = quantizer.index_shape
+        self.index_dtype = quantizer.index_dtype
+        return quantizer
+
+    def _train_forward(
+        self, x: Tensor, keep: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+        return self.wrapped._train_forward(x, keep)
+
+    def _encode(self, x: Tensor) -> Tensor:
+        return self.wrapped._encode(x)
+
+    def _decode(self, indices: Tensor) -> Tensor:
+        return self.wrapped._decode(indices)
+
+    def _check_indices(self, indices: Tensor) -> None:
+        self.wrapped._check_indices(indices)
+
+    @property
+    def initialises_from_data(self) -> bool:
+        return self.wrapped.initialises_from_data
+
+    def init_codebook_(
+        self, samples: Tensor, *, generator: torch.Generator | None = None, **options: Any
+    ) -> None:
+        """The wrapped quantizer's initialisation (``**options`` such as ``iters=`` and
+        ``progress=`` go to it).
+
+        Raises:
+            TypeError / ValueError / NotImplementedError: as the wrapped quantizer's.
+        """
+        self.wrapped.init_codebook_(samples, generator=generator, **options)
+
+    def replace_dead_codes_(
+        self,
+        threshold: float = 0.01,
+        *,
+        rule: ReplacementRule | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> int:
+        """The wrapped quantizer's replacement (``**options`` such as ``pooled=`` go to it)."""
+        return self.wrapped.replace_dead_codes_(threshold, rule=rule, generator=generator,
+                                                **options)
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return self.wrapped.codebook_sizes
+
+
 @QUANTIZERS.register
-class ChannelsFirst(Quantizer):
+class ChannelsFirst(Wrapper):
     """Adapt a channel-last quantizer to ``(B, C, ...)`` inputs.
 
     ``quantized`` comes back channels-first; ``indices`` keep the quantizer's layout
@@ -41,12 +125,11 @@ class ChannelsFirst(Quantizer):
 
     def __init__(self, quantizer: Quantizer) -> None:
         super().__init__()
-        if not isinstance(quantizer, Quantizer):
-            raise TypeError(f"quantizer must be a Quantizer, got {type(quantizer).__name__}")
-        self.quantizer = quantizer
-        self.dim = quantizer.dim
-        self.index_shape = quantizer.index_shape
-        self.index_dtype = quantizer.index_dtype
+        self.quantizer = self._adopt(quantizer, "quantizer")
+
+    @property
+    def wrapped(self) -> Quantizer:
+        return self.quantizer
 
     @staticmethod
     def _last(x: Tensor, name: str = "x") -> Tensor:
@@ -90,49 +173,14 @@ class ChannelsFirst(Quantizer):
         """
         return self.quantizer.decode(indices).movedim(-1, 1)
 
-    # Flat (N, C) rows are the same in both layouts: the hooks are the wrapped quantizer's.
-    def _train_forward(
-        self, x: Tensor, keep: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
-        return self.quantizer._train_forward(x, keep)
-
-    def _encode(self, x: Tensor) -> Tensor:
-        return self.quantizer._encode(x)
-
-    def _decode(self, indices: Tensor) -> Tensor:
-        return self.quantizer._decode(indices)
-
-    def _check_indices(self, indices: Tensor) -> None:
-        self.quantizer._check_indices(indices)
-
-    # -- maintenance and description: the wrapped quantizer's -----------------------------------
-    @property
-    def initialises_from_data(self) -> bool:
-        return self.quantizer.initialises_from_data
-
+    # Flat (N, C) rows are the same in both layouts: the hooks are the wrapped quantizer's
+    # (Wrapper's); initialisation takes channels-first samples.
     def init_codebook_(
         self, samples: Tensor, *, generator: torch.Generator | None = None, **options: Any
     ) -> None:
         """The wrapped quantizer's initialisation on the channel vectors of ``samples``
         (``(B, C, ...)``; an ``(N, C)`` matrix is already channels-first)."""
-        self.quantizer.init_codebook_(self._last(samples, "samples"), generator=generator,
-                                      **options)
-
-    def replace_dead_codes_(
-        self,
-        threshold: float = 0.01,
-        *,
-        rule: ReplacementRule | None = None,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> int:
-        """The wrapped quantizer's replacement (``**options`` such as ``pooled=`` go to it)."""
-        return self.quantizer.replace_dead_codes_(threshold, rule=rule, generator=generator,
-                                                  **options)
-
-    @property
-    def codebook_sizes(self) -> tuple[int, ...]:
-        return self.quantizer.codebook_sizes
+        super().init_codebook_(self._last(samples, "samples"), generator=generator, **options)
 
     def config(self) -> dict[str, Any]:
         return {"quantizer": quantizer_to_config(self.quantizer)}

@@ -189,12 +189,10 @@ class Quantizer(nn.Module):
         raise NotImplementedError
 
     # -- what a training loop and the tools call on any quantizer -------------------------------
-    @property
-    def initialises_from_data(self) -> bool:
-        """Whether :meth:`init_codebook_` fits the codebook(s) to data (k-means, the curve's
-        corner points); False for quantizers whose codebook is computed (FSQ, LFQ, BSQ), whose
-        :meth:`init_codebook_` raises ``NotImplementedError``."""
-        return False
+    #: Whether :meth:`init_codebook_` fits the codebook(s) to data (k-means, the curve's corner
+    #: points); False for quantizers whose codebook is computed (FSQ, LFQ, BSQ), whose
+    #: :meth:`init_codebook_` raises ``NotImplementedError``. Wrappers answer for what they wrap.
+    initialises_from_data: bool = False
 
     def init_codebook_(
         self,

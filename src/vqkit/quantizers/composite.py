@@ -143,6 +143,7 @@ class MultiCodebookQuantizer(Quantizer):
         return parts
 
     masks_in_place = True
+    initialises_from_data = True
 
     def _train_forward(
         self, x: Tensor, keep: Tensor | None = None
@@ -215,10 +216,6 @@ class MultiCodebookQuantizer(Quantizer):
             replace_dead_codes_(cb, threshold, rule=rule, generator=generator)
             for cb in self.codebooks
         )
-
-    @property
-    def initialises_from_data(self) -> bool:
-        return True
 
     @torch.no_grad()
     def init_codebook_(

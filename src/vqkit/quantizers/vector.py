@@ -96,6 +96,7 @@ class VectorQuantizer(Quantizer):
         return (self.codebook_size,)
 
     masks_in_place = True
+    initialises_from_data = True
 
     def _train_forward(
         self, x: Tensor, keep: Tensor | None = None
@@ -135,10 +136,6 @@ class VectorQuantizer(Quantizer):
 
     def _check_indices(self, indices: Tensor) -> None:
         check_index_tensor(indices, self.codebook_size)
-
-    @property
-    def initialises_from_data(self) -> bool:
-        return True
 
     @torch.no_grad()
     def init_codebook_(

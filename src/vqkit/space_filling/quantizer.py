@@ -129,6 +129,7 @@ class SpaceFillingVQ(Quantizer):
         return draw.to(device)
 
     masks_in_place = True
+    initialises_from_data = True
 
     def _train_forward(
         self, x: Tensor, keep: Tensor | None = None
@@ -218,10 +219,6 @@ class SpaceFillingVQ(Quantizer):
         point = (1.0 - lam).unsqueeze(-1) * c[seg] + lam.unsqueeze(-1) * c[seg + 1]
         lead = x.shape[:-1]
         return seg.reshape(lead), lam.reshape(lead), point.reshape(x.shape).to(x.dtype)
-
-    @property
-    def initialises_from_data(self) -> bool:
-        return True
 
     @torch.no_grad()
     def init_codebook_(

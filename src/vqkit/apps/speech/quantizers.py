@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ...functional.search import nearest_neighbor
-from ...maintenance import ReplacementRule
+from ...quantizers.adapters import Wrapper
 from ...quantizers.base import (
     Quantizer,
     check_index_tensor,
@@ -56,6 +56,8 @@ class UniformScalarQuantizer(Quantizer):
         [[1.0, 1.0]]
     """
 
+    initialises_from_data = True
+
     def __init__(self, dim: int, bits: int) -> None:
         super().__init__()
         if bits < 1:
@@ -74,10 +76,6 @@ class UniformScalarQuantizer(Quantizer):
     def codebook_sizes(self) -> tuple[int, ...]:
         """``2^bits`` levels for each of the D index columns."""
         return (self.levels,) * self.dim
-
-    @property
-    def initialises_from_data(self) -> bool:
-        return True
 
     def init_codebook_(
         self, samples: Tensor, *, generator: torch.Generator | None = None,
@@ -163,6 +161,8 @@ class SoftResidualVQ(Quantizer):
         True
     """
 
+    initialises_from_data = True
+
     def __init__(
         self, dim: int, codebook_size: int, num_codebooks: int, *, beta: float = 0.1,
         generator: torch.Generator | None = None,
@@ -192,10 +192,6 @@ class SoftResidualVQ(Quantizer):
     @property
     def codebook_sizes(self) -> tuple[int, ...]:
         return (self.codebook_size,) * self.num_codebooks
-
-    @property
-    def initialises_from_data(self) -> bool:
-        return True
 
     @torch.no_grad()
     def init_codebook_(
@@ -273,7 +269,7 @@ class SoftResidualVQ(Quantizer):
 
 
 @QUANTIZERS.register
-class ScaledError(Quantizer):
+class ScaledError(Wrapper):
     """Training-time bitrate adaptation: ``x - gamma (x - x_hat)`` with penalty ``-M log2 gamma``.
 
     ``gamma`` (kept as ``exp`` of a free parameter, starting at 1) shrinks or grows the
@@ -299,13 +295,13 @@ class ScaledError(Quantizer):
 
     def __init__(self, inner: Quantizer, *, penalty_dim: int | None = None) -> None:
         super().__init__()
-        if not isinstance(inner, Quantizer):
-            raise TypeError(f"inner must be a Quantizer, got {type(inner).__name__}")
-        self.inner = inner
-        self.dim = inner.dim
-        self.index_shape = inner.index_shape
+        self.inner = self._adopt(inner, "inner")
         self.penalty_dim = int(penalty_dim if penalty_dim is not None else inner.dim)
         self.log_gamma = nn.Parameter(torch.zeros(()))
+
+    @property
+    def wrapped(self) -> Quantizer:
+        return self.inner
 
     @property
     def gamma(self) -> Tensor:
@@ -322,37 +318,7 @@ class ScaledError(Quantizer):
         losses = {**out.losses, "bitrate_penalty": penalty}
         return scaled, out.indices, out.loss + penalty, losses
 
-    def _encode(self, x: Tensor) -> Tensor:
-        return self.inner._encode(x)
-
-    def _decode(self, indices: Tensor) -> Tensor:
-        return self.inner._decode(indices)
-
-    def _check_indices(self, indices: Tensor) -> None:
-        self.inner._check_indices(indices)
-
-    # The codebooks are the inner quantizer's.
-    @property
-    def initialises_from_data(self) -> bool:
-        return self.inner.initialises_from_data
-
-    def init_codebook_(
-        self, samples: Tensor, *, generator: torch.Generator | None = None, **options: Any
-    ) -> None:
-        self.inner.init_codebook_(samples, generator=generator, **options)
-
-    def replace_dead_codes_(
-        self,
-        threshold: float = 0.01,
-        *,
-        rule: ReplacementRule | None = None,
-        generator: torch.Generator | None = None,
-    ) -> int:
-        return self.inner.replace_dead_codes_(threshold, rule=rule, generator=generator)
-
-    @property
-    def codebook_sizes(self) -> tuple[int, ...]:
-        return self.inner.codebook_sizes
+    # Everything else (hooks, codebooks, maintenance) is the inner quantizer's (Wrapper).
 
     def config(self) -> dict[str, Any]:
         return {"inner": quantizer_to_config(self.inner), "penalty_dim": self.penalty_dim}
