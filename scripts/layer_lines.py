@@ -1,15 +1,18 @@
 """Lines of ``src/vqkit`` per layer at one or more git revisions.
 
     python scripts/layer_lines.py 7a9a0d5 HEAD
+    python scripts/layer_lines.py --code 7a9a0d5 HEAD   # code only
 
 Layers are those of ``tests/test_layering.py`` (the test every module is placed by); modules
 that have since moved are counted in the layer of the package that now holds their concept
 (``LEGACY``), so revisions compare like for like. Counts are physical lines of ``*.py`` files,
-as ``wc -l`` counts them.
+as ``wc -l`` counts them; with ``--code``, only lines of code (no blank lines, comments or
+docstrings).
 """
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +38,21 @@ def layer_of(rel: str) -> str:
     raise ValueError(f"{rel}: in no layer of tests/test_layering.py")
 
 
-def count(rev: str) -> dict[str, int]:
+def code_lines(text: str) -> int:
+    """Lines of ``text`` that are neither blank, a comment, nor part of a docstring."""
+    docs: set[int] = set()
+    scopes = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    for node in ast.walk(ast.parse(text)):
+        body = node.body if isinstance(node, scopes) else []
+        first = body[0] if body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                and isinstance(first.value.value, str):
+            docs.update(range(first.lineno, first.end_lineno + 1))
+    return sum(1 for i, line in enumerate(text.splitlines(), 1)
+               if line.strip() and not line.strip().startswith("#") and i not in docs)
+
+
+def count(rev: str, code: bool = False) -> dict[str, int]:
     files = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "src/vqkit"], cwd=ROOT,
                            check=True, capture_output=True, text=True).stdout.split()
     totals = {layer: 0 for layer, _ in LAYERS}
@@ -43,12 +60,13 @@ def count(rev: str) -> dict[str, int]:
         if path.endswith(".py"):
             text = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True,
                                   capture_output=True, text=True).stdout
-            totals[layer_of(path.removeprefix("src/vqkit/"))] += text.count("\n")
+            lines = code_lines(text) if code else text.count("\n")
+            totals[layer_of(path.removeprefix("src/vqkit/"))] += lines
     return totals
 
 
-def main(revs: list[str]) -> None:
-    counts = {rev: count(rev) for rev in revs}
+def main(revs: list[str], code: bool = False) -> None:
+    counts = {rev: count(rev, code) for rev in revs}
     print("| layer | " + " | ".join(revs) + " |")
     print("|---|" + "---:|" * len(revs))
     for layer, _ in LAYERS:
@@ -57,4 +75,6 @@ def main(revs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["HEAD"])
+    args = sys.argv[1:]
+    code = "--code" in args
+    main([a for a in args if a != "--code"] or ["HEAD"], code)
