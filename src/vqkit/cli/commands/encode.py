@@ -35,11 +35,14 @@ def run(args: argparse.Namespace) -> int:
         ValueError: ``--threads < 1``; CHECKPOINT is unreadable or holds no quantizer; INPUT
             has an unknown suffix, is unreadable, or holds no vectors, vectors of another
             dimension, NaN or Inf.
-        OSError: OUTPUT cannot be written.
+        ValueError / OSError: OUTPUT is an input, not a regular file, in a missing or
+            read-only folder, or cannot be written (a full disk).
     """
     from ...data.vectors import load_vectors
     from ...io.codes_file import write_codes
+    from ...io.paths import output_file
 
+    output_file(args.output, inputs=(args.checkpoint, args.input))
     quantizer = load_eval_quantizer(args)
     x = load_vectors(args.input, dim=quantizer.dim, flatten=False)
     indices = in_chunks(quantizer.encode, x, args, "encode")
