@@ -100,15 +100,21 @@ class WorldCodec(nn.Module):
 
         Raises:
             FileNotFoundError: no such file.
-            ValueError: the file is unreadable or not a speech codec model.
+            ValueError: the file is unreadable, not a speech codec model, or holds a quantizer
+                or standardisation that fails its checks.
         """
         record = read_torch_file(path, "speech codec model",
                                  hint="train one with `vqkit reproduce speech-envelope`")
         if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
             raise ValueError(f"{path} is not a vqkit speech codec model")
-        codec = cls(quantizer_from_record(record["quantizer"], str(path)))
-        codec.mean.copy_(record["mean"])
-        codec.scale.copy_(record["scale"])
+        codec = cls(quantizer_from_record(record.get("quantizer"), str(path)))
+        for name in ("mean", "scale"):
+            value, own = record.get(name), getattr(codec, name)
+            if not isinstance(value, torch.Tensor) or value.shape != own.shape \
+                    or not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{path} is a corrupt speech codec model ({name} must be a "
+                                 f"finite tensor of shape {tuple(own.shape)})")
+            own.copy_(value)
         return codec.eval()
 
 
