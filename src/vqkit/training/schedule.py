@@ -23,7 +23,7 @@ import torch
 
 PER = ("step", "epoch")
 #: The largest learning rate accepted: far above any useful one, below Adam's float32 overflow.
-MAX_LR = 1e10
+MAX_LR = 1e30
 
 
 def _check_per(per: str) -> None:

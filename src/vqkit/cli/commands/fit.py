@@ -14,7 +14,7 @@ import torch
 
 from ...registry import ESTIMATORS, LEARNINGS
 from ...training.threads import add_threads, set_threads
-from ._common import nonnegative_int, positive_int, print_table
+from ._common import bits_int, nonnegative_int, positive_int, print_table
 
 NAME = "fit"
 HELP = "train a quantizer (VQ, RVQ, PVQ, AVQ, SFVQ) on vectors from .npy/.pt/.csv"
@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--ema-decay", type=float, help="EMA decay (default 0.99)")
     size = q.add_mutually_exclusive_group()
     size.add_argument("--codebook-size", type=positive_int, help="K per codebook (default 256)")
-    size.add_argument("--bits", type=positive_int, help="log2 K per codebook, K = 2**bits "
+    size.add_argument("--bits", type=bits_int, help="log2 K per codebook, K = 2**bits, at most 30 "
                       "(default: --codebook-size's)")
     q.add_argument("--levels", type=positive_int, nargs="+",
                    help="fsq/rfsq: levels per channel, e.g. 8 5 5 5 (prod(levels) codes; "
