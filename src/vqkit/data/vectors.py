@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ def _check_npy_header(path: Path) -> None:
             version = fmt.read_magic(f)
             read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, _, dtype = read(f)
-        except (ValueError, SyntaxError, TypeError, EOFError, UnicodeDecodeError) as err:
+        except (ValueError, SyntaxError, TypeError, EOFError, TokenError) as err:
             raise ValueError(f"{path} has a corrupt .npy header: "
                              f"{' '.join(str(err).split())}") from err
         if dtype.hasobject:
