@@ -108,8 +108,8 @@ class WorldCodec(nn.Module):
         if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
             raise ValueError(f"{path} is not a vqkit speech codec model")
         codec = cls(quantizer_from_record(record.get("quantizer"), str(path)))
-        for name in ("mean", "scale"):
-            value, own = record.get(name), getattr(codec, name)
+        for name, own in (("mean", codec.mean), ("scale", codec.scale)):
+            value = record.get(name)
             if not isinstance(value, torch.Tensor) or value.shape != own.shape \
                     or not bool(torch.isfinite(value).all()):
                 raise ValueError(f"{path} is a corrupt speech codec model ({name} must be a "
