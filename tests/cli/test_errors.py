@@ -56,14 +56,14 @@ def test_unknown_version_and_truncation_through_decode_and_info(vqkit, trained, 
 
     ckpt, _, codes = trained
     body = bytearray(codes.read_bytes()[:-32])
-    struct.pack_into("<I", body, 8, 2)
-    newer = tmp_path / "v2.vqc"
+    struct.pack_into("<I", body, 8, 3)  # version 2 exists (curve-steps packing); 3 does not
+    newer = tmp_path / "v3.vqc"
     newer.write_bytes(bytes(body) + hashlib.sha256(bytes(body)).digest())
     cut = tmp_path / "cut.vqc"
     cut.write_bytes(codes.read_bytes()[:-7])
     for command in (("decode", ckpt), ("info",)):
         extra = (tmp_path / "y.npy",) if command[0] == "decode" else ()
-        _one_line_error(vqkit(*command, newer, *extra), str(newer), "format version 2")
+        _one_line_error(vqkit(*command, newer, *extra), str(newer), "format version 3")
         _one_line_error(vqkit(*command, cut, *extra), str(cut), "corrupt or truncated")
     assert not (tmp_path / "y.npy").exists()
 

@@ -81,9 +81,9 @@ def test_checks_after_the_checksum(tmp_path):
     with pytest.raises(ValueError, match="padding"):
         read_codes(tmp_path / "pad.vqc")
     body = bytearray(blob[:-32])
-    struct.pack_into("<I", body, 8, 2)                            # version 2
+    struct.pack_into("<I", body, 8, 3)               # version 3 (2 is the curve-steps one)
     (tmp_path / "v.vqc").write_bytes(_reseal(bytes(body)))
-    with pytest.raises(ValueError, match="version 2"):
+    with pytest.raises(ValueError, match="version 3"):
         read_codes(tmp_path / "v.vqc")
     header, payload = _parts(blob)
     header["payload_len"] += 1

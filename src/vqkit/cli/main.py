@@ -5,15 +5,22 @@ end with one line on stderr and exit code 2, never a traceback. ``--debug`` show
 traceback. Anything else (``RuntimeError``, ``KeyError``, ``TypeError``, ...) is a bug in
 vqkit or in the environment, and shows its traceback: the library raises ``ValueError`` for
 bad values and files, ``OSError`` subclasses for paths, ``ImportError`` naming the package to
-install for a missing optional dependency.
+install for a missing optional dependency. Any other ``OSError`` (a full disk, a folder
+without write permission, a symbolic-link loop) also ends with one line naming the path and
+the cause (``vqkit: error: cannot use out.vqc: No space left on device [ENOSPC]``). Warnings
+of numpy, torch and other packages go to the log, shown with ``--verbose`` only, so an error
+stays one line. ``SIGTERM`` (what batch schedulers and torchrun send) is handled as ``SIGINT``:
+``fit`` writes its checkpoint and the command ends with status 130 after one message.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import pkgutil
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -49,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    """The error as one line; an ``OSError`` names its path and cause."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        code = errno.errorcode.get(err.errno or 0)
+        return f"cannot use {err.filename}: {err.strerror}" + (f" [{code}]" if code else "")
+    text = str(err)
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vqkit`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = build_parser()
@@ -62,20 +82,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
     )
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.INFO if args.verbose else logging.ERROR)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("vqkit: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # a command may say what it saved, in one line
+        print(f"vqkit: interrupted{f' {err}' if str(err) else ''}", file=sys.stderr)
         return 130
-    except USER_ERRORS as err:
+    except (*USER_ERRORS, OSError) as err:
         if args.debug:
             raise
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"vqkit: error: {message}", file=sys.stderr)
+        print(f"vqkit: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    finally:
+        logging.captureWarnings(False)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def entry() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.paths import input_file
 from ._errors import MissingDataError, require_module
 
 
@@ -131,12 +132,11 @@ def load_wav(path: str | Path, sample_rate: int | None = 16000) -> tuple[np.ndar
     Raises:
         ImportError: soundfile (or scipy, to resample) is not installed.
         FileNotFoundError: ``path`` is not a file.
-        ValueError: the file is not readable audio or holds no samples.
+        ValueError: the file is not readable audio or holds no samples, or ``path`` is a
+            FIFO, a device or a symbolic-link loop.
     """
     sf = require_module("soundfile", "pip install soundfile")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such audio file: {path}")
+    path = input_file(path, "audio file")
     try:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as err:

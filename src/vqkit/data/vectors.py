@@ -13,14 +13,17 @@ This is how the command line (``vqkit fit / encode / eval``) gets its data: one 
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..io.atomic import atomic_write
+from ..io.paths import input_file
 from ..io.torch_file import read_torch_file
 
 SUFFIXES = (".npy", ".pt", ".csv")
@@ -36,7 +39,32 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
+def _check_npy_header(path: Path) -> None:
+    """The magic and header of a ``.npy`` file, and its declared size against the file's."""
+    fmt = np.lib.format
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise ValueError(f"{path} is not a .npy file (no \\x93NUMPY magic)")
+        f.seek(0)
+        try:
+            version = fmt.read_magic(f)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read(f)
+        except (ValueError, SyntaxError, TypeError, EOFError, TokenError) as err:
+            raise ValueError(f"{path} has a corrupt .npy header: "
+                             f"{' '.join(str(err).split())}") from err
+        if dtype.hasobject:
+            raise ValueError(f"{path} holds Python objects, not numbers")
+        needed = math.prod(shape) * dtype.itemsize
+        if needed != size - f.tell():
+            raise ValueError(f"{path} is truncated or corrupt: its header declares shape "
+                             f"{shape} of {dtype} ({needed} bytes), the file holds "
+                             f"{size - f.tell()}")
+
+
 def _read_npy(path: Path) -> Tensor:
+    _check_npy_header(path)
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as err:
@@ -69,7 +97,8 @@ def _read_pt(path: Path) -> Tensor:
 
 
 def _read_csv(path: Path) -> Tensor:
-    with open(path) as f:
+    # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first number
+    with open(path, encoding="utf-8-sig") as f:
         first = f.readline()
     try:
         [float(v) for v in first.split(",")]
@@ -77,8 +106,9 @@ def _read_csv(path: Path) -> Tensor:
     except ValueError:
         skip = 1  # a header line
     try:
-        array = np.loadtxt(path, delimiter=",", dtype=np.float64, skiprows=skip, ndmin=2)
-    except ValueError as err:
+        array = np.loadtxt(path, delimiter=",", dtype=np.float64, skiprows=skip, ndmin=2,
+                           encoding="utf-8-sig")
+    except (ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not a CSV of numbers: {err}") from err
     return torch.from_numpy(array)
 
@@ -99,7 +129,9 @@ def load_vectors(
     Raises:
         FileNotFoundError: the file does not exist.
         IsADirectoryError: ``path`` is a directory.
-        ValueError: unknown suffix, unreadable file, no vectors, wrong ``dim``, NaN or Inf.
+        ValueError: unknown suffix, unreadable file (a ``.npy`` whose magic, header or size
+            is wrong), no vectors, wrong ``dim``, NaN or Inf; ``path`` is a FIFO, a device
+            or a symbolic-link loop.
 
     Example:
         >>> import tempfile, os
@@ -108,12 +140,8 @@ def load_vectors(
         >>> load_vectors(p, dim=2).tolist()
         [[1.0, 2.0], [3.0, 4.0]]
     """
-    path = Path(path)
+    path = input_file(path, "vectors file")
     suffix = _suffix(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such vectors file: {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"vectors file {path} is a directory")
     reader = {".npy": _read_npy, ".pt": _read_pt, ".csv": _read_csv}[suffix]
     x = reader(path)
     if x.is_complex() or x.dtype == torch.bool:

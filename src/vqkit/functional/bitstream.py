@@ -21,6 +21,10 @@ from torch import Tensor
 
 #: Vectors per chunk; a multiple of 8 so every chunk starts on a byte boundary.
 _CHUNK = 1 << 16
+#: Most indices one :func:`unpack_indices` call returns (1 GiB of int64): a declared shape is
+#: checked against it before anything is allocated (zero-bit codebooks take no bytes, so the
+#: length of the bytes alone does not bound the shape).
+MAX_INDICES = 1 << 27
 
 
 def index_bits(codebook_sizes: Sequence[int]) -> list[int]:
@@ -142,7 +146,8 @@ def unpack_indices(
 
     Raises:
         TypeError: ``codes`` is not ``bytes`` / ``bytearray`` / ``memoryview``.
-        ValueError: a negative ``shape``; ``codebook_sizes`` is empty, holds a value that is
+        ValueError: a negative ``shape``, or more than :data:`MAX_INDICES` indices;
+            ``codebook_sizes`` is empty, holds a value that is
             not an int >= 1, is one int without ``num_codebooks``, or has a length other
             than ``num_codebooks``; a byte string of the wrong length (truncated or with
             trailing bytes), non-zero padding bits, or an index ``>= K_m`` (corrupt data).
@@ -160,6 +165,9 @@ def unpack_indices(
     n = 1
     for s in lead:
         n *= s
+    if n * len(sizes) > MAX_INDICES:
+        raise ValueError(f"shape {shape!r} asks for {n * len(sizes)} indices, more than the "
+                         f"{MAX_INDICES} one call unpacks")
     widths = index_bits(sizes)
     per_vector = sum(widths)
     expected = packed_size(n, sizes)

@@ -108,14 +108,18 @@ def kmeans_plus_plus(
         ``(k, D)`` centres, identical on every rank.
 
     Raises:
-        ValueError: ``x`` is not ``(N, D)``, or holds no row (over all ranks), or ``rank`` is
-            out of range.
+        ValueError: ``x`` is not ``(N, D)``, holds no row (over all ranks), fewer rows than
+            ``k`` (over all ranks), or NaN or Inf; or ``rank`` is out of range.
     """
     if x.dim() != 2 or (x.shape[0] == 0 and all_reduce is None):
         raise ValueError(f"x must be a non-empty (N, D) tensor, got shape {tuple(x.shape)}")
     layout = _shard_layout(x, rank, all_reduce)
     if layout[1] == 0:
         raise ValueError("x must hold at least one row over all ranks, got 0")
+    if not 1 <= k <= layout[1]:  # more centres than rows would repeat rows as centres
+        raise ValueError(f"k must be in [1, {layout[1]}] (the rows over all ranks), got {k}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x holds NaN or infinite values")
     xf = x.detach().float()
     centres = torch.empty(k, xf.shape[1], dtype=xf.dtype, device=xf.device)
     weights = torch.ones(xf.shape[0], dtype=torch.float64, device=xf.device)

@@ -282,8 +282,9 @@ def nearest_neighbor(
     dtype = _compute_dtype(x, codewords)
     out_d = torch.empty(n, k, device=x.device, dtype=dtype)
     out_i = torch.empty(n, k, device=x.device, dtype=torch.long)
-    # Bound the distance block (rows x K) and the direct-distance block (rows x k x D).
-    rows = max(1, chunk_elements // max(size, k * x.shape[1]))
+    # Bound the distance block (rows x K) and the direct-distance block (rows x k x D); with
+    # k > 1 the block is also sorted (values and int64 order: 3 more distance-sized blocks).
+    rows = max(1, chunk_elements // max(size * (4 if k > 1 else 1), k * x.shape[1]))
     compiling = torch.compiler.is_compiling()
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
         cf = codewords.detach().to(dtype)

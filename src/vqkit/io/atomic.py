@@ -2,22 +2,58 @@
 
 An interrupted write (crash, Ctrl-C, full disk) leaves the previous file untouched and no
 half-written target. The new file gets the usual permissions (0666 minus the umask), not the
-0600 of ``tempfile.mkstemp``.
+0600 of ``tempfile.mkstemp``. The temporary file is ``.{name}.{pid}.{random}.tmp``: a failed
+write removes it, and the next write to the same target removes those a killed process
+(SIGKILL, power loss) left behind. A target that exists and is not a regular file (a device
+node such as ``/dev/null``, a FIFO, a directory) is refused, never replaced.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+from .paths import naming, writable_target
 
 
 def _default_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary files of ``path`` that a process no longer running left behind.
+
+    Returns:
+        the files removed.
+    """
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(\d+)\.[^.]+\.tmp")
+    removed = []
+    try:
+        candidates = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for tmp in candidates:
+        match = pattern.fullmatch(tmp.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
@@ -31,9 +67,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        OSError: the folder or file cannot be written; the temporary file is removed and the
-            previous file at ``path``, if any, is left intact. Whatever ``write`` raises is
-            re-raised the same way.
+        ValueError: something other than a regular file is at ``path``.
+        OSError: the folder or file cannot be written (naming ``path``); the temporary file is
+            removed and the previous file at ``path``, if any, is left intact. Whatever
+            ``write`` raises is re-raised the same way.
 
     Example:
         >>> import tempfile, os
@@ -41,15 +78,18 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
         >>> atomic_write(p, lambda f: f.write(b"abc")).read_bytes()
         b'abc'
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = writable_target(path)
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                   dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.chmod(tmp, _default_mode())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path

@@ -27,10 +27,10 @@ import struct
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write
+from .paths import input_file
 
 _U32 = struct.Struct("<I")
 
@@ -185,26 +185,36 @@ class ContainerFormat:
         """Bytes of the magic and the version field."""
         return len(self.magic) + struct.calcsize("<" + self.version_code)
 
-    def pack(self, header: Mapping[str, Any], payload: bytes) -> bytes:
+    def pack(self, header: Mapping[str, Any], payload: bytes, version: int | None = None
+             ) -> bytes:
         """The file's bytes: magic, version, ``header``, ``payload``, digest.
 
+        Args:
+            header: the header fields.
+            payload: the payload bytes.
+            version: the version to write (default the newest); a kind writes the oldest
+                version that holds what it writes, so older readers keep reading it.
+
         Raises:
-            ValueError: ``header`` lacks a field of the layout, or a value does not fit it.
+            ValueError: ``header`` lacks a field of the layout, a value does not fit it, or
+                ``version`` is not one of the kind's.
         """
-        version = self.version
+        version = self.version if version is None else version
+        if version not in self.headers:
+            raise ValueError(f"{self.name} has no version {version}")
         prefix = self.magic + struct.pack("<" + self.version_code, version)
         body = prefix + self.headers[version].encode(header) + bytes(payload)
         return body + self.digest.compute(body)
 
     def write(self, path: str | os.PathLike[str], header: Mapping[str, Any],
-              payload: bytes) -> bytes:
+              payload: bytes, version: int | None = None) -> bytes:
         """Write :meth:`pack`'s bytes to ``path`` atomically (a failed write keeps the old file).
 
         Raises:
-            ValueError: as :meth:`pack`.
+            ValueError: as :meth:`pack`, or ``path`` is not a regular file.
             OSError: the file cannot be written.
         """
-        blob = self.pack(header, payload)
+        blob = self.pack(header, payload, version)
         atomic_write(path, lambda f: f.write(blob))
         return blob
 
@@ -259,13 +269,10 @@ class ContainerFormat:
         Raises:
             FileNotFoundError: no such file.
             IsADirectoryError: ``path`` is a directory.
-            ValueError: as :meth:`unpack`, naming ``path``.
+            ValueError: as :meth:`unpack`, naming ``path``; or ``path`` is a FIFO, a device or
+                a symbolic-link loop.
         """
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no such {self.name}: {path}")
-        if path.is_dir():
-            raise IsADirectoryError(f"{self.name} {path} is a directory")
+        path = input_file(path, self.name)
         return self.unpack(path.read_bytes(), str(path))
 
     def recorded_fingerprint(self, header: Mapping[str, Any], source: str = "the data") -> Any:

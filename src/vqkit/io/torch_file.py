@@ -3,17 +3,53 @@
 Every vqkit file of ``torch.save`` is read by :func:`read_torch_file`, with
 ``weights_only=True`` (tensors and plain values only, never pickled code), and a missing,
 truncated or foreign file raises an error that names the file and the kind of file expected.
+Integrity: a ``torch.save`` file is a zip archive whose every member carries a CRC-32; they
+are all verified before ``torch.load`` parses anything, so a flipped bit in the weights, the
+optimizer or the RNG state is refused (files written by any vqkit version keep loading).
+Errors never repeat torch's advice to load with ``weights_only=False``.
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .atomic import atomic_write
+from .paths import input_file
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def verify_zip(path: Path, what: str) -> None:
+    """Check every CRC-32 of the ``torch.save`` zip at ``path`` (a no-op for other files).
+
+    Raises:
+        ValueError: the zip structure is corrupt or a member's CRC-32 does not match.
+    """
+    with open(path, "rb") as f:
+        if f.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
+            return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
+            NotImplementedError, RuntimeError) as err:  # zipfile raises these on corrupt input
+        raise ValueError(f"{path} is not a readable {what}: corrupt zip "
+                         f"({' '.join(str(err).split()) or type(err).__name__})") from err
+    if bad is not None:
+        raise ValueError(f"{path} is a corrupt {what} (CRC-32 mismatch in {bad})")
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err)
+    if "weights_only" in text or "Weights only load failed" in text:
+        return "it holds Python objects other than tensors and plain values, which vqkit " \
+               "never loads"
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
@@ -43,8 +79,9 @@ def read_torch_file(
     Raises:
         FileNotFoundError: no such file.
         IsADirectoryError: ``path`` is a directory.
-        ValueError: the file is truncated, corrupt, not a ``torch.save`` file, or holds
-            something other than tensors and plain values.
+        ValueError: the file is truncated, corrupt (a CRC-32 mismatch), not a ``torch.save``
+            file, holds something other than tensors and plain values, or is a FIFO, a device
+            or a symbolic-link loop.
 
     Example:
         >>> import tempfile, os
@@ -53,13 +90,9 @@ def read_torch_file(
         >>> read_torch_file(p, "test file")["w"].tolist()
         [1.0, 1.0]
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such {what}: {path}" + (f"; {hint}" if hint else ""))
-    if path.is_dir():
-        raise IsADirectoryError(f"{what} {path} is a directory")
+    path = input_file(path, what, hint)
+    verify_zip(path, what)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"{path} is not a readable {what}: {first}") from err
+        raise ValueError(f"{path} is not a readable {what}: {_reason(err)}") from err

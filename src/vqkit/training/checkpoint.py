@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..io.serialization import quantizer_from_record, quantizer_record
+from ..io.serialization import CHECKPOINT_FORMAT, quantizer_from_record, quantizer_record
 from ..io.torch_file import atomic_torch_save, read_torch_file
+from ..io.validation import check_config, check_tensors
 from ..quantizers import Quantizer
 
-FORMAT = "vqkit-checkpoint"
+FORMAT = CHECKPOINT_FORMAT
 VERSION = 1
 
 
@@ -78,6 +79,17 @@ def _from_record(record: dict[str, Any], source: str) -> Checkpoint:
     missing = {"quantizer", "step", "optimizer", "rng", "meters", "fit", "data"} - set(record)
     if missing:
         raise ValueError(f"{source} is not a complete vqkit checkpoint (missing {sorted(missing)})")
+    step = record["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"{source}: step must be an int >= 0, got {step!r}")
+    kinds = {"optimizer": (dict, type(None)), "rng": list, "meters": dict, "fit": dict,
+             "data": dict}
+    for key, kind in kinds.items():
+        if not isinstance(record[key], kind):
+            raise ValueError(f"{source}: {key} must be a {kind}, got "
+                             f"{type(record[key]).__name__}")
+    check_config(record["fit"], source, "fit.")
+    check_tensors(record["optimizer"], source, "optimizer")
     return Checkpoint(
         quantizer=quantizer_from_record(record["quantizer"], source),
         step=int(record["step"]),
@@ -95,8 +107,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     Raises:
         FileNotFoundError: no such file.
         IsADirectoryError: ``path`` is a directory.
-        ValueError: the file is unreadable (truncated, corrupt, foreign), not a training
-            checkpoint, of another version, or incomplete.
+        ValueError: the file is unreadable (truncated, corrupt: a zip CRC-32 mismatch,
+            foreign), not a training checkpoint, of another version, incomplete, or holds a
+            value of the wrong type or range (a negative step, non-finite optimizer state).
     """
     path = Path(path)
     record = read_torch_file(path, "vqkit checkpoint")

@@ -44,6 +44,10 @@ Progress = Callable[[int, int, dict[str, Any]], None]
 OptimizerFactory = Callable[[nn.Module, float], "torch.optim.Optimizer | None"]
 
 
+class TrainingDiverged(ValueError):
+    """The loss or the quantizer's state became NaN or infinite; the message names the step."""
+
+
 def adam(model: nn.Module, lr: float) -> torch.optim.Optimizer | None:
     """Adam over ``model``'s trainable parameters (None if it has none, e.g. EMA codebooks)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -241,7 +245,12 @@ class Trainer:
 
     def train_step(self) -> StepResult:
         """One batch: forward, backward, gradient averaging, optimizer and lr step, meters,
-        dead-code replacement when due. Returns the objective's result."""
+        dead-code replacement when due. Returns the objective's result.
+
+        Raises:
+            TrainingDiverged: the loss or the quantizer's state became NaN or infinite (a
+                ``ValueError`` naming the step).
+        """
         self.model.train()
         batch = self.source.batch(self.step)
         if self.optimizer is not None:
@@ -265,6 +274,7 @@ class Trainer:
         if result.sq_err is not None:
             values += [float(result.sq_err.sum()), result.sq_err.numel()]
         stats = distributed.all_reduce_(torch.tensor(values, dtype=torch.float64))
+        self._check_finite(stats)
         world = distributed.world_size()
         means = {"loss": float(stats[0]) / world}
         means.update({k: float(stats[1 + i]) / world for i, k in enumerate(metrics)})
@@ -273,6 +283,20 @@ class Trainer:
         self.meters.update(means)
         if result.indices is not None and self.quantizer is not None:
             self._window_counts += index_histogram(result.indices.detach(), self.sizes)
+
+    def _check_finite(self, stats: torch.Tensor) -> None:
+        """Stop when the loss (summed over ranks: every rank stops together) or the
+        quantizer's state became NaN or infinite."""
+        if not bool(torch.isfinite(stats[0])):
+            raise TrainingDiverged(f"training diverged at step {self.step}: the loss is "
+                                   f"{float(stats[0])} (try a lower learning rate)")
+        if self.quantizer is None:
+            return
+        for name, value in self.quantizer.state_dict().items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise TrainingDiverged(f"training diverged at step {self.step}: the quantizer's "
+                                       f"{name} became NaN or infinite (try a lower learning "
+                                       "rate)")
 
     def _replace_dead_codes(self) -> None:
         n = self.quantizer.replace_dead_codes_(

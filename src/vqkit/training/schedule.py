@@ -22,6 +22,8 @@ from typing import Any
 import torch
 
 PER = ("step", "epoch")
+#: The largest learning rate accepted: far above any useful one, below Adam's float32 overflow.
+MAX_LR = 1e30
 
 
 def _check_per(per: str) -> None:
@@ -177,7 +179,7 @@ class Schedule:
     """
 
     steps: int
-    lr: float = 1e-3
+    lr: float = 1e-3  # in (0, MAX_LR]
     lr_schedule: LearningRate = field(default_factory=Constant)
     replacement: Replacement = field(default_factory=Replacement)
     growth: Growth | None = None
@@ -187,8 +189,10 @@ class Schedule:
         for name, value in (("steps", self.steps), ("log_every", self.log_every)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
+                and 0 < self.lr <= MAX_LR):
+            raise ValueError(f"lr must be a finite number > 0 and at most {MAX_LR:g} (Adam "
+                             f"overflows float32 above), got {self.lr!r}")
 
     def boundaries(self) -> tuple[int, ...]:
         """The steps after which the quantizer grows (empty without growth)."""

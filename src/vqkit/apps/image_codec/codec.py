@@ -41,6 +41,7 @@ from vqkit.functional.chunks import map_chunks
 from vqkit.io.atomic import atomic_write
 from vqkit.io.container import CRC32, ContainerFormat, FixedHeader
 from vqkit.io.fingerprint import NAMED, fingerprint
+from vqkit.io.paths import input_file
 from vqkit.types import Progress
 
 from .model import ImageCodecModel
@@ -273,22 +274,30 @@ def decompress(
 def read_image(path: str | os.PathLike[str], channels: int = 3) -> np.ndarray:
     """An image file as ``(H, W, channels)`` uint8 (RGB or grey).
 
+    The declared size is checked (sides at most :data:`MAX_SIDE`) before the pixels are
+    decoded, so a small file declaring 100000 x 100000 pixels allocates nothing.
+
     Raises:
         ImportError: Pillow is not installed.
         FileNotFoundError: ``path`` is not a file.
-        ValueError: Pillow cannot read the file as an image.
+        IsADirectoryError: ``path`` is a directory.
+        ValueError: Pillow cannot read the file as an image (truncated, corrupt), its sides
+            exceed :data:`MAX_SIDE`, or ``path`` is a FIFO, a device or a symbolic-link loop.
     """
     from vqkit.data._errors import require_module
 
     pil = require_module("PIL.Image", "pip install pillow")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such image file: {path}")
+    path = input_file(path, "image file")
     try:
         with pil.open(path) as im:
+            if max(im.size) > MAX_SIDE:
+                raise ValueError(f"{path} declares {im.size[0]} x {im.size[1]} pixels; sides "
+                                 f"must be at most {MAX_SIDE}")
             arr = np.asarray(im.convert("RGB" if channels == 3 else "L"))
-    except pil.UnidentifiedImageError as err:
-        raise ValueError(f"{path} is not an image Pillow can read: {err}") from err
+    except (pil.UnidentifiedImageError, pil.DecompressionBombError, OSError, SyntaxError,
+            EOFError) as err:  # Pillow's errors for corrupt, truncated or huge images
+        raise ValueError(f"{path} is not an image Pillow can read: "
+                         f"{' '.join(str(err).split())}") from err
     return arr if arr.ndim == 3 else arr[..., None]
 
 

@@ -100,15 +100,21 @@ class WorldCodec(nn.Module):
 
         Raises:
             FileNotFoundError: no such file.
-            ValueError: the file is unreadable or not a speech codec model.
+            ValueError: the file is unreadable, not a speech codec model, or holds a quantizer
+                or standardisation that fails its checks.
         """
         record = read_torch_file(path, "speech codec model",
                                  hint="train one with `vqkit reproduce speech-envelope`")
         if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
             raise ValueError(f"{path} is not a vqkit speech codec model")
-        codec = cls(quantizer_from_record(record["quantizer"], str(path)))
-        codec.mean.copy_(record["mean"])
-        codec.scale.copy_(record["scale"])
+        codec = cls(quantizer_from_record(record.get("quantizer"), str(path)))
+        for name, own in (("mean", codec.mean), ("scale", codec.scale)):
+            value = record.get(name)
+            if not isinstance(value, torch.Tensor) or value.shape != own.shape \
+                    or not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{path} is a corrupt speech codec model ({name} must be a "
+                                 f"finite tensor of shape {tuple(own.shape)})")
+            own.copy_(value)
         return codec.eval()
 
 
@@ -169,11 +175,14 @@ def encode_file(source: str | os.PathLike[str], target: str | os.PathLike[str],
 
     Raises:
         FileNotFoundError: no such audio file.
-        ValueError: unreadable or shorter than 0.1 s audio, or ``stages`` out of range.
+        ValueError: unreadable, non-finite or shorter than 0.1 s audio, or ``stages`` out of
+            range.
     """
     from ...data.speech import load_wav
 
     audio, rate = load_wav(source, world_rate())
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{source} holds NaN or infinite samples")
     if len(audio) < rate // 10:
         raise ValueError(f"{source} is too short to encode: {len(audio)} samples at {rate} Hz, "
                          "need at least 0.1 s")
@@ -192,27 +201,49 @@ def world_rate() -> int:
     return SAMPLE_RATE
 
 
+def frame_count(length: int, rate: int) -> int:
+    """The 20 ms frames WORLD's analysis gives ``length`` samples at ``rate`` Hz.
+
+    Example:
+        >>> frame_count(8000, 8000), frame_count(959, 8000), frame_count(960, 8000)
+        (51, 6, 7)
+    """
+    return int(length * 1000 // (rate * world.FRAME_MS)) + 1
+
+
 def read_vqs(source: str | os.PathLike[str], codec: WorldCodec) -> tuple[np.ndarray, int, int]:
     """Check and parse a ``.vqs`` file: ``(indices, sample_rate, num_samples)``.
 
+    Every header field is checked before anything is allocated: the rate must be the codec's
+    (:func:`world_rate`), ``stages`` in ``[1, codec.stages]``, ``ebits`` the codec's, ``frames``
+    the count :func:`frame_count` gives for ``length``, and the payload exactly the bytes of
+    ``frames`` packed frames (so ``length`` is bounded by the file's size).
+
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a ``.vqs`` file, an unknown version, truncated, a checksum mismatch, or
-            encoded with a different codec model.
+        ValueError: not a ``.vqs`` file, an unknown version, truncated, a checksum mismatch, a
+            header field out of its bounds, or encoded with a different codec model.
     """
     container = VQS.read(source)
     header = container.header
     VQS.check_fingerprint(header, codec.fingerprint(), str(source))
-    if header["ebits"] != codec.index_bits or header["stages"] > codec.stages:
+    if header["ebits"] != codec.index_bits or not 1 <= header["stages"] <= codec.stages:
         raise ValueError(f"{source} was encoded with a different codec model "
                          f"({header['stages']} stages of {header['ebits']} bits; this one has "
-                         f"{codec.stages} of {codec.index_bits})")
+                         f"1 to {codec.stages} of {codec.index_bits})")
+    rate, length, frames = header["rate"], header["length"], header["frames"]
+    if rate != world_rate():
+        raise ValueError(f"{source} is corrupt: sample rate {rate} Hz, the codec decodes "
+                         f"{world_rate()} Hz only")
+    if length < 1 or frames != frame_count(length, rate):
+        raise ValueError(f"{source} is corrupt: {frames} frames for {length} samples at {rate} "
+                         f"Hz (expected {frame_count(max(length, 0), rate)})")
     widths = _widths(codec, header["stages"])
     try:
         indices = unpack_bits(container.payload, widths, header["frames"])
     except ValueError as err:
         raise ValueError(f"{source} is corrupt: {err}") from err
-    return indices, header["rate"], header["length"]
+    return indices, rate, length
 
 
 def decode_file(source: str | os.PathLike[str], target: str | os.PathLike[str],

@@ -31,6 +31,19 @@ def positive_int(text: str) -> int:
     return _int_at_least(text, 1)
 
 
+#: The most bits per codebook index ``--bits`` accepts: K = 2**bits codewords are allocated.
+MAX_BITS = 30
+
+
+def bits_int(text: str) -> int:
+    """argparse type: bits per codebook index, an integer in ``[1, MAX_BITS]``."""
+    value = _int_at_least(text, 1)
+    if value > MAX_BITS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_BITS} bits (2**bits codewords "
+                                         f"are allocated), got {value}")
+    return value
+
+
 def nonnegative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     return _int_at_least(text, 0)

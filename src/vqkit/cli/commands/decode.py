@@ -34,10 +34,14 @@ def run(args: argparse.Namespace) -> int:
         ValueError: ``--threads < 1``; CHECKPOINT is unreadable or holds no quantizer; CODES
             is not a valid codes file of that quantizer (digest, checksum, header) or holds
             codes of another dimension; or OUTPUT's suffix is not .npy, .pt or .csv.
+        ValueError / OSError: OUTPUT is an input, not a regular file, in a missing or
+            read-only folder, or cannot be written (a full disk).
     """
     from ...data.vectors import save_vectors
     from ...io.codes_file import read_codes
+    from ...io.paths import output_file
 
+    output_file(args.output, inputs=(args.checkpoint, args.codes))
     quantizer = load_eval_quantizer(args)
     codes = read_codes(args.codes, quantizer)
     if codes.dim != quantizer.dim:

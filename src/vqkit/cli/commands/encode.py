@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_chunk_arguments, in_chunks, load_eval_quantizer
+from ._common import add_chunk_arguments, in_chunks, load_eval_quantizer, nonnegative_int
 
 NAME = "encode"
 HELP = "compress vectors (.npy/.pt/.csv) into a codes file with a trained quantizer"
@@ -24,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_chunk_arguments(p, ("checkpoint", "checkpoint or quantizer file"),
                         ("input", "vectors file: .npy, .pt or .csv"),
                         ("output", "codes file to write"))
+    p.add_argument("--position-bits", type=nonnegative_int, default=None, metavar="B",
+                   help="space-filling VQ only: store each curve position on a grid of step "
+                   "2**-B (0: the nearest corner point, at the quantizer's bits) instead of "
+                   "64-bit floats (default: floats, exact)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,16 +38,20 @@ def run(args: argparse.Namespace) -> int:
         FileNotFoundError / IsADirectoryError: CHECKPOINT or INPUT is missing or a directory.
         ValueError: ``--threads < 1``; CHECKPOINT is unreadable or holds no quantizer; INPUT
             has an unknown suffix, is unreadable, or holds no vectors, vectors of another
-            dimension, NaN or Inf.
-        OSError: OUTPUT cannot be written.
+            dimension, NaN or Inf; ``--position-bits`` for a quantizer without curve
+            positions, or above 32.
+        ValueError / OSError: OUTPUT is an input, not a regular file, in a missing or
+            read-only folder, or cannot be written (a full disk).
     """
     from ...data.vectors import load_vectors
     from ...io.codes_file import write_codes
+    from ...io.paths import output_file
 
+    output_file(args.output, inputs=(args.checkpoint, args.input))
     quantizer = load_eval_quantizer(args)
     x = load_vectors(args.input, dim=quantizer.dim, flatten=False)
     indices = in_chunks(quantizer.encode, x, args, "encode")
-    codes = write_codes(args.output, indices, quantizer)
+    codes = write_codes(args.output, indices, quantizer, position_bits=args.position_bits)
     n = indices.numel() // max(1, len(codes.codebook_sizes))
     raw = x.numel() * 4
     print(f"encoded {n} vectors of dimension {quantizer.dim} -> {args.output} "

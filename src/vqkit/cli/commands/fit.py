@@ -14,7 +14,7 @@ import torch
 
 from ...registry import ESTIMATORS, LEARNINGS
 from ...training.threads import add_threads, set_threads
-from ._common import nonnegative_int, positive_int, print_table
+from ._common import bits_int, nonnegative_int, positive_int, print_table
 
 NAME = "fit"
 HELP = "train a quantizer (VQ, RVQ, PVQ, AVQ, SFVQ) on vectors from .npy/.pt/.csv"
@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--ema-decay", type=float, help="EMA decay (default 0.99)")
     size = q.add_mutually_exclusive_group()
     size.add_argument("--codebook-size", type=positive_int, help="K per codebook (default 256)")
-    size.add_argument("--bits", type=positive_int, help="log2 K per codebook, K = 2**bits "
+    size.add_argument("--bits", type=bits_int, help="log2 K per codebook, K = 2**bits, at most 30 "
                       "(default: --codebook-size's)")
     q.add_argument("--levels", type=positive_int, nargs="+",
                    help="fsq/rfsq: levels per channel, e.g. 8 5 5 5 (prod(levels) codes; "
@@ -154,7 +154,11 @@ def run(args: argparse.Namespace) -> int:
             unreadable or holds no vectors, NaN or Inf; an unknown quantizer or estimator
             name; options that do not apply to the quantizer; or, resuming, other data, other
             settings or fewer ``--steps`` than the checkpoint has taken, or vectors of another
-            dimension than its quantizer's.
+            dimension than its quantizer's; or training made the loss or the codewords
+            non-finite (the step is named).
+        ValueError / OSError: an output (``-o``, ``--json``, ``--plot``) is the data file, not a
+            regular file, in a missing or read-only folder (checked before training), or
+            cannot be written (a full disk).
         ImportError: ``--plot`` without matplotlib.
     """
     from ...training import ddp
@@ -169,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace, info: Any) -> int:
     from ...data.vectors import load_vectors
+    from ...io.paths import output_file
     from ...progress import bar_callback
     from ...training import ddp
     from ...training.checkpoint import load_checkpoint, save_checkpoint
@@ -208,6 +213,10 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
             f"quantizer needs {quantizer.dim}"
         )
     out = Path(args.out or args.resume or f"{Path(args.data).stem}.{settings['quantizer']}.ckpt")
+    # Every output is checked before training, not discovered unwritable after it.
+    for target in (out, args.json, args.plot):
+        if target is not None:
+            output_file(target, inputs=(args.data,))
     if info.is_main:
         first = 0 if checkpoint is None else checkpoint.step
         print(f"fit: {type(quantizer).__name__} on {data.shape[0]} x {data.shape[1]} vectors "
@@ -233,12 +242,12 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
     start, cpu_train = time.perf_counter(), time.process_time()
     try:
         trainer.run(on_window=on_window)
-    except KeyboardInterrupt:
-        if not info.is_distributed:
-            write(trainer)
-            print(f"vqkit: interrupted at step {trainer.step}; checkpoint written to {out}; "
-                  f"continue with --resume {out}", file=sys.stderr)
-        raise
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM (the command line raises it for both)
+        if info.is_distributed:
+            raise
+        write(trainer)
+        raise KeyboardInterrupt(f"at step {trainer.step}; checkpoint written to {out}; "
+                                f"continue with --resume {out}") from None
     train_seconds = time.perf_counter() - start
     cpu_train = time.process_time() - cpu_train
     write(trainer)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ...training.threads import add_threads, set_threads
 from ._common import nonnegative_int, positive_int
@@ -32,9 +31,11 @@ def _model(args: argparse.Namespace):
 def _compress(args: argparse.Namespace) -> int:
     from ...apps.image_codec.codec import compress, read_image
     from ...io.atomic import atomic_write
+    from ...io.paths import output_file
     from ...progress import bar_callback
 
     set_threads(args.threads)
+    output_file(args.output, inputs=(args.input, args.model))
     model = _model(args)
     image = read_image(args.input, model.config.channels)
     data = compress(model, image, progress=bar_callback("compress", enabled=not args.quiet,
@@ -49,12 +50,12 @@ def _compress(args: argparse.Namespace) -> int:
 
 def _decompress(args: argparse.Namespace) -> int:
     from ...apps.image_codec.codec import decompress, write_image
+    from ...io.paths import input_file, output_file
     from ...progress import bar_callback
 
     set_threads(args.threads)
-    path = Path(args.input)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such .vqi file: {path}")
+    output_file(args.output, inputs=(args.input, args.model))
+    path = input_file(args.input, ".vqi file")
     data = path.read_bytes()
     image = decompress(_model(args), data, str(path),
                        progress=bar_callback("decompress", enabled=not args.quiet, unit="tile"))
@@ -71,8 +72,10 @@ def _train(args: argparse.Namespace) -> int:
     from ...apps.image_codec.evaluate import evaluate
     from ...apps.image_codec.model import save_checkpoint
     from ...apps.image_codec.train import train
+    from ...io.paths import output_file
 
     set_threads(args.threads)
+    output_file(args.out)
     tile = 28 if args.data == "fashion-mnist" else 32
     spec = QuantizerSpec(kind=args.quantizer, bits=args.bits, num_codebooks=args.num_codebooks,
                          estimator=args.estimator, learning=args.learning,

@@ -8,12 +8,13 @@ from pathlib import Path
 from ._common import print_table
 
 NAME = "info"
-HELP = "show what a checkpoint, quantizer file or codes file holds"
+HELP = "show what a checkpoint, quantizer file, codes file, .vqi or .vqs file holds"
 DESCRIPTION = """\
 Print the contents of FILE: for a checkpoint or quantizer file, the quantizer's type,
 configuration, codebook sizes, bits per vector, digest and (for checkpoints) the training
 step, settings and last meters; for a codes file, its header (shape, codebook sizes, packing,
-the digest of the quantizer it needs) after checking its checksum.
+the digest of the quantizer it needs) after checking its checksum; for a .vqi image or .vqs
+speech file, its header fields after checking its checksum.
 
 examples:
   vqkit info vq.ckpt
@@ -44,6 +45,22 @@ def _codes_info(path: Path) -> None:
         "quantizer": codes.quantizer_type,
         "quantizer_digest": codes.quantizer_digest,
     }, f"{path}:")
+
+
+def _container_info(path: Path, kind: str) -> None:
+    """A ``.vqi`` or ``.vqs`` file: its header fields after the container's checks."""
+    from ...apps.image_codec.codec import VQI, read_header
+    from ...apps.speech.codec import VQS
+
+    fmt = VQI if kind == "vqi" else VQS
+    container = fmt.read(path)
+    header = dict(container.header)
+    if kind == "vqi":
+        read_header(path.read_bytes(), str(path))  # the header must describe an image
+    rows = {"kind": f"{fmt.name} (checksum ok)", "version": container.version}
+    rows.update({k: v.hex() if isinstance(v, bytes) else v for k, v in header.items()})
+    rows["payload_bytes"] = len(container.payload)
+    print_table(rows, f"{path}:")
 
 
 def _quantizer_info(path: Path) -> None:
@@ -81,20 +98,21 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         FileNotFoundError: FILE does not exist.
         IsADirectoryError: FILE is a directory.
-        ValueError: FILE is a corrupt codes file, or neither a codes file, a checkpoint nor a
-            quantizer file.
+        ValueError: FILE is a corrupt codes, .vqi or .vqs file, or none of these, a checkpoint
+            or a quantizer file; or a FIFO, a device or a symbolic-link loop.
     """
     from ...io.codes_file import MAGIC
+    from ...io.paths import input_file
 
-    path = Path(args.file)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory")
+    path = input_file(args.file)
     with open(path, "rb") as f:
         head = f.read(len(MAGIC))
     if head == MAGIC:
         _codes_info(path)
+    elif head.startswith(b"VQI\x01"):
+        _container_info(path, "vqi")
+    elif head.startswith(b"VQS1"):
+        _container_info(path, "vqs")
     else:
         _quantizer_info(path)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ...io.paths import output_file
 from ...training.threads import add_threads, set_threads
 from ._common import positive_int
 
@@ -27,6 +28,7 @@ def _encode(args: argparse.Namespace) -> int:
     from ...apps.speech.codec import encode_file
 
     set_threads(args.threads)
+    output_file(args.output, inputs=(args.input, args.model))
     codec = _codec(args)
     info = encode_file(args.input, args.output, codec, stages=args.stages)
     print(f"{args.output}: {info['bytes']} bytes, {info['seconds']:.2f} s, "
@@ -38,6 +40,7 @@ def _decode(args: argparse.Namespace) -> int:
     from ...apps.speech.codec import decode_file
 
     set_threads(args.threads)
+    output_file(args.output, inputs=(args.input, args.model))
     info = decode_file(args.input, args.output, _codec(args))
     print(f"{args.output}: {info['seconds']:.2f} s at {info['sample_rate']} Hz", file=sys.stdout)
     return 0
