@@ -136,3 +136,23 @@ def test_quick_gap_check_variant_end_to_end(tmp_path, capsys):
                                                                            ("NSVQ", 6)]
     assert data["train"]["steps"] == 60
     assert all(r["train_config"]["steps"] == 60 for r in data["results"]["rows"])
+
+
+def test_two_modules_declaring_one_name_are_refused(monkeypatch):
+    """The registry refuses a second reproduction of the same name (it does not let the later
+    module silently replace the earlier one)."""
+    import types
+    from pkgutil import ModuleInfo
+
+    def declared(module_name: str) -> types.ModuleType:
+        module = types.ModuleType(module_name)
+        module.REPRODUCTION = Reproduction("same", module_name, 1.0, (f"{module_name}.json",),
+                                           lambda out_dir, **kw: out_dir, str)
+        return module
+
+    modules = {f"vqkit.experiments.{n}": declared(n) for n in ("first", "second")}
+    monkeypatch.setattr(experiments.pkgutil, "iter_modules",
+                        lambda path: [ModuleInfo(None, n, False) for n in ("first", "second")])
+    monkeypatch.setattr(experiments.importlib, "import_module", modules.__getitem__)
+    with pytest.raises(ValueError, match="two reproductions are named 'same'"):
+        registry()

@@ -183,3 +183,27 @@ def test_resume_with_growth_and_lr_schedule_is_bit_identical(tmp_path, stop):
     assert whole.optimizer.param_groups[0]["lr"] == resumed.optimizer.param_groups[0]["lr"]
     assert whole.meters.history[-1] == resumed.meters.history[-1]
     assert whole.meters.history[-1]["loss"] > 0
+
+
+def test_a_per_step_lr_schedule_steps_every_step_on_a_source_with_epochs():
+    """`per="step"` means every step whatever the source: an `Epochs` source (4 batches an
+    epoch) must not make it step once an epoch."""
+    source = Epochs(_data(50), 16)
+    got = _lrs(Trainer(_vq(), source, Schedule(steps=12, lr=0.1, lr_schedule=Cosine())))
+    want = _oracle(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 12), [True] * 12)
+    assert got == want
+
+
+def test_a_per_epoch_lr_schedule_counts_epochs_from_the_start_of_each_growth_stage():
+    """Growth every 6 steps with 4 batches an epoch: each stage builds a fresh scheduler and
+    steps it 4 steps into the stage (the stage's own epochs; counting the source's epochs
+    would step the second stage at steps 8 and 12 instead of 10)."""
+    sf = _sfvq()
+    schedule = Schedule(steps=12, lr=0.1, lr_schedule=MultiStep((1,), 0.5, per="epoch"),
+                        growth=Growth(every=6, stages=1), log_every=4)
+    got = _lrs(Trainer(sf, Epochs(_data(50), 16), schedule,
+                       objective=lambda q, x: StepResult(q(x).loss)))
+    stage = _oracle(lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [1], 0.5),
+                    [s % 4 == 0 for s in range(1, 7)])
+    assert got == stage * 2
+    assert got == [0.1] * 3 + [0.05] * 3 + [0.1] * 3 + [0.05] * 3

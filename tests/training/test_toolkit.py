@@ -174,3 +174,27 @@ def test_schedule_rejects_bad_values():
         Schedule(steps=0)
     with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         Schedule(steps=1, lr=0.0)
+
+
+@pytest.mark.parametrize("world, rank", [(2, 0), (2, 1), (4, 3)])
+def test_the_kmeans_sample_of_fit_totals_init_samples_over_all_ranks(monkeypatch, world, rank):
+    """`vqkit fit --init-samples S` on W ranks: each rank draws S // W of its own vectors for
+    the k-means initialisation (which pools them), from its own stream."""
+    from vqkit import distributed
+    from vqkit.training.fit import fit_trainer
+
+    monkeypatch.setattr(distributed, "world_size", lambda: world)
+    monkeypatch.setattr(distributed, "rank", lambda: rank)
+    data = torch.randn(4000, 3, generator=torch.Generator().manual_seed(0))
+    vq = VectorQuantizer(3, 8)
+    seen = []
+    monkeypatch.setattr(vq, "init_codebook_", lambda rows, **kw: seen.append(rows))
+    settings = {"steps": 5, "batch": 16, "lr": 1e-3, "replace_every": 0,
+                "replace_threshold": 0.01, "log_every": 5, "seed": 3, "init": "kmeans",
+                "init_samples": 600, "codebook_size": 8, "initial_size": None,
+                "expand_every": 0}
+    fit_trainer(vq, data, settings, device=torch.device("cpu"))
+    (rows,) = seen
+    assert rows.shape == (600 // world, 3)
+    local = data[rank * (4000 // world):(rank + 1) * (4000 // world)]
+    assert (rows[:, None, :] == local[None]).all(-1).any(-1).all()  # rows of this rank's shard
