@@ -223,11 +223,6 @@ def test_replacements_record_the_step_and_count_of_each_call():
     assert t.replacements == [(5, 3), (10, 0), (15, 5)] and calls == [0.2] * 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review13: Trainer.checkpoint() stores only the quantizer (Checkpoint.quantizer) though "
-    "docs/training.md says checkpoint()/restore() save and restore the model: a model holding "
-    "a quantizer resumes with its other weights as freshly built, and the optimizer state of "
-    "the trained ones"))
 def test_a_model_holding_a_quantizer_resumes_bit_identically_or_is_refused(tmp_path):
     from vqkit.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -242,12 +237,36 @@ def test_a_model_holding_a_quantizer_resumes_bit_identically_or_is_refused(tmp_p
     whole.run()
     part = trainer()
     part.run(10)
-    try:
-        save_checkpoint(part.checkpoint(), tmp_path / "m.ckpt")
-    except ValueError:
-        return  # refusing a checkpoint that would not hold the model is also right
+    save_checkpoint(part.checkpoint(), tmp_path / "m.ckpt")
     resumed = trainer()
     resumed.restore(load_checkpoint(tmp_path / "m.ckpt"))
     resumed.run()
     for key, value in whole.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_a_quantizer_only_checkpoint_does_not_resume_a_model_and_model_only_runs_round_trip(
+        tmp_path):
+    from vqkit.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = _AutoEncoder()
+    t = Trainer(model, RandomRows(_data(400, 6), 32, torch.Generator().manual_seed(1)),
+                Schedule(steps=4, log_every=2), objective=_reconstruct, quantizer=model.vq)
+    t.run()
+    only_vq = Checkpoint(quantizer=model.vq, step=4, optimizer=t.optimizer.state_dict(),
+                         rng=t.checkpoint().rng)
+    with pytest.raises(ValueError, match="holds a quantizer only"):
+        t.restore(only_vq)
+    # A model without a quantizer: the checkpoint holds the model state alone.
+    torch.manual_seed(0)
+    plain = nn.Linear(6, 6)
+    t2 = Trainer(plain, RandomRows(_data(400, 6), 32, torch.Generator().manual_seed(1)),
+                 Schedule(steps=3, log_every=3),
+                 objective=lambda m, x: StepResult((m(x) - x).pow(2).mean()))
+    t2.run()
+    save_checkpoint(t2.checkpoint(), tmp_path / "plain.ckpt")
+    back = load_checkpoint(tmp_path / "plain.ckpt")
+    assert back.quantizer is None and torch.equal(back.model["weight"], plain.weight.detach())
+    with pytest.raises(ValueError, match="neither a quantizer nor a model"):
+        save_checkpoint(Checkpoint(quantizer=None), tmp_path / "empty.ckpt")

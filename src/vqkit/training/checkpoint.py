@@ -5,7 +5,10 @@ by :func:`vqkit.io.torch_file.read_torch_file` (``weights_only=True``). Its fiel
 
 - ``format`` = ``"vqkit-checkpoint"`` and ``version``;
 - ``quantizer``: :func:`vqkit.io.serialization.quantizer_record` (``{format_version, type, config,
-  state_dict}``), so ``vqkit encode/decode/eval`` read the quantizer from it directly;
+  state_dict}``), so ``vqkit encode/decode/eval`` read the quantizer from it directly; None for
+  a run whose model holds no quantizer;
+- ``model``: the ``state_dict`` of the whole trained model when it is more than the quantizer
+  (an autoencoder around it), else None (files written before this field read as None);
 - ``step``: optimizer steps taken; ``optimizer``: the optimizer's ``state_dict`` (or None);
 - ``rng``: one :func:`vqkit.training.seed.rng_state` per rank;
 - ``meters``: :class:`vqkit.training.meters.Meters` state; ``fit``: the training settings;
@@ -32,13 +35,14 @@ VERSION = 1
 class Checkpoint:
     """The contents of a checkpoint file (see the module docstring)."""
 
-    quantizer: Quantizer
+    quantizer: Quantizer | None
     step: int = 0
     optimizer: dict[str, Any] | None = None
     rng: list[dict[str, Any]] = field(default_factory=list)
     meters: dict[str, Any] = field(default_factory=dict)
     fit: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Path:
@@ -46,6 +50,7 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Pat
 
     Raises:
         TypeError: the quantizer's configuration cannot be saved.
+        ValueError: the checkpoint holds neither a quantizer nor a model state.
         OSError: the file cannot be written (the old file, if any, is left intact).
 
     Example:
@@ -56,10 +61,14 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Pat
         >>> load_checkpoint(p).step
         3
     """
+    if checkpoint.quantizer is None and checkpoint.model is None:
+        raise ValueError("a checkpoint holds neither a quantizer nor a model state")
+    quantizer = checkpoint.quantizer
     record = {
         "format": FORMAT,
         "version": VERSION,
-        "quantizer": quantizer_record(checkpoint.quantizer),
+        "quantizer": None if quantizer is None else quantizer_record(quantizer),
+        "model": None if checkpoint.model is None else dict(checkpoint.model),
         "step": int(checkpoint.step),
         "optimizer": checkpoint.optimizer,
         "rng": list(checkpoint.rng),
@@ -88,10 +97,18 @@ def _from_record(record: dict[str, Any], source: str) -> Checkpoint:
         if not isinstance(record[key], kind):
             raise ValueError(f"{source}: {key} must be a {kind}, got "
                              f"{type(record[key]).__name__}")
+    model = record.get("model")
+    if not isinstance(model, (dict, type(None))):
+        raise ValueError(f"{source}: model must be a state dict, got {type(model).__name__}")
+    if record["quantizer"] is None and model is None:
+        raise ValueError(f"{source} holds neither a quantizer nor a model state")
     check_config(record["fit"], source, "fit.")
     check_tensors(record["optimizer"], source, "optimizer")
+    check_tensors(model, source, "model")
     return Checkpoint(
-        quantizer=quantizer_from_record(record["quantizer"], source),
+        quantizer=None if record["quantizer"] is None
+        else quantizer_from_record(record["quantizer"], source),
+        model=model,
         step=int(record["step"]),
         optimizer=record["optimizer"],
         rng=list(record["rng"]),

@@ -186,19 +186,30 @@ class Trainer:
         meters = self.meters.state_dict()
         meters["window_counts"] = counts
         meters["replacements"] = list(self.replacements)
+        # A model that is more than its quantizer is saved whole (its architecture is the
+        # caller's code, so only its state).
+        model = None if self.model is self.quantizer else self.model.state_dict()
         return Checkpoint(
-            quantizer=self.quantizer, step=self.step,
+            quantizer=self.quantizer, model=model, step=self.step,
             optimizer=None if self.optimizer is None else self.optimizer.state_dict(),
             rng=states, meters=meters, **extra,
         )
 
     def restore(self, checkpoint: Checkpoint) -> None:
-        """Continue from ``checkpoint`` (its quantizer state is copied into ``self.quantizer``).
+        """Continue from ``checkpoint``: its model state (or, for a model that is the
+        quantizer, its quantizer's) is copied into ``self.model``.
 
         Raises:
-            ValueError: the checkpoint's optimizer or number of processes does not match.
+            ValueError: the checkpoint holds the quantizer only but this Trainer's model is
+                more than that, or its optimizer or number of processes does not match.
         """
-        self.quantizer.load_state_dict(checkpoint.quantizer.state_dict())
+        if checkpoint.model is not None:
+            self.model.load_state_dict(checkpoint.model)
+        elif self.model is self.quantizer:
+            self.quantizer.load_state_dict(checkpoint.quantizer.state_dict())
+        else:
+            raise ValueError("the checkpoint holds a quantizer only; this run trains a model "
+                             "around it (resume it from a checkpoint of that model)")
         self.step = checkpoint.step
         self._start_stage_at(checkpoint.step)
         if (self.optimizer is None) != (checkpoint.optimizer is None):
