@@ -77,6 +77,24 @@ OTHERS = {
                                                           projection=ExactProjection()),
     "ChannelsFirst-VectorQuantizer": lambda: ChannelsFirst(VectorQuantizer(D, 32)),
 }
+
+
+def _contract_builders() -> dict:
+    """Every contract case (tests/contract_cases.py), with the first of NSVQ / STE it accepts
+    and its default codebook learning: a new quantizer family is traced once it has a case."""
+    from tests.contract_cases import CASES
+
+    out = {}
+    for case in CASES:
+        for est in (NoiseSubstitution, StraightThrough):
+            if case.build(est(), None) is not None:
+                out[f"contract-{case.name}-{est.__name__}"] = (
+                    lambda case=case, est=est: case.build(est(), None))
+                break
+    return out
+
+
+OTHERS.update(_contract_builders())
 BUILDERS = {**VECTOR, **OTHERS}
 
 # (name, mode, masked). Eval mode with a mask traces eval mode without one inside it (the
@@ -89,6 +107,19 @@ GRAPH_CASES = (
     + [(name, "eval", True) for name in [*_EVAL_PLAIN, *OTHERS]]
     + [(name, "eval", False) for name in _EVAL_PLAIN]
 )
+#: Known gaps, each a strict xfail (it fails the run once fixed, so the mark goes).
+_IMPLICIT = ("FSQ", "ResidualFSQ", "LFQ", "BSQ")
+KNOWN_BREAKS = {
+    (name, "train", True): "implicit-codebook quantizers select the kept rows of a masked "
+    "training batch (a data-dependent shape) instead of quantizing all rows in place"
+    for name in OTHERS if name.startswith(tuple(f"contract-{f}-" for f in _IMPLICIT))
+}
+GRAPH_PARAMS = [
+    pytest.param(*c, id=f"{c[0]}-{c[1]}{'-mask' if c[2] else ''}",
+                 marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BREAKS[c])]
+                 if c in KNOWN_BREAKS else [])
+    for c in GRAPH_CASES
+]
 
 
 def _inputs(name, device, generator):
@@ -99,10 +130,7 @@ def _inputs(name, device, generator):
     return x, mask
 
 
-@pytest.mark.parametrize(
-    ("name", "mode", "masked"), GRAPH_CASES,
-    ids=[f"{n}-{m}{'-mask' if k else ''}" for n, m, k in GRAPH_CASES],
-)
+@pytest.mark.parametrize(("name", "mode", "masked"), GRAPH_PARAMS)
 def test_forward_has_no_graph_break(name, mode, masked, device, generator):
     q = BUILDERS[name]().to(device).train(mode == "train")
     x, mask = _inputs(name, device, generator)

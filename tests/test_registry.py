@@ -188,6 +188,8 @@ def _make(cls: type, estimator=None, learning=None) -> Quantizer | None:
             learning is not None and "learning" not in params):
         return None
     m = M if "num_codebooks" in params else None
+    if not {"codebook_size", "levels", "bits"} & set(params):
+        return _from_contract_case(cls, estimator, learning)
     try:
         if "levels" in params:  # FSQ family: an implicit codebook of prod(levels) entries
             return build_quantizer(cls, DIM, None, m, estimator=estimator, levels=(5, 4, 3))
@@ -196,7 +198,19 @@ def _make(cls: type, estimator=None, learning=None) -> Quantizer | None:
         return build_quantizer(cls, DIM, SIZE, m, estimator=estimator, learning=learning)
     except ValueError as err:  # e.g. an EMA codebook cannot learn a curve
         assert "cannot" in str(err) or "must" in str(err)
-        return None
+        return _from_contract_case(cls, estimator, learning)
+
+
+def _from_contract_case(cls: type, estimator, learning) -> Quantizer | None:
+    """A family whose constructor has none of the shapes above: built by its contract case
+    (tests/contract_cases.py), the one place a new family declares how to build it."""
+    from tests.contract_cases import CASES
+
+    for case in CASES:
+        q = case.build(estimator, learning)
+        if type(q) is cls:
+            return q
+    return None
 
 
 def _estimators(cls: type) -> list:

@@ -102,6 +102,8 @@ def make_quantizer(settings: Mapping[str, Any], dim: int) -> Any:
     kind = settings["quantizer"]
     options: dict[str, Any] = {}
     size: int | None = int(settings["codebook_size"])
+    if not takes_argument(kind, "codebook_size"):
+        size = None
     if settings.get("initial_size"):
         options["initial_size"] = int(settings["initial_size"])
     if takes_argument(kind, "levels"):  # FSQ family: the codebook is the grid of the levels
@@ -110,11 +112,16 @@ def make_quantizer(settings: Mapping[str, Any], dim: int) -> Any:
         options["levels"], size = tuple(int(v) for v in settings["levels"]), None
     elif settings.get("levels"):
         raise ValueError(f"--levels applies to fsq/rfsq only, not --quantizer {kind}")
-    learning = None  # a quantizer without a codebook to learn takes no learning but gradient
+    # A quantizer without an estimator or a learnt codebook takes the defaults silently and
+    # refuses anything else (build_quantizer says so).
+    learning = None
     if takes_argument(kind, "learning") or settings["learning"] != "gradient":
         learning = make_learning(settings["learning"], settings["ema_decay"])
+    estimator = None
+    if takes_argument(kind, "estimator") or settings["estimator"] != "nsvq":
+        estimator = settings["estimator"]
     return build_quantizer(
-        kind, dim, size, int(settings["num_codebooks"]), estimator=settings["estimator"],
+        kind, dim, size, int(settings["num_codebooks"]), estimator=estimator,
         learning=learning, **options,
     )
 

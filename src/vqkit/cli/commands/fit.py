@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ...registry import ESTIMATORS, LEARNINGS
+from ...registry import ESTIMATORS, LEARNINGS, QUANTIZERS
 from ...training.threads import add_threads, set_threads
 from ._common import bits_int, nonnegative_int, positive_int, print_table
 
@@ -48,8 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="vectors file: .npy, .pt or .csv holding (N, D)")
     q = p.add_argument_group("quantizer (fixed when resuming)")
     q.add_argument("--quantizer",
-                   help="vq (default), rvq = residual, pvq = product, avq = additive, "
-                   "sfvq = space-filling (or a quantizer class name)")
+                   help="quantizer family (default vq): "
+                   + ", ".join(f"{a} = {n}" for a, n in QUANTIZERS.aliases().items())
+                   + " (or a class name)")
     q.add_argument("--estimator", help=f"gradient estimator: {', '.join(ESTIMATORS.aliases())} "
                    "(default nsvq)")
     q.add_argument("--learning", choices=list(LEARNINGS.aliases()),
