@@ -13,14 +13,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ...functional.metrics import index_histogram
+
 
 def _counts(indices: Tensor, codebook_size: int) -> Tensor:
-    idx = indices.reshape(-1).long()
-    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= codebook_size):
-        raise ValueError(
-            f"indices must lie in [0, {codebook_size}), got [{int(idx.min())}, {int(idx.max())}]"
-        )
-    return torch.bincount(idx, minlength=codebook_size).double()
+    """float64 :func:`~vqkit.functional.metrics.index_histogram` (-1 ignored)."""
+    return index_histogram(indices, codebook_size).double()
 
 
 def best_range(indices: Tensor, codebook_size: int, width: int) -> tuple[float, int]:
@@ -28,8 +26,9 @@ def best_range(indices: Tensor, codebook_size: int, width: int) -> tuple[float, 
     ``indices``: returns ``(share, start)`` (the first such range on ties).
 
     Raises:
+        TypeError: ``indices`` is not an integer tensor.
         ValueError: ``width`` is not in ``[1, codebook_size]``, ``indices`` is empty, or an
-            index lies outside ``[0, codebook_size)``.
+            index lies outside ``[-1, codebook_size)`` (-1, a masked vector, is not counted).
 
     Example:
         >>> best_range(torch.tensor([0, 5, 6, 6, 7, 9]), 10, 3)
@@ -85,8 +84,9 @@ def range_purity(
     ``width=1`` is the purity of the individual codewords (cells).
 
     Raises:
+        TypeError: ``indices`` is not an integer tensor.
         ValueError: ``width`` is not in ``[1, codebook_size]``, ``labels`` has not one entry
-            per index, or an index lies outside ``[0, codebook_size)``.
+            per index, or an index lies outside ``[-1, codebook_size)`` (-1 is not counted).
 
     Example:
         >>> range_purity(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 0, 1, 1]), 4, 2)

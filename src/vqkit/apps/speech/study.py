@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ...data.speech import load_wav
 from ...estimators import Estimator
+from ...functional.metrics import index_histogram
 from ...quantizers.base import Quantizer
 from ...quantizers.build import build_estimator
 from ...quantizers.build import build_quantizer as build_registered
@@ -71,7 +72,7 @@ def index_entropy(indices: Tensor, levels: int) -> float:
     flat = indices.reshape(-1, indices.shape[-1]) if indices.dim() > 1 else indices[:, None]
     total = 0.0
     for col in flat.T:
-        p = torch.bincount(col.clamp_min(0), minlength=levels).double()
+        p = index_histogram(col, levels).double()
         p = p[p > 0] / p.sum()
         total += float(-(p * p.log2()).sum())
     return total
@@ -188,10 +189,6 @@ def reference_codecs(files: list[str], codec2_modes: list[str], opus_kbps: list[
         rows.append({"system": f"Opus {kbps} kbit/s", "kbps": float(kbps),
                      **_clip_quality(files, lambda a, k=kbps: opus_roundtrip(a, k))})
     return rows
-
-
-def envelope_kbps(bits: int) -> float:
-    return bits * 1000 / 20 / 1000
 
 
 def one_db_point(rows: list[dict], kind: str, est: str) -> float | None:
