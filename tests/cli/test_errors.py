@@ -179,3 +179,24 @@ def test_a_user_error_is_one_line_and_exit_2(monkeypatch, capsys, error):
     monkeypatch.setattr(info, "run", refused)
     assert cli_main.main(["info", "whatever.vqc"]) == 2
     assert capsys.readouterr().err == "vqkit: error: what went wrong\n"
+
+
+def test_a_broken_vqkit_import_shows_its_traceback_a_missing_package_does_not(monkeypatch,
+                                                                              capsys):
+    from vqkit.cli import main as cli_main
+    from vqkit.cli.commands import info
+
+    def broken(args):
+        raise ImportError("cannot import name 'x' from 'vqkit.io'", name="vqkit.io")
+
+    monkeypatch.setattr(info, "run", broken)
+    with pytest.raises(ImportError, match="cannot import name"):
+        cli_main.main(["info", "whatever.vqc"])
+
+    def missing(args):
+        raise ModuleNotFoundError("faiss is not installed: pip install faiss-cpu", name="faiss")
+
+    monkeypatch.setattr(info, "run", missing)
+    assert cli_main.main(["info", "whatever.vqc"]) == 2
+    err = capsys.readouterr().err
+    assert err == "vqkit: error: faiss is not installed: pip install faiss-cpu\n"

@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vqkit: interrupted{f' {err}' if str(err) else ''}", file=sys.stderr)
         return 130
     except (*USER_ERRORS, OSError) as err:
-        if args.debug:
+        if args.debug or _inside_vqkit(err):
             raise
         print(f"vqkit: error: {_one_line(err)}", file=sys.stderr)
         return 2
@@ -106,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.captureWarnings(False)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _inside_vqkit(err: BaseException) -> bool:
+    """An ImportError of a vqkit module is a bug (a broken import), not a missing package."""
+    return isinstance(err, ImportError) and (err.name or "").split(".")[0] == "vqkit"
 
 
 def entry() -> None:
