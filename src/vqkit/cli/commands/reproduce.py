@@ -51,11 +51,12 @@ def list_lines() -> list[str]:
 
     reg = registry()
     width = max((len(n) for n in reg), default=0)
+    minutes = {name: f"~{float(rep.expected_minutes):g} min" for name, rep in reg.items()}
+    col = max((len(m) for m in minutes.values()), default=0)
     lines = []
     for name, rep in reg.items():
         variants = f" (variants: {', '.join(rep.variants)})" if rep.variants else ""
-        lines.append(f"{name:<{width}}  ~{float(rep.expected_minutes):g} min  "
-                     f"{rep.description}{variants}")
+        lines.append(f"{name:<{width}}  {minutes[name]:>{col}}  {rep.description}{variants}")
     return lines
 
 
