@@ -85,6 +85,22 @@ class UsageWeighted(ReplacementRule):
         return used[picks.to(used.device)]
 
 
+def jittered_copies(
+    codewords: Tensor, sources: Tensor, jitter: float, generator: torch.Generator | None
+) -> Tensor:
+    """The replacement rows: ``codewords[sources]`` plus Gaussian noise of standard deviation
+    ``jitter`` times each source row's RMS value, identical on every rank (rank 0's draw).
+
+    Shape:
+        codewords: ``(K, D)``; sources: ``(n,)`` int64; returns ``(n, D)`` fp32.
+    """
+    base = codewords[sources].float()
+    scale = base.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(JITTER_FLOOR)
+    noise = torch.randn(base.shape, generator=generator, device=draw_device(generator))
+    noise = noise.to(base.device)
+    return distributed.broadcast_(base + jitter * scale * noise)
+
+
 def replace_dead_codes_(
     codebook: Codebook,
     threshold: float = 0.01,
@@ -138,11 +154,7 @@ def replace_dead_codes_(
             rows = dead.nonzero().flatten()
             sources = rule.sources((~dead).nonzero().flatten(), usage, n_dead, generator)
         if n_dead > 0:
-            base = codebook.codewords[sources].float()
-            scale = base.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(JITTER_FLOOR)
-            noise = torch.randn(base.shape, generator=generator, device=draw_device(generator))
-            noise = noise.to(base.device)
-            new = distributed.broadcast_(base + jitter * scale * noise)
-            codebook.overwrite_(rows, new)
+            codebook.overwrite_(rows, jittered_copies(codebook.codewords, sources, jitter,
+                                                      generator))
     codebook.reset_usage_()
     return n_dead

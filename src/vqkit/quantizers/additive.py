@@ -20,7 +20,7 @@ from .. import distributed
 from ..codebooks import CodebookLearning
 from ..estimators import Estimator
 from ..functional.beam import additive_beam_search
-from ..maintenance import JITTER_FLOOR, ReplacementRule, TileUsed, draw_device
+from ..maintenance import ReplacementRule, TileUsed, jittered_copies
 from ..registry import ENCODERS, QUANTIZERS
 from ..strategy import from_config, to_config
 from .application import EstimatorApplication
@@ -122,11 +122,7 @@ class AdditiveVQ(MultiCodebookQuantizer):
             pool = torch.cat([cb.codewords for cb in self.codebooks])
             rows = dead.nonzero().flatten()
             sources = rule.sources((~dead).nonzero().flatten(), usage, n_dead, generator)
-            base = pool[sources].float()
-            scale = base.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(JITTER_FLOOR)
-            noise = torch.randn(base.shape, generator=generator, device=draw_device(generator))
-            noise = noise.to(base.device)
-            new = distributed.broadcast_(base + 1e-4 * scale * noise)
+            new = jittered_copies(pool, sources, 1e-4, generator)
             for m, cb in enumerate(self.codebooks):
                 mine = (rows // size) == m
                 if bool(mine.any()):
