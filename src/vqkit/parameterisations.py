@@ -141,6 +141,11 @@ class SimVQ(CodebookParameterisation):
     """
 
     def check_learning(self, learning: CodebookLearning) -> None:
+        """Refuse EMA learning.
+
+        Raises:
+            ValueError: ``learning`` is not by gradient (EMA).
+        """
         if not learning.trained_by_gradient:
             raise ValueError(
                 f"SimVQ cannot be learned by {learning!r}: EMA moves free codeword rows, and "
@@ -148,6 +153,11 @@ class SimVQ(CodebookParameterisation):
                 "([zhu2024simvq])")
 
     def check_rows_writable(self) -> None:
+        """Refuse dead-code replacement.
+
+        Raises:
+            ValueError: always (the rows are tied through ``W``).
+        """
         raise ValueError(
             "SimVQ cannot replace dead codes: its codewords are tied through the shared map W "
             "(C = B W, B frozen), so one row cannot be overwritten alone; SimVQ keeps codes "
