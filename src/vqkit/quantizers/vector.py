@@ -103,6 +103,11 @@ class VectorQuantizer(Quantizer):
         return self.codebook.effective_codewords()
 
     @property
+    def parameterisation(self) -> CodebookParameterisation:
+        """How the codewords are made (:mod:`vqkit.parameterisations`)."""
+        return self.codebook.parameterisation
+
+    @property
     def codebook_sizes(self) -> tuple[int, ...]:
         return (self.codebook_size,)
 
