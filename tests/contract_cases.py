@@ -185,3 +185,70 @@ def _implicit_cases():
 
 
 CASES.extend(_implicit_cases())
+
+
+# -- codebook parameterisations (vqkit.parameterisations) -------------------------------------
+_SIMVQ_SKIP = ("EMA cannot learn a SimVQ codebook (rows tied through W, learned by gradient): "
+               "refused by design")
+_FACTORISED_NOT_IDEMPOTENT = ("a decoded code goes through the projections in and out again, "
+                              "which need not map it to itself")
+
+
+def _param(make, parameterisation):
+    """``make(est, learn, p)`` with a fresh ``parameterisation()``, None where refused."""
+    from vqkit import EMA, SimVQ
+
+    def build(est, learn):
+        p = parameterisation()
+        if isinstance(learn, EMA) and isinstance(p, SimVQ):
+            return None
+        return make(est, learn, p)
+
+    return build
+
+
+def _decoded_exact(q, g):
+    # Decoded codes (unit rows for cosine, B W rows for SimVQ) are found again exactly.
+    idx = torch.randint(0, q.codebook_size, (6, 5, *q.index_shape), generator=g)
+    return q.decode(idx.to(q.codewords.device)).detach().clone()
+
+
+def _simvq_separated_exact(q, g):
+    # As _separated_sum_exact, with stage m's map W = 100**-m I over a N(0, 1) basis.
+    device = q.codewords.device
+    with torch.no_grad():
+        for m, cb in enumerate(q.codebooks):
+            cb.basis.copy_(torch.randn(cb.basis.shape, generator=g).to(device))
+            cb.weight.copy_(torch.eye(cb.dim, device=device) * 100.0**-m)
+    idx = torch.randint(0, q.codebook_size, (6, 5, q.num_codebooks), generator=g)
+    return q.decode(idx.to(device)).detach().clone()
+
+
+def _parameterisation_cases():
+    from vqkit import Cosine, Factorised, ProductVQ, ResidualVQ, SimVQ
+
+    def vq(est, learn, p):
+        return VectorQuantizer(DIM, 16, estimator=est, learning=learn, parameterisation=p)
+
+    def pvq(est, learn, p):
+        return ProductVQ(DIM, 16, 2, estimator=est, learning=learn, parameterisation=p)
+
+    def rvq(est, learn, p):
+        return ResidualVQ(DIM, 16, 3, estimator=est, learning=learn, parameterisation=p)
+
+    cases = []
+    for name, make in (("VectorQuantizer", vq), ("ProductVQ", pvq)):
+        cases += [
+            Case(f"{name}-SimVQ", _param(make, SimVQ), _decoded_exact, skip=_SIMVQ_SKIP),
+            Case(f"{name}-Cosine", _param(make, Cosine), _decoded_exact),
+            Case(f"{name}-Factorised", _param(make, lambda: Factorised(3)), None,
+                 not_idempotent=_FACTORISED_NOT_IDEMPOTENT),
+            Case(f"{name}-Factorised-Cosine", _param(make, lambda: Factorised(3, Cosine())),
+                 None, not_idempotent=_FACTORISED_NOT_IDEMPOTENT),
+        ]
+    cases.append(Case("ResidualVQ-SimVQ", _param(rvq, SimVQ), _simvq_separated_exact,
+                      skip=_SIMVQ_SKIP))
+    return cases
+
+
+CASES.extend(_parameterisation_cases())

@@ -1,19 +1,24 @@
-"""The ```python blocks of docs/scalar_quantizers.md run, in order, in one namespace."""
+"""The ```python blocks of the family guides (docs/scalar_quantizers.md,
+docs/codebook_parameterisations.md) run, in order, in one namespace per guide."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "scalar_quantizers.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+GUIDES = ["scalar_quantizers.md", "codebook_parameterisations.md"]
 
 
-def test_guide_examples_run():
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+@pytest.mark.parametrize("name", GUIDES)
+def test_guide_examples_run(name):
+    doc = DOCS / name
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
     assert blocks
     torch.manual_seed(0)
     namespace: dict = {}
     for block in blocks:
-        exec(compile(block, str(DOC), "exec"), namespace)  # noqa: S102 - our own document
+        exec(compile(block, str(doc), "exec"), namespace)  # noqa: S102 - our own document

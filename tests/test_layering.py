@@ -23,7 +23,8 @@ SRC = Path(vqkit.__file__).parent
 # (layer, members); a member is a module or a package (everything under it), relative to vqkit.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("functional", ("functional", "types", "registry", "strategy", "distributed", "complexity")),
-    ("codebooks/estimators", ("codebooks", "estimators", "maintenance", "regularisers")),
+    ("codebooks/estimators", ("codebooks", "parameterisations", "estimators", "maintenance",
+                              "regularisers")),
     ("quantizers", ("quantizers", "space_filling")),
     ("io", ("io", "__init__")),
     ("interpret/privacy/data", ("interpret", "privacy", "data", "progress", "plotting",

@@ -20,6 +20,7 @@ import vqkit
 from vqkit.codebooks import CodebookLearning
 from vqkit.estimators import Estimator, NoiseSubstitution
 from vqkit.maintenance import ReplacementRule
+from vqkit.parameterisations import CodebookParameterisation
 from vqkit.quantizers import ChannelsFirst, VectorQuantizer, build_quantizer
 from vqkit.quantizers.adapters import Wrapper
 from vqkit.quantizers.application import EstimatorApplication, OnComposite, PerStage
@@ -59,7 +60,7 @@ _import_everything()
 #: The base classes of each kind and their abstract intermediates: never registered.
 ABSTRACT = {Strategy, Estimator, SegmentEstimator, CodebookLearning, Projection, ReplacementRule,
             EstimatorApplication, Encoder, QuantizerDropout, Quantizer, MultiCodebookQuantizer,
-            Regulariser, ImplicitCodebookQuantizer, Wrapper}
+            Regulariser, ImplicitCodebookQuantizer, Wrapper, CodebookParameterisation}
 
 
 def _public(base: type) -> list[type]:

@@ -3,7 +3,9 @@
 Quantizers (``VectorQuantizer`` ...) take channel-last tensors and return a
 :class:`QuantizerOutput`. How gradients pass the quantizer is an *estimator* strategy
 (``NoiseSubstitution`` = NSVQ, ``StraightThrough``, ``RotationTrick``, ``DiVeQ``,
-``DiVeQDetach``); how the codebook learns is a *learning* strategy (``Gradient`` or ``EMA``).
+``DiVeQDetach``); how the codebook learns is a *learning* strategy (``Gradient`` or ``EMA``);
+how its codewords are made is a *parameterisation* (``Direct``, ``SimVQ``, ``Cosine``,
+``Factorised``).
 Importing vqkit has no side effects and imports the core only (torch and numpy):
 ``fit_space_filling``, which runs the training loop, is imported on first access.
 """
@@ -20,6 +22,7 @@ from .estimators import (
 from .functional.bitstream import pack_indices, unpack_indices
 from .io.serialization import load, save
 from .maintenance import TileUsed, UsageWeighted, replace_dead_codes_
+from .parameterisations import Cosine, Direct, Factorised, SimVQ
 from .quantizers import BSQ, FSQ, LFQ, ChannelsFirst, Quantizer, ResidualFSQ, VectorQuantizer
 from .quantizers.additive import AdditiveVQ
 from .quantizers.application import OnComposite, PerStage
@@ -48,8 +51,10 @@ __all__ = [
     "EMA",
     "ChannelsFirst",
     "Codebook",
+    "Cosine",
     "CurveCodebook",
     "DiVeQ",
+    "Direct",
     "DiVeQDetach",
     "EntropyPenalty",
     "Estimator",
@@ -57,6 +62,7 @@ __all__ = [
     "ExactProjection",
     "ExampleDepth",
     "FSQ",
+    "Factorised",
     "FractionDepth",
     "Gradient",
     "Greedy",
@@ -72,6 +78,7 @@ __all__ = [
     "ResidualVQ",
     "RotationTrick",
     "SFDiVeQ",
+    "SimVQ",
     "SpaceFillingVQ",
     "StraightThrough",
     "TileUsed",

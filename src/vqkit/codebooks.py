@@ -1,6 +1,8 @@
-"""Codebooks: the (K, D) codeword matrix, its usage counters, and how it learns.
+"""Codebooks: the (K, D) codeword matrix, its usage counters, how it learns and how it is made.
 
-How a codebook learns is a strategy object:
+How the codewords are made (a free matrix, SimVQ's ``B W``, l2-normalised rows, a factorised
+low-dimensional codebook) is a :class:`~vqkit.parameterisations.CodebookParameterisation`
+held by the :class:`Codebook`. How a codebook learns is a strategy object:
 
 - :class:`Gradient`: the codewords are an ``nn.Parameter`` trained by the optimizer, through the
   estimator's gradient (NSVQ, DiVeQ) or a codebook loss (STE, rotation trick).
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import distributed
+from .parameterisations import CodebookParameterisation, Direct
 from .registry import LEARNINGS
 from .strategy import Strategy
 
@@ -147,21 +150,32 @@ def initial_codewords(codebook_size: int, dim: int, init: str) -> Tensor:
 
 
 class Codebook(nn.Module):
-    """A free ``(K, D)`` codeword matrix with usage counters, learned by gradient or EMA.
+    """``K`` codewords with usage counters, learned by gradient or EMA, made by a
+    parameterisation (a free matrix by default).
 
     ``usage[k]`` counts the training batches in which codeword ``k`` was picked at least once,
     as the NSVQ reference code does ([vali2022nsvqcode]); ``usage_batches`` counts the batches. Both
-    are reset by dead-code replacement.
+    are reset by dead-code replacement. The parameterisation's maps (:meth:`to_code`,
+    :meth:`from_code`, :meth:`effective_codewords`) run in fp32 or the codebook's dtype even
+    under autocast, so the search sees the same numbers with and without it.
 
     Args:
         codebook_size: K.
-        dim: D.
+        dim: D, the dimension of the vectors the codebook quantizes.
         learning: :class:`Gradient` (default) or :class:`EMA`.
-        init: ``"uniform"`` (default) or ``"normal"``; see :func:`initial_codewords`.
+        init: ``"uniform"`` (default) or ``"normal"``; see :func:`initial_codewords` (the
+            initial effective codewords, in the code space).
+        parameterisation: :class:`~vqkit.parameterisations.Direct` (default),
+            ``SimVQ``, ``Cosine`` or ``Factorised``.
 
     Raises:
-        ValueError: ``codebook_size`` or ``dim`` is below 1, or ``init`` is unknown.
-        TypeError: ``learning`` is not a :class:`CodebookLearning` strategy.
+        ValueError: ``codebook_size`` or ``dim`` is below 1, ``init`` is unknown, or the
+            parameterisation refuses the learning (SimVQ with EMA).
+        TypeError: ``learning`` or ``parameterisation`` is not a strategy of its kind.
+
+    Shape:
+        codewords (:meth:`effective_codewords`): ``(K, d)``, d = ``code_dim`` (D unless
+        factorised).
 
     Example:
         >>> cb = Codebook(4, 2, learning=EMA(decay=0.9))
@@ -178,6 +192,7 @@ class Codebook(nn.Module):
         *,
         learning: CodebookLearning | None = None,
         init: str = "uniform",
+        parameterisation: CodebookParameterisation | None = None,
     ) -> None:
         super().__init__()
         if int(codebook_size) < 1 or int(dim) < 1:
@@ -185,15 +200,19 @@ class Codebook(nn.Module):
         learning = Gradient() if learning is None else learning
         if not isinstance(learning, CodebookLearning):
             raise TypeError(f"learning must be Gradient() or EMA(...), got {learning!r}")
+        parameterisation = Direct() if parameterisation is None else parameterisation
+        if not isinstance(parameterisation, CodebookParameterisation):
+            raise TypeError("parameterisation must be a CodebookParameterisation (Direct(), "
+                            f"SimVQ(), Cosine(), Factorised(d)), got {parameterisation!r}")
+        parameterisation.check_learning(learning)
         self.codebook_size = int(codebook_size)
         self.dim = int(dim)
+        self.code_dim = parameterisation.code_dim(self.dim)
         self.learning = learning
+        self.parameterisation = parameterisation
         self.init = init
-        weight = initial_codewords(self.codebook_size, self.dim, init)
-        if learning.trained_by_gradient:
-            self.codewords = nn.Parameter(weight)
-        else:
-            self.register_buffer("codewords", weight)
+        weight = initial_codewords(self.codebook_size, self.code_dim, init)
+        parameterisation.register_state_(self, weight, learning.trained_by_gradient)
         learning.register_state_(self)
         self.register_buffer("usage", torch.zeros(self.codebook_size, dtype=torch.long))
         self.register_buffer("usage_batches", torch.zeros((), dtype=torch.long))
@@ -214,9 +233,38 @@ class Codebook(nn.Module):
                 self._buffers[name] = value.to(device=moved.device)
         return self
 
+    def _exact(self) -> torch.autocast:
+        """No autocast: the parameterisation's maps keep their dtypes (see the class doc)."""
+        return torch.autocast(self.usage.device.type, enabled=False)
+
+    def effective_codewords(self) -> Tensor:
+        """The ``(K, d)`` codewords the search uses (for :class:`Direct`, the stored matrix
+        itself); differentiable."""
+        with self._exact():
+            return self.parameterisation.codewords(self)
+
+    def to_code(self, x: Tensor) -> Tensor:
+        """``(N, D)`` inputs in the code space ``(N, d)`` (the identity unless normalised or
+        projected); differentiable."""
+        with self._exact():
+            return self.parameterisation.to_code(self, x)
+
+    def from_code(self, z: Tensor) -> Tensor:
+        """``(N, d)`` code-space vectors back to ``(N, D)``; differentiable."""
+        with self._exact():
+            return self.parameterisation.from_code(self, z)
+
     def lookup(self, indices: Tensor) -> Tensor:
-        """Codewords of ``indices`` (any shape of valid indices); differentiable."""
-        return F.embedding(indices, self.codewords)
+        """Code-space codewords of ``indices`` (any shape, -1 gives a zero row);
+        differentiable."""
+        c = self.effective_codewords()
+        valid = (indices >= 0).unsqueeze(-1).to(c.dtype)
+        return F.embedding(indices.clamp_min(0), c) * valid
+
+    def decode(self, indices: Tensor) -> Tensor:
+        """``from_code`` of :meth:`lookup`, with index -1 giving a zero row ``(..., D)``."""
+        q = self.from_code(self.lookup(indices))
+        return q * (indices >= 0).unsqueeze(-1).to(q.dtype)
 
     def observe_(self, x: Tensor, indices: Tensor) -> None:
         """Training-time bookkeeping: usage counters and the learning strategy's update.
@@ -226,7 +274,7 @@ class Codebook(nn.Module):
         all-reduce must be called on every rank.
 
         Shape:
-            x: ``(N, D)``; indices: ``(N,)`` int64 in ``[-1, K)``.
+            x: ``(N, d)`` code-space vectors; indices: ``(N,)`` int64 in ``[-1, K)``.
         """
         with torch.no_grad():
             self.usage += _histogram(_bins(indices, self.codebook_size), self.codebook_size) > 0
@@ -234,10 +282,21 @@ class Codebook(nn.Module):
         self.learning.update_(self, x, indices)
 
     @torch.no_grad()
-    def overwrite_(self, rows: Tensor, values: Tensor) -> None:
-        """Set codewords ``rows`` to ``values`` and forget their learning statistics."""
-        self.codewords[rows] = values.to(self.codewords.dtype)
+    def overwrite_(self, rows: Tensor, values: Tensor) -> Tensor:
+        """Set the effective codewords ``rows`` to ``values`` ``(len(rows), d)`` and forget
+        their learning statistics.
+
+        Returns:
+            What the rows stand for now: ``values`` as given for free rows (before any
+            rounding to the codebook's dtype), SimVQ's least-squares fit ``(B W)[rows]``.
+
+        Raises:
+            ValueError: the parameterisation cannot overwrite these rows (SimVQ: fewer
+                than all K).
+        """
+        held = self.parameterisation.write_rows_(self, rows, values)
         self.learning.reset_(self, rows)
+        return held
 
     @torch.no_grad()
     def reset_usage_(self) -> None:
@@ -245,4 +304,7 @@ class Codebook(nn.Module):
         self.usage_batches.zero_()
 
     def extra_repr(self) -> str:
-        return f"codebook_size={self.codebook_size}, dim={self.dim}, learning={self.learning!r}"
+        text = f"codebook_size={self.codebook_size}, dim={self.dim}, learning={self.learning!r}"
+        if not isinstance(self.parameterisation, Direct):
+            text += f", parameterisation={self.parameterisation!r}"
+        return text

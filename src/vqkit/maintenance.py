@@ -2,7 +2,9 @@
 
 A codeword picked in fewer than ``threshold`` of the training batches since the last call is
 dead ([vali2022nsvqcode] counts batches, not samples). Dead codewords are overwritten by
-used codewords plus a small jitter; which used codewords is the rule:
+used codewords plus a small jitter, in the codebook's code space (normalised or projected,
+see :mod:`vqkit.parameterisations`; SimVQ refuses: its rows cannot move alone); which used
+codewords is the rule:
 
 - :class:`TileUsed` (NSVQ 2022-2024 code, [vali2022nsvqcode]): the used set, tiled and
   randomly permuted;
@@ -125,7 +127,8 @@ def replace_dead_codes_(
         The number of codewords overwritten (all K, jittered in place, if none was used).
 
     Raises:
-        ValueError: ``threshold`` is outside ``[0, 1]``.
+        ValueError: ``threshold`` is outside ``[0, 1]``, or the codebook's parameterisation
+            cannot overwrite single codewords (SimVQ, whose rows are tied through ``W``).
 
     Example:
         >>> from vqkit import VectorQuantizer
@@ -139,6 +142,7 @@ def replace_dead_codes_(
     """
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    codebook.parameterisation.check_rows_writable()
     rule = TileUsed() if rule is None else rule
     usage = distributed.all_reduce_(codebook.usage.clone())
     batches = int(distributed.all_reduce_(codebook.usage_batches.clone()))
@@ -154,7 +158,7 @@ def replace_dead_codes_(
             rows = dead.nonzero().flatten()
             sources = rule.sources((~dead).nonzero().flatten(), usage, n_dead, generator)
         if n_dead > 0:
-            codebook.overwrite_(rows, jittered_copies(codebook.codewords, sources, jitter,
-                                                      generator))
+            new = jittered_copies(codebook.effective_codewords(), sources, jitter, generator)
+            codebook.overwrite_(rows, new)
     codebook.reset_usage_()
     return n_dead

@@ -12,6 +12,8 @@ There is one registry per kind, each a module constant here (aliases in brackets
 - ``ESTIMATORS``: the gradient estimators, the space-filling ones (``SFDiVeQ``, ``MSEFit``)
   included (``nsvq``, ``ste``, ``rotation``, ``diveq``, ``diveq-detach``);
 - ``LEARNINGS``: codebook learning (``gradient``, ``ema``);
+- ``PARAMETERISATIONS``: how a codebook's codewords are made (``direct``, ``simvq`` or
+  ``linear``, ``factorised``, ``cosine``);
 - ``ENCODERS``: the index search of multi-codebook quantizers (``greedy``, ``beam``);
 - ``APPLICATIONS``: where a multi-codebook quantizer applies its estimator;
 - ``DROPOUTS``: quantizer dropout; ``PROJECTIONS``: space-filling curve projections;
@@ -146,6 +148,7 @@ class Registry:
 QUANTIZERS: Registry = Registry("quantizer")
 ESTIMATORS: Registry = Registry("estimator")
 LEARNINGS: Registry = Registry("codebook learning")
+PARAMETERISATIONS: Registry = Registry("codebook parameterisation")
 ENCODERS: Registry = Registry("encoder")
 APPLICATIONS: Registry = Registry("estimator application")
 DROPOUTS: Registry = Registry("quantizer dropout")
@@ -156,8 +159,8 @@ REGULARISERS: Registry = Registry("regulariser")
 #: Every registry, by the kind it holds.
 REGISTRIES: dict[str, Registry] = {
     r.kind: r
-    for r in (QUANTIZERS, ESTIMATORS, LEARNINGS, ENCODERS, APPLICATIONS, DROPOUTS, PROJECTIONS,
-              REPLACEMENT_RULES, REGULARISERS)
+    for r in (QUANTIZERS, ESTIMATORS, LEARNINGS, PARAMETERISATIONS, ENCODERS, APPLICATIONS,
+              DROPOUTS, PROJECTIONS, REPLACEMENT_RULES, REGULARISERS)
 }
 
 __all__ = [
@@ -166,6 +169,7 @@ __all__ = [
     "ENCODERS",
     "ESTIMATORS",
     "LEARNINGS",
+    "PARAMETERISATIONS",
     "PROJECTIONS",
     "QUANTIZERS",
     "REGISTRIES",

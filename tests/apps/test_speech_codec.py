@@ -52,11 +52,16 @@ def codec(audio, tmp_path_factory):
     return WorldCodec.load(path), path
 
 
-def test_round_trip_indices_exact_and_bit_budget(audio, codec, tmp_path):
+def test_round_trip_indices_exact_and_bit_budget(audio, codec, tmp_path, monkeypatch):
     codec, _ = codec
     out = tmp_path / "a.vqs"
+    # The frames encode_file analysed: WORLD's analysis of one input is not always the same
+    # twice in a process (D4C; a known upstream defect), and this test is about the codec.
+    analysed = []
+    analyse = world.analyse
+    monkeypatch.setattr(world, "analyse", lambda *a: analysed.append(analyse(*a)) or analysed[-1])
     info = encode_file(CLIP, out, codec)
-    frames = world.analyse(audio, 8000)
+    (frames,) = analysed
     expected = encode_frames(codec, frames)
     indices, rate, length = read_vqs(out, codec)
     assert np.array_equal(indices, expected)

@@ -21,6 +21,7 @@ from ..codebooks import CodebookLearning
 from ..estimators import Estimator
 from ..functional.beam import additive_beam_search
 from ..maintenance import ReplacementRule, TileUsed, jittered_copies
+from ..parameterisations import CodebookParameterisation
 from ..registry import ENCODERS, QUANTIZERS
 from ..strategy import from_config, to_config
 from .application import EstimatorApplication
@@ -43,10 +44,12 @@ class AdditiveVQ(MultiCodebookQuantizer):
         encoder: ``BeamSearch(width=8)`` (default; the thesis's W) or :class:`Greedy`
             (width 1, still free order).
         init: ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``.
+        parameterisation: ``Direct()`` (default) or ``SimVQ()`` per codebook (see
+            :mod:`vqkit.parameterisations`; cosine and factorised codebooks are refused).
 
     Raises:
-        ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int >= 1, or
-            ``init`` is unknown.
+        ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int >= 1,
+            ``init`` is unknown, or the parameterisation is refused (with the reason).
         TypeError: ``estimator``, ``learning`` or ``encoder`` is not a strategy of its kind.
 
     Shape:
@@ -73,13 +76,15 @@ class AdditiveVQ(MultiCodebookQuantizer):
         learning: CodebookLearning | None = None,
         encoder: Encoder | None = None,
         init: str = "uniform",
+        parameterisation: CodebookParameterisation | None = None,
     ) -> None:
         super().__init__()
-        self._build(dim, codebook_size, num_codebooks, dim, estimator, learning, init)
+        self._build(dim, codebook_size, num_codebooks, dim, estimator, learning, init,
+                    parameterisation)
         self.encoder = check_encoder(encoder, BeamSearch(width=8))
 
     def _select(self, x: Tensor) -> Tensor:
-        books = [cb.codewords for cb in self.codebooks]
+        books = [cb.effective_codewords() for cb in self.codebooks]
         return additive_beam_search(x, books, self.encoder.width)
 
     @torch.no_grad()
@@ -104,12 +109,14 @@ class AdditiveVQ(MultiCodebookQuantizer):
             The total number of codewords overwritten.
 
         Raises:
-            ValueError: ``threshold`` is outside ``[0, 1]``.
+            ValueError: ``threshold`` is outside ``[0, 1]``, or the parameterisation cannot
+                overwrite single codewords (SimVQ).
         """
         if not pooled:
             return super().replace_dead_codes_(threshold, rule=rule, generator=generator)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        self.parameterisation.check_rows_writable()
         rule = TileUsed() if rule is None else rule
         usage = distributed.all_reduce_(torch.cat([cb.usage for cb in self.codebooks]))
         batches = torch.cat([cb.usage_batches.reshape(1) for cb in self.codebooks]).clone()
@@ -119,7 +126,7 @@ class AdditiveVQ(MultiCodebookQuantizer):
         dead = (rate < threshold) & (batches.repeat_interleave(size) > 0)
         n_dead = int(dead.sum())
         if 0 < n_dead < dead.numel():
-            pool = torch.cat([cb.codewords for cb in self.codebooks])
+            pool = torch.cat([cb.effective_codewords() for cb in self.codebooks])
             rows = dead.nonzero().flatten()
             sources = rule.sources((~dead).nonzero().flatten(), usage, n_dead, generator)
             new = jittered_copies(pool, sources, 1e-4, generator)

@@ -15,7 +15,8 @@ import torch
 
 from ..codebooks import CodebookLearning
 from ..estimators import Estimator
-from ..registry import ESTIMATORS, LEARNINGS, QUANTIZERS
+from ..parameterisations import CodebookParameterisation, Factorised
+from ..registry import ESTIMATORS, LEARNINGS, PARAMETERISATIONS, QUANTIZERS
 from .application import EstimatorApplication
 from .base import Quantizer
 
@@ -63,6 +64,35 @@ def build_estimator(
     cls = ESTIMATORS.lookup(estimator)
     if generator is not None and "generator" in inspect.signature(cls).parameters:
         return cls(generator=generator)
+    return cls()
+
+
+def build_parameterisation(
+    name: str | CodebookParameterisation, codebook_dim: int | None = None
+) -> CodebookParameterisation:
+    """The codebook parameterisation called ``name`` (``"direct"``, ``"simvq"`` or
+    ``"linear"``, ``"cosine"``, ``"factorised"``, or a class name).
+
+    Args:
+        name: a name of :data:`vqkit.registry.PARAMETERISATIONS`, or a parameterisation
+            (returned unchanged).
+        codebook_dim: d of ``"factorised"`` (None: its default, 8); only factorised takes it.
+
+    Raises:
+        ValueError: unknown name, or ``codebook_dim`` for a parameterisation other than
+            factorised.
+
+    Example:
+        >>> build_parameterisation("simvq"), build_parameterisation("factorised", 4)
+        (SimVQ(), Factorised(codebook_dim=4, inner={'type': 'Direct'}))
+    """
+    if not isinstance(name, str):
+        return name
+    cls = PARAMETERISATIONS.lookup(name)
+    if cls is Factorised:
+        return Factorised() if codebook_dim is None else Factorised(int(codebook_dim))
+    if codebook_dim is not None:
+        raise ValueError(f"codebook_dim applies to the factorised codebook only, not {name!r}")
     return cls()
 
 

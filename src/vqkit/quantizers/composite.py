@@ -9,6 +9,11 @@ default). An EMA codebook moves each selected codeword toward its target: ``x`` 
 selected codewords (additive and residual VQ), the sub-vector (product VQ), or the stage's
 residual (residual VQ with :class:`~vqkit.quantizers.application.PerStage`).
 
+Each codebook may have a parameterisation (:mod:`vqkit.parameterisations`). The sum-type
+quantizers take only those whose code space is the data space (direct, SimVQ); product VQ takes
+all of them, one per sub-space: the input is taken to the code space sub-vector by
+sub-vector, the search, the estimator and the EMA run there, and the output is taken back.
+
 Subclasses define the search (:meth:`_select`), the codebook dimensions, and whether the parts
 are summed or concatenated.
 """
@@ -27,7 +32,8 @@ from ..estimators import Estimator
 from ..functional.kmeans import kmeans, stage_progress
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
-from ..registry import LEARNINGS
+from ..parameterisations import CodebookParameterisation, Direct
+from ..registry import LEARNINGS, PARAMETERISATIONS
 from ..strategy import from_config, to_config
 from ..types import Progress
 from .application import EstimatorApplication, application_from_config, as_application
@@ -66,14 +72,22 @@ class MultiCodebookQuantizer(Quantizer):
         estimator: Estimator | EstimatorApplication | None,
         learning: CodebookLearning | None,
         init: str,
+        parameterisation: CodebookParameterisation | None = None,
     ) -> None:
         self.dim = check_count(dim, "dim")
         size = check_count(codebook_size, "codebook_size")
         self.num_codebooks = check_count(num_codebooks, "num_codebooks")
         self.index_shape = (self.num_codebooks,)
         self.application = as_application(estimator)
+        if parameterisation is not None and self.sums_parts and not parameterisation.in_data_space:
+            raise ValueError(
+                f"{type(self).__name__} cannot use {parameterisation!r}: its codewords are summed "
+                "in the data space, and a sum of unit-norm or separately projected codewords "
+                "has no common residual to search; use Direct() or SimVQ() here, or ProductVQ / "
+                "VectorQuantizer for cosine and factorised codebooks")
         self.codebooks = nn.ModuleList(
-            Codebook(size, codebook_dim, learning=learning, init=init)
+            Codebook(size, codebook_dim, learning=learning, init=init,
+                     parameterisation=parameterisation)
             for _ in range(self.num_codebooks)
         )
 
@@ -85,6 +99,10 @@ class MultiCodebookQuantizer(Quantizer):
     @property
     def learning(self) -> CodebookLearning:
         return self.codebooks[0].learning
+
+    @property
+    def parameterisation(self) -> CodebookParameterisation:
+        return self.codebooks[0].parameterisation
 
     @property
     def codebook_size(self) -> int:
@@ -101,8 +119,8 @@ class MultiCodebookQuantizer(Quantizer):
 
     @property
     def codewords(self) -> Tensor:
-        """All codewords, ``(M, K, d)``."""
-        return torch.stack([cb.codewords for cb in self.codebooks])
+        """All effective codewords, ``(M, K, d)``."""
+        return torch.stack([cb.effective_codewords() for cb in self.codebooks])
 
     # -- hooks --------------------------------------------------------------------------------
     def _select(self, x: Tensor) -> Tensor:
@@ -114,8 +132,24 @@ class MultiCodebookQuantizer(Quantizer):
         return indices
 
     def _subvector(self, x: Tensor, m: int) -> Tensor:
-        """The part of ``x`` codebook ``m`` quantizes (all of it unless product VQ)."""
+        """The part of ``x`` codebook ``m`` quantizes (all of it unless product VQ); in the data
+        space or, for the code-space vectors of :meth:`_to_code`, in the code space."""
         return x
+
+    def _to_code(self, x: Tensor) -> Tensor:
+        """``(N, D)`` inputs in the code space: each sub-vector through its codebook's
+        parameterisation (the identity when that is the data space)."""
+        if self.parameterisation.in_data_space:
+            return x
+        return torch.cat([cb.to_code(self._subvector(x, m))
+                          for m, cb in enumerate(self.codebooks)], dim=-1)
+
+    def _from_code(self, z: Tensor) -> Tensor:
+        """The inverse direction of :meth:`_to_code`, for code-space outputs."""
+        if self.parameterisation.in_data_space:
+            return z
+        return torch.cat([cb.from_code(self._subvector(z, m))
+                          for m, cb in enumerate(self.codebooks)], dim=-1)
 
     def _combine(self, parts: Sequence[Tensor]) -> Tensor:
         if self.sums_parts:
@@ -135,12 +169,7 @@ class MultiCodebookQuantizer(Quantizer):
     # -- the contract -------------------------------------------------------------------------
     def _parts(self, indices: Tensor) -> list[Tensor]:
         """Differentiable lookups per codebook; index -1 gives a zero row."""
-        parts = []
-        for m, cb in enumerate(self.codebooks):
-            idx = indices[:, m]
-            valid = (idx >= 0).unsqueeze(-1)
-            parts.append(cb.lookup(idx.clamp_min(0)) * valid.to(cb.codewords.dtype))
-        return parts
+        return [cb.lookup(indices[:, m]) for m, cb in enumerate(self.codebooks)]
 
     masks_in_place = True
     initialises_from_data = True
@@ -150,6 +179,8 @@ class MultiCodebookQuantizer(Quantizer):
     ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
         with torch.no_grad():
             indices = self._stage_dropout(self._select(x))
+        dtype = x.dtype
+        x = self._to_code(x)
         if keep is not None:  # masked rows: indices -1 (zero codewords) and a zero input
             indices = indices.where(keep[:, None], -1)
             x = x.where(keep[:, None], 0.0)
@@ -173,7 +204,7 @@ class MultiCodebookQuantizer(Quantizer):
             if keep is not None:  # PerStage already averages each stage over its valid rows
                 loss, losses = loss_over_kept(keep, loss, losses)
         self._observe(targets, indices)
-        return quantized.to(x.dtype), indices, loss, losses
+        return self._from_code(quantized).to(dtype), indices, loss, losses
 
     @torch.no_grad()
     def _observe(self, targets: Sequence[Tensor], indices: Tensor) -> None:
@@ -187,7 +218,9 @@ class MultiCodebookQuantizer(Quantizer):
         return self._select(x)
 
     def _decode(self, indices: Tensor) -> Tensor:
-        return self._combine(self._parts(indices))
+        if self.parameterisation.in_data_space:
+            return self._combine(self._parts(indices))
+        return self._combine([cb.decode(indices[:, m]) for m, cb in enumerate(self.codebooks)])
 
     def _check_indices(self, indices: Tensor) -> None:
         check_index_tensor(indices, self.codebook_size)
@@ -210,7 +243,8 @@ class MultiCodebookQuantizer(Quantizer):
             The total number of codewords overwritten.
 
         Raises:
-            ValueError: ``threshold`` is outside ``[0, 1]``.
+            ValueError: ``threshold`` is outside ``[0, 1]``, or the parameterisation cannot
+                overwrite single codewords (SimVQ).
         """
         return sum(
             replace_dead_codes_(cb, threshold, rule=rule, generator=generator)
@@ -229,7 +263,9 @@ class MultiCodebookQuantizer(Quantizer):
         """k-means initialisation ([arthur2007kmeanspp]), codebook by codebook.
 
         Sum-type quantizers fit codebook ``m`` to the residual left by codebooks ``< m``
-        (greedy assignment), product VQ fits each codebook to its sub-vectors. Under DDP every
+        (greedy assignment), product VQ fits each codebook to its sub-vectors (in the code
+        space of its parameterisation). A SimVQ codebook gets the least-squares ``W`` of
+        ``B W = centres``, and the next residual is what its codewords leave. Under DDP every
         rank passes its own samples and all ranks end with the same codebooks.
 
         Args:
@@ -248,23 +284,23 @@ class MultiCodebookQuantizer(Quantizer):
         total = sum(cb.codebook_size + iters for cb in self.codebooks)
         offset = 0
         for m, cb in enumerate(self.codebooks):
-            data = self._subvector(residual, m)
+            data = cb.to_code(self._subvector(residual, m))
             step = stage_progress(progress, offset, total, {"codebook": m})
             centres = kmeans(
                 data, cb.codebook_size, iters=iters, generator=generator,
                 all_reduce=distributed.reducer(), progress=step,
             )  # on the samples' device, which may not be the codebook's
             offset += cb.codebook_size + iters
-            rows = torch.arange(cb.codebook_size, device=cb.codewords.device)
-            cb.overwrite_(rows, centres.to(cb.codewords.device))
+            rows = torch.arange(cb.codebook_size, device=cb.usage.device)
+            held = cb.overwrite_(rows, centres.to(cb.usage.device)).to(centres.device)
             cb.reset_usage_()
-            if self.sums_parts:
-                nearest = nearest_neighbor(data, centres)[1][:, 0]
-                residual = residual - centres[nearest].to(residual.dtype)
+            if self.sums_parts:  # (the centres, or SimVQ's fit of them)
+                nearest = nearest_neighbor(data, held)[1][:, 0]
+                residual = residual - held[nearest].to(residual.dtype)
 
     # -- config -------------------------------------------------------------------------------
     def _base_config(self) -> dict[str, Any]:
-        return {
+        config = {
             "dim": self.dim,
             "codebook_size": self.codebook_size,
             "num_codebooks": self.num_codebooks,
@@ -272,12 +308,17 @@ class MultiCodebookQuantizer(Quantizer):
             "learning": to_config(self.learning),
             "init": self.codebooks[0].init,
         }
+        if self.parameterisation != Direct():  # absent otherwise: older configs match
+            config["parameterisation"] = to_config(self.parameterisation)
+        return config
 
     @staticmethod
     def _base_args(config: Mapping[str, Any]) -> dict[str, Any]:
         args = dict(config)
         args["estimator"] = application_from_config(args["estimator"])
         args["learning"] = from_config(args["learning"], LEARNINGS)
+        if "parameterisation" in args:
+            args["parameterisation"] = from_config(args["parameterisation"], PARAMETERISATIONS)
         return args
 
     def extra_repr(self) -> str:

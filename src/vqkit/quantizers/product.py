@@ -18,6 +18,7 @@ from torch import Tensor
 from ..codebooks import CodebookLearning
 from ..estimators import Estimator
 from ..functional.search import nearest_neighbor
+from ..parameterisations import CodebookParameterisation
 from ..registry import QUANTIZERS
 from .application import EstimatorApplication
 from .composite import MultiCodebookQuantizer, check_count
@@ -37,10 +38,15 @@ class ProductVQ(MultiCodebookQuantizer):
         learning: :class:`~vqkit.Gradient` (default) or :class:`~vqkit.EMA`; an EMA codeword
             moves toward the mean of its sub-vectors.
         init: ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``.
+        parameterisation: the parameterisation of every sub-space codebook: ``Direct()``
+            (default), ``SimVQ()``, ``Cosine()`` (each sub-vector on its unit sphere) or
+            ``Factorised(d)`` (each sub-vector projected to d dimensions); the estimator then
+            runs on the concatenated code-space vectors (see :mod:`vqkit.parameterisations`).
 
     Raises:
         ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int >= 1,
-            ``dim`` is not a multiple of ``num_codebooks``, or ``init`` is unknown.
+            ``dim`` is not a multiple of ``num_codebooks``, ``init`` is unknown, or the
+            parameterisation refuses the learning (SimVQ with EMA).
         TypeError: ``estimator`` or ``learning`` is not a strategy of its kind.
 
     Shape:
@@ -67,6 +73,7 @@ class ProductVQ(MultiCodebookQuantizer):
         estimator: Estimator | EstimatorApplication | None = None,
         learning: CodebookLearning | None = None,
         init: str = "uniform",
+        parameterisation: CodebookParameterisation | None = None,
     ) -> None:
         super().__init__()
         dim = check_count(dim, "dim")
@@ -77,19 +84,20 @@ class ProductVQ(MultiCodebookQuantizer):
                 f"got dim={dim}"
             )
         self.sub_dim = dim // num
-        self._build(dim, codebook_size, num, self.sub_dim, estimator, learning, init)
+        self._build(dim, codebook_size, num, self.sub_dim, estimator, learning, init,
+                    parameterisation)
 
     def _subvector(self, x: Tensor, m: int) -> Tensor:
-        return x[:, m * self.sub_dim : (m + 1) * self.sub_dim]
+        # Equal contiguous blocks, of the data (D/M) or of the code space (d each).
+        width = x.shape[1] // self.num_codebooks
+        return x[:, m * width : (m + 1) * width]
 
     def _select(self, x: Tensor) -> Tensor:
-        return torch.stack(
-            [
-                nearest_neighbor(self._subvector(x, m), cb.codewords)[1][:, 0]
-                for m, cb in enumerate(self.codebooks)
-            ],
-            dim=1,
-        )
+        picked = []
+        for m, cb in enumerate(self.codebooks):
+            z = cb.to_code(self._subvector(x, m))
+            picked.append(nearest_neighbor(z, cb.effective_codewords())[1][:, 0])
+        return torch.stack(picked, dim=1)
 
     def config(self) -> dict[str, Any]:
         return self._base_config()

@@ -19,6 +19,7 @@ from ..codebooks import CodebookLearning
 from ..estimators import Estimator
 from ..functional.beam import residual_beam_search
 from ..functional.search import nearest_neighbor
+from ..parameterisations import CodebookParameterisation
 from ..registry import DROPOUTS, ENCODERS, QUANTIZERS
 from ..strategy import from_config, to_config
 from .application import EstimatorApplication
@@ -49,10 +50,12 @@ class ResidualVQ(MultiCodebookQuantizer):
         dropout: None, :class:`BatchDepth`, :class:`ExampleDepth` or :class:`FractionDepth`;
             in training mode the stages beyond the drawn depth get index -1.
         init: initial codewords, ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``.
+        parameterisation: ``Direct()`` (default) or ``SimVQ()`` per stage codebook (see
+            :mod:`vqkit.parameterisations`; cosine and factorised codebooks are refused).
 
     Raises:
-        ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int >= 1, or
-            ``init`` is unknown.
+        ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int >= 1,
+            ``init`` is unknown, or the parameterisation is refused (with the reason).
         TypeError: ``estimator``, ``learning``, ``encoder`` or ``dropout`` is not a strategy
             of its kind.
 
@@ -85,16 +88,18 @@ class ResidualVQ(MultiCodebookQuantizer):
         encoder: Encoder | None = None,
         dropout: QuantizerDropout | None = None,
         init: str = "uniform",
+        parameterisation: CodebookParameterisation | None = None,
     ) -> None:
         super().__init__()
-        self._build(dim, codebook_size, num_codebooks, dim, estimator, learning, init)
+        self._build(dim, codebook_size, num_codebooks, dim, estimator, learning, init,
+                    parameterisation)
         self.encoder = check_encoder(encoder, Greedy())
         self.dropout = check_dropout(dropout)
         # Training steps seen, so dropout decisions are the same on every rank and resume.
         self.register_buffer("dropout_step", torch.zeros((), dtype=torch.long))
 
     def _select(self, x: Tensor) -> Tensor:
-        books = [cb.codewords for cb in self.codebooks]
+        books = [cb.effective_codewords() for cb in self.codebooks]
         if self.encoder.width > 1:
             return residual_beam_search(x, books, self.encoder.width)
         residual = x.detach().float()

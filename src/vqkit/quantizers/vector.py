@@ -14,7 +14,8 @@ from ..estimators import Estimator, NoiseSubstitution
 from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
-from ..registry import ESTIMATORS, LEARNINGS, QUANTIZERS, REGULARISERS
+from ..parameterisations import CodebookParameterisation, Direct
+from ..registry import ESTIMATORS, LEARNINGS, PARAMETERISATIONS, QUANTIZERS, REGULARISERS
 from ..regularisers import Regulariser
 from ..strategy import from_config, to_config
 from ..types import Progress
@@ -23,11 +24,14 @@ from .base import Quantizer, check_index_tensor, check_samples, loss_over_kept
 
 @QUANTIZERS.register(aliases=("vq",))
 class VectorQuantizer(Quantizer):
-    """Nearest-codeword VQ whose gradient estimator and codebook learning are strategies.
+    """Nearest-codeword VQ whose gradient estimator, codebook learning and codebook
+    parameterisation are strategies.
 
-    Training mode: the nearest codeword ``q`` of each vector is found (fp32, chunked), usage
-    counters and (for :class:`~vqkit.codebooks.EMA`) the codebook are updated, and the
-    estimator returns the output and losses. Eval mode returns ``q``: ``decode(encode(x))``.
+    Training mode: the input is taken to the code space (``z = x`` unless the
+    parameterisation normalises or projects it), the nearest codeword ``q`` of ``z`` is found
+    (fp32, chunked), usage counters and (for :class:`~vqkit.codebooks.EMA`) the codebook are
+    updated, the estimator returns its output for ``(z, q)`` and the losses, and the output is
+    taken back to the data space. Eval mode returns the decoded ``q``: ``decode(encode(x))``.
 
     Args:
         dim: D, the size of the last axis of the input.
@@ -40,11 +44,15 @@ class VectorQuantizer(Quantizer):
         regulariser: None (default) or an auxiliary loss on the code assignments, e.g.
             :class:`~vqkit.regularisers.EntropyPenalty` (the codebook-entropy / diversity
             penalty over a softmax of the ``(N, K)`` distances, added to ``out.losses``).
+        parameterisation: :class:`~vqkit.parameterisations.Direct` (default, a free
+            matrix), ``SimVQ()``, ``Cosine()`` or ``Factorised(codebook_dim)``; see
+            :mod:`vqkit.parameterisations`.
 
     Raises:
-        TypeError: ``estimator`` is not an :class:`~vqkit.Estimator`, or ``learning`` is not
-            a codebook-learning strategy.
-        ValueError: ``codebook_size`` or ``dim`` is below 1, or ``init`` is unknown.
+        TypeError: ``estimator`` is not an :class:`~vqkit.Estimator`, or ``learning`` or
+            ``parameterisation`` is not a strategy of its kind.
+        ValueError: ``codebook_size`` or ``dim`` is below 1, ``init`` is unknown, or the
+            parameterisation refuses the learning (SimVQ with EMA, with the reason).
 
     Shape:
         input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(...)`` int64.
@@ -70,6 +78,7 @@ class VectorQuantizer(Quantizer):
         learning: CodebookLearning | None = None,
         init: str = "uniform",
         regulariser: Regulariser | None = None,
+        parameterisation: CodebookParameterisation | None = None,
     ) -> None:
         super().__init__()
         estimator = NoiseSubstitution() if estimator is None else estimator
@@ -80,7 +89,8 @@ class VectorQuantizer(Quantizer):
         self.regulariser = regulariser
         self.dim = int(dim)
         self.estimator = estimator
-        self.codebook = Codebook(codebook_size, dim, learning=learning, init=init)
+        self.codebook = Codebook(codebook_size, dim, learning=learning, init=init,
+                                 parameterisation=parameterisation)
 
     @property
     def codebook_size(self) -> int:
@@ -88,8 +98,14 @@ class VectorQuantizer(Quantizer):
 
     @property
     def codewords(self) -> Tensor:
-        """The ``(K, D)`` codeword matrix."""
-        return self.codebook.codewords
+        """The effective ``(K, d)`` codewords the search uses (the stored ``(K, D)`` matrix
+        for the default :class:`~vqkit.parameterisations.Direct`)."""
+        return self.codebook.effective_codewords()
+
+    @property
+    def parameterisation(self) -> CodebookParameterisation:
+        """How the codewords are made (:mod:`vqkit.parameterisations`)."""
+        return self.codebook.parameterisation
 
     @property
     def codebook_sizes(self) -> tuple[int, ...]:
@@ -101,21 +117,23 @@ class VectorQuantizer(Quantizer):
     def _train_forward(
         self, x: Tensor, keep: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
-        indices = nearest_neighbor(x, self.codebook.codewords)[1][:, 0]
-        by_gradient = self.codebook.learning.trained_by_gradient
+        cb = self.codebook
+        z = cb.to_code(x)
+        indices = nearest_neighbor(z, cb.effective_codewords())[1][:, 0]
+        by_gradient = cb.learning.trained_by_gradient
         if keep is not None:  # masked rows: index -1, and input = codeword = 0 (no error)
             indices = indices.where(keep, -1)
             rows = keep[:, None]
-            q = self.codebook.lookup(indices.clamp_min(0)).where(rows, 0.0)
-            self.codebook.observe_(x, indices)
-            out = self.estimator(x.float().where(rows, 0.0), q, by_gradient)
-            loss, losses = self._regularise(x, keep, *loss_over_kept(keep, out.loss, out.losses))
-            return out.quantized.to(x.dtype), indices, loss, losses
-        q = self.codebook.lookup(indices)
-        self.codebook.observe_(x, indices)
-        out = self.estimator(x.float(), q, by_gradient)
-        loss, losses = self._regularise(x, None, out.loss, out.losses)
-        return out.quantized.to(x.dtype), indices, loss, losses
+            q = cb.lookup(indices).where(rows, 0.0)
+            cb.observe_(z, indices)
+            out = self.estimator(z.float().where(rows, 0.0), q, by_gradient)
+            loss, losses = self._regularise(z, keep, *loss_over_kept(keep, out.loss, out.losses))
+            return cb.from_code(out.quantized).to(x.dtype), indices, loss, losses
+        q = cb.lookup(indices)
+        cb.observe_(z, indices)
+        out = self.estimator(z.float(), q, by_gradient)
+        loss, losses = self._regularise(z, None, out.loss, out.losses)
+        return cb.from_code(out.quantized).to(x.dtype), indices, loss, losses
 
     def _regularise(
         self, x: Tensor, keep: Tensor | None, loss: Tensor, losses: Mapping[str, Tensor]
@@ -123,16 +141,15 @@ class VectorQuantizer(Quantizer):
         """Add the regulariser's loss and named parts (nothing without a regulariser)."""
         if self.regulariser is None:
             return loss, losses
-        extra, parts = self.regulariser.on_codes(x, self.codebook.codewords, keep)
+        extra, parts = self.regulariser.on_codes(x, self.codebook.effective_codewords(), keep)
         return loss + extra, {**losses, **parts}
 
     def _encode(self, x: Tensor) -> Tensor:
-        return nearest_neighbor(x, self.codebook.codewords)[1][:, 0]
+        cb = self.codebook
+        return nearest_neighbor(cb.to_code(x), cb.effective_codewords())[1][:, 0]
 
     def _decode(self, indices: Tensor) -> Tensor:
-        valid = indices >= 0
-        q = self.codebook.lookup(indices.clamp_min(0))
-        return q * valid.unsqueeze(-1).to(q.dtype)
+        return self.codebook.decode(indices)
 
     def _check_indices(self, indices: Tensor) -> None:
         check_index_tensor(indices, self.codebook_size)
@@ -147,7 +164,8 @@ class VectorQuantizer(Quantizer):
         progress: Progress | None = None,
     ) -> None:
         """Set the codewords to k-means++ / Lloyd centroids of ``samples``
-        ([arthur2007kmeanspp]).
+        ([arthur2007kmeanspp]), in the code space (normalised or projected samples; for
+        SimVQ, ``W`` becomes the least-squares fit of ``B W`` to the centroids).
 
         Under DDP each rank passes its own samples and all ranks end with the same codebook.
 
@@ -164,11 +182,12 @@ class VectorQuantizer(Quantizer):
         """
         samples = check_samples(samples, self.dim, self.codebook_size)
         centres = kmeans(
-            samples, self.codebook_size, iters=iters, generator=generator,
+            self.codebook.to_code(samples), self.codebook_size, iters=iters, generator=generator,
             all_reduce=distributed.reducer(), progress=progress,
         )
-        rows = torch.arange(self.codebook_size, device=centres.device)
-        self.codebook.overwrite_(rows, centres.to(self.codebook.codewords.device))
+        device = self.codebook.usage.device
+        rows = torch.arange(self.codebook_size, device=device)
+        self.codebook.overwrite_(rows, centres.to(device))
         self.codebook.reset_usage_()
 
     def replace_dead_codes_(
@@ -182,7 +201,8 @@ class VectorQuantizer(Quantizer):
         call; see :func:`vqkit.maintenance.replace_dead_codes_`. Returns how many.
 
         Raises:
-            ValueError: ``threshold`` is outside ``[0, 1]``.
+            ValueError: ``threshold`` is outside ``[0, 1]``, or the parameterisation cannot
+                overwrite single codewords (SimVQ).
         """
         return replace_dead_codes_(self.codebook, threshold, rule=rule, generator=generator)
 
@@ -196,6 +216,9 @@ class VectorQuantizer(Quantizer):
         }
         if self.regulariser is not None:  # absent otherwise: configs saved before it match
             config["regulariser"] = to_config(self.regulariser)
+        parameterisation = self.codebook.parameterisation
+        if parameterisation != Direct():  # (the same: configs of a free matrix are unchanged)
+            config["parameterisation"] = to_config(parameterisation)
         return config
 
     @classmethod
@@ -205,6 +228,8 @@ class VectorQuantizer(Quantizer):
         args["learning"] = from_config(args["learning"], LEARNINGS)
         if "regulariser" in args:
             args["regulariser"] = from_config(args["regulariser"], REGULARISERS)
+        if "parameterisation" in args:
+            args["parameterisation"] = from_config(args["parameterisation"], PARAMETERISATIONS)
         return cls(**args)
 
     def extra_repr(self) -> str:

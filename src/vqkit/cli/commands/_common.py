@@ -97,7 +97,7 @@ def make_learning(name: str, ema_decay: float) -> Any:
 
 def make_quantizer(settings: Mapping[str, Any], dim: int) -> Any:
     """Build the quantizer that ``fit``'s ``settings`` describe for vectors of size ``dim``."""
-    from ...quantizers.build import build_quantizer, takes_argument
+    from ...quantizers.build import build_parameterisation, build_quantizer, takes_argument
 
     kind = settings["quantizer"]
     options: dict[str, Any] = {}
@@ -117,6 +117,12 @@ def make_quantizer(settings: Mapping[str, Any], dim: int) -> Any:
     learning = None
     if takes_argument(kind, "learning") or settings["learning"] != "gradient":
         learning = make_learning(settings["learning"], settings["ema_decay"])
+    codebook, codebook_dim = settings.get("codebook", "direct"), settings.get("codebook_dim")
+    if codebook != "direct" or codebook_dim is not None:
+        if not takes_argument(kind, "parameterisation"):
+            raise ValueError(f"--codebook/--codebook-dim apply to vq, pvq, rvq and avq, not "
+                             f"--quantizer {kind}")
+        options["parameterisation"] = build_parameterisation(codebook, codebook_dim)
     estimator = None
     if takes_argument(kind, "estimator") or settings["estimator"] != "nsvq":
         estimator = settings["estimator"]

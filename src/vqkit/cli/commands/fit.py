@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ...registry import ESTIMATORS, LEARNINGS, QUANTIZERS
+from ...registry import ESTIMATORS, LEARNINGS, PARAMETERISATIONS, QUANTIZERS
 from ...training.threads import add_threads, set_threads
 from ._common import bits_int, nonnegative_int, positive_int, print_table
 
@@ -40,6 +40,7 @@ FIXED_DEFAULTS: dict[str, Any] = {
     "codebook_size": 256, "num_codebooks": None, "init": "kmeans", "init_samples": 20000,
     "batch": 1024, "lr": 1e-3, "replace_every": 0, "replace_threshold": 0.01,
     "log_every": 50, "seed": 0, "initial_size": None, "expand_every": 0, "levels": None,
+    "codebook": "direct", "codebook_dim": None,
 }
 STEPS_DEFAULT = 1000
 
@@ -64,6 +65,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fsq/rfsq: levels per channel, e.g. 8 5 5 5 (prod(levels) codes; "
                    "instead of --bits; default: none, required by fsq/rfsq); lfq/bsq take "
                    "--bits = code bits")
+    q.add_argument("--codebook", choices=list(PARAMETERISATIONS.aliases()),
+                   help="codebook parameterisation of vq/pvq (rvq/avq: direct, simvq): a free "
+                   "matrix (default direct), simvq = linear (frozen basis times a learned map), "
+                   "cosine (l2-normalised codes and inputs), factorised (search in "
+                   "--codebook-dim dimensions)")
+    q.add_argument("--codebook-dim", type=positive_int,
+                   help="factorised: d of the low-dimensional codes (default 8)")
     q.add_argument("--num-codebooks", type=positive_int,
                    help="M codebooks for rvq/pvq/avq (default 4; 1 for vq/sfvq)")
     q.add_argument("--init", choices=["kmeans", "random"],
@@ -109,7 +117,7 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[st
     if args.bits is not None:
         given["codebook_size"] = 2 ** args.bits
     if saved is None:
-        from ...quantizers.build import quantizer_class, takes_argument
+        from ...quantizers.build import build_parameterisation, quantizer_class, takes_argument
         from ...space_filling import SpaceFillingVQ
 
         settings = {**FIXED_DEFAULTS, **given}
@@ -126,6 +134,9 @@ def _settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[st
         if curve and settings["replace_every"]:
             raise ValueError("--replace-every does not apply to --quantizer sfvq: a curve's "
                              "corner points have no usage counts to find dead ones by")
+        if settings["replace_every"]:  # SimVQ refuses now, not at the first replacement
+            build_parameterisation(settings["codebook"], settings["codebook_dim"]
+                                   ).check_rows_writable()
     else:
         settings = {k: saved.get(k, FIXED_DEFAULTS[k]) for k in FIXED_DEFAULTS}
         for key, value in given.items():

@@ -1,0 +1,53 @@
+"""The codebook-usage reproduction: the quick run in the default test run, the committed full
+run's JSON under ``-m slow``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vqkit.experiments import codebook_usage as cu
+from vqkit.experiments import registry
+
+RESULTS = Path(__file__).resolve().parents[2] / "results" / cu.RESULT_FILE
+
+
+def _check_rows(rows, test_images):
+    assert [(r["method"], r["codes"]) for r in rows] == [
+        (m, 1000 if (m == "FSQ" and k == 1024) else 15360 if m == "FSQ" else k)
+        for k, _ in cu.SIZES for m in cu.METHODS]
+    for r in rows:
+        assert 1 <= r["used"] <= min(r["codes"], 49 * test_images)
+        assert r["usage"] == r["used"] / r["codes"]
+        assert 0 < r["test_mse"] < 1
+
+
+def test_quick_run_writes_every_method_at_both_sizes(tmp_path):
+    path = cu.run(tmp_path, quick=True, seed=0)
+    data = json.loads(path.read_text())
+    assert data["command"] == "vqkit reproduce codebook-usage --quick" and data["quick"]
+    assert data["config"] == {**cu.QUICK.__dict__}
+    _check_rows(data["results"]["rows"], cu.QUICK.test_images)
+    assert registry()["codebook-usage"].report(tmp_path).startswith("## Codebook usage")
+
+
+def test_methods_are_the_named_families():
+    from vqkit import FSQ, Cosine, SimVQ
+
+    assert isinstance(cu.make_quantizer("FSQ", 1024, (8, 5, 5, 5)), FSQ)
+    assert cu.make_quantizer("SimVQ", 64, ()).parameterisation == SimVQ()
+    assert cu.make_quantizer("Cosine VQ", 64, ()).parameterisation == Cosine()
+    with pytest.raises(ValueError, match="method must be one of"):
+        cu.make_quantizer("LFQ", 64, ())
+
+
+@pytest.mark.slow
+def test_committed_full_run():
+    data = json.loads(RESULTS.read_text())
+    assert not data["quick"] and data["config"] == {**cu.CONFIG.__dict__}
+    rows = {(r["method"], r["codes"]): r for r in data["results"]["rows"]}
+    _check_rows(data["results"]["rows"], cu.CONFIG.test_images)
+    # Cosine VQ uses strictly more of the 16k codes than plain VQ.
+    assert rows[("Cosine VQ", 16384)]["usage"] > rows[("VQ", 16384)]["usage"]
