@@ -4,11 +4,14 @@ Each rank holds a part of the batch (unequal parts, one of them possibly empty o
 the batch averages are summed over ranks, so both entropies equal those of the concatenated
 batch, on every rank. The input gradient on a rank is ``world`` times the one-process
 gradient of its rows (each rank back-propagates the same global loss; DDP then averages the
-parameter gradients over the ranks).
+parameter gradients over the ranks). The same holds on the fixed-shape path of a masked batch
+under ``torch.compile``, where the masked rows enter the batch sums with weight 0 and the kept
+counts are summed over the ranks.
 """
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from vqkit import LFQ, EntropyPenalty, StraightThrough
@@ -26,22 +29,25 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(16, 6, generator=g), torch.rand(16, generator=g) > 0.3
 
 
-def _run(x: torch.Tensor, mask: torch.Tensor) -> dict:
+def _run(x: torch.Tensor, mask: torch.Tensor, in_place: bool = False) -> dict:
     x = x.clone().requires_grad_()
-    out = _quantizer()(x, mask=mask)
+    q = _quantizer()
+    # in place: the fixed-shape path torch.compile takes (all rows, masked ones weighted 0)
+    out = q._forward_masked_in_place(x, mask) if in_place else q(x, mask=mask)
     out.loss.backward()
     return {"loss": out.loss.detach(), "grad": x.grad,
             **{k: v.detach() for k, v in out.losses.items() if k.startswith("entropy")}}
 
 
-def _worker(rank: int, world: int) -> dict:
+def _worker(rank: int, world: int, in_place: bool = False) -> dict:
     x, mask = _batch()
     rows = slice(0, SPLIT) if rank == 0 else slice(SPLIT, None)
-    return _run(x[rows], mask[rows])
+    return _run(x[rows], mask[rows], in_place)
 
 
-def test_two_ranks_give_the_penalty_of_the_whole_batch(workers):
-    ranks = workers.run(_worker)
+@pytest.mark.parametrize("in_place", [False, True], ids=["eager", "in-place"])
+def test_two_ranks_give_the_penalty_of_the_whole_batch(workers, in_place):
+    ranks = workers.run(_worker, in_place)
     x, mask = _batch()
     single = _run(x, mask)
     for name in ("loss", "entropy_per_sample", "entropy_codebook"):

@@ -119,14 +119,18 @@ class FSQ(ImplicitCodebookQuantizer):
         bounded = fsq_bound(z, self.levels_buffer)
         return bounded, bounded.detach().round()
 
-    def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
-        bounded, integers = self._quantize(self._to_code_space(x))
+    def _train_forward(
+        self, x: Tensor, keep: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+        bounded, integers = self._quantize(self._to_code_space(x, keep))
         indices = fsq_codes_to_indices(integers, self.levels_buffer, self.codebook_size)
+        if keep is not None:
+            indices = indices.where(keep, -1)
         # The estimator works in level units, where every channel's rounding error is
         # uniform in [-1/2, 1/2]; the code is then k / floor(L/2).
-        out = self.estimator(bounded, integers, False)
-        code = out.quantized / half_widths(self.levels_buffer)
-        return self._from_code_space(code).to(x.dtype), indices, out.loss, out.losses
+        quantized, loss, losses = self._estimate(bounded, integers, keep)
+        code = quantized / half_widths(self.levels_buffer)
+        return self._from_code_space(code).to(x.dtype), indices, loss, losses
 
     def _encode(self, x: Tensor) -> Tensor:
         integers = self._quantize(self._to_code_space(x))[1]

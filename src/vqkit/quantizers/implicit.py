@@ -16,12 +16,17 @@ These quantizers have no codewords to store or learn: the code of a vector is co
   trick's gain ``||q|| / ||x||`` is 0 for every input that FSQ rounds to the origin; DiVeQ's
   removes the component along the rounding error, which for a per-channel rounding is the
   channel itself);
+- masks applied in place (:attr:`~.base.Quantizer.masks_in_place`): under ``torch.compile`` a
+  masked training batch goes through whole, its masked rows zeroed at the input and at the
+  estimator, so they give index -1, a zero output, no share of the losses and no weight in the
+  entropy penalty (:meth:`ImplicitCodebookQuantizer._estimate`);
 - no data-driven initialisation (:meth:`init_codebook_` raises ``NotImplementedError``, as the
   base contract says) and no dead codes (:meth:`replace_dead_codes_` returns 0).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -29,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..estimators import Estimator, NoiseSubstitution, StraightThrough
-from .base import Quantizer
+from .base import Quantizer, loss_over_kept
 
 #: Estimators that make sense through an implicit codebook (see the module docstring).
 ACCEPTED_ESTIMATORS: tuple[type[Estimator], ...] = (StraightThrough, NoiseSubstitution)
@@ -76,6 +81,8 @@ class ImplicitCodebookQuantizer(Quantizer):
 
     project_in: nn.Linear | None
     project_out: nn.Linear | None
+    estimator: Estimator
+    masks_in_place = True
 
     def _setup(self, dim: int, code_dim: int) -> None:
         self.dim = check_positive_int(dim, "dim")
@@ -84,8 +91,14 @@ class ImplicitCodebookQuantizer(Quantizer):
         self.project_in = nn.Linear(self.dim, code_dim) if projected else None
         self.project_out = nn.Linear(code_dim, self.dim) if projected else None
 
-    def _to_code_space(self, x: Tensor) -> Tensor:
-        """``(N, D)`` -> fp32 ``(N, d)``: the projected input (autocast off, module dtype)."""
+    def _to_code_space(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
+        """``(N, D)`` -> fp32 ``(N, d)``: the projected input (autocast off, module dtype).
+
+        Rows where the optional ``keep (N,)`` is False are zeroed first, so a masked row's
+        values (never checked against the projection's range) cannot overflow into the batch.
+        """
+        if keep is not None:
+            x = x.where(keep[:, None], 0.0)
         if self.project_in is None:
             return x.float()
         w = self.project_in.weight
@@ -99,6 +112,23 @@ class ImplicitCodebookQuantizer(Quantizer):
         w = self.project_out.weight
         with torch.autocast(device_type=codes.device.type, enabled=False):
             return F.linear(codes.to(w.dtype), w, self.project_out.bias)
+
+    def _estimate(
+        self, values: Tensor, codes: Tensor, keep: Tensor | None
+    ) -> tuple[Tensor, Tensor, Mapping[str, Tensor]]:
+        """The estimator on ``values`` and their ``codes`` (fp32 ``(N, d)``, level units or
+        signs): its output, loss and named losses.
+
+        With a row mask ``keep (N,)`` (the in-place masked path) the masked rows of both are
+        zero, so they give a zero output and zero losses, and the losses, means over all N
+        rows, become means over the kept rows (:func:`~.base.loss_over_kept`).
+        """
+        if keep is None:
+            out = self.estimator(values, codes, False)
+            return out.quantized, out.loss, out.losses
+        rows = keep[:, None]
+        out = self.estimator(values.where(rows, 0.0), codes.where(rows, 0.0), False)
+        return out.quantized, *loss_over_kept(keep, out.loss, out.losses)
 
     def _decode_rows(self, codes: Tensor, valid: Tensor) -> Tensor:
         """Codes ``(N, d)`` -> outputs, with rows where ``valid`` is False exactly zero."""

@@ -120,14 +120,18 @@ class LFQ(ImplicitCodebookQuantizer):
     def _indices(self, code: Tensor) -> Tensor:
         return ((code > 0).long() * self.bit_values).sum(dim=-1)
 
-    def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
-        cont, code = self._signs(self._to_code_space(x))
-        out = self.estimator(cont, code, False)
-        loss, losses = out.loss, dict(out.losses)
-        if self.regulariser is not None:
-            extra, parts = self.regulariser.on_bits(cont, self.scale)
+    def _train_forward(
+        self, x: Tensor, keep: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+        cont, code = self._signs(self._to_code_space(x, keep))
+        quantized, loss, losses = self._estimate(cont, code, keep)
+        if self.regulariser is not None:  # over the kept rows (weights) of all ranks
+            extra, parts = self.regulariser.on_bits(cont, self.scale, keep)
             loss, losses = loss + extra, {**losses, **parts}
-        return self._from_code_space(out.quantized).to(x.dtype), self._indices(code), loss, losses
+        indices = self._indices(code)
+        if keep is not None:
+            indices = indices.where(keep, -1)
+        return self._from_code_space(quantized).to(x.dtype), indices, loss, dict(losses)
 
     def _encode(self, x: Tensor) -> Tensor:
         return self._indices(self._signs(self._to_code_space(x))[1])

@@ -117,19 +117,24 @@ class ResidualFSQ(ImplicitCodebookQuantizer):
         return torch.stack([fsq_codes_to_indices(k, self.levels_buffer, self.codebook_size)
                             for _, _, k in self._stages(z.detach())], dim=1)
 
-    def _train_forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
-        z = self._to_code_space(x)
+    def _train_forward(
+        self, x: Tensor, keep: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
+        z = self._to_code_space(x, keep)
         indices = drop_stages(self.dropout, self.dropout_step, self._select(z))
-        keep = (indices >= 0).float()
+        if keep is not None:
+            indices = indices.where(keep[:, None], -1)
+        kept_stages = (indices >= 0).float()
         hw = half_widths(self.levels_buffer)
         total = z.new_zeros(())
         loss = z.new_zeros(())
         losses: dict[str, Tensor] = {}
-        for m, bounded, integers in self._stages(z, keep):
-            out = self.estimator(bounded, integers, False)  # in level units, as FSQ
-            total = total + out.quantized * (self._scale(m) / hw) * keep[:, m : m + 1]
-            loss = loss + out.loss
-            for name, value in out.losses.items():
+        for m, bounded, integers in self._stages(z, kept_stages):
+            # in level units, as FSQ; a dropped stage's losses count (as in the peers)
+            quantized, stage_loss, stage_losses = self._estimate(bounded, integers, keep)
+            total = total + quantized * (self._scale(m) / hw) * kept_stages[:, m : m + 1]
+            loss = loss + stage_loss
+            for name, value in stage_losses.items():
                 losses[name] = losses.get(name, 0.0) + value
         return self._from_code_space(total).to(x.dtype), indices, loss, losses
 
