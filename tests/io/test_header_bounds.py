@@ -16,7 +16,8 @@ import torch
 from vqkit import ResidualVQ, SpaceFillingVQ, VectorQuantizer
 from vqkit.apps.speech.codec import VQS, WorldCodec, frame_count, pack_bits, read_vqs
 from vqkit.cli.main import main
-from vqkit.functional.bitstream import MAX_INDICES, unpack_indices
+from vqkit.functional.bitstream import MAX_INDICES, MAX_ZERO_BIT_VECTORS, unpack_indices
+from vqkit.io import codes_file
 from vqkit.io.codes_file import MAGIC, read_codes, write_codes
 
 
@@ -64,6 +65,48 @@ def test_zero_bit_codes_header_declaring_huge_shape_is_refused_cheaply(vq_codes,
         read_codes(forged)
     assert main(["info", str(forged)]) == 2
     assert _peak_mib() - before < 100
+
+
+def test_zero_bit_vectors_are_bounded_on_their_own():
+    """2^27 indices of 0 bits fit MAX_INDICES and an empty payload, yet would take 1 GiB."""
+    assert unpack_indices(b"", [1], (MAX_ZERO_BIT_VECTORS,)).shape == (MAX_ZERO_BIT_VECTORS, 1)
+    with pytest.raises(ValueError, match="vectors of 0 bits"):
+        unpack_indices(b"", [1], (MAX_ZERO_BIT_VECTORS + 1,))
+    with pytest.raises(ValueError, match="vectors of 0 bits"):
+        unpack_indices(b"", [1, 1], (MAX_INDICES // 2,))
+
+
+@pytest.mark.parametrize("sizes, shape, extra", [
+    ([1], [MAX_INDICES], {}),
+    ([1], [MAX_ZERO_BIT_VECTORS + 1], {}),
+    ([1], [MAX_ZERO_BIT_VECTORS + 1], {"packing": "curve-steps", "position_bits": 4}),
+])
+def test_zero_bit_codes_header_within_max_indices_is_refused(vq_codes, tmp_path, capsys,
+                                                             sizes, shape, extra):
+    _, path = vq_codes
+    forged = tmp_path / "zero.vqc"
+    version = 2 if extra else 1
+    forged.write_bytes(_forge(path.read_bytes(), lambda h: h.update(
+        codebook_sizes=sizes, shape=shape, **extra), payload=b"", version=version))
+    with pytest.raises(ValueError, match="vectors of 0 bits"):
+        read_codes(forged)
+    capsys.readouterr()
+    assert main(["info", str(forged)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(forged) in err[0] and "0 bits" in err[0]
+
+
+def test_info_reads_a_codes_header_without_unpacking(vq_codes, monkeypatch, capsys):
+    _, path = vq_codes
+
+    def refuse(*args):
+        raise AssertionError("info unpacked the indices")
+
+    monkeypatch.setattr(codes_file, "_unpack", refuse)
+    assert main(["info", str(path)]) == 0
+    assert "checksum ok" in capsys.readouterr().out
+    header = codes_file.read_codes_header(path)
+    assert header.shape == (5,) and header.indices.numel() == 0
 
 
 @pytest.mark.parametrize("edit, needle", [

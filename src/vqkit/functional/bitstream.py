@@ -25,6 +25,9 @@ _CHUNK = 1 << 16
 #: checked against it before anything is allocated (zero-bit codebooks take no bytes, so the
 #: length of the bytes alone does not bound the shape).
 MAX_INDICES = 1 << 27
+#: Most vectors of zero bits (every ``K_m = 1``) one :func:`unpack_indices` call returns: their
+#: bytes are empty whatever the shape, so the shape is bounded on its own (8 MiB of int64).
+MAX_ZERO_BIT_VECTORS = 1 << 20
 
 
 def index_bits(codebook_sizes: Sequence[int]) -> list[int]:
@@ -146,7 +149,8 @@ def unpack_indices(
 
     Raises:
         TypeError: ``codes`` is not ``bytes`` / ``bytearray`` / ``memoryview``.
-        ValueError: a negative ``shape``, or more than :data:`MAX_INDICES` indices;
+        ValueError: a negative ``shape``, or more than :data:`MAX_INDICES` indices (or
+            :data:`MAX_ZERO_BIT_VECTORS` vectors when every size is 1);
             ``codebook_sizes`` is empty, holds a value that is
             not an int >= 1, is one int without ``num_codebooks``, or has a length other
             than ``num_codebooks``; a byte string of the wrong length (truncated or with
@@ -170,6 +174,9 @@ def unpack_indices(
                          f"{MAX_INDICES} one call unpacks")
     widths = index_bits(sizes)
     per_vector = sum(widths)
+    if per_vector == 0 and n > MAX_ZERO_BIT_VECTORS:
+        raise ValueError(f"shape {shape!r} asks for {n} vectors of 0 bits, more than the "
+                         f"{MAX_ZERO_BIT_VECTORS} one call unpacks")
     expected = packed_size(n, sizes)
     if len(codes) != expected:
         raise ValueError(

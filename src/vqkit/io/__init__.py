@@ -14,7 +14,7 @@ The whole package imports torch, numpy and the standard library only.
 """
 
 from .atomic import atomic_write
-from .codes_file import CODES, CodesFile, read_codes, write_codes
+from .codes_file import CODES, CodesFile, read_codes, read_codes_header, write_codes
 from .container import CRC32, SHA256, Container, ContainerFormat, FixedHeader, JsonHeader
 from .fingerprint import fingerprint, quantizer_digest
 from .serialization import load, save
@@ -35,6 +35,7 @@ __all__ = [
     "load",
     "quantizer_digest",
     "read_codes",
+    "read_codes_header",
     "read_torch_file",
     "save",
     "write_codes",

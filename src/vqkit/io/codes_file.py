@@ -32,7 +32,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..functional.bitstream import MAX_INDICES, pack_indices, packed_size, unpack_indices
+from ..functional.bitstream import (
+    MAX_INDICES,
+    MAX_ZERO_BIT_VECTORS,
+    index_bits,
+    pack_indices,
+    packed_size,
+    unpack_indices,
+)
 from ..quantizers import Quantizer
 from .container import SHA256, ContainerFormat, JsonHeader
 from .fingerprint import quantizer_digest
@@ -216,11 +223,15 @@ def _parse_header(version: int, header: dict[str, Any], payload: bytes, source: 
         if not _ints([bits], 0) or bits > MAX_POSITION_BITS or len(sizes) != 1:
             raise corrupt(f"position_bits {bits!r} must be an int in [0, {MAX_POSITION_BITS}] "
                           "for one codebook")
-        expected = packed_size(n, [curve_steps(sizes[0], bits)])
+        packed = [curve_steps(sizes[0], bits)]
     elif bits is not None:
         raise corrupt(f"position_bits with packing {packing}")
     else:
-        expected = 8 * n * len(sizes) if packing == "float64" else packed_size(n, sizes)
+        packed = sizes
+    if packing != "float64" and not sum(index_bits(packed)) and n > MAX_ZERO_BIT_VECTORS:
+        raise corrupt(f"{n} vectors of 0 bits (codebooks of one code), more than the "
+                      f"{MAX_ZERO_BIT_VECTORS} a codes file holds")
+    expected = 8 * n * len(sizes) if packing == "float64" else packed_size(n, packed)
     if len(payload) != expected:
         raise ValueError(f"{source} is corrupt: the payload holds {len(payload)} bytes, the "
                          f"header's {n} vectors need {expected}")
@@ -247,11 +258,31 @@ def _unpack(codes: CodesFile, payload: bytes, source: str) -> Tensor:
     return flat.reshape(*codes.shape, *codes.index_shape)
 
 
+def read_codes_header(path: str | os.PathLike[str]) -> CodesFile:
+    """Read and check a codes file as :func:`read_codes` does, without unpacking its indices.
+
+    Returns:
+        the header, with an empty ``indices`` tensor (nothing is allocated for them).
+
+    Raises:
+        FileNotFoundError / IsADirectoryError / ValueError: as :func:`read_codes` without a
+            quantizer.
+    """
+    return _read(path)[0]
+
+
+def _read(path: str | os.PathLike[str]) -> tuple[CodesFile, bytes]:
+    container = CODES.read(path)
+    return (_parse_header(container.version, container.header, container.payload, str(path)),
+            container.payload)
+
+
 def read_codes(path: str | os.PathLike[str], quantizer: Quantizer | None = None) -> CodesFile:
     """Read and check a codes file; with ``quantizer``, also check it is the one that wrote it.
 
     The container is verified first (magic, version, SHA-256 over the whole file), then every
-    header field against its type and bounds (at most :data:`MAX_INDICES` indices, a payload
+    header field against its type and bounds (at most :data:`MAX_INDICES` indices, at most
+    :data:`MAX_ZERO_BIT_VECTORS` vectors when they take no bits, a payload
     of exactly the bytes the header's shape needs), then, given ``quantizer``, the header
     against the quantizer's own dimension, index shape and codebook sizes and its digest --
     all before the indices are unpacked.
@@ -271,11 +302,10 @@ def read_codes(path: str | os.PathLike[str], quantizer: Quantizer | None = None)
             a different quantizer (digest mismatch).
     """
     source = str(path)
-    container = CODES.read(path)
-    codes = _parse_header(container.version, container.header, container.payload, source)
+    codes, payload = _read(path)
     if quantizer is not None:
         check_quantizer(codes, quantizer, source)
-    return replace(codes, indices=_unpack(codes, container.payload, source))
+    return replace(codes, indices=_unpack(codes, payload, source))
 
 
 def check_quantizer(codes: CodesFile, quantizer: Quantizer, source: str = "codes file") -> None:

@@ -27,9 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _codes_info(path: Path) -> None:
-    from ...io.codes_file import read_codes
+    from ...io.codes_file import read_codes_header
 
-    codes = read_codes(path)
+    codes = read_codes_header(path)
     n = 1
     for s in codes.shape:
         n *= s
