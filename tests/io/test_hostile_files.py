@@ -186,6 +186,43 @@ def test_a_full_disk_exits_2_naming_path_and_cause(run, tmp_path, capsys, monkey
     assert os.listdir(tmp_path) == []
 
 
+def test_a_full_disk_under_torch_save_exits_2_naming_path_and_cause(run, tmp_path, capsys,
+                                                                    monkeypatch):
+    """torch.save turns the failed write into a RuntimeError of its zip writer."""
+    import vqkit.io.atomic as atomic
+
+    real = atomic.os.fdopen
+
+    def full(fd, mode):  # a device that is always full: every write fails with ENOSPC
+        os.close(fd)
+        return real(os.open("/dev/full", os.O_WRONLY), mode)
+
+    monkeypatch.setattr(atomic.os, "fdopen", full)
+    for name in ("y.pt", "y.npy", "y.csv"):
+        _one_line(_cli(capsys, "decode", run / "q.ckpt", run / "c.vqc", tmp_path / name),
+                  str(tmp_path / name), "No space left on device", "ENOSPC")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["y.pt", "y.npy"])
+def test_a_short_write_exits_2_naming_path_and_cause(run, tmp_path, capsys, name):
+    """A disk filling up mid-file: the OS writes part of a chunk, then refuses. numpy's C
+    writer said "1200 requested and 218 written" (no cause) and torch's zip writer raised a
+    RuntimeError; the file size limit makes the same short write."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, limit[1]))
+    try:
+        result = _cli(capsys, "decode", run / "q.ckpt", run / "c.vqc", tmp_path / name)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, handler)
+    _one_line(result, str(tmp_path / name), "File too large", "EFBIG")
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("err, name", [(errno.EACCES, "EACCES"), (errno.EISDIR, "EISDIR"),
                                        (errno.ELOOP, "ELOOP")])
 def test_oserrors_map_to_one_line(run, tmp_path, capsys, monkeypatch, err, name):

@@ -26,6 +26,30 @@ def _default_mode() -> int:
     return 0o666 & ~mask
 
 
+class _Writes:
+    """The temporary file as the writer sees it: every ``write`` goes through Python's
+    buffered file and its first ``OSError`` is kept.
+
+    Writers that bypass or hide that error are thus caught: ``numpy.save`` would write a real
+    file from C and report a short write without a cause ("800000 requested and 65529
+    written"); ``torch.save`` turns the ``OSError`` into a ``RuntimeError`` from its zip writer.
+    """
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as err:
+            self.error = self.error or err
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._file, name)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -68,9 +92,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
 
     Raises:
         ValueError: something other than a regular file is at ``path``.
-        OSError: the folder or file cannot be written (naming ``path``); the temporary file is
-            removed and the previous file at ``path``, if any, is left intact. Whatever
-            ``write`` raises is re-raised the same way.
+        OSError: the folder or file cannot be written (naming ``path``), also when ``write``
+            hid the ``OSError`` of a failed write (a full disk) in another error; the
+            temporary file is removed and the previous file at ``path``, if any, is left
+            intact. Whatever ``write`` raises is re-raised the same way.
 
     Example:
         >>> import tempfile, os
@@ -86,7 +111,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
                                    dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                write(f)
+                writes = _Writes(f)
+                try:
+                    write(writes)
+                except Exception as err:
+                    if writes.error is None or writes.error is err:
+                        raise
+                    raise writes.error from err
             os.chmod(tmp, _default_mode())
             os.replace(tmp, path)
         except BaseException:
