@@ -156,6 +156,24 @@ def test_failed_and_killed_writes_leave_no_temporary_file(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(["out.bin", live.name])
 
 
+def test_crafted_temporary_names_neither_fail_nor_block_writes(tmp_path):
+    """A pid beyond the C pid_t made os.kill raise OverflowError; a directory (or a link)
+    named like a temporary file made every later write fail. A dead pid's regular file goes,
+    anything else with such a name stays."""
+    target = tmp_path / "o.vqc"
+    huge = tmp_path / f".o.vqc.{10**23 - 1}.x.tmp"
+    huge.write_bytes(b"half")
+    folder = tmp_path / f".o.vqc.{2**22 + 1}.y.tmp"
+    (folder / "inside").mkdir(parents=True)
+    link = tmp_path / f".o.vqc.{2**22 + 1}.z.tmp"
+    link.symlink_to(folder)
+    for content in (b"one", b"two"):
+        atomic_write(target, lambda f, c=content: f.write(c))
+        assert target.read_bytes() == content
+    assert sorted(os.listdir(tmp_path)) == sorted(["o.vqc", folder.name, link.name])
+    assert (folder / "inside").is_dir()
+
+
 def test_a_full_disk_exits_2_naming_path_and_cause(run, tmp_path, capsys, monkeypatch):
     import vqkit.io.atomic as atomic
 

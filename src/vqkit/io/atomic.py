@@ -4,7 +4,8 @@ An interrupted write (crash, Ctrl-C, full disk) leaves the previous file untouch
 half-written target. The new file gets the usual permissions (0666 minus the umask), not the
 0600 of ``tempfile.mkstemp``. The temporary file is ``.{name}.{pid}.{random}.tmp``: a failed
 write removes it, and the next write to the same target removes those a killed process
-(SIGKILL, power loss) left behind. A target that exists and is not a regular file (a device
+(SIGKILL, power loss) left behind (regular files only; a name that is no pid of a
+running process counts as dead). A target that exists and is not a regular file (a device
 node such as ``/dev/null``, a FIFO, a directory) is refused, never replaced.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -51,17 +53,29 @@ class _Writes:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs; a pid no process can have (beyond the C ``pid_t``) does
+    not."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:  # another user's live process
         return True
     return True
 
 
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
 def remove_stale_temporaries(path: Path) -> list[Path]:
     """Remove the temporary files of ``path`` that a process no longer running left behind.
+
+    Only regular files are removed: a directory, a symbolic link or a device with a temporary
+    file's name is left alone, as is a file that cannot be removed.
 
     Returns:
         the files removed.
@@ -74,8 +88,12 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
         return removed
     for tmp in candidates:
         match = pattern.fullmatch(tmp.name)
-        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
-            tmp.unlink(missing_ok=True)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))) \
+                and _regular(tmp):
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                continue
             removed.append(tmp)
     return removed
 
