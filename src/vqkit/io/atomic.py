@@ -48,8 +48,20 @@ class _Writes:
             self.error = self.error or err
             raise
 
-    def __getattr__(self, name: str):
-        return getattr(self._file, name)
+    def flush(self) -> None:
+        self._file.flush()
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def seekable(self) -> bool:
+        return self._file.seekable()
+
+    def writable(self) -> bool:
+        return True
 
 
 def _alive(pid: int) -> bool:
@@ -133,9 +145,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
                 try:
                     write(writes)
                 except Exception as err:
-                    if writes.error is None or writes.error is err:
+                    failed = writes.error
+                    if failed is None or failed is err:
                         raise
-                    raise writes.error from err
+                    raise OSError(failed.errno, failed.strerror, failed.filename) from err
             os.chmod(tmp, _default_mode())
             os.replace(tmp, path)
         except BaseException:
