@@ -155,6 +155,15 @@ def _fingerprint(path: str, x: Any) -> dict[str, Any]:
     return {"path": str(path), "shape": list(x.shape), "sha256": digest}
 
 
+def _sizes(args: argparse.Namespace) -> str:
+    """The size options of the command line, for an out-of-memory error."""
+    names = ("codebook_size", "bits", "levels", "num_codebooks", "codebook_dim", "batch")
+    options = vars(args)
+    given = [f"--{k.replace('_', '-')} {options[k]}" for k in names
+             if options.get(k) is not None]
+    return ", ".join(given) or "default sizes"
+
+
 def run(args: argparse.Namespace) -> int:
     """Train the quantizer the options describe on ``args.data`` (or continue ``--resume``)
     and write its checkpoint (and the ``--json`` results, the ``--plot`` curves).
@@ -167,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
             name; options that do not apply to the quantizer; or, resuming, other data, other
             settings or fewer ``--steps`` than the checkpoint has taken, or vectors of another
             dimension than its quantizer's; or training made the loss or the codewords
-            non-finite (the step is named).
+            non-finite (the step is named); the sizes would take more memory than
+            ``_budget.MAX_FIT_BYTES`` (4 GiB), or an allocation failed (the sizes are named).
         ValueError / OSError: an output (``-o``, ``--json``, ``--plot``) is the data file, not a
             regular file, in a missing or read-only folder (checked before training), or
             cannot be written (a full disk).
@@ -179,6 +189,11 @@ def run(args: argparse.Namespace) -> int:
     info = ddp.setup_from_env(device=args.device)
     try:
         return _fit(args, info)
+    except (MemoryError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "allocate" not in str(err):
+            raise
+        raise ValueError(f"fit ran out of memory ({_sizes(args)}): "
+                         f"{str(err).splitlines()[0] if str(err) else 'MemoryError'}") from err
     finally:
         ddp.cleanup()
 
@@ -194,6 +209,7 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
     from ...training.loop import Trainer
     from ...training.provenance import Run
     from ...training.seed import seed_global
+    from ._budget import check_fit_sizes
     from ._common import make_quantizer
 
     run_record = Run(command=getattr(args, "command_line", None), seeds=[])
@@ -217,6 +233,7 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
             )
         quantizer = checkpoint.quantizer.to(info.device)
     else:
+        check_fit_sizes(settings, data.shape[1])
         seed_global(settings["seed"], "construct")  # the same random codebooks on every rank
         quantizer = make_quantizer(settings, data.shape[1]).to(info.device)
     if quantizer.dim != data.shape[1]:
