@@ -16,6 +16,7 @@ import torch
 
 import vqkit
 from vqkit.cli.main import main
+from vqkit.data.vectors import load_vectors
 from vqkit.functional.kmeans import kmeans
 from vqkit.functional.search import nearest_neighbor
 from vqkit.io.atomic import atomic_write
@@ -419,3 +420,14 @@ def test_vqkit_load_reads_a_fit_checkpoint_and_info_knows_vqi_and_vqs(run, tmp_p
     capsys.readouterr()
     code, out, _ = _cli(capsys, "info", tmp_path / "x.vqi")
     assert code == 0 and ".vqi file (checksum ok)" in out and "30" in out
+
+
+@pytest.mark.parametrize("make", [lambda: torch.zeros(3, 8).to_sparse(),
+                                  lambda: {"vectors": torch.eye(4).to_sparse_csr()}])
+def test_a_sparse_tensor_file_is_refused(run, tmp_path, capsys, make):
+    path = tmp_path / "s.pt"
+    torch.save(make(), path)
+    with pytest.raises(ValueError, match="dense"):
+        load_vectors(path)
+    _one_line(_cli(capsys, "encode", run / "q.ckpt", path, tmp_path / "c.vqc"), str(path),
+              "layout torch.sparse", "dense (strided) tensors only")

@@ -93,6 +93,9 @@ def _read_pt(path: Path) -> Tensor:
             obj = tensors[0]
     if not isinstance(obj, Tensor):
         raise ValueError(f"{path} must hold a tensor, got {type(obj).__name__}")
+    if obj.layout != torch.strided:  # sparse or mkldnn: no dense view to read rows from
+        raise ValueError(f"{path} holds a tensor of layout {obj.layout}; vqkit reads dense "
+                         "(strided) tensors only")
     return obj
 
 
@@ -130,8 +133,8 @@ def load_vectors(
         FileNotFoundError: the file does not exist.
         IsADirectoryError: ``path`` is a directory.
         ValueError: unknown suffix, unreadable file (a ``.npy`` whose magic, header or size
-            is wrong), no vectors, wrong ``dim``, NaN or Inf; ``path`` is a FIFO, a device
-            or a symbolic-link loop.
+            is wrong; a ``.pt`` tensor that is sparse, not dense), no vectors, wrong ``dim``,
+            NaN or Inf; ``path`` is a FIFO, a device or a symbolic-link loop.
 
     Example:
         >>> import tempfile, os
