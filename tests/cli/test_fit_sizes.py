@@ -1,5 +1,6 @@
-"""Issue 16 review: ``vqkit fit`` refuses sizes it cannot hold, before building anything, and
-an allocation that fails anyway is one error line naming the sizes."""
+"""Issue 16 review: ``vqkit fit`` refuses sizes it cannot hold, before building anything; an
+allocation that fails anyway, or a bad setting, is one error line (the banner comes after the
+checks, and not at all with -q)."""
 
 from __future__ import annotations
 
@@ -63,8 +64,27 @@ def test_a_failed_allocation_is_one_line_naming_the_sizes(vqkit, vectors, tmp_pa
                            "frame #0")
 
     monkeypatch.setattr(fit, "fit_trainer", out_of_memory)
-    code, out, err = vqkit("fit", vectors, "--bits", "4", "--batch", "64", "-q", "-o",
-                           tmp_path / "q.ckpt")
-    err = "\n".join(line for line in err.splitlines() if not line.startswith("fit: "))
-    _one_line_error((code, out, err), "fit ran out of memory (--bits 4, --batch 64)",
-                    "can't allocate memory")
+    _one_line_error(vqkit("fit", vectors, "--bits", "4", "--batch", "64", "-q", "-o",
+                          tmp_path / "q.ckpt"),
+                    "fit ran out of memory (--bits 4, --batch 64)", "can't allocate memory")
+
+
+@pytest.mark.parametrize("options, needle", [
+    (("--lr", "nan"), "lr must be a finite number"),
+    (("--lr", "-1"), "got -1.0"),
+    (("--replace-threshold", "2"), "replacement threshold must be in [0, 1]"),
+])
+def test_fit_settings_are_refused_before_its_banner(vqkit, vectors, tmp_path, options, needle):
+    """Without -q too: the banner comes after the settings are checked."""
+    _one_line_error(vqkit("fit", vectors, "--bits", "3", *options, "-o", tmp_path / "q.ckpt"),
+                    needle)
+
+
+def test_fit_prints_its_banner_unless_quiet(vqkit, vectors, tmp_path):
+    args = ("fit", vectors, "--bits", "3", "--steps", "2", "--batch", "16", "-o",
+            tmp_path / "q.ckpt")
+    code, _, err = vqkit(*args)
+    assert code == 0 and err.startswith(
+        f"fit: VectorQuantizer on 600 x 6 vectors from {vectors}, steps 0 -> 2\n"), err
+    code, _, err = vqkit(*args, "-q")
+    assert code == 0 and "fit: " not in err, err

@@ -205,7 +205,7 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
     from ...training import ddp
     from ...training.checkpoint import load_checkpoint, save_checkpoint
     from ...training.evaluate import evaluate
-    from ...training.fit import fit_trainer, loop_record
+    from ...training.fit import fit_schedule, fit_trainer, loop_record
     from ...training.loop import Trainer
     from ...training.provenance import Run
     from ...training.seed import seed_global
@@ -246,7 +246,8 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
     for target in (out, args.json, args.plot):
         if target is not None:
             output_file(target, inputs=(args.data,))
-    if info.is_main:
+    fit_schedule(settings)  # refuses a bad --lr, --log-every, ... before the banner
+    if info.is_main and not args.quiet:  # -q: an error is the only line on stderr
         first = 0 if checkpoint is None else checkpoint.step
         print(f"fit: {type(quantizer).__name__} on {data.shape[0]} x {data.shape[1]} vectors "
               f"from {args.data}, steps {first} -> {settings['steps']}", file=sys.stderr)
