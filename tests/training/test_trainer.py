@@ -270,3 +270,21 @@ def test_a_quantizer_only_checkpoint_does_not_resume_a_model_and_model_only_runs
     assert back.quantizer is None and torch.equal(back.model["weight"], plain.weight.detach())
     with pytest.raises(ValueError, match="neither a quantizer nor a model"):
         save_checkpoint(Checkpoint(quantizer=None), tmp_path / "empty.ckpt")
+
+
+def test_a_non_finite_quantizer_state_stops_training_naming_it():
+    """The loss stays finite; the state check alone must find the NaN codeword."""
+    from vqkit.training.loop import TrainingDiverged
+
+    vq = VectorQuantizer(4, 8)
+
+    def poisoning(q, x):
+        result = summed_error_objective(q, x)
+        with torch.no_grad():
+            q.codebook.codewords[3, 1] = float("nan")
+        return result
+
+    t = Trainer(vq, RandomRows(_data(), 16, torch.Generator().manual_seed(0)),
+                Schedule(steps=5, log_every=5), objective=poisoning)
+    with pytest.raises(TrainingDiverged, match=r"step 1: the quantizer's codebook\.codewords"):
+        t.run()

@@ -303,8 +303,15 @@ class Trainer:
                                    f"{float(stats[0])} (try a lower learning rate)")
         if self.quantizer is None:
             return
-        for name, value in self.quantizer.state_dict().items():
-            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        states = [(name, value) for name, value in self.quantizer.state_dict().items()
+                  if value.is_floating_point() and value.numel()]
+        # One float64 sum per tensor and one host sync per step: a finite sum proves every
+        # element finite; only otherwise is each tensor searched, to name the one at fault.
+        sums = [value.detach().sum(dtype=torch.float64) for _, value in states]
+        if not sums or bool(torch.isfinite(torch.stack(sums)).all()):
+            return
+        for name, value in states:
+            if not bool(torch.isfinite(value).all()):
                 raise TrainingDiverged(f"training diverged at step {self.step}: the quantizer's "
                                        f"{name} became NaN or infinite (try a lower learning "
                                        "rate)")
