@@ -214,12 +214,13 @@ def _decoded_exact(q, g):
 
 
 def _simvq_separated_exact(q, g):
-    # As _separated_sum_exact, with stage m's map W = 100**-m I over a N(0, 1) basis.
+    # As _separated_sum_exact, with stage m's map W = 100**-m I, b = 0 over a N(0, 1) basis.
     device = q.codewords.device
     with torch.no_grad():
         for m, cb in enumerate(q.codebooks):
             cb.basis.copy_(torch.randn(cb.basis.shape, generator=g).to(device))
             cb.weight.copy_(torch.eye(cb.dim, device=device) * 100.0**-m)
+            cb.bias.zero_()
     idx = torch.randint(0, q.codebook_size, (6, 5, q.num_codebooks), generator=g)
     return q.decode(idx.to(device)).detach().clone()
 

@@ -43,13 +43,13 @@ def _x(n=64, seed=0, dim=D):
 
 
 # -- SimVQ --------------------------------------------------------------------------------------
-def test_simvq_codewords_are_basis_times_w_and_every_codeword_learns():
+def test_simvq_codewords_are_basis_times_w_plus_b_and_every_codeword_learns():
     torch.manual_seed(0)
     vq = VectorQuantizer(D, K, estimator=NoiseSubstitution(), init="normal",
                          parameterisation=SimVQ())
     cb = vq.codebook
-    assert not cb.basis.requires_grad and cb.weight.requires_grad
-    assert [n for n, _ in vq.named_parameters()] == ["codebook.weight"]
+    assert not cb.basis.requires_grad and cb.weight.requires_grad and cb.bias.requires_grad
+    assert [n for n, _ in vq.named_parameters()] == ["codebook.weight", "codebook.bias"]
     before = vq.codewords.detach().clone()
     opt = torch.optim.SGD(vq.parameters(), lr=0.1)
     x = _x(4, 11)  # four vectors pick at most four codewords...
@@ -59,20 +59,50 @@ def test_simvq_codewords_are_basis_times_w_and_every_codeword_learns():
     after = vq.codewords.detach()
     # ...yet every codeword moved: they share W (the point of SimVQ).
     assert bool(((after - before).abs().sum(dim=1) > 0).all())
-    oracle = cb.basis.double() @ cb.weight.detach().double()
+    oracle = cb.basis.double() @ cb.weight.detach().double() + cb.bias.detach().double()
     torch.testing.assert_close(after.double(), oracle, rtol=1e-6, atol=1e-7)
-    assert "codebook.basis" in vq.state_dict() and "codebook.weight" in vq.state_dict()
+    assert {"codebook.basis", "codebook.weight", "codebook.bias"} <= set(vq.state_dict())
 
 
-def test_simvq_kmeans_fits_w_by_least_squares_and_refuses_replacement():
+def test_simvq_without_bias_is_basis_times_w():
+    vq = VectorQuantizer(D, K, parameterisation=SimVQ(bias=False))
+    cb = vq.codebook
+    assert cb.bias is None and [n for n, _ in vq.named_parameters()] == ["codebook.weight"]
+    torch.testing.assert_close(vq.codewords.double(),
+                               cb.basis.double() @ cb.weight.detach().double())
+    with pytest.raises(TypeError, match="bias must be a bool"):
+        SimVQ(bias=1)
+
+
+def test_simvq_initialisation_follows_the_papers_code():
+    # [zhu2024simvq]'s released code: basis ~ N(0, 1/d), frozen; the map is nn.Linear(d, d)'s
+    # default initialisation, U(-1/sqrt(d), 1/sqrt(d)) for the weight and the bias.
+    torch.manual_seed(0)
+    d, k = 16, 4096
+    cb = VectorQuantizer(d, k, parameterisation=SimVQ(), init="uniform").codebook
+    assert abs(float(cb.basis.std()) - d**-0.5) < 0.02 * d**-0.5
+    assert abs(float(cb.basis.mean())) < 0.01
+    bound = d**-0.5
+    for p in (cb.weight.detach(), cb.bias.detach()):
+        assert float(p.abs().max()) <= bound and float(p.abs().max()) > 0.8 * bound
+    assert abs(float(cb.weight.detach().std()) - bound / 3**0.5) < 0.15 * bound / 3**0.5
+    # Not the identity and not the codebook's init: the codewords are a small cloud.
+    assert not torch.allclose(cb.weight, torch.eye(d))
+    assert float(cb.effective_codewords().detach().std()) < 0.5
+
+
+def test_simvq_kmeans_fits_w_and_b_by_least_squares_and_refuses_replacement():
     torch.manual_seed(0)
     vq = VectorQuantizer(D, K, parameterisation=SimVQ(), init="normal")
-    samples = _x(400, 1) * 3
+    samples = _x(400, 1) * 3 + 5.0  # off-centre: the offset b is needed
     vq.init_codebook_(samples, generator=torch.Generator().manual_seed(0))
     centres = kmeans(
         samples, K, iters=50, generator=torch.Generator().manual_seed(0))
-    w = torch.linalg.lstsq(vq.codebook.basis.double(), centres.double()).solution
-    torch.testing.assert_close(vq.codebook.weight.double(), w, rtol=1e-5, atol=1e-6)
+    basis = vq.codebook.basis.double()
+    design = torch.cat([basis, torch.ones(K, 1, dtype=torch.float64)], dim=1)
+    solution = torch.linalg.lstsq(design, centres.double()).solution
+    torch.testing.assert_close(vq.codebook.weight.double(), solution[:D], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(vq.codebook.bias.double(), solution[D], rtol=1e-5, atol=1e-6)
     vq.train()(samples[:32])
     with pytest.raises(ValueError, match="SimVQ cannot replace dead codes.*shared map W"):
         vq.replace_dead_codes_(0.5)
@@ -98,8 +128,11 @@ def test_simvq_residual_kmeans_chain_subtracts_the_fit():
     residual = samples - c1[nearest_neighbor(samples, c1)[1][:, 0]]
     stage2 = kmeans(
         residual, 8, iters=50, generator=_generator_after_first_stage(samples))
-    w2 = torch.linalg.lstsq(rvq.codebooks[1].basis.double(), stage2.double()).solution
-    torch.testing.assert_close(rvq.codebooks[1].weight.double(), w2, rtol=1e-4, atol=1e-5)
+    cb2 = rvq.codebooks[1]
+    design = torch.cat([cb2.basis.double(), torch.ones(8, 1, dtype=torch.float64)], dim=1)
+    fit = torch.linalg.lstsq(design, stage2.double()).solution
+    torch.testing.assert_close(cb2.weight.double(), fit[:D], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(cb2.bias.double(), fit[D], rtol=1e-4, atol=1e-5)
 
 
 def _generator_after_first_stage(samples):

@@ -1,6 +1,6 @@
 """Codebooks: the (K, D) codeword matrix, its usage counters, how it learns and how it is made.
 
-How the codewords are made (a free matrix, SimVQ's ``B W``, l2-normalised rows, a factorised
+How the codewords are made (a free matrix, SimVQ's ``B W + b``, l2-normalised rows, a factorised
 low-dimensional codebook) is a :class:`~vqkit.parameterisations.CodebookParameterisation`
 held by the :class:`Codebook`. How a codebook learns is a strategy object:
 
@@ -288,7 +288,7 @@ class Codebook(nn.Module):
 
         Returns:
             What the rows stand for now: ``values`` as given for free rows (before any
-            rounding to the codebook's dtype), SimVQ's least-squares fit ``(B W)[rows]``.
+            rounding to the codebook's dtype), SimVQ's least-squares fit ``(B W + b)[rows]``.
 
         Raises:
             ValueError: the parameterisation cannot overwrite these rows (SimVQ: fewer

@@ -8,9 +8,10 @@ search, the estimator and the EMA statistics run against the effective ``(K, d)`
 and maps the code back (``from_code``):
 
 - :class:`Direct`: a free ``(K, D)`` matrix, code space = data space (the default).
-- :class:`SimVQ` ([zhu2024simvq] eq. (6)): ``C = B W`` with a frozen random basis ``B (K, D)``
-  (a buffer) and a learned linear map ``W (D, D)``; every codeword moves with every update of
-  ``W``, the paper's cure for codebook collapse. Code space = data space.
+- :class:`SimVQ` ([zhu2024simvq] eq. (6)): ``C = B W + b`` with a frozen random basis
+  ``B (K, D)`` (a buffer) and a learned linear map ``W (D, D)``, ``b (D,)``; every codeword
+  moves with every update of ``W``, the paper's cure for codebook collapse. Code space = data
+  space.
 - :class:`Cosine` ([yu2022vitvqgan] §3.2): inputs and codewords l2-normalised, so the nearest
   codeword is the one of largest cosine similarity (``||u - v||^2 = 2 - 2 cos`` on the sphere).
 - :class:`Factorised` ([yu2022vitvqgan] §3.2, "factorized codes"): a learned projection
@@ -29,7 +30,7 @@ How they combine with the other axes (each refusal is a ``ValueError`` from the 
   codebook (the rows live in the projected space); refused for :class:`SimVQ`, whose rows are
   tied through ``W`` and learned by gradient only;
 - k-means initialisation fits the code-space vectors (normalised, or projected); for
-  :class:`SimVQ` it sets ``W`` to the least-squares solution of ``B W = centres``; dead-code
+  :class:`SimVQ` it sets ``W, b`` to the least-squares solution of ``B W + b = centres``; dead-code
   replacement overwrites rows in the code space and is refused for :class:`SimVQ` (a row cannot
   move alone; the shared map is what keeps SimVQ's codes alive);
 - the sum-type quantizers (:class:`~vqkit.ResidualVQ`, :class:`~vqkit.AdditiveVQ`) take only
@@ -121,24 +122,43 @@ class Direct(CodebookParameterisation):
 
 @PARAMETERISATIONS.register(aliases=("simvq", "linear"))
 class SimVQ(CodebookParameterisation):
-    """SimVQ ([zhu2024simvq] eq. (6)): codewords ``C = B W``, ``B`` frozen, ``W`` learned.
+    """SimVQ ([zhu2024simvq] eq. (6)): codewords ``C = B W + b``, ``B`` frozen, ``W, b`` learned.
 
-    ``B (K, D)`` is the codebook's initial codewords kept as a buffer ``basis``; ``W (D, D)``
-    is the parameter ``weight``, initialised to the identity (so the initial codewords are the
-    same as a :class:`Direct` codebook's). A gradient reaching any codeword updates ``W`` and
-    so every codeword, which is why SimVQ does not collapse. The paper maps with
-    ``nn.Linear`` (no bias is needed: ``B W`` spans the codewords).
+    ``B (K, d)`` is a frozen random basis, the buffer ``basis``, drawn N(0, 1/d) as in the
+    paper's released code (the quantizer's ``init`` does not apply to it); ``W (d, d)`` is the
+    parameter ``weight`` and ``b (d,)`` the parameter ``bias`` (with ``bias=True``, as the
+    paper's ``nn.Linear``), both initialised as ``nn.Linear(d, d)`` is (U(-1/sqrt(d),
+    1/sqrt(d))), so the initial codewords are a small cloud around the origin and move
+    together. A gradient reaching any codeword updates ``W`` (and ``b``) and so every codeword,
+    which is why SimVQ does not collapse. Data initialisation (k-means) fits ``W, b`` by least
+    squares.
+
+    On the codebook-usage reproduction (``vqkit reproduce codebook-usage``) this initialisation
+    keeps more codes alive than a unit-variance basis with ``W = I`` (docs/results.md).
+
+    Args:
+        bias: learn the offset ``b`` (default True, the paper's code); False gives ``C = B W``.
 
     Raises:
+        TypeError: ``bias`` is not a bool.
         ValueError: (:meth:`check_learning`) with EMA learning; (:meth:`check_rows_writable`)
             on dead-code replacement.
 
     Example:
         >>> from vqkit import VectorQuantizer
         >>> vq = VectorQuantizer(4, 8, parameterisation=SimVQ())
-        >>> torch.equal(vq.codewords, vq.codebook.basis @ vq.codebook.weight)
+        >>> cb = vq.codebook
+        >>> torch.allclose(vq.codewords, cb.basis @ cb.weight + cb.bias)
         True
     """
+
+    def __init__(self, bias: bool = True) -> None:
+        if not isinstance(bias, bool):
+            raise TypeError(f"bias must be a bool, got {bias!r}")
+        self.bias = bias
+
+    def config(self) -> dict[str, Any]:
+        return {"bias": self.bias}
 
     def check_learning(self, learning: CodebookLearning) -> None:
         """Refuse EMA learning.
@@ -149,7 +169,7 @@ class SimVQ(CodebookParameterisation):
         if not learning.trained_by_gradient:
             raise ValueError(
                 f"SimVQ cannot be learned by {learning!r}: EMA moves free codeword rows, and "
-                "SimVQ's rows are B W with B frozen; W is learned by gradient only "
+                "SimVQ's rows are B W + b with B frozen; W, b are learned by gradient only "
                 "([zhu2024simvq])")
 
     def check_rows_writable(self) -> None:
@@ -160,23 +180,34 @@ class SimVQ(CodebookParameterisation):
         """
         raise ValueError(
             "SimVQ cannot replace dead codes: its codewords are tied through the shared map W "
-            "(C = B W, B frozen), so one row cannot be overwritten alone; SimVQ keeps codes "
+            "(C = B W + b, B frozen), so one row cannot be overwritten alone; SimVQ keeps codes "
             "alive by updating W with every gradient ([zhu2024simvq]); train without replacement")
 
     def register_state_(self, codebook: Codebook, initial: Tensor, trained: bool) -> None:
-        codebook.register_buffer("basis", initial)
-        codebook.weight = nn.Parameter(torch.eye(initial.shape[1]))
+        size, dim = initial.shape
+        basis = torch.randn(size, dim, dtype=initial.dtype, device=initial.device)
+        codebook.register_buffer("basis", basis * dim**-0.5)
+        layer = nn.Linear(dim, dim, bias=self.bias, dtype=initial.dtype, device=initial.device)
+        codebook.weight = nn.Parameter(layer.weight.detach().T.contiguous())
+        codebook.register_parameter(
+            "bias", nn.Parameter(layer.bias.detach()) if self.bias else None)
 
     def codewords(self, codebook: Codebook) -> Tensor:
-        return codebook.basis @ codebook.weight
+        if codebook.bias is None:
+            return codebook.basis @ codebook.weight
+        return torch.addmm(codebook.bias, codebook.basis, codebook.weight)
 
     def write_rows_(self, codebook: Codebook, rows: Tensor, values: Tensor) -> Tensor:
-        # All K rows at once (k-means initialisation): the least-squares W of B W = values.
+        # All K rows at once (k-means initialisation): the least-squares W, b of B W + b = values.
         if rows.numel() != codebook.codebook_size:
             self.check_rows_writable()
-        basis = codebook.basis.double()[rows]
-        solution = torch.linalg.lstsq(basis.cpu(), values.double().cpu()).solution
-        codebook.weight.copy_(solution.to(codebook.weight))
+        design = codebook.basis.double()[rows].cpu()
+        if codebook.bias is not None:
+            design = torch.cat([design, torch.ones(len(design), 1, dtype=design.dtype)], dim=1)
+        solution = torch.linalg.lstsq(design, values.double().cpu()).solution
+        codebook.weight.copy_(solution[:codebook.weight.shape[0]].to(codebook.weight))
+        if codebook.bias is not None:
+            codebook.bias.copy_(solution[-1].to(codebook.bias))
         return self.codewords(codebook)[rows].to(values)
 
 

@@ -265,7 +265,7 @@ class MultiCodebookQuantizer(Quantizer):
         Sum-type quantizers fit codebook ``m`` to the residual left by codebooks ``< m``
         (greedy assignment), product VQ fits each codebook to its sub-vectors (in the code
         space of its parameterisation). A SimVQ codebook gets the least-squares ``W`` of
-        ``B W = centres``, and the next residual is what its codewords leave. Under DDP every
+        ``B W + b = centres``, and the next residual is what its codewords leave. Under DDP every
         rank passes its own samples and all ranks end with the same codebooks.
 
         Args:

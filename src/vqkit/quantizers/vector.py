@@ -165,7 +165,7 @@ class VectorQuantizer(Quantizer):
     ) -> None:
         """Set the codewords to k-means++ / Lloyd centroids of ``samples``
         ([arthur2007kmeanspp]), in the code space (normalised or projected samples; for
-        SimVQ, ``W`` becomes the least-squares fit of ``B W`` to the centroids).
+        SimVQ, ``W`` becomes the least-squares fit of ``B W + b`` to the centroids).
 
         Under DDP each rank passes its own samples and all ranks end with the same codebook.
 
