@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("quantizers", ("quantizers", "space_filling")),
     ("io", ("io", "__init__")),
     ("interpret/privacy/data", ("interpret", "privacy", "data", "progress", "plotting",
-                                "reporting")),
+                                "reporting", "doc_numbers")),
     ("training", ("training",)),
     ("apps/experiments", ("apps", "experiments")),
     ("cli", ("cli", "__main__")),

@@ -112,3 +112,27 @@ def test_occurrence_normalisation_on_gaussians_beats_vq():
 def test_occurrence_normalise_rejects_plain_vq():
     with pytest.raises(TypeError, match="SpaceFillingVQ"):
         occurrence_normalise(VectorQuantizer(4, 8), torch.randn(20, 4))
+
+
+def test_occurrence_normalise_oracle_on_a_known_curve():
+    """Data lying on a hand-set U-shaped curve: every projection is the point itself, so the
+    codewords must be the means of equal chunks of the points sorted by their arc position t
+    (a sort by segment only, by lambda only, or from the far end gives other codewords)."""
+    from vqkit import SpaceFillingVQ
+
+    corners = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    sf = SpaceFillingVQ(2, 4).eval()
+    with torch.no_grad():
+        sf.codebook.corners[:4] = corners
+    gen = torch.Generator().manual_seed(0)
+    t = 3.0 * torch.rand(999, generator=gen).pow(2)  # skewed density along the curve
+    seg = t.floor().long().clamp(max=2)
+    lam = (t - seg).unsqueeze(1)
+    x = (1 - lam) * corners[seg] + lam * corners[seg + 1]
+    vq = occurrence_normalise(sf, x, codebook_size=6)
+    chunks = torch.tensor_split(x[t.argsort()], 6)  # sizes 167, 167, 167, 166, 166, 166
+    expected = torch.stack([c.mean(0) for c in chunks])
+    torch.testing.assert_close(vq.codewords, expected, atol=1e-5, rtol=0)
+    # Nearest-codeword cells are not the chunks, but close to them on this curve.
+    counts = torch.bincount(vq.encode(x), minlength=6)
+    assert counts.min() > 100 and counts.max() < 240

@@ -11,18 +11,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ...doc_numbers import baseline_line, read_baseline, refresh, unmarked_numbers
 from ...reporting import format_value, markdown_table
 
 NAME = "report"
-HELP = "rebuild docs/results.md and its plots from results/*.json"
+HELP = "rebuild docs/results.md and the numbers quoted in the docs from results/*.json"
 DESCRIPTION = """\
 Rebuild docs/results.md from the JSON files in results/: one section per registered
 reproduction (the report of its REPRODUCTION), a section for the benchmark files
 (results/bench_*.json), one for `vqkit fit` runs (results/fit_*.json), whose training-curve
 plots are drawn if missing, and a table of every other JSON file no reproduction claims.
 Every number in the document is read from a file in results/; the output is deterministic
-(no dates), so rebuilding from the same files gives the same bytes.
-`--check` only compares and exits 1 when the document is out of date.
+(no dates), so rebuilding from the same files gives the same bytes. It then refreshes the
+other documents (README.md and docs/*.md): every marked number
+(<!-- result: FILE EXPR FORMAT -->TEXT<!-- /result -->) and every generated section
+(<!-- results-section: NAME --> ... <!-- /results-section -->) is rewritten from the JSON.
+`--check` writes nothing and exits 1 when a document is out of date, a marker cannot be read,
+or a measured number is unmarked and not in docs/unmarked_numbers.tsv (see
+docs/architecture.md, "Numbers in the documents").
 
 examples:
   vqkit report
@@ -50,6 +56,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check", action="store_true",
                    help="do not write; exit 1 if the document differs from a rebuild")
 
+
+#: Beside the documents: the unmarked numbers known when the check began, one per line
+#: (``DOC<TAB>NUMBER<TAB>SENTENCE``). ``--check`` tolerates them; it fails on any other
+#: unmarked number and on a line whose number is gone (remove the line when you mark it).
+BASELINE = "unmarked_numbers.tsv"
+#: Documents that quote no measurements (the bibliography: page numbers, years).
+NOT_CLAIMS = ("references.md",)
 
 #: Rows shown of a generic table (the rest is counted, and stays in the JSON).
 MAX_ROWS = 40
@@ -111,13 +124,14 @@ def _render(results: Any) -> list[str]:
     return lines
 
 
-def _fit_section(path: Path, data: dict[str, Any], docs_dir: Path) -> list[str]:
-    from ...plotting import training_curves
-
+def _fit_section(path: Path, data: dict[str, Any], docs_dir: Path, *, draw: bool
+                 ) -> list[str]:
     res = data["results"]
     s, final = res["settings"], res["final"]
     curves = path.with_name(path.stem + "_curves.png")
-    if not curves.exists() and res.get("history"):
+    if draw and not curves.exists() and res.get("history"):
+        from ...plotting import training_curves
+
         training_curves(res["history"], curves, title=f"{res['quantizer']} ({path.stem})")
     load = res.get("load_average_1min", {})
     rows = [{
@@ -153,45 +167,63 @@ def _fix_links(text: str, results_dir: Path, docs_dir: Path) -> str:
     return _IMAGE.sub(fix, text)
 
 
-def build(results_dir: Path, out: Path) -> tuple[str, list[str]]:
-    """The Markdown of docs/results.md, and the problems found (missing files or plots)."""
+def sections(results_dir: Path, docs_dir: Path, *, draw: bool = True
+             ) -> tuple[dict[str, str], list[str]]:
+    """The sections of docs/results.md by name (a reproduction's name, or the JSON file name
+    of a benchmark, fit or other file), in the document's order, and the problems found.
+    ``draw``: draw the missing training-curve plots of fit files (never with ``--check``)."""
     from ...experiments import registry
 
-    results_dir, docs_dir = Path(results_dir), Path(out).parent
+    results_dir, docs_dir = Path(results_dir), Path(docs_dir)
     problems: list[str] = []
-    parts = [HEADER]
+    out: dict[str, str] = {}
     reg = registry()
     for name, rep in reg.items():
         missing = [f for f in rep.result_files if not (results_dir / f).exists()]
         if missing:
-            parts.append(f"## {name}\n\n_Not run yet: `vqkit reproduce {name}` writes "
+            out[name] = (f"## {name}\n\n_Not run yet: `vqkit reproduce {name}` writes "
                          f"{', '.join(f'`results/{f}`' for f in missing)}._\n")
             problems.append(f"{name}: missing {', '.join(missing)}")
             continue
         section = _fix_links(rep.report(results_dir), results_dir, docs_dir)
-        parts.append(section.rstrip() + "\n")
+        out[name] = section.rstrip() + "\n"
     claimed = {f for rep in reg.values() for f in rep.result_files}
-    bench = sorted(p for p in results_dir.glob("bench_*.json") if p.name not in claimed)
-    if bench:
-        parts.append("## Benchmarks\n")
-        for path in bench:
-            parts.append("\n".join(_generic(path.name, json.loads(path.read_text()))))
-    fits = sorted(p for p in results_dir.glob("fit_*.json") if p.name not in claimed)
-    if fits:
-        parts.append("## Command-line runs (`vqkit fit`)\n")
-        for path in fits:
-            parts.append("\n".join(_fit_section(path, json.loads(path.read_text()), docs_dir)))
-    others = sorted(p for p in results_dir.glob("*.json") if p.name not in claimed
-                    and not p.name.startswith(("bench_", "fit_")))
-    if others:
-        parts.append("## Other results\n")
-        for path in others:
-            parts.append("\n".join(_generic(path.name, json.loads(path.read_text()))))
+    files = sorted(p for p in results_dir.glob("*.json") if p.name not in claimed)
+    for path in [p for p in files if p.name.startswith("bench_")]:
+        out[path.name] = "\n".join(_generic(path.name, json.loads(path.read_text())))
+    for path in [p for p in files if p.name.startswith("fit_")]:
+        out[path.name] = "\n".join(
+            _fit_section(path, json.loads(path.read_text()), docs_dir, draw=draw))
+    for path in [p for p in files if not p.name.startswith(("bench_", "fit_"))]:
+        out[path.name] = "\n".join(_generic(path.name, json.loads(path.read_text())))
+    return out, problems
+
+
+#: The group headings of the files that no reproduction claims, by name prefix.
+_GROUPS = (("bench_", "## Benchmarks\n"), ("fit_", "## Command-line runs (`vqkit fit`)\n"),
+           ("", "## Other results\n"))
+
+
+def build(results_dir: Path, out: Path, *, draw: bool = True
+          ) -> tuple[str, list[str], dict[str, str]]:
+    """The Markdown of docs/results.md, the problems found (missing files or plots), and its
+    sections by name (see :func:`sections`)."""
+    docs_dir = Path(out).parent
+    parts_by_name, problems = sections(results_dir, docs_dir, draw=draw)
+    parts = [HEADER]
+    heading = None
+    for name, section in parts_by_name.items():
+        if name.endswith(".json"):
+            group = next(h for prefix, h in _GROUPS if name.startswith(prefix))
+            if group != heading:
+                parts.append(group)
+                heading = group
+        parts.append(section)
     text = "\n".join(parts).rstrip() + "\n"
     for link in _IMAGE.findall(text):
         if not (docs_dir / link).exists():
             problems.append(f"plot {link} (relative to {docs_dir}) does not exist")
-    return text, problems
+    return text, problems, parts_by_name
 
 
 def _write(path: Path, text: str) -> None:
@@ -200,9 +232,25 @@ def _write(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def documents(out: Path) -> list[Path]:
+    """The documents whose markers ``vqkit report`` refreshes: the README beside the docs
+    folder of ``out`` and every other Markdown file of that folder."""
+    docs_dir = Path(out).parent
+    readme = docs_dir.parent / "README.md"
+    docs = sorted(p for p in docs_dir.glob("*.md") if p.resolve() != Path(out).resolve())
+    return ([readme] if readme.is_file() else []) + docs
+
+
+def _diff(old: str, new: str, name: str) -> str:
+    diff = difflib.unified_diff(old.splitlines(), new.splitlines(), name, "rebuilt",
+                                lineterm="", n=1)
+    return "\n".join(list(diff)[:40])
+
+
 def run(args: argparse.Namespace) -> int:
-    """Rebuild ``args.out`` from the results JSON in ``args.results`` (with ``--check``: only
-    compare, and return 1 when it is out of date).
+    """Rebuild ``args.out`` from the results JSON in ``args.results`` and refresh the marked
+    numbers and generated sections of the other documents (with ``--check``: write nothing,
+    and return 1 when anything is out of date, unreadable, or a measured number is unmarked).
 
     Raises:
         FileNotFoundError: the results folder does not exist.
@@ -210,19 +258,41 @@ def run(args: argparse.Namespace) -> int:
     results_dir, out = Path(args.results), Path(args.out)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"no results folder: {results_dir}")
-    text, problems = build(results_dir, out)
+    text, problems, parts = build(results_dir, out, draw=not args.check)
     for problem in problems:
         print(f"vqkit report: warning: {problem}", file=sys.stderr)
+    refreshed = {out: (out.read_text() if out.exists() else "", text, [])}
+    root = out.parent.parent
+    known = read_baseline(out.parent / BASELINE)
+    seen: set[tuple[str, str, str]] = set()
+    errors: list[str] = []
+    for doc in documents(out):
+        old = doc.read_text()
+        new, doc_problems = refresh(old, results_dir, parts)
+        errors += [f"{doc}:{p.line}: {p.message}" for p in doc_problems]
+        name = doc.relative_to(root).as_posix()
+        for number in [] if doc.name in NOT_CLAIMS else unmarked_numbers(new):
+            key = tuple(baseline_line(name, number).split("\t"))
+            seen.add(key)
+            if key not in known:
+                errors.append(f"{doc}:{number.line}: {number.message}")
+        refreshed[doc] = (old, new, doc_problems)
+    errors += [f"{out.parent / BASELINE}: no longer in the documents (remove the line): "
+               f"{doc}: {number!r} in {sentence[:80]}"
+               for doc, number, sentence in sorted(known - seen)]
+    for error in errors:
+        print(f"vqkit report: {error}", file=sys.stderr)
+    stale = [doc for doc, (old, new, _) in refreshed.items() if old != new]
     if args.check:
-        old = out.read_text() if out.exists() else ""
-        if old != text:
-            diff = difflib.unified_diff(old.splitlines(), text.splitlines(), str(out), "rebuilt",
-                                        lineterm="", n=1)
-            print("\n".join(list(diff)[:40]))
-            print(f"{out} is out of date: run `vqkit report`", file=sys.stderr)
+        for doc in stale:
+            print(_diff(refreshed[doc][0], refreshed[doc][1], str(doc)))
+            print(f"{doc} is out of date: run `vqkit report`", file=sys.stderr)
+        if stale or errors:
             return 1
-        print(f"{out} is up to date")
+        print(f"{out} and {len(refreshed) - 1} other documents are up to date "
+              f"({len(known)} known unmarked numbers in {BASELINE})")
         return 0
-    _write(out, text)
-    print(f"wrote {out} ({len(text.splitlines())} lines)")
+    for doc in dict.fromkeys([out, *stale]):
+        _write(doc, refreshed[doc][1])
+        print(f"wrote {doc} ({len(refreshed[doc][1].splitlines())} lines)")
     return 0
