@@ -38,7 +38,7 @@ from vqkit import (
     StraightThrough,
     VectorQuantizer,
 )
-from vqkit.functional.beam import _smallest
+from vqkit.functional.beam_select import smallest as _smallest
 from vqkit.quantizers import ChannelsFirst
 from vqkit.quantizers.application import PerStage
 from vqkit.quantizers.dropout import BatchDepth, ExampleDepth, FractionDepth

@@ -15,6 +15,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..types import Progress
+from .beam_select import smallest as _smallest
+from .beam_select import smallest_blocked
+from .beam_tables import ResidualTables
+from .chunks import chunk_slices
 from .search import DEFAULT_CHUNK_ELEMENTS
 
 #: Largest pool (M K rows) squared for which additive beam search uses the codeword Gram
@@ -23,6 +28,9 @@ from .search import DEFAULT_CHUNK_ELEMENTS
 LUT_ELEMENTS = 1 << 24
 #: ... and only above this dimension, where the D-dimensional products dominate.
 LUT_MIN_DIM = 128
+#: Candidates (vectors x beams x codewords) per chunk of the residual table search: 4 MiB of
+#: fp32; measured on one CPU thread, smaller chunks lose to the per-step overhead.
+CACHE_ELEMENTS = 1 << 20
 
 # Multipliers of the hash that identifies a set of codewords reached in different orders,
 # used when the exact mixed-radix key would not fit in 63 bits.
@@ -64,57 +72,14 @@ def _distances(r: Tensor, c: Tensor, c_sq: Tensor) -> tuple[Tensor, Tensor]:
     return dist.reshape(n, b, -1), flat.pow(2).sum(dim=1).reshape(n, b, 1)
 
 
-def _smallest(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """The ``k`` smallest entries along the last axis, ascending, ties to the lowest index.
-
-    Equal to a stable full sort cut at ``k``, but uses ``topk`` (O(n) rather than a full sort):
-    the set is unambiguous unless the k-th and (k+1)-th values tie, and such rows (rare) are
-    redone with the stable sort. Selecting those rows has a data-dependent shape, so while
-    compiling (``torch.compile``, ``torch.export``) :func:`_smallest_keyed` is used instead:
-    the same result with fixed shapes, at the cost of building an int64 key per entry.
-    """
-    n = d.shape[-1]
-    if k >= n or k * 8 > n:
-        vals, idx = torch.sort(d, dim=-1, stable=True)
-        return vals[..., :k], idx[..., :k]
-    if torch.compiler.is_compiling():
-        return _smallest_keyed(d, k)
-    vals, idx = torch.topk(d, k + 1, dim=-1, largest=False, sorted=True)
-    ambiguous = vals[..., k - 1] == vals[..., k]
-    vals, idx = vals[..., :k], idx[..., :k]
-    # Order ties by index: sort by index, then stably by value.
-    idx, perm = torch.sort(idx, dim=-1)
-    vals, perm = torch.sort(vals.gather(-1, perm), dim=-1, stable=True)
-    idx = idx.gather(-1, perm)
-    if bool(ambiguous.any()):
-        rows = ambiguous.nonzero(as_tuple=True)
-        sv, si = torch.sort(d[rows], dim=-1, stable=True)
-        vals[rows], idx[rows] = sv[..., :k], si[..., :k]
-    return vals, idx
-
-
-def _smallest_keyed(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """:func:`_smallest` of fp32 ``d`` with fixed shapes: ``topk`` of one int64 key per entry
-    that orders by value, then by index, which is the order of a stable sort.
-
-    The key is the float's bit pattern made monotone (negative floats have their magnitude
-    bits flipped) times ``n`` plus the index; ``+ 0.0`` first turns -0.0 into +0.0, which a
-    sort treats as equal.
-    """
-    n = d.shape[-1]
-    bits = (d + 0.0).view(torch.int32).to(torch.long)
-    ordered = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
-    key = ordered * n + torch.arange(n, device=d.device)
-    _, idx = torch.topk(key, k, dim=-1, largest=False, sorted=True)
-    return d.gather(-1, idx), idx
-
-
 def residual_beam_search(
     x: Tensor,
     codebooks: Sequence[Tensor],
     width: int,
     *,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    use_lut: bool | None = None,
+    progress: Progress | None = None,
 ) -> Tensor:
     """Stage-ordered beam search of residual (multi-stage) VQ.
 
@@ -129,6 +94,13 @@ def residual_beam_search(
         codebooks: M codeword matrices ``(K_m, D)``, searched in this order.
         width: W, the partial tuples kept between stages.
         chunk_elements: bound on the distances held at once.
+        use_lut: score the candidates from precomputed inner products
+            (:class:`~vqkit.functional.beam_tables.ResidualTables`, FAISS's beam look-up
+            table) instead of a ``D``-dimensional product per beam and codeword; ``None``
+            (default) uses them when the ``(P, P)`` table of the ``P = sum K_m`` codewords
+            has at most :data:`LUT_ELEMENTS` entries and the search is long enough to repay
+            it (``N W M >= P``). Both give the same search up to fp32 rounding.
+        progress: called as ``progress(rows_done, N, {})`` after each chunk of vectors.
 
     Returns:
         ``(N, M)`` int64 indices, one per codebook.
@@ -143,9 +115,17 @@ def residual_beam_search(
         [[1, 1]]
     """
     _check(x, codebooks, width)
-    n, dim = x.shape
-    widest = width * max(c.shape[0] for c in codebooks)
+    n = x.shape[0]
+    sizes = [c.shape[0] for c in codebooks]
+    pool = sum(sizes)
+    if use_lut is None:
+        # The tables cost about P^2 D / 2 products once; the direct search W K D per vector
+        # and stage more than the look-ups.
+        use_lut = pool * pool <= LUT_ELEMENTS and n * width * len(sizes) >= pool
+    widest = width * max(sizes)
     rows = max(1, chunk_elements // max(widest, 1))
+    if use_lut:  # bounded chunks keep the (rows, W, K) candidates near the core
+        rows = min(rows, max(1, CACHE_ELEMENTS // widest))
     out = torch.empty(n, len(codebooks), dtype=torch.long, device=x.device)
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
         books = [c.detach().float() for c in codebooks]
@@ -154,31 +134,43 @@ def residual_beam_search(
         # origin (see vqkit.functional.search).
         centre = books[0].mean(dim=0)
         books[0] = books[0] - centre
-        norms = [c.pow(2).sum(dim=1) for c in books]
         xf = x.detach().float() - centre
-        for start in range(0, n, rows):
-            xs = xf[start : start + rows]
-            ns = xs.shape[0]
-            partial = xs.new_zeros(ns, 1, dim)
-            paths = torch.empty(ns, 1, 0, dtype=torch.long, device=x.device)
-            for m, (c, c_sq) in enumerate(zip(books, norms, strict=True)):
-                size = c.shape[0]
-                d, r_sq = _distances(xs[:, None, :] - partial, c, c_sq)
-                beams = d.shape[1]
-                keep = 1 if m == len(books) - 1 else min(width, beams * size)
-                # The best `keep` overall are among each beam's best `keep`.
-                vals, code = _smallest(d, min(keep, size))  # (ns, B, k)
-                vals = (vals + r_sq).reshape(ns, -1)
-                _, pos = _smallest(vals, keep)
-                beam = pos // code.shape[2]
-                code = code.reshape(ns, -1).gather(1, pos)
-                paths = torch.cat(
-                    [paths.gather(1, beam[..., None].expand(-1, -1, paths.shape[2])),
-                     code[..., None]], dim=2,
-                )
-                partial = partial.gather(1, beam[..., None].expand(-1, -1, dim)) + c[code]
-            out[start : start + ns] = paths[:, 0]
+        search = (ResidualTables(books, min(rows, max(n, 1))).search if use_lut
+                  else _ResidualDirect(books).search)
+        for part in chunk_slices(n, rows, progress):
+            out[part] = search(xf[part], width)
     return out
+
+
+class _ResidualDirect:
+    """Stage-ordered beam search on explicit partial sums: a ``D``-dimensional product per
+    beam and codeword at every stage (the reference the tables must reproduce)."""
+
+    def __init__(self, books: Sequence[Tensor]) -> None:
+        self.books = list(books)
+        self.norms = [c.pow(2).sum(dim=1) for c in self.books]
+
+    def search(self, xs: Tensor, width: int) -> Tensor:
+        ns, dim = xs.shape
+        partial = xs.new_zeros(ns, 1, dim)
+        paths = torch.empty(ns, 1, 0, dtype=torch.long, device=xs.device)
+        for m, (c, c_sq) in enumerate(zip(self.books, self.norms, strict=True)):
+            size = c.shape[0]
+            d, r_sq = _distances(xs[:, None, :] - partial, c, c_sq)
+            beams = d.shape[1]
+            keep = 1 if m == len(self.books) - 1 else min(width, beams * size)
+            # The best `keep` overall are among each beam's best `keep`.
+            vals, code = _smallest(d, min(keep, size))  # (ns, B, k)
+            vals = (vals + r_sq).reshape(ns, -1)
+            _, pos = _smallest(vals, keep)
+            beam = pos // code.shape[2]
+            code = code.reshape(ns, -1).gather(1, pos)
+            paths = torch.cat(
+                [paths.gather(1, beam[..., None].expand(-1, -1, paths.shape[2])),
+                 code[..., None]], dim=2,
+            )
+            partial = partial.gather(1, beam[..., None].expand(-1, -1, dim)) + c[code]
+        return paths[:, 0]
 
 
 def _set_keys(selection: Tensor, sizes: Sequence[int]) -> Tensor:
@@ -206,6 +198,7 @@ def additive_beam_search(
     *,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     use_lut: bool | None = None,
+    progress: Progress | None = None,
 ) -> Tensor:
     """Beam search of additive VQ with a free codebook order ([vali2023rpavqcode]).
 
@@ -226,6 +219,7 @@ def additive_beam_search(
             O(M K) instead of O(M K D) per beam and step; ``None`` (default) uses it when
             ``D > LUT_MIN_DIM`` and ``(M K)^2 <= LUT_ELEMENTS``. Both give the same search up
             to fp32 rounding.
+        progress: called as ``progress(rows_done, N, {})`` after each chunk of vectors.
 
     Returns:
         ``(N, M)`` int64 indices, one per codebook.
@@ -250,7 +244,7 @@ def additive_beam_search(
         # Measured on one CPU thread: a tie at D = 128, 2.4x faster at D = 784, slower at 64.
         use_lut = dim > LUT_MIN_DIM and pool_size * pool_size <= LUT_ELEMENTS
     held = (2 if use_lut else 1) * pool_size + width * num
-    rows = max(1, chunk_elements // max(width * held, 1))
+    rows = max(1, min(chunk_elements, CACHE_ELEMENTS) // max(width * held, 1))
     out = torch.empty(n, num, dtype=torch.long, device=x.device)
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
         pool = torch.cat([c.detach().float() for c in codebooks])
@@ -261,8 +255,8 @@ def additive_beam_search(
         local = torch.cat([torch.arange(s) for s in sizes]).to(x.device)
         gram = pool @ pool.t() if use_lut else None
         xf = x.detach().float()
-        for start in range(0, n, rows):
-            xs = xf[start : start + rows]
+        for part in chunk_slices(n, rows, progress):
+            xs = xf[part]
             ns = xs.shape[0]
             partial = xs.new_zeros(ns, 1, dim)
             selection = torch.full((ns, 1, num), -1, dtype=torch.long, device=x.device)
@@ -287,11 +281,12 @@ def additive_beam_search(
                 # Every tuple has at least this many rows left, so no masked row is proposed.
                 free = sum(sorted(sizes)[: num - step])
                 k = min(width, free)
-                vals, pos = _smallest(d, k)  # (ns, B, k)
+                beams = d.shape[1]
+                vals, pos = smallest_blocked(d.reshape(ns * beams, -1), k)
+                vals, pos = vals.view(ns, beams, k), pos.view(ns, beams, k)
                 vals = (vals + r_sq).clamp_min_(0.0)  # squared errors of the candidates
                 cand = selection[:, :, None, :].expand(-1, -1, k, -1).clone()
                 cand.scatter_(3, owner[pos][..., None], local[pos][..., None])
-                beams = d.shape[1]
                 cand = cand.reshape(ns, beams * k, num)
                 score = vals.reshape(ns, beams * k).clone()
                 if step > 0:
@@ -311,5 +306,5 @@ def additive_beam_search(
                         1, beam_of[..., None].expand(-1, -1, pool_size)) + added
                 else:
                     partial = partial.gather(1, beam_of[..., None].expand(-1, -1, dim)) + pool[row]
-            out[start : start + ns] = selection[:, 0]
+            out[part] = selection[:, 0]
     return out
