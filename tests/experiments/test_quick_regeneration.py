@@ -86,14 +86,14 @@ def test_verify_reports_a_changed_number_and_exits_1(tmp_path, capsys):
     committed = tmp_path / "committed"
     committed.mkdir()
     data = json.loads((COMMITTED / "sfvq_toy.json").read_text())
-    true = data["results"]["sfvq"]["mse_curve_vertices_only"]
-    data["results"]["sfvq"]["mse_curve_vertices_only"] = true + 0.125
+    true = data["results"]["test"]["mse_curve_vertices_only"]
+    data["results"]["test"]["mse_curve_vertices_only"] = true + 0.125
     (committed / "sfvq_toy.json").write_text(json.dumps(data))
     code = main(["reproduce", "sfvq-toy", "--verify", "--committed", str(committed)])
     out = capsys.readouterr().out
     assert code == 1
     line = [ln for ln in out.splitlines() if "mse_curve_vertices_only" in ln]
-    assert line == [f"  results.sfvq.mse_curve_vertices_only: committed {true + 0.125!r}, "
+    assert line == [f"  results.test.mse_curve_vertices_only: committed {true + 0.125!r}, "
                     f"now {true!r}"]
     assert "1 differ" in out
 

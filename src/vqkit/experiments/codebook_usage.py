@@ -212,5 +212,5 @@ def _render(data: dict[str, Any]) -> str:
 REPRODUCTION = Reproduction(
     NAME, "codebook usage of FSQ, SimVQ, cosine VQ and plain VQ at 1k and 16k codes, "
     "Fashion-MNIST conv autoencoder",
-    expected_minutes=23.0, quick_minutes=0.25, result_files=(RESULT_FILE,), run=run,
+    expected_minutes=23.0, quick_minutes=0.37, result_files=(RESULT_FILE,), run=run,
     report=json_report(NAME, RESULT_FILE, _render), config=UsageConfig)

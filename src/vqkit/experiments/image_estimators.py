@@ -197,7 +197,7 @@ def report(results_dir: Path) -> str:
 
 REPRODUCTION = Reproduction(
     NAME, "[vali2022nsvq] Fig. 3 analogue: VQ-VAE codec, STE/EMA/NSVQ±CBR/rotation/DiVeQ",
-    expected_minutes=5.0, quick_minutes=0.02, result_files=(RESULT_FILE,), run=run,
+    expected_minutes=5.0, quick_minutes=0.06, result_files=(RESULT_FILE,), run=run,
     report=report, config=TrainConfig,
     variants={
         "gap-check": Variant("STE vs NSVQ + CBR at every bit rate, trained 2400 steps instead "

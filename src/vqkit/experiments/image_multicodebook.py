@@ -147,5 +147,5 @@ def report(results_dir: Path) -> str:
 
 REPRODUCTION = Reproduction(
     NAME, "[vali2023rpavq] Fig. 4 analogue: VQ-VAE codec, RVQ/PVQ/AVQ + NSVQ, PSNR/SSIM/cost",
-    expected_minutes=5.0, quick_minutes=0.02,
+    expected_minutes=5.0, quick_minutes=0.07,
     result_files=(RESULT_FILE,), run=run, report=report, config=TrainConfig)

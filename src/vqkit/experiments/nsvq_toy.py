@@ -246,6 +246,7 @@ def report(results_dir: Path) -> str:
 
 
 # expected_minutes: measured: 626 s at 1 thread on the shared machine (load 13.7)
+# quick_minutes: measured 66.5 s at 1 thread: over a minute, so no committed quick result
 REPRODUCTION = Reproduction(
     NAME, "NSVQ stand-alone toys: N(0,1) D=128 K=256 (paper) and a D=8 K=64 mixture vs "
     "k-means",

@@ -60,8 +60,9 @@ class Reproduction:
         config: the settings dataclass ``run`` reads (its full and quick instances are module
             constants), or None where the settings are plain values of the module.
         variants: the follow-up runs by name.
-        quick_minutes: the measured run time of the ``--quick`` version (1 thread), or None
-            where it could not be measured (a package it needs is not installed here).
+        quick_minutes: the measured run time of the ``--quick`` version (1 thread; for those
+            with a committed ``results/quick/`` JSON, its ``wall_seconds`` / 60), or None where
+            it could not be measured (a package it needs is not installed here).
         tolerance: how close a rerun of the quick version must come to the committed
             ``results/quick/`` JSON (``vqkit reproduce NAME --verify``): exact unless an
             upstream library is not deterministic.

@@ -240,6 +240,6 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, allow_dirty: bool 
 REPRODUCTION = Reproduction(
     NAME, "[vali2025ganlatent] latents: SFVQ 2-8 bits on a Fashion-MNIST mapped-VAE's "
     "W space",
-    expected_minutes=4.5, quick_minutes=0.03,
+    expected_minutes=4.5, quick_minutes=0.05,
     result_files=(RESULT_FILE,), run=run, config=GenerativeConfig,
     report=json_report(NAME, RESULT_FILE, lambda record: report_markdown(record, PLOTS)))
