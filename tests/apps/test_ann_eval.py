@@ -133,7 +133,7 @@ def test_quick_reproduction_writes_json_plot_and_report(tmp_path):
 
     path = ann_glove.REPRODUCTION.run(tmp_path, quick=True, allow_dirty=True)
     record = json.loads(path.read_text())
-    assert record["command"] == "vqkit reproduce ann-glove"
+    assert record["command"] == "vqkit reproduce ann-glove --quick"
     assert record["results"]["threads"] == {"torch": 1, "faiss": 1}
     text = ann_glove.REPRODUCTION.report(tmp_path)
     assert "vqkit AVQ (beam 2) (NSVQ)" in text and "paper" in text.lower()
