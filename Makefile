@@ -1,6 +1,10 @@
 # The README's commands. `make demo` and `make test` work from a fresh clone: they create the
-# virtual environment, install vqkit with the pinned versions of constraints.txt, install the
-# Debian data packages the tests read (as root, or through sudo), and run.
+# virtual environment, install vqkit with the versions pinned in requirements/lock.txt, install
+# the Debian data packages the tests read (as root, or through sudo; a warning names any whose
+# version differs from requirements/debian-lock.txt), and run. `make lock` rewrites both lock
+# files from the working environment (after a deliberate upgrade); `make quick-results`
+# regenerates results/quick/ (the committed quick runs `vqkit reproduce NAME --verify` checks)
+# and must run from a clean tree.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -12,18 +16,21 @@ EXTRAS ?= all
 # numbers). `make demo THREADS=2` on an idle machine.
 THREADS ?= 1
 
-.PHONY: setup data demo test test-slow lint bench report clean
+LOCK := requirements/lock.txt
+DEBIAN_LOCK := requirements/debian-lock.txt
 
-$(STAMP): pyproject.toml constraints.txt
+.PHONY: setup data demo test test-slow lint bench report lock quick-results clean
+
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q -c $(LOCK) -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-$(DATA_STAMP): debian-packages.txt
-	bash scripts/install-debian-packages.sh debian-packages.txt
+$(DATA_STAMP): debian-packages.txt $(DEBIAN_LOCK)
+	bash scripts/install-debian-packages.sh debian-packages.txt $(DEBIAN_LOCK)
 	touch $(DATA_STAMP)
 
 data: $(DATA_STAMP)
@@ -45,6 +52,12 @@ bench: setup
 
 report: setup
 	$(VENV)/bin/vqkit report
+
+lock: setup data
+	$(PY) scripts/lock.py
+
+quick-results: setup data
+	OMP_NUM_THREADS=1 $(PY) scripts/quick_results.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -33,6 +33,7 @@ import torch
 from vqkit import AdditiveVQ, ResidualVQ
 from vqkit.quantizers.encoders import BeamSearch, Greedy
 from vqkit.training.provenance import Run, write_json
+from vqkit.training.source_state import DirtyTreeError
 
 
 def _best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
@@ -91,6 +92,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/bench_beam.json"))
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="run even if the source tree has uncommitted changes "
+                        "(recorded as dirty)")
     args = parser.parse_args(argv)
     try:
         import faiss
@@ -99,8 +103,11 @@ def main(argv: list[str] | None = None) -> Path:
 
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
-    run = Run(command="python benchmarks/beam_encode.py " + " ".join(argv or sys.argv[1:]),
-              seeds=[args.seed])
+    try:
+        run = Run(command="python benchmarks/beam_encode.py " + " ".join(argv or sys.argv[1:]),
+                  seeds=[args.seed], allow_dirty=args.allow_dirty)
+    except DirtyTreeError as err:
+        parser.error(str(err))
     train, x = _data(args)
     n, dim = x.shape
     x_avq = x[: args.avq_vectors]

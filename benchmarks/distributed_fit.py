@@ -28,6 +28,7 @@ import torch
 
 from vqkit.data.fashion_mnist import load_fashion_mnist
 from vqkit.training.provenance import Run, write_json
+from vqkit.training.source_state import DirtyTreeError
 
 RESULT = Path("results/distributed_fit.json")
 CONFIGS = {
@@ -104,6 +105,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="run even if the source tree has uncommitted changes "
+                        "(recorded as dirty)")
     parser.add_argument("--table", action="store_true",
                         help="print the Markdown table of the existing results and exit")
     args = parser.parse_args()
@@ -111,7 +115,10 @@ def main() -> None:
         print(table(args.out))
         return
     torch.set_num_threads(1)
-    run = Run(seeds=[args.seed])
+    try:
+        run = Run(seeds=[args.seed], allow_dirty=args.allow_dirty)
+    except DirtyTreeError as err:
+        parser.error(str(err))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -279,8 +279,13 @@ def _peer_version() -> str:
 def scalar_main(args: argparse.Namespace) -> int:
     """``--scalar``: vqkit FSQ / LFQ beside the peer's, on the CPU, one process per case."""
     from vqkit.training.provenance import Run, write_json
+    from vqkit.training.source_state import DirtyTreeError
 
-    run = Run(seeds=[0])
+    try:
+        run = Run(seeds=[0], allow_dirty=args.allow_dirty)
+    except DirtyTreeError as err:
+        print(f"layer_speed.py: error: {err}", file=sys.stderr)
+        return 2
     rows, ratios = [], []
     for dtype in args.dtype:
         for threads in args.threads:
@@ -334,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scalar", action="store_true",
                    help="time FSQ and LFQ beside the peer's FSQ and LFQ instead (see above)")
     p.add_argument("--tokens", type=int, default=65536, help="--scalar: vectors per step")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="run even if the source tree has uncommitted changes (recorded as dirty)")
     p.add_argument("--child", nargs=8, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -354,8 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     on_gpu = device.type == "cuda"
 
     from vqkit.training.provenance import Run, write_json
+    from vqkit.training.source_state import DirtyTreeError
 
-    run = Run(seeds=[0])
+    try:
+        run = Run(seeds=[0], allow_dirty=args.allow_dirty)
+    except DirtyTreeError as err:
+        print(f"layer_speed.py: error: {err}", file=sys.stderr)
+        return 2
     shapes = args.shapes or (QUICK_SHAPES if args.quick else SHAPES)
     # On a GPU the thread count does not matter: one entry, the process's.
     thread_counts = [torch.get_num_threads()] if on_gpu else args.threads

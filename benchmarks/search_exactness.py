@@ -155,12 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=9, help="timed repeats (default 9)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results/bench_search.json"))
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="run even if the source tree has uncommitted changes (recorded as dirty)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
     from vqkit.training.provenance import Run, write_json
+    from vqkit.training.source_state import DirtyTreeError
 
-    run = Run(seeds=[args.seed])
+    try:
+        run = Run(seeds=[args.seed], allow_dirty=args.allow_dirty)
+    except DirtyTreeError as err:
+        p.error(str(err))
     exact = exactness(500 if args.quick else 2000, 256, 16, args.seed)
     for row in exact:
         print(f"{row['case']:<32} {row['search']:<10} exact {row['share_exact']:.4f}  "

@@ -21,8 +21,8 @@
 # with the dev and bench extras). Otherwise .venv/bin/python; when .venv is absent it is created
 # and the project installed into it from PyPI with the pinned versions, the only thing this
 # script installs:
-#     python3 -m venv .venv && .venv/bin/pip install -c constraints.txt -e '.[dev,bench]'
-# Assumption: constraints.txt pins torch==2.13.0, and on Linux x86_64 the torch wheel PyPI serves
+#     python3 -m venv .venv && .venv/bin/pip install -c requirements/lock.txt -e '.[dev,bench]'
+# Assumption: requirements/lock.txt pins torch==2.13.0, and on Linux x86_64 the torch wheel PyPI serves
 # for that pin is the CUDA build, so the venv gets a GPU-capable torch; the first install
 # downloads a few GB and is not counted in the time above. On a machine whose torch must come
 # from elsewhere (another CUDA version, no network), install it first and point VQKIT_PYTHON at
@@ -42,7 +42,7 @@ else
     if [[ ! -x .venv/bin/python ]]; then
         echo "gpu-check: .venv is absent: creating it and installing vqkit[dev,bench] (pinned)"
         python3 -m venv .venv
-        .venv/bin/pip install -q -c constraints.txt -e '.[dev,bench]'
+        .venv/bin/pip install -q -c requirements/lock.txt -e '.[dev,bench]'
     fi
     PY=.venv/bin/python
 fi

@@ -25,7 +25,7 @@ def test_correlated_data_is_rank_16_and_uncorrelated_is_white():
 
 
 def test_quick_run_orders_avq_rvq_pvq_and_reports(tmp_path):
-    path = aq_toy.run(tmp_path, quick=True, seed=0)
+    path = aq_toy.run(tmp_path, quick=True, seed=0, allow_dirty=True)
     payload = json.loads(path.read_text())
     corr = payload["results"]["mse"]["correlated"]
     assert corr["AVQ"][0] < corr["RVQ"][0] < corr["PVQ"][0], corr
@@ -44,7 +44,30 @@ def test_report_without_results(tmp_path):
 
 @pytest.mark.slow
 def test_full_run_keeps_the_ordering_at_every_bitrate(tmp_path):
-    payload = json.loads(aq_toy.run(tmp_path, quick=False, seed=0).read_text())
+    path = aq_toy.run(tmp_path, quick=False, seed=0, allow_dirty=True)
+    payload = json.loads(path.read_text())
     corr = payload["results"]["mse"]["correlated"]
     for a, r, p in zip(corr["AVQ"], corr["RVQ"], corr["PVQ"], strict=True):
         assert a < r < p
+
+
+def test_a_rerun_resumes_only_from_the_same_source_and_lists_each_run(tmp_path, monkeypatch):
+    from vqkit.training import provenance
+    from vqkit.training.source_state import SourceState
+
+    def source(diff):
+        state = SourceState(commit="c" * 40, dirty=diff is not None, diff_sha256=diff,
+                            untracked_src=())
+        monkeypatch.setattr(provenance.SourceState, "read", classmethod(lambda cls: state))
+
+    source(None)
+    first = json.loads(aq_toy.run(tmp_path, quick=True, seed=0).read_text())
+    jobs = list(first["results"]["by_job"])
+    assert [r["jobs"] for r in first["runs"]] == [jobs]
+    again = json.loads(aq_toy.run(tmp_path, quick=True, seed=0).read_text())
+    assert [r["jobs"] for r in again["runs"]] == [jobs, []]  # resumed: nothing retrained
+    assert again["results"]["by_job"] == first["results"]["by_job"]
+    source("d" * 64)  # other source: start over, one run
+    other = json.loads(aq_toy.run(tmp_path, quick=True, seed=0, allow_dirty=True).read_text())
+    assert [r["jobs"] for r in other["runs"]] == [jobs]
+    assert other["runs"][0]["diff_sha256"] == "d" * 64

@@ -15,7 +15,7 @@ torch.set_num_threads(1)
 
 
 def test_sfvq_toy_quick_run_shows_both_claims(tmp_path):
-    path = sfvq_toy.run(tmp_path, quick=True, seed=0)
+    path = sfvq_toy.run(tmp_path, quick=True, seed=0, allow_dirty=True)
     rec = json.loads(path.read_text())
     assert rec["seeds"] == [0] and rec["quick"] is True and "git_commit" in rec
     res = rec["results"]

@@ -102,7 +102,8 @@ def test_smoke_benchmark_and_report(tmp_path):
     # Same codebooks and same greedy codes: our RVQ (k-means only) vs a fresh k-means RVQ is
     # not FAISS's, but every row must beat chance (T/N) clearly at T = 50.
     assert min(e["recall"][-1] for e in res["entries"]) > 3 * 50 / 360
-    path = write_results(tmp_path, "ann_toy.json", res, Run(command="test", seeds=[0]))
+    run = Run(command="test", seeds=[0], allow_dirty=True)
+    path = write_results(tmp_path, "ann_toy.json", res, run)
     text = markdown(json.loads(path.read_text()), "toy", "ann_toy.json")
     assert "| FAISS RQ (beam 1) | 8 |" in text and "SIFT1M" in text
 
@@ -113,7 +114,7 @@ def test_full_reproduction(tmp_path, name):
     import importlib
 
     module = importlib.import_module(f"vqkit.experiments.{name}")
-    path = module.REPRODUCTION.run(tmp_path)
+    path = module.REPRODUCTION.run(tmp_path, allow_dirty=True)
     assert "R@10" in module.REPRODUCTION.report(tmp_path) and path.is_file()
 
 
@@ -122,7 +123,7 @@ def test_quick_fashion_reproduction(tmp_path):
     pytest.importorskip("faiss")
     from vqkit.experiments import ann_fashion
 
-    ann_fashion.REPRODUCTION.run(tmp_path, quick=True)
+    ann_fashion.REPRODUCTION.run(tmp_path, quick=True, allow_dirty=True)
     assert "vqkit AVQ (beam 2) (NSVQ)" in ann_fashion.REPRODUCTION.report(tmp_path)
 
 
@@ -130,9 +131,9 @@ def test_quick_reproduction_writes_json_plot_and_report(tmp_path):
     pytest.importorskip("faiss")
     from vqkit.experiments import ann_glove
 
-    path = ann_glove.REPRODUCTION.run(tmp_path, quick=True)
+    path = ann_glove.REPRODUCTION.run(tmp_path, quick=True, allow_dirty=True)
     record = json.loads(path.read_text())
-    assert record["command"] == "vqkit reproduce ann-glove"
+    assert record["command"] == "vqkit reproduce ann-glove --quick"
     assert record["results"]["threads"] == {"torch": 1, "faiss": 1}
     text = ann_glove.REPRODUCTION.report(tmp_path)
     assert "vqkit AVQ (beam 2) (NSVQ)" in text and "paper" in text.lower()

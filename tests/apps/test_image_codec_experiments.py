@@ -13,7 +13,7 @@ pytest.importorskip("matplotlib")
 def test_estimators_quick_run_and_report(tmp_path):
     from vqkit.experiments import image_estimators as exp
 
-    path = exp.run(tmp_path, quick=True)
+    path = exp.run(tmp_path, quick=True, allow_dirty=True)
     data = json.loads(path.read_text())
     rows = data["results"]["rows"]
     assert [(r["method"], r["bits"]) for r in rows] == [("NSVQ", 6)]
@@ -27,7 +27,7 @@ def test_estimators_quick_run_and_report(tmp_path):
 def test_multicodebook_quick_run_and_report(tmp_path):
     from vqkit.experiments import image_multicodebook as exp
 
-    exp.run(tmp_path, quick=True)
+    exp.run(tmp_path, quick=True, allow_dirty=True)
     text = exp.report(tmp_path)
     assert "| 12 |" in text and "23.57" in text  # the paper's RVQ PSNR at 12 bits
     assert "Search complexity" in text

@@ -23,7 +23,7 @@ def test_quick_run_writes_json_plots_and_report(tmp_path):
 
     if not ROOT.is_dir():
         pytest.skip("dataset-fashion-mnist is not installed")
-    path = sfvq_generative.run(tmp_path, quick=True, seed=0)
+    path = sfvq_generative.run(tmp_path, quick=True, seed=0, allow_dirty=True)
     rec = json.loads(path.read_text())
     res = rec["results"]
     assert rec["quick"] is True and list(res["purity"]) == ["2", "3", "4"]

@@ -25,7 +25,7 @@ def test_quick_run_writes_json_plots_and_report(tmp_path, monkeypatch):
     if not ASTERISK_TEXT.is_file() or not LIBRIVOX.is_dir():
         pytest.skip("asterisk-core-sounds-en / pocketsphinx-testdata are not installed")
     monkeypatch.setenv("VQKIT_CACHE", str(tmp_path / "cache"))
-    path = sfvq_phonetic.run(tmp_path, quick=True, seed=0)
+    path = sfvq_phonetic.run(tmp_path, quick=True, seed=0, allow_dirty=True)
     rec = json.loads(path.read_text())
     assert rec["quick"] is True and rec["seeds"] == [0]
     res = rec["results"]

@@ -17,7 +17,7 @@ def test_module_keeps_the_reproduction_protocol(tmp_path):
 
 @pytest.mark.slow
 def test_quick_run_writes_json_plot_and_report(tmp_path):
-    path = speech_envelope.run(tmp_path, quick=True, seed=0)
+    path = speech_envelope.run(tmp_path, quick=True, seed=0, allow_dirty=True)
     record = json.loads(path.read_text())
     res = record["results"]
     assert record["command"].startswith("vqkit reproduce speech-envelope")

@@ -25,7 +25,7 @@ def test_committed_results_md_is_what_report_rebuilds(vqkit, monkeypatch):
 
 
 def _bench(path: Path) -> None:
-    run = Run(command="python benchmarks/layer_speed.py", seeds=[0])
+    run = Run(command="python benchmarks/layer_speed.py", seeds=[0], allow_dirty=True)
     write_json(path, run.record([
         {"quantizer": "vqkit VQ", "batch": 4096, "ms_per_step": 1.2345},
         {"quantizer": "peer VQ", "batch": 4096, "ms_per_step": 2.5},
@@ -101,15 +101,15 @@ def test_quick_reproduction_never_writes_into_results(vqkit, tmp_path, monkeypat
 
     calls = []
 
-    def run(out_dir, *, quick=False, seed=0):
+    def run(out_dir, *, quick=False, seed=0, allow_dirty=False):
         calls.append((Path(out_dir), quick, seed))
         return Path(out_dir) / "f.json"
 
     fake = experiments.Reproduction("fake", "a fake", 0.1, ("f.json",), run, lambda d: "")
     monkeypatch.setattr(experiments, "registry", lambda: {"fake": fake})
     monkeypatch.chdir(tmp_path)
-    assert vqkit("reproduce", "fake", "--quick", "--seed", "2")[0] == 0
-    assert vqkit("reproduce", "fake")[0] == 0
+    assert vqkit("reproduce", "fake", "--quick", "--seed", "2", "--allow-dirty")[0] == 0
+    assert vqkit("reproduce", "fake", "--allow-dirty")[0] == 0
     assert calls == [(Path("out/quick"), True, 2), (Path("results"), False, 0)]
 
 

@@ -48,18 +48,19 @@ def test_reproduce_runs_and_records_the_threads_it_was_given(vqkit, tmp_path, mo
 
     seen = []
 
-    def run(out_dir, *, quick=False, seed=0):
+    def run(out_dir, *, quick=False, seed=0, allow_dirty=False):
         seen.append(torch.get_num_threads())
-        return write_json(Path(out_dir) / "f.json", Run(seeds=[seed]).record({}))
+        return write_json(Path(out_dir) / "f.json", Run(seeds=[seed], allow_dirty=True).record({}))
 
     fake = experiments.Reproduction("fake", "a fake", 0.1, ("f.json",), run, lambda d: "")
     monkeypatch.setattr(experiments, "registry", lambda: {"fake": fake})
     before = torch.get_num_threads()
     try:
-        assert vqkit("reproduce", "fake", "--threads", "2", "--out", tmp_path)[0] == 0
+        code = vqkit("reproduce", "fake", "--threads", "2", "--allow-dirty", "--out", tmp_path)[0]
+        assert code == 0
         assert seen == [2]
         assert json.loads((tmp_path / "f.json").read_text())["environment"]["threads"] == 2
-        assert vqkit("reproduce", "fake", "--out", tmp_path)[0] == 0
+        assert vqkit("reproduce", "fake", "--allow-dirty", "--out", tmp_path)[0] == 0
         assert seen[-1] == DEFAULT_THREADS
     finally:
         torch.set_num_threads(before)

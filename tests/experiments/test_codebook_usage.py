@@ -27,7 +27,7 @@ def _check_rows(rows, test_images, train_images):
 
 
 def test_quick_run_writes_every_method_at_both_sizes(tmp_path):
-    path = cu.run(tmp_path, quick=True, seed=0)
+    path = cu.run(tmp_path, quick=True, seed=0, allow_dirty=True)
     data = json.loads(path.read_text())
     assert data["command"] == "vqkit reproduce codebook-usage --quick" and data["quick"]
     assert data["config"] == {**cu.QUICK.__dict__}

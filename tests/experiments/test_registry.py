@@ -17,7 +17,7 @@ from vqkit.experiments import Reproduction, Variant, registry
 
 def _modules() -> list[str]:
     return [m.name for m in pkgutil.iter_modules(experiments.__path__)
-            if not m.name.startswith("_") and m.name != "reproduction"]
+            if not m.name.startswith("_") and m.name not in ("reproduction", "verification")]
 
 
 def test_every_module_declares_one_reproduction_and_the_registry_has_them_all():
@@ -54,21 +54,21 @@ def test_reproduce_runs_the_variant_not_the_main_run(tmp_path, monkeypatch):
     """`vqkit reproduce NAME --variant V --quick --seed S` calls V's run with quick and seed."""
     calls = []
 
-    def main_run(out_dir, *, quick=False, seed=0):
-        calls.append(("main", Path(out_dir), quick, seed))
+    def main_run(out_dir, *, quick=False, seed=0, allow_dirty=False):
+        calls.append(("main", Path(out_dir), quick, seed, allow_dirty))
         return Path(out_dir) / "t.json"
 
-    def variant_run(out_dir, *, quick=False, seed=0):
-        calls.append(("variant", Path(out_dir), quick, seed))
+    def variant_run(out_dir, *, quick=False, seed=0, allow_dirty=False):
+        calls.append(("variant", Path(out_dir), quick, seed, allow_dirty))
         return Path(out_dir) / "v.json"
 
     toy = Reproduction("toy", "d", 1.0, ("t.json",), main_run, str,
                        variants={"wide": Variant("a wider one", variant_run)})
     monkeypatch.setattr(experiments, "registry", lambda: {"toy": toy})
     assert main(["reproduce", "toy", "--variant", "wide", "--quick", "--seed", "3",
-                 "--out", str(tmp_path)]) == 0
-    assert main(["reproduce", "toy", "--out", str(tmp_path)]) == 0
-    assert calls == [("variant", tmp_path, True, 3), ("main", tmp_path, False, 0)]
+                 "--allow-dirty", "--out", str(tmp_path)]) == 0
+    assert main(["reproduce", "toy", "--allow-dirty", "--out", str(tmp_path)]) == 0
+    assert calls == [("variant", tmp_path, True, 3, True), ("main", tmp_path, False, 0, True)]
 
 
 def test_the_declared_dim_check_variants_pass_their_latent_width(monkeypatch, tmp_path):
@@ -83,7 +83,8 @@ def test_the_declared_dim_check_variants_pass_their_latent_width(monkeypatch, tm
     monkeypatch.setattr(image_estimators, "sweep", fake_sweep)
     rep = registry()["image-estimators"]
     for width in (8, 64):
-        path = rep.runner(f"dim-check-{width}")(tmp_path, quick=False, seed=0)
+        path = rep.runner(f"dim-check-{width}")(tmp_path, quick=False, seed=0,
+                                                 allow_dirty=True)
         assert path == tmp_path / f"image_estimators_dim{width}.json"
     assert seen == [
         ("image_estimators_dim8.json", [8, 8], False,
@@ -129,7 +130,7 @@ def test_reproduction_is_frozen_and_its_variants_read_only():
 def test_quick_gap_check_variant_end_to_end(tmp_path, capsys):
     """The real variant in its smoke version: STE and NSVQ + CBR at 6 bits, 60 steps."""
     assert main(["reproduce", "image-estimators", "--variant", "gap-check", "--quick",
-                 "--out", str(tmp_path)]) == 0
+                 "--allow-dirty", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "image_estimators_gap.json").read_text())
     assert data["command"] == "vqkit reproduce image-estimators --variant gap-check --quick"
     assert [(r["method"], r["bits"]) for r in data["results"]["rows"]] == [("STE", 6),

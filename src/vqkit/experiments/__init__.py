@@ -1,9 +1,10 @@
 """Paper reproductions, run by ``vqkit reproduce NAME`` and summarised by ``vqkit report``.
 
-Every module in this package (except :mod:`.reproduction` and those starting with ``_``, which
-hold shared machinery) is one reproduction and declares it as ``REPRODUCTION =``
-:class:`~.reproduction.Reproduction` ``(...)``: its name, description, expected minutes,
-result files, ``run``, ``report``, settings dataclass and variants.
+Every module in this package (except :mod:`.reproduction`, :mod:`.verification` and those
+starting with ``_``, which hold shared machinery) is one reproduction and declares it as
+``REPRODUCTION =`` :class:`~.reproduction.Reproduction` ``(...)``: its name, description,
+expected minutes (full and quick), result files, ``run``, ``report``, settings dataclass,
+variants and the tolerance of ``--verify``.
 
 The registry is collected when asked for, so adding a reproduction means adding a module.
 """
@@ -18,7 +19,7 @@ from .reproduction import Reproduction, Variant
 __all__ = ["Reproduction", "Variant", "registry"]
 
 #: Modules of this package that are not reproductions.
-_SUPPORT = {"reproduction"}
+_SUPPORT = {"reproduction", "verification"}
 
 
 def registry() -> dict[str, Reproduction]:

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from ..apps.ann.config import BenchmarkConfig
 from ..apps.ann.experiment import report_experiment, run_experiment
+from ..training.provenance import Run
 from .reproduction import Reproduction
 
 
 def ann_reproduction(name: str, dataset: str, *, description: str, expected_minutes: float,
-                     title: str, settings: BenchmarkConfig, quick_settings: BenchmarkConfig
-                     ) -> Reproduction:
+                     quick_minutes: float, title: str, settings: BenchmarkConfig,
+                     quick_settings: BenchmarkConfig) -> Reproduction:
     """The reproduction ``name``: :func:`vqkit.apps.ann.experiment.run_experiment` on
     ``dataset`` with ``settings`` (``quick_settings`` for the smoke run), writing
     ``<name>.json`` and ``<name>_recall.png`` (``-`` as ``_``); its report section is headed
@@ -19,14 +20,17 @@ def ann_reproduction(name: str, dataset: str, *, description: str, expected_minu
     stem = name.replace("-", "_")
     result_file, plot_file = f"{stem}.json", f"{stem}_recall.png"
 
-    def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
+    def run(out_dir: Path, *, quick: bool = False, seed: int = 0, allow_dirty: bool = False
+            ) -> Path:
         """Run the benchmark (``quick``: a seconds-long smoke version); write JSON + plot."""
-        return run_experiment(name, dataset, quick_settings if quick else settings, out_dir,
-                              seed=seed, result_file=result_file, plot_file=plot_file)
+        record = Run(command=f"vqkit reproduce {name}" + (" --quick" if quick else ""),
+                     seeds=[seed], allow_dirty=allow_dirty)
+        return run_experiment(dataset, quick_settings if quick else settings, out_dir,
+                              record, seed=seed, result_file=result_file, plot_file=plot_file)
 
     def report(results_dir: Path) -> str:
         return report_experiment(results_dir, result_file, plot_file,
                                  f"{title} (`vqkit reproduce {name}`)")
 
     return Reproduction(name, description, expected_minutes, (result_file,), run, report,
-                        config=BenchmarkConfig)
+                        config=BenchmarkConfig, quick_minutes=quick_minutes)

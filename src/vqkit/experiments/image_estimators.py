@@ -62,8 +62,11 @@ PAPER = {
 PAPER_METHODS = ("STE", "STE + EMA", "NSVQ w/o CBR", "NSVQ")
 
 
-def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
+def run(out_dir: Path, *, quick: bool = False, seed: int = 0, allow_dirty: bool = False
+        ) -> Path:
     """Train every method at every bit rate (quick: NSVQ + CBR at 6 bits, 20 steps)."""
+    record = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else ""),
+                 seeds=[seed], allow_dirty=allow_dirty)
     out_dir = Path(out_dir)
     methods = METHODS[1:2] if quick else METHODS
     bits_list = (6,) if quick else BITS
@@ -73,9 +76,8 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
             spec = QuantizerSpec(bits=bits, estimator=est, learning=learning)
             points.append((label, *configuration(spec, replace=replace, quick=quick, seed=seed)))
     path = out_dir / RESULT_FILE
-    command = f"vqkit reproduce {NAME}" + (" --quick" if quick else "")
     draw = plotter(out_dir, PLOTS, "VQ-VAE estimators, natural-photo tiles (CIFAR-10 stand-in)")
-    sweep(path, points, Run(command=command, seeds=[seed]), quick=quick, on_update=draw,
+    sweep(path, points, record, quick=quick, on_update=draw,
           extra={"model": SWEEP_MODEL, "train": SWEEP_TRAIN})
     return path
 
@@ -98,36 +100,38 @@ def _variant_command(variant: str, quick: bool) -> str:
 
 
 def run_dim_check(out_dir: Path, *, latent_dim: int = 8, bits: int = 9, quick: bool = False,
-                  seed: int = 0) -> Path:
+                  seed: int = 0, allow_dirty: bool = False) -> Path:
     """STE against NSVQ + CBR at ``bits`` bits with ``latent_dim``-dimensional latents (the
     main sweep uses 64): NSVQ's surrogate leaks more information through a wider latent.
     ``quick``: the smoke version (6 bits, the quick schedule)."""
     from dataclasses import replace
 
+    record = Run(command=_variant_command(f"dim-check-{latent_dim}", quick), seeds=[seed],
+                 allow_dirty=allow_dirty)
     points = [(label, replace(codec, latent_dim=latent_dim), tcfg) for label, codec, tcfg
               in _ste_and_nsvq(QUICK_BITS[0] if quick else bits, quick=quick, seed=seed)]
     path = Path(out_dir) / DIM_FILE.format(dim=latent_dim)
-    command = _variant_command(f"dim-check-{latent_dim}", quick)
-    sweep(path, points, Run(command=command, seeds=[seed]), quick=quick,
+    sweep(path, points, record, quick=quick,
           extra={"model": {**SWEEP_MODEL, "latent_dim": latent_dim},
                  "train": QUICK_TRAIN if quick else SWEEP_TRAIN})
     return path
 
 
 def run_gap_check(out_dir: Path, *, steps: int = 2400, bits: tuple[int, ...] = BITS,
-                  quick: bool = False, seed: int = 0) -> Path:
+                  quick: bool = False, seed: int = 0, allow_dirty: bool = False) -> Path:
     """STE against NSVQ + CBR at each of ``bits`` with ``steps`` training steps (the main
     sweep uses 800): does the gap between them depend on how long the models train?
     ``quick``: the smoke version (6 bits, the quick schedule with 3 times its steps)."""
     from dataclasses import replace
 
+    record = Run(command=_variant_command("gap-check", quick), seeds=[seed],
+                 allow_dirty=allow_dirty)
     if quick:
         steps, bits = 3 * QUICK_TRAIN["steps"], QUICK_BITS
     points = [(label, codec, replace(tcfg, steps=steps)) for b in bits
               for label, codec, tcfg in _ste_and_nsvq(b, quick=quick, seed=seed)]
     path = Path(out_dir) / GAP_FILE
-    sweep(path, points, Run(command=_variant_command("gap-check", quick), seeds=[seed]),
-          quick=quick,
+    sweep(path, points, record, quick=quick,
           extra={"model": SWEEP_MODEL,
                  "train": {**(QUICK_TRAIN if quick else SWEEP_TRAIN), "steps": steps}})
     return path
@@ -193,7 +197,7 @@ def report(results_dir: Path) -> str:
 
 REPRODUCTION = Reproduction(
     NAME, "[vali2022nsvq] Fig. 3 analogue: VQ-VAE codec, STE/EMA/NSVQ±CBR/rotation/DiVeQ",
-    expected_minutes=5.0, result_files=(RESULT_FILE,), run=run,
+    expected_minutes=5.0, quick_minutes=0.06, result_files=(RESULT_FILE,), run=run,
     report=report, config=TrainConfig,
     variants={
         "gap-check": Variant("STE vs NSVQ + CBR at every bit rate, trained 2400 steps instead "

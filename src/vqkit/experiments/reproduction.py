@@ -16,10 +16,12 @@ from types import MappingProxyType
 from typing import Any
 
 from ..training.provenance import read_json
+from .verification import EXACT, Tolerance
 
-#: ``run(out_dir, *, quick=False, seed=0) -> Path``: runs, writes ``out_dir/<file>.json`` (with
-#: :mod:`vqkit.training.provenance`) and its plots, returns the JSON path; ``quick=True`` is the
-#: seconds-long smoke version the tests run.
+#: ``run(out_dir, *, quick=False, seed=0, allow_dirty=False) -> Path``: constructs its
+#: :class:`vqkit.training.provenance.Run` first (which reads the source tree's state and
+#: refuses a dirty tree unless ``allow_dirty``), runs, writes ``out_dir/<file>.json`` and its
+#: plots, returns the JSON path; ``quick=True`` is the short smoke version the tests run.
 RunFunction = Callable[..., Path]
 _NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
@@ -49,7 +51,7 @@ class Reproduction:
     Attributes:
         name: the command-line name, e.g. ``"nsvq-toy"``.
         description: one line.
-        expected_minutes: the measured run time on the 2-core reference machine.
+        expected_minutes: the measured run time on the 2-core reference machine (1 thread).
         result_files: the JSON file names ``run`` writes into ``results/`` (and ``report`` reads).
         run: a :data:`RunFunction`.
         report: ``report(results_dir) -> str``: the Markdown section of ``docs/results.md``,
@@ -58,11 +60,18 @@ class Reproduction:
         config: the settings dataclass ``run`` reads (its full and quick instances are module
             constants), or None where the settings are plain values of the module.
         variants: the follow-up runs by name.
+        quick_minutes: the measured run time of the ``--quick`` version (1 thread; for those
+            with a committed ``results/quick/`` JSON, its ``wall_seconds`` / 60), or None where
+            it could not be measured (a package it needs is not installed here).
+        tolerance: how close a rerun of the quick version must come to the committed
+            ``results/quick/`` JSON (``vqkit reproduce NAME --verify``): exact unless an
+            upstream library is not deterministic.
 
     Raises:
-        ValueError: on a malformed name, a non-positive ``expected_minutes``, no result files
-            or a result file that is not ``*.json``.
-        TypeError: if ``config`` is not a dataclass type.
+        ValueError: on a malformed name, a non-positive ``expected_minutes`` or
+            ``quick_minutes``, no result files or a result file that is not ``*.json``.
+        TypeError: if ``config`` is not a dataclass type or ``tolerance`` not a
+            :class:`~.verification.Tolerance`.
     """
 
     name: str
@@ -73,6 +82,8 @@ class Reproduction:
     report: Callable[[Path], str]
     config: type | None = None
     variants: Mapping[str, Variant] = field(default_factory=dict)
+    quick_minutes: float | None = None
+    tolerance: Tolerance = EXACT
 
     def __post_init__(self) -> None:
         _check_name("reproduction", self.name)
@@ -80,6 +91,11 @@ class Reproduction:
             _check_name("variant", variant)
         if not self.expected_minutes > 0:
             raise ValueError(f"expected_minutes must be positive, got {self.expected_minutes!r}")
+        if self.quick_minutes is not None and not self.quick_minutes > 0:
+            raise ValueError(f"quick_minutes must be positive or None, got "
+                             f"{self.quick_minutes!r}")
+        if not isinstance(self.tolerance, Tolerance):
+            raise TypeError(f"tolerance must be a Tolerance, got {self.tolerance!r}")
         files = tuple(self.result_files)
         if not files or not all(isinstance(f, str) and f.endswith(".json") for f in files):
             raise ValueError(f"result_files must name one or more .json files, got {files!r}")

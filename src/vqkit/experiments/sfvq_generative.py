@@ -152,13 +152,14 @@ def _edit_effects(vae, clf, dirs: Tensor, scales: Tensor, base: Tensor, sigma: f
             "mean_abs_pixel_change": sum(pixels) / len(pixels)}
 
 
-def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
+def run(out_dir: Path, *, quick: bool = False, seed: int = 0, allow_dirty: bool = False
+        ) -> Path:
     """Train the VAE, fit SFVQ and k-means at every bitrate, measure, plot."""
     cfg = QUICK if quick else FULL
     offset_seed_global(seed)  # the layers' initialisation
     gen = offset_generator(seed, 0)  # every draw of the run, in order
     run_info = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else "")
-                   + f" --seed {seed}", seeds=[seed])
+                   + f" --seed {seed}", seeds=[seed], allow_dirty=allow_dirty)
     x_train, y_train = _images("train", cfg.train_images, gen)
     x_test, y_test = _images("test", cfg.test_images, gen)
     vae, history = train_mapped_vae(
@@ -239,5 +240,6 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
 REPRODUCTION = Reproduction(
     NAME, "[vali2025ganlatent] latents: SFVQ 2-8 bits on a Fashion-MNIST mapped-VAE's "
     "W space",
-    expected_minutes=4.5, result_files=(RESULT_FILE,), run=run, config=GenerativeConfig,
+    expected_minutes=4.5, quick_minutes=0.05,
+    result_files=(RESULT_FILE,), run=run, config=GenerativeConfig,
     report=json_report(NAME, RESULT_FILE, lambda record: report_markdown(record, PLOTS)))

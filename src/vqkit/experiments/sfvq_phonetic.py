@@ -189,7 +189,8 @@ def _track(model, sf, mel: Tensor, segs) -> dict[str, Any]:
             "groups": labels, "phones": phones}
 
 
-def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
+def run(out_dir: Path, *, quick: bool = False, seed: int = 0, allow_dirty: bool = False
+        ) -> Path:
     """Train the VQ-VAE, fit the SFVQ, align, analyse; write JSON and PNGs into ``out_dir``.
 
     Raises:
@@ -202,7 +203,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
     offset_seed_global(seed)  # the layers' initialisation
     gen = offset_generator(seed, 0)  # every draw of the run, in order
     run_info = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else "")
-                   + f" --seed {seed}", seeds=[seed])
+                   + f" --seed {seed}", seeds=[seed], allow_dirty=allow_dirty)
     aligned = aligned_utterances(cfg.aligned_limit)
     train_utts = utterances(*cfg.corpora) if cfg.corpora else [u for u, _ in aligned]
     mels = {u.path: _mel(u.path) for u in train_utts}
@@ -275,5 +276,6 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0) -> Path:
 REPRODUCTION = Reproduction(
     NAME, "[vali2023sfvq] phonetics: 8-bit SFVQ on a speech VQ-VAE encoder, PocketSphinx "
     "phones",
-    expected_minutes=10.0, result_files=(RESULT_FILE,), run=run, config=PhoneticConfig,
+    expected_minutes=10.0, quick_minutes=0.04,
+    result_files=(RESULT_FILE,), run=run, config=PhoneticConfig,
     report=json_report(NAME, RESULT_FILE, lambda record: report_markdown(record, PLOTS)))

@@ -1,7 +1,11 @@
 """Results JSON with provenance: every reported number traces to a command that made it.
 
-Each results file records the command, the git commit, the seeds, torch version, thread
-count, CPU/GPU and wall time (the rule in README.md, Results), and is written atomically.
+Each results file records the command, the git commit and whether the tree was dirty (read
+when the run starts, :mod:`.source_state`), the seeds, the versions of the libraries the run
+imported and of the Debian data packages (:mod:`.versions`), torch version, thread count,
+CPU/GPU and wall time (the rule in README.md, Results), and is written atomically.
+
+A results file is written by exactly one command (one :class:`Run`); no file merges runs.
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,23 +21,8 @@ from typing import Any
 import torch
 
 from ..io.atomic import atomic_write
-
-
-def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
-    """The git commit (with ``-dirty`` if the tree has changes) of the checkout that holds
-    ``cwd``, by default the one vqkit is installed from (editable installs); None outside git."""
-    cwd = Path(__file__).resolve().parent if cwd is None else cwd
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("-dirty" if dirty else "")
+from .source_state import SourceState
+from .versions import checkout_data_packages, library_versions
 
 
 def cpu_name() -> str:
@@ -62,16 +50,32 @@ def environment() -> dict[str, Any]:
 
 
 class Run:
-    """Collects provenance for one results file.
+    """Collects provenance for one results file; constructing it is the start of the run.
+
+    The source tree's state (:class:`~.source_state.SourceState`: commit, dirty, the diff's
+    SHA-256) and the Debian data packages' versions are read here, before any work; the
+    library versions (those the process imported by then) when :meth:`record` is called.
+
+    Args:
+        command: the command line recorded (default: this process's ``sys.argv``).
+        seeds: the random seeds of the run.
+        allow_dirty: run from a dirty tree anyway (the record then says ``"dirty": true``);
+            by default a dirty tree is refused.
+
+    Raises:
+        DirtyTreeError: (a ValueError) the tree is dirty and ``allow_dirty`` is False.
 
     Example:
-        >>> run = Run(command="python benchmarks/x.py", seeds=[0])
+        >>> run = Run(command="python benchmarks/x.py", seeds=[0], allow_dirty=True)
         >>> record = run.record({"mse": 0.5})
         >>> sorted(record)[:4]
-        ['command', 'environment', 'git_commit', 'results']
+        ['command', 'data_packages', 'diff_sha256', 'dirty']
     """
 
-    def __init__(self, command: str | None = None, seeds: list[int] | None = None) -> None:
+    def __init__(self, command: str | None = None, seeds: list[int] | None = None, *,
+                 allow_dirty: bool = False) -> None:
+        self.source = SourceState.read().checked(allow_dirty=allow_dirty)
+        self.data_packages = checkout_data_packages()
         self.command = command if command is not None else " ".join(
             [Path(sys.argv[0]).name, *sys.argv[1:]]
         )
@@ -79,14 +83,32 @@ class Run:
         self.started = time.perf_counter()
         self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
+    def summary(self) -> dict[str, Any]:
+        """What identifies this run within a file that several runs built (a resumed one):
+        command, commit, dirty, the diff's SHA-256 and start time."""
+        return {"command": self.command, "git_commit": self.source.label,
+                "dirty": self.source.dirty, "diff_sha256": self.source.diff_sha256,
+                "started_at": self.started_at}
+
+    def same_code(self, record: dict[str, Any]) -> bool:
+        """Whether the results ``record`` (a payload of :meth:`record`) was made from the very
+        source this run starts from: same commit, same dirty state, same diff. Only then may
+        this run add to it."""
+        return (self.source.commit is not None and record.get("git_commit") == self.source.label
+                and record.get("diff_sha256") == self.source.diff_sha256)
+
     def record(self, results: Any, **extra: Any) -> dict[str, Any]:
+        """The JSON payload: provenance fields, then ``extra``, then ``results``."""
         return {
             "command": self.command,
-            "git_commit": git_commit(),
+            "git_commit": self.source.label,
+            **self.source.as_record(),
             "seeds": self.seeds,
             "started_at": self.started_at,
             "wall_seconds": round(time.perf_counter() - self.started, 3),
             "environment": environment(),
+            "libraries": library_versions(),
+            "data_packages": self.data_packages,
             **extra,
             "results": results,
         }

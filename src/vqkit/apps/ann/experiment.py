@@ -17,13 +17,13 @@ from .report import markdown, write_results
 
 logger = logging.getLogger(__name__)
 
-def run_experiment(name: str, dataset: str, config: BenchmarkConfig, out_dir: Path, *,
+def run_experiment(dataset: str, config: BenchmarkConfig, out_dir: Path, run: Run, *,
                    seed: int, result_file: str, plot_file: str) -> Path:
-    """Load ``dataset``, run the benchmark with ``config`` and write JSON + plot to ``out_dir``."""
+    """Load ``dataset``, run the benchmark with ``config`` and write JSON + plot to ``out_dir``
+    with the provenance of ``run`` (constructed by the caller when the run started)."""
     faiss = require_faiss()
     # FAISS uses as many threads as torch: the --threads of the command (set by its caller).
     faiss.omp_set_num_threads(torch.get_num_threads())
-    run = Run(command=f"vqkit reproduce {name}", seeds=[seed])
     data = load_split(dataset, config.split, generator=offset_generator(seed))
 
     def save_partial(partial: dict) -> None:

@@ -77,7 +77,8 @@ def _tour(args: argparse.Namespace) -> None:
     from ...apps.tour import format_tour, run_tour
     from ...training.provenance import Run, write_json
 
-    record = Run(command=getattr(args, "command_line", None), seeds=[args.seed])
+    record = Run(command=getattr(args, "command_line", None), seeds=[args.seed],
+                 allow_dirty=True)  # a dirty tree is recorded, not refused: a demo
     result = run_tour(args.out, steps=args.tour_steps, seed=args.seed,
                       progress=not args.no_progress)
     path = write_json(Path(args.out) / "tour.json", record.record(result))

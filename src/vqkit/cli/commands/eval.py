@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from ...training.evaluate import evaluate
     from ...training.provenance import Run, write_json
 
-    record = Run(command=getattr(args, "command_line", None))
+    # A dirty tree is recorded, not refused: the user's own evaluation.
+    record = Run(command=getattr(args, "command_line", None), allow_dirty=True)
     quantizer = load_eval_quantizer(args)
     x = load_vectors(args.data, dim=quantizer.dim)
     result = evaluate(quantizer, x, chunk=args.chunk,

@@ -212,7 +212,8 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
     from ._budget import check_fit_sizes
     from ._common import make_quantizer
 
-    run_record = Run(command=getattr(args, "command_line", None), seeds=[])
+    # A dirty tree is recorded, not refused: the user's own training run.
+    run_record = Run(command=getattr(args, "command_line", None), seeds=[], allow_dirty=True)
     cpu_start = time.process_time()
     load_start = os.getloadavg()[0]
     checkpoint = load_checkpoint(args.resume) if args.resume else None
