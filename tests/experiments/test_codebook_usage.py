@@ -23,6 +23,8 @@ def _check_rows(rows, test_images, train_images):
         assert r["usage"] == r["used"] / r["codes"]
         assert 1 <= r["train_used"] <= min(r["codes"], 49 * train_images)
         assert r["train_usage"] == r["train_used"] / r["codes"]
+        # exp(H) of a histogram over `used` codes lies in [1, used].
+        assert 1.0 <= r["perplexity"] <= r["used"] * (1 + 1e-9)
         assert 0 < r["test_mse"] < 1
 
 

@@ -2,15 +2,16 @@
 1,000 and about 16,000 codes.
 
 The families of [mentzer2024fsq] (FSQ: an implicit grid, no codebook to collapse),
-[zhu2024simvq] (SimVQ: ``C = B W``, every codeword moves with ``W``) and [yu2022vitvqgan]
+[zhu2024simvq] (SimVQ: ``C = B W + b``, every codeword moves with ``W``) and [yu2022vitvqgan]
 (l2-normalised codes) all aim at using the whole codebook. Each trains in the same small conv
 autoencoder (28x28 images -> a 7x7 grid of 8-dimensional latents -> 28x28) with the same
 network, steps, batch and learning rate. Family-specific settings are only the papers' own:
 the codeword quantizers (VQ, cosine VQ, SimVQ) train with STE and the VQ-VAE commitment 0.25,
-random initial codewords (N(0, 1); for SimVQ the frozen basis ``B``, with ``W`` = identity)
-and no dead-code replacement, so what keeps codes alive is the family itself; FSQ uses its
-own default, STE with no auxiliary loss ([mentzer2024fsq]: "no commitment loss"), tanh bounds
-and a learned projection from the 8-dim latent to ``len(levels)`` channels and back.
+random initial codewords (N(0, 1); SimVQ as its paper's code initialises it: a frozen basis
+``B`` ~ N(0, 1/D), ``W, b`` as ``nn.Linear``'s default) and no dead-code replacement, so what
+keeps codes alive is the family itself; FSQ uses its own default, STE with no auxiliary loss
+([mentzer2024fsq]: "no commitment loss"), tanh bounds and a learned projection from the 8-dim
+latent to ``len(levels)`` channels and back.
 
 The schedule (8,000 Adam steps of 16 images, lr 2e-3) was chosen on a validation split of the
 training images (the first 50,000 for training, the last 10,000 for usage), never on the test
@@ -21,8 +22,9 @@ time in proportion to the batch, so 16 images per step buys the most steps in th
 
 Usage is the fraction of the K codes picked at least once over the latents of the 10,000
 test images (490,000 vectors), and, as a check that test usage is not limited by the data,
-over the latents of the first 10,000 training images; the reconstruction MSE is per pixel on
-[0, 1] test images.
+over the latents of the first 10,000 training images. The perplexity ``exp(H)`` of the test
+index histogram is the effective number of codes in use, which does not grow with the number
+of vectors counted as usage does. The reconstruction MSE is per pixel on [0, 1] test images.
 
 Run: ``vqkit reproduce codebook-usage`` (about 23 minutes on 1 thread); ``--quick`` is the
 seconds-long smoke version the default test run checks.
@@ -42,6 +44,7 @@ from torch import Tensor, nn
 
 from .. import FSQ, Cosine, Quantizer, SimVQ, StraightThrough, VectorQuantizer
 from ..data.fashion_mnist import load_fashion_mnist
+from ..functional.metrics import counts_perplexity, index_histogram
 from ..reporting import format_number, markdown_table
 from ..training.batches import RandomRows
 from ..training.loop import Trainer
@@ -136,24 +139,26 @@ def _images(split: str, count: int) -> Tensor:
 
 
 @torch.no_grad()
-def _measure(model: ConvAutoencoder, images: Tensor) -> tuple[int, float]:
-    """(codes used at least once, per-pixel squared error) over ``images`` in eval mode."""
+def _measure(model: ConvAutoencoder, images: Tensor) -> tuple[Tensor, float]:
+    """(how often each code is picked, per-pixel squared error) over ``images`` in eval mode."""
     model.eval()
-    used: set[int] = set()
+    counts = torch.zeros(model.vq.codebook_sizes[0], dtype=torch.long)
     sq, n = 0.0, 0
     for chunk in images.split(500):
         recon, out = model(chunk)
-        used.update(out.indices.reshape(-1).tolist())
+        counts += index_histogram(out.indices.reshape(-1), len(counts))
         sq += float((recon - chunk).pow(2).sum())
         n += chunk.numel()
-    return len(used), sq / n
+    return counts, sq / n
 
 
 def _evaluate(model: ConvAutoencoder, test: Tensor, train: Tensor) -> dict[str, float]:
     size = model.vq.codebook_sizes[0]
-    used, mse = _measure(model, test)
-    train_used = _measure(model, train)[0]
-    return {"codes": size, "used": used, "usage": used / size, "test_mse": mse,
+    counts, mse = _measure(model, test)
+    used = int((counts > 0).sum())
+    train_used = int((_measure(model, train)[0] > 0).sum())
+    return {"codes": size, "used": used, "usage": used / size,
+            "perplexity": counts_perplexity(counts), "test_mse": mse,
             "train_used": train_used, "train_usage": train_used / size}
 
 
@@ -193,7 +198,8 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, allow_dirty: bool 
 
 def _render(data: dict[str, Any]) -> str:
     rows = [[r["method"], r["codes"], r["used"], format_number(100 * r["usage"], 2),
-             format_number(100 * r["train_usage"], 2), format_number(r["test_mse"], 5),
+             format_number(100 * r["train_usage"], 2), format_number(r["perplexity"], 0),
+             format_number(r["test_mse"], 5),
              format_number(r["train_seconds"], 0)]
             for r in data["results"]["rows"]]
     cfg = data["config"]
@@ -204,8 +210,8 @@ def _render(data: dict[str, Any]) -> str:
         f"{cfg['steps']} Adam steps of {cfg['batch']} images (lr {cfg['lr']}); usage over "
         f"the latents of {cfg['test_images']} test images (train usage: of the first "
         f"{cfg['train_usage_images']} training images). No dead-code replacement.", "",
-        *markdown_table(["method", "codes", "used", "usage %", "train usage %", "test MSE",
-                         "train s"], rows),
+        *markdown_table(["method", "codes", "used", "usage %", "train usage %", "perplexity",
+                         "test MSE", "train s"], rows),
         ""])
 
 
