@@ -11,6 +11,12 @@ from vqkit.data.speech import load_wav
 pytest.importorskip("pyworld")
 
 
+def fill_freed_heap(value: float, chunks: int = 64) -> None:
+    """Leave freed 8 KiB heap blocks (D4C's 1024-double work arrays) holding ``value``."""
+    blocks = [np.full(1024, value) for _ in range(chunks)]
+    del blocks
+
+
 @pytest.fixture(scope="module")
 def clip():
     audio, _ = load_wav("/usr/share/codec2/wav/hts1a.wav", 8000)
@@ -51,3 +57,36 @@ def test_envelope_lsd_is_zero_for_identical_and_grows_with_error(clip):
     small = world.log_spectral_distortion(coded, noisy, 8000).mean()
     large = world.log_spectral_distortion(coded, noisier, 8000).mean()
     assert 0 < small < large
+
+
+@pytest.mark.parametrize(("garbage", "whispers"), [(-1e300, True), (float("inf"), True),
+                                                   (float("nan"), False)])
+def test_analysis_ignores_what_the_heap_held_before(clip, garbage, whispers):
+    """D4C's voicing test reads uninitialised memory at 8 kHz: with ``threshold=0`` the heap's
+    old contents turn voiced frames fully aperiodic (whispered); analyse must not care."""
+    pw = world._pyworld()
+    x = np.ascontiguousarray(clip, dtype=np.float64)
+    clean = world.analyse(clip, 8000)
+    voiced = clean.f0 > 0
+    assert voiced.sum() > 10 and np.all(clean.band_ap[voiced, 0] < -10)
+    fill_freed_heap(garbage)
+    after = world.analyse(clip, 8000)
+    for name in ("f0", "coded", "band_ap"):
+        assert np.array_equal(getattr(after, name), getattr(clean, name)), name
+    # The condition is real: such garbage whispers pyworld's D4C with threshold=0 (NaN makes
+    # the tested ratio NaN, which fails "ratio <= 0" and so keeps frames voiced).
+    f0, t = pw.harvest(x, 8000, frame_period=world.FRAME_MS, f0_floor=world.F0_MIN,
+                       f0_ceil=world.F0_MAX)
+    fill_freed_heap(garbage)
+    raw = pw.d4c(x, f0, t, 8000, threshold=0.0)
+    whispered = raw[f0 > 0].min(axis=1) > 0.99
+    assert whispered.all() if whispers else not whispered.any()
+
+
+def test_d4c_at_8_khz_gives_one_aperiodicity_shape_for_every_voiced_frame(clip):
+    """At 8 kHz D4C has no 3 kHz analysis band, so voiced frames all get its fixed -60 dB
+    (0 Hz) to 0 dB (4 kHz) ramp: the band aperiodicity carries voicing only."""
+    frames = world.analyse(clip, 8000)
+    voiced = frames.band_ap[frames.f0 > 0]
+    assert np.ptp(voiced, axis=0).max() == 0.0
+    assert np.all(frames.band_ap[frames.f0 == 0] > -1e-6)

@@ -4,8 +4,8 @@ All comparisons run at the codec's 8 kHz. PESQ is ITU-T P.862 narrowband (PyPI `
 STOI is PyPI ``pystoi``. The perceptual SNR weights both the reference and the error by
 ``W(z) = A(z/0.92) / A(z/0.6)`` with A the order-10 LPC of the reference in each 20 ms frame
 (the CELP weighting filter), and is an overall (not segmental) SNR in dB; it is only
-meaningful for waveform-matching coders. Decoded signals are aligned to the reference
-(cross-correlation, at most 50 ms) before scoring.
+meaningful for waveform-matching coders. Decoded signals are aligned to the reference (at most
+50 ms) before scoring, by a lag estimator of :mod:`.alignment` that suits the coder.
 """
 
 from __future__ import annotations
@@ -18,29 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...data._errors import require_module
-
-
-def align(reference: np.ndarray, decoded: np.ndarray, max_lag: int = 400) -> np.ndarray:
-    """``decoded`` shifted by the lag (|lag| <= max_lag) that best matches ``reference``,
-    cut or zero-padded to the reference's length.
-
-    Example:
-        >>> r = np.sin(np.arange(1000) * 0.05) * np.hanning(1000)
-        >>> d = np.concatenate([np.zeros(30), r])
-        >>> float(np.abs(align(r, d) - r).max()) < 1e-9
-        True
-    """
-    n = len(reference)
-    d = np.zeros(n + 2 * max_lag)
-    d[max_lag : max_lag + min(len(decoded), n + max_lag)] = decoded[: n + max_lag]
-    scores = np.correlate(d, reference, mode="valid")  # lags -max_lag .. +max_lag
-    lag = int(np.argmax(scores)) - max_lag
-    out = np.zeros(n)
-    src = decoded[max(lag, 0) :]
-    dst = out[max(-lag, 0) :]
-    m = min(len(src), len(dst))
-    dst[:m] = src[:m]
-    return out
+from .alignment import LagEstimator, align, spectral_lag
 
 
 def _lpc(frame: np.ndarray, order: int) -> np.ndarray:
@@ -84,8 +62,12 @@ def perceptual_snr(reference: np.ndarray, decoded: np.ndarray, sample_rate: int 
     return float(10 * np.log10(num / max(den, 1e-20)))
 
 
-def speech_quality(reference: np.ndarray, decoded: np.ndarray, sample_rate: int = 8000) -> dict:
-    """PESQ (narrowband), STOI and perceptual SNR of an aligned decoded signal.
+def speech_quality(reference: np.ndarray, decoded: np.ndarray, sample_rate: int = 8000,
+                   lag: LagEstimator = spectral_lag) -> dict:
+    """PESQ (narrowband), STOI and perceptual SNR of ``decoded`` aligned by ``lag``.
+
+    ``lag``: :func:`.alignment.spectral_lag` (the default) for vocoders,
+    :func:`.alignment.waveform_lag` for waveform-matching coders.
 
     Raises:
         ImportError: pesq or pystoi is not installed.
@@ -93,7 +75,7 @@ def speech_quality(reference: np.ndarray, decoded: np.ndarray, sample_rate: int 
     pesq = require_module("pesq", "pip install pesq")
     pystoi = require_module("pystoi", "pip install pystoi")
     ref = reference.astype(np.float64)
-    deg = align(ref, decoded.astype(np.float64))
+    deg = align(ref, decoded.astype(np.float64), lag=lag)
     return {
         "pesq": float(pesq.pesq(sample_rate, ref, deg, "nb")),
         "stoi": float(pystoi.stoi(ref, deg, sample_rate, extended=False)),

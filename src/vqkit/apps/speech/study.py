@@ -24,6 +24,7 @@ from ...quantizers.build import build_estimator
 from ...quantizers.build import build_quantizer as build_registered
 from ...training.seed import offset_generator, offset_seed_global
 from . import world
+from .alignment import LagEstimator, spectral_lag, waveform_lag
 from .data import SAMPLE_RATE
 from .envelope import BandEnvelope
 from .evaluate import codec2_roundtrip, opus_roundtrip, speech_quality
@@ -141,11 +142,12 @@ def bitrate_penalty(
     return rows
 
 
-def _clip_quality(files: list[str], decode: Callable[[np.ndarray], np.ndarray]) -> dict:
+def _clip_quality(files: list[str], decode: Callable[[np.ndarray], np.ndarray],
+                  lag: LagEstimator) -> dict:
     scores = []
     for path in files:
         audio, _ = load_wav(path, SAMPLE_RATE)
-        scores.append(speech_quality(audio, decode(audio)))
+        scores.append(speech_quality(audio, decode(audio), lag=lag))
     return {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
 
 
@@ -162,7 +164,7 @@ def mdct_resynthesis(model: EnvelopeModel, files: list[str]) -> dict:
         gain = (model.envelope.envelope(quantized) / model.envelope.envelope(log_bands)).sqrt()
         return mdct.inverse((c * gain).double(), len(audio)).float().numpy()
 
-    return _clip_quality(files, decode)
+    return _clip_quality(files, decode, waveform_lag)  # the fine structure is the input's
 
 
 def world_codec_quality(codec, files: list[str], stages: int | None) -> dict:
@@ -176,7 +178,7 @@ def world_codec_quality(codec, files: list[str], stages: int | None) -> dict:
         payload = encode_frames(codec, frames, stages)
         return world.synthesise(decode_frames(codec, payload), SAMPLE_RATE, len(audio))
 
-    return _clip_quality(files, decode)
+    return _clip_quality(files, decode, spectral_lag)  # a vocoder: the phase is not kept
 
 
 def reference_codecs(files: list[str], codec2_modes: list[str], opus_kbps: list[int]) -> list:
@@ -184,10 +186,12 @@ def reference_codecs(files: list[str], codec2_modes: list[str], opus_kbps: list[
     for mode in codec2_modes:
         kbps = 0.7 if mode == "700C" else int(mode) / 1000
         rows.append({"system": f"codec2 {mode}", "kbps": kbps,
-                     **_clip_quality(files, lambda a, m=mode: codec2_roundtrip(a, m))})
+                     **_clip_quality(files, lambda a, m=mode: codec2_roundtrip(a, m),
+                                     spectral_lag)})  # a sinusoidal vocoder
     for kbps in opus_kbps:
         rows.append({"system": f"Opus {kbps} kbit/s", "kbps": float(kbps),
-                     **_clip_quality(files, lambda a, k=kbps: opus_roundtrip(a, k))})
+                     **_clip_quality(files, lambda a, k=kbps: opus_roundtrip(a, k),
+                                     waveform_lag)})  # waveform-matching (SILK, CELT)
     return rows
 
 

@@ -25,6 +25,15 @@ ENVELOPE_DIMS = 16
 F0_BITS, F0_MIN, F0_MAX = 7, 60.0, 400.0
 AP_BANDS, AP_BITS, AP_FLOOR_DB = 4, 3, -30.0
 SIDE_BITS = F0_BITS + AP_BANDS * AP_BITS
+#: D4C's voicing threshold: every frame Harvest calls voiced stays voiced. D4C's own test
+#: (``aperiodicity0 <= threshold`` marks a frame fully aperiodic; default 0.85) marks nearly
+#: every frame aperiodic at 8 kHz, and below 15.8 kHz it is not even deterministic: D4CLoveTrain
+#: sums its power spectrum up to the bin of 7.9 kHz, past the ``fft_size / 2 + 1`` bins it
+#: computed, into uninitialised heap memory, so the ratio it tests depends on what the process
+#: freed before (WORLD d4c.cpp as bundled with pyworld 0.3.5). With ``threshold=0`` that made
+#: whole clips whispered now and then. No value, NaN and infinities included, is ``<= -inf``,
+#: so with this threshold the garbage cannot reach the output.
+D4C_NO_VOICING_TEST = -np.inf
 
 
 def _pyworld():
@@ -79,17 +88,16 @@ def fft_size(sample_rate: int) -> int:
 
 
 def analyse(audio: np.ndarray, sample_rate: int) -> WorldFrames:
-    """WORLD analysis (Harvest f0, CheapTrick envelope, D4C aperiodicity) every 20 ms."""
+    """WORLD analysis (Harvest f0, CheapTrick envelope, D4C aperiodicity) every 20 ms.
+
+    Harvest decides voicing (see :data:`D4C_NO_VOICING_TEST`); the result depends on the input
+    only, not on what ran before in the process.
+    """
     pw = _pyworld()
     x = np.ascontiguousarray(audio, dtype=np.float64)
     f0, t = pw.harvest(x, sample_rate, frame_period=FRAME_MS, f0_floor=F0_MIN, f0_ceil=F0_MAX)
     sp = pw.cheaptrick(x, f0, t, sample_rate)
-    # D4C's voicing test (threshold 0.85) marks nearly every frame aperiodic at 8 kHz;
-    # Harvest decides voicing instead. pyworld 0.3.5's D4C is not deterministic: now and then
-    # (seen once in a few calls, in the same process, on the same input) it returns frames as
-    # fully aperiodic. Two calls and their element-wise minimum keep the periodic answer.
-    ap = np.minimum(pw.d4c(x, f0, t, sample_rate, threshold=0.0),
-                    pw.d4c(x, f0, t, sample_rate, threshold=0.0))
+    ap = pw.d4c(x, f0, t, sample_rate, threshold=D4C_NO_VOICING_TEST)
     coded = pw.code_spectral_envelope(sp, sample_rate, ENVELOPE_DIMS)
     bands = np.array_split(np.arange(ap.shape[1]), AP_BANDS)
     band_ap = np.stack([10 * np.log10(np.maximum(ap[:, b].mean(1), 1e-6)) for b in bands], 1)
