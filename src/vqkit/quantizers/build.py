@@ -84,7 +84,7 @@ def build_parameterisation(
 
     Example:
         >>> build_parameterisation("simvq"), build_parameterisation("factorised", 4)
-        (SimVQ(), Factorised(codebook_dim=4, inner={'type': 'Direct'}))
+        (SimVQ(bias=True), Factorised(codebook_dim=4, inner={'type': 'Direct'}))
     """
     if not isinstance(name, str):
         return name
