@@ -25,16 +25,14 @@ from .search import DEFAULT_CHUNK_ELEMENTS
 
 #: Largest pool (M K rows) squared for which additive beam search uses the codeword Gram
 #: matrix (the look-up-table search of FAISS's ``use_beam_LUT``) instead of a D-dimensional
-#: product per beam and step: 2^24 entries = 64 MiB.
+#: product per candidate: 2^24 entries = 64 MiB.
 LUT_ELEMENTS = 1 << 24
-#: ... and only above this dimension, where the D-dimensional products dominate.
-LUT_MIN_DIM = 128
 #: Candidates (vectors x beams x codewords) per chunk of the residual table search: 4 MiB of
 #: fp32; measured on one CPU thread, smaller chunks lose to the per-step overhead.
 CACHE_ELEMENTS = 1 << 20
-#: Candidate errors per chunk of the additive (free-order) search: 16 MiB of fp32; measured on
-#: one CPU thread at 8 x 256 codewords, 4x larger or smaller chunks are slower.
-FREE_CACHE_ELEMENTS = 1 << 22
+#: Candidate errors per chunk of the additive (free-order) search: 8 MiB of fp32; measured on
+#: one CPU thread at 8 x 256 codewords, 2-4x larger or smaller chunks are no faster.
+FREE_CACHE_ELEMENTS = 1 << 21
 
 def _check(x: Tensor, codebooks: Sequence[Tensor], width: int) -> None:
     if x.dim() != 2:
@@ -176,19 +174,27 @@ def additive_beam_search(
     later step proposes, for every kept tuple, the ``width`` rows nearest to the tuple's
     residual ``x - (sum of all its codewords)`` (the correct residual; the published code
     subtracts the last codeword repeatedly, §4.4) among codebooks the tuple has not used,
-    scores each candidate by its error, drops candidates that repeat a set of codewords already
-    proposed in another order, and keeps the best ``width`` (the best one at the last step).
+    scores each candidate by its error, keeps one proposal of each set of codewords reached in
+    several orders (the one of lowest error; the first proposed among equal errors), and keeps
+    the best ``width`` (the best one at the last step). The selection is
+    :func:`vqkit.functional.beam_free_select.survivors`; the steps run in
+    :func:`vqkit.functional.beam_free.free_order_search`.
 
     Args:
         x: ``(N, D)`` vectors.
         codebooks: M codeword matrices ``(K_m, D)``.
         width: W >= 1; 1 is greedy with free order.
         chunk_elements: bound on the distances held at once.
-        use_lut: compute the residual distances from ``x . c`` and the codewords' Gram
-            matrix (``||x - S - c||^2 = ||x - S||^2 + ||c||^2 - 2 x.c + 2 S.c``), which costs
-            O(M K) instead of O(M K D) per beam and step; ``None`` (default) uses it when
-            ``D > LUT_MIN_DIM`` and ``(M K)^2 <= LUT_ELEMENTS``. Both give the same search up
-            to fp32 rounding.
+        use_lut: compute the candidates' errors from ``x . c`` and the codewords' Gram
+            matrix (``||x - S - c||^2 = ||x - S||^2 + ||c||^2 - 2 x.c + 2 S.c``, with ``S.c``
+            a sum of table entries;
+            :class:`~vqkit.functional.beam_free_scores.TableScores`), ``s + 2`` additions
+            per candidate at step ``s`` instead of a ``D``-dimensional product
+            (:class:`~vqkit.functional.beam_free_scores.DirectScores`); ``None`` (default)
+            uses the tables when the ``(P, P)`` table of the ``P = M K`` codewords (``K`` the
+            largest codebook) has at most :data:`LUT_ELEMENTS` entries and the search is long
+            enough to repay it (``N W M >= P``). Both give the same search up to fp32
+            rounding.
         progress: called as ``progress(rows_done, N, {})`` after each chunk of vectors.
 
     Returns:
@@ -208,7 +214,9 @@ def additive_beam_search(
     sizes = [c.shape[0] for c in codebooks]
     padded = len(sizes) * max(sizes)  # the pool padded to M equal codebooks
     if use_lut is None:
-        use_lut = padded * padded <= LUT_ELEMENTS
+        # The tables cost about P^2 D / 2 products once, the direct search W P D per vector
+        # and step.
+        use_lut = padded * padded <= LUT_ELEMENTS and n * width * len(sizes) >= padded
     # The candidates of one step, W (M - 1) K per vector at most, stay near the core.
     rows = max(1, min(chunk_elements, FREE_CACHE_ELEMENTS) // max(width * padded, 1))
     rows = min(rows, max(n, 1))

@@ -123,7 +123,11 @@ class DirectScores:
         return x.pow(2).sum(dim=1, keepdim=True)
 
     def scores(self, chosen: Tensor, unused: Tensor, err: Tensor) -> Tensor:
-        """As :meth:`TableScores.scores`; ``err`` is recomputed from the residuals."""
+        """As :meth:`TableScores.scores`; ``err`` is recomputed from the residuals.
+
+        Raises:
+            RuntimeError: no chunk was loaded by :meth:`start`.
+        """
         if self.x is None:
             raise RuntimeError("call start() before scores()")
         n, beams, steps = chosen.shape
