@@ -49,17 +49,41 @@ def smallest(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
         return smallest_keyed(d, k)
     vals, idx = torch.topk(d, k + 1, dim=-1, largest=False, sorted=True)
     # The k smallest are a set without doubt unless the k-th and (k+1)-th values tie (then the
-    # row is redone by the stable sort); ties inside the set only need their indices ordered.
+    # row is redone from a wider selection); ties inside the set only need their indices ordered.
     boundary = vals[..., k - 1] == vals[..., k]
     vals, idx = vals[..., :k], idx[..., :k]
     inside = (vals[..., 1:] == vals[..., :-1]).any(dim=-1) & ~boundary
     if bool(inside.any()):
         rows = inside.nonzero(as_tuple=True)
-        by_index, order = idx[rows].sort(dim=-1)
-        vals[rows], again = vals[rows].gather(-1, order).sort(dim=-1, stable=True)
-        idx[rows] = by_index.gather(-1, again)
+        vals[rows], idx[rows] = _index_order(vals[rows], idx[rows])
     if bool(boundary.any()):
         rows = boundary.nonzero(as_tuple=True)
+        vals[rows], idx[rows] = _wider(d[rows], k)
+    return vals, idx
+
+
+def _index_order(vals: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+    """Ascending ``vals`` with equal values in ascending ``idx`` (rows of ``(rows, k)``)."""
+    by_index, order = idx.sort(dim=-1)
+    vals, again = vals.gather(-1, order).sort(dim=-1, stable=True)
+    return vals, by_index.gather(-1, again)
+
+
+def _wider(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """:func:`smallest` of rows ``d (rows, n)`` whose ``k``-th and ``(k+1)``-th values tie: the
+    ``4 k`` smallest hold every entry equal to the ``k``-th unless the tie reaches the
+    ``(4k+1)``-th as well; such rows take the stable sort."""
+    n, wide = d.shape[-1], 4 * k
+    if wide + 1 >= n:
+        sv, si = torch.sort(d, dim=-1, stable=True)
+        return sv[..., :k], si[..., :k]
+    vals, idx = torch.topk(d, wide + 1, dim=-1, largest=False, sorted=True)
+    edge = vals[..., wide]
+    vals, idx = _index_order(vals[..., :wide], idx[..., :wide])
+    vals, idx = vals[..., :k].contiguous(), idx[..., :k].contiguous()
+    far = vals[..., k - 1] == edge
+    if bool(far.any()):
+        rows = far.nonzero(as_tuple=True)
         sv, si = torch.sort(d[rows], dim=-1, stable=True)
         vals[rows], idx[rows] = sv[..., :k], si[..., :k]
     return vals, idx
