@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> Path:
         note="Shared, loaded 2-core machine: compare rows of one run, not absolute numbers. "
              "ResidualVQ encodes greedily at W=1 (its Greedy encoder) and with "
              "vqkit.functional.beam.residual_beam_search above (cross-product tables when "
-             "they pay).",
+             "they pay); AdditiveVQ encodes with vqkit.functional.beam.additive_beam_search "
+             "(free order, cross-product tables when they pay) at every width.",
     )
     return write_json(args.out, record)
 

@@ -21,6 +21,7 @@ is exact too, and the selected indices and the errors must agree exactly, ties i
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from vqkit import AdditiveVQ
@@ -33,7 +34,8 @@ M, K, DIM, WIDTH = 8, 256, 4, 8
 def reference_beam_search(
     x: torch.Tensor, books: list[torch.Tensor], width: int, *, dedup: bool = True
 ) -> tuple[list[int], int]:
-    """Exact free-order beam search of one integer vector ``x (D,)`` -> (indices, error).
+    """Exact free-order beam search of one integer vector ``x (D,)`` -> (indices, error);
+    float64 data give the float64 search.
 
     ``dedup=False`` keeps repeated sets; it only serves to show that the data need pruning.
     """
@@ -55,7 +57,7 @@ def reference_beam_search(
         for b, (chosen, total) in enumerate(beams):
             for p in rows[b].tolist():
                 pair = (int(owner[p]), int(local[p]))
-                proposed.append((int(err[b, p]), chosen | {pair}, total + pool[p]))
+                proposed.append((err[b, p].item(), chosen | {pair}, total + pool[p]))
         unique, seen = [], set()
         for cand in proposed:  # the first proposal of each set survives
             if not dedup or cand[1] not in seen:
@@ -172,7 +174,7 @@ def test_hashed_set_keys_separate_distinct_partial_tuples():
     multipliers, a key blind to which codebook holds an index) collides thousands of times.
     This checks the private helper directly because collisions rare per search are hard to
     see in the searches' results."""
-    from vqkit.functional.beam import _set_keys
+    from vqkit.functional.beam_free import set_keys as _set_keys
 
     assert (K + 1) ** M > 2**62  # the hashed path
     g = torch.Generator().manual_seed(4)
@@ -183,3 +185,18 @@ def test_hashed_set_keys_separate_distinct_partial_tuples():
     assert len(tuples) > 190_000
     assert torch.unique(keys).numel() == len(tuples)
     assert torch.equal(_set_keys(tuples.flip(0), [K] * M), keys.flip(0))
+
+
+@pytest.mark.parametrize("width", [1, 5, 32])
+def test_real_valued_data_equal_the_float64_oracle(width, device):
+    """Gaussian data (no exact ties): both distance strategies, in fp32, select what the float64
+    oracle selects, at the benchmark's widths (32 is more than the 16 x 3 extensions of a
+    tuple at the last steps, so some steps propose fewer than W per beam)."""
+    g = torch.Generator().manual_seed(7)
+    books = [torch.randn(16, 6, generator=g, dtype=torch.float64) for _ in range(4)]
+    x = torch.randn(150, 6, generator=g, dtype=torch.float64) * 2
+    ref = torch.tensor([reference_beam_search(v, books, width)[0] for v in x])
+    bf = [b.float().to(device) for b in books]
+    for use_lut in (False, True):
+        idx = additive_beam_search(x.float().to(device), bf, width, use_lut=use_lut).cpu()
+        assert torch.equal(idx, ref), f"use_lut={use_lut}: {int((idx != ref).any(1).sum())} rows"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vqkit.functional.beam import residual_beam_search
-from vqkit.functional.beam_select import smallest_blocked
+from vqkit.functional.beam_select import smallest, smallest_blocked
 
 torch.set_num_threads(1)
 
@@ -119,3 +119,20 @@ def test_blocked_selection_equals_the_stable_sort(n, k):
 def test_blocked_selection_refuses_a_non_matrix():
     with pytest.raises(ValueError, match="2-D"):
         smallest_blocked(torch.zeros(2, 3, 4), 1)
+
+
+@pytest.mark.parametrize("k", [1, 16, 60])
+def test_selection_with_planted_ties_equals_the_stable_sort(k):
+    """Ties inside the k smallest (index-ordered only), at the k-th / (k+1)-th place with few
+    equal entries (resolved from a 4k-wide selection) and with hundreds (the stable sort)."""
+    g = torch.Generator().manual_seed(k)
+    d = torch.randn(60, 2048, generator=g)
+    order = d.argsort(dim=1)
+    rows = torch.arange(20)
+    d[rows, order[:20, k // 2 + 1]] = d[rows, order[:20, k // 2]]  # a tie inside the set
+    d[rows + 20, order[20:40, k]] = d[rows + 20, order[20:40, k - 1]]  # a tie at the boundary
+    d[rows + 20, order[20:40, k + 3]] = d[rows + 20, order[20:40, k - 1]]  # and one more
+    d[40:] = torch.randint(0, 3, (20, 2048), generator=g).float()  # ~680 of each value
+    vals, idx = smallest(d, k)
+    ref_vals, ref_idx = torch.sort(d, dim=1, stable=True)
+    assert torch.equal(idx, ref_idx[:, :k]) and torch.equal(vals, ref_vals[:, :k])

@@ -16,37 +16,23 @@ import torch
 from torch import Tensor
 
 from ..types import Progress
+from .beam_free import free_order_search
+from .beam_free_scores import DirectScores, TableScores
 from .beam_select import smallest as _smallest
-from .beam_select import smallest_blocked
 from .beam_tables import ResidualTables
 from .chunks import chunk_slices
 from .search import DEFAULT_CHUNK_ELEMENTS
 
 #: Largest pool (M K rows) squared for which additive beam search uses the codeword Gram
 #: matrix (the look-up-table search of FAISS's ``use_beam_LUT``) instead of a D-dimensional
-#: product per beam and step: 2^24 entries = 64 MiB.
+#: product per candidate: 2^24 entries = 64 MiB.
 LUT_ELEMENTS = 1 << 24
-#: ... and only above this dimension, where the D-dimensional products dominate.
-LUT_MIN_DIM = 128
 #: Candidates (vectors x beams x codewords) per chunk of the residual table search: 4 MiB of
 #: fp32; measured on one CPU thread, smaller chunks lose to the per-step overhead.
 CACHE_ELEMENTS = 1 << 20
-
-# Multipliers of the hash that identifies a set of codewords reached in different orders,
-# used when the exact mixed-radix key would not fit in 63 bits.
-_HASH_SEED = 0x5EED
-
-
-def _hash_multipliers(count: int) -> Tensor:
-    """``count`` odd 63-bit multipliers; products wrap modulo 2**64."""
-    g = torch.Generator().manual_seed(_HASH_SEED)
-    return torch.randint(1, 2**62, (count,), generator=g).mul_(2).add_(1)
-
-
-# Drawn once here (the draws are prefix-stable, so any count takes the first ones): creating a
-# generator inside a compiled function would break the graph.
-_MULTIPLIERS = _hash_multipliers(256)
-
+#: Candidate errors per chunk of the additive (free-order) search: 8 MiB of fp32; measured on
+#: one CPU thread at 8 x 256 codewords, 2-4x larger or smaller chunks are no faster.
+FREE_CACHE_ELEMENTS = 1 << 21
 
 def _check(x: Tensor, codebooks: Sequence[Tensor], width: int) -> None:
     if x.dim() != 2:
@@ -173,24 +159,6 @@ class _ResidualDirect:
         return paths[:, 0]
 
 
-def _set_keys(selection: Tensor, sizes: Sequence[int]) -> Tensor:
-    """One int64 key per tuple (last axis M, -1 = unused) that is equal for equal tuples."""
-    radix = 1
-    for s in sizes:
-        radix *= s + 1
-    if radix < 2**62:
-        weights, acc = [], 1
-        for s in sizes:
-            weights.append(acc)
-            acc *= s + 1
-        w = torch.tensor(weights, dtype=torch.long, device=selection.device)
-    else:
-        count = len(sizes)
-        w = _MULTIPLIERS[:count] if count <= len(_MULTIPLIERS) else _hash_multipliers(count)
-        w = w.to(selection.device)
-    return ((selection + 1) * w).sum(dim=-1)
-
-
 def additive_beam_search(
     x: Tensor,
     codebooks: Sequence[Tensor],
@@ -206,19 +174,27 @@ def additive_beam_search(
     later step proposes, for every kept tuple, the ``width`` rows nearest to the tuple's
     residual ``x - (sum of all its codewords)`` (the correct residual; the published code
     subtracts the last codeword repeatedly, §4.4) among codebooks the tuple has not used,
-    scores each candidate by its error, drops candidates that repeat a set of codewords already
-    proposed in another order, and keeps the best ``width`` (the best one at the last step).
+    scores each candidate by its error, keeps one proposal of each set of codewords reached in
+    several orders (the one of lowest error; the first proposed among equal errors), and keeps
+    the best ``width`` (the best one at the last step). The selection is
+    :func:`vqkit.functional.beam_free_select.survivors`; the steps run in
+    :func:`vqkit.functional.beam_free.free_order_search`.
 
     Args:
         x: ``(N, D)`` vectors.
         codebooks: M codeword matrices ``(K_m, D)``.
         width: W >= 1; 1 is greedy with free order.
         chunk_elements: bound on the distances held at once.
-        use_lut: compute the residual distances from ``x . c`` and the codewords' Gram
-            matrix (``||x - S - c||^2 = ||x - S||^2 + ||c||^2 - 2 x.c + 2 S.c``), which costs
-            O(M K) instead of O(M K D) per beam and step; ``None`` (default) uses it when
-            ``D > LUT_MIN_DIM`` and ``(M K)^2 <= LUT_ELEMENTS``. Both give the same search up
-            to fp32 rounding.
+        use_lut: compute the candidates' errors from ``x . c`` and the codewords' Gram
+            matrix (``||x - S - c||^2 = ||x - S||^2 + ||c||^2 - 2 x.c + 2 S.c``, with ``S.c``
+            a sum of table entries;
+            :class:`~vqkit.functional.beam_free_scores.TableScores`), ``s + 2`` additions
+            per candidate at step ``s`` instead of a ``D``-dimensional product
+            (:class:`~vqkit.functional.beam_free_scores.DirectScores`); ``None`` (default)
+            uses the tables when the ``(P, P)`` table of the ``P = M K`` codewords (``K`` the
+            largest codebook) has at most :data:`LUT_ELEMENTS` entries and the search is long
+            enough to repay it (``N W M >= P``). Both give the same search up to fp32
+            rounding.
         progress: called as ``progress(rows_done, N, {})`` after each chunk of vectors.
 
     Returns:
@@ -234,77 +210,21 @@ def additive_beam_search(
         [[0, 1]]
     """
     _check(x, codebooks, width)
-    n, dim = x.shape
-    num = len(codebooks)
+    n = x.shape[0]
     sizes = [c.shape[0] for c in codebooks]
-    pool_size = sum(sizes)
-    equal = len(set(sizes)) == 1
-    inf = float("inf")
+    padded = len(sizes) * max(sizes)  # the pool padded to M equal codebooks
     if use_lut is None:
-        # Measured on one CPU thread: a tie at D = 128, 2.4x faster at D = 784, slower at 64.
-        use_lut = dim > LUT_MIN_DIM and pool_size * pool_size <= LUT_ELEMENTS
-    held = (2 if use_lut else 1) * pool_size + width * num
-    rows = max(1, min(chunk_elements, CACHE_ELEMENTS) // max(width * held, 1))
-    out = torch.empty(n, num, dtype=torch.long, device=x.device)
+        # The tables cost about P^2 D / 2 products once, the direct search W P D per vector
+        # and step.
+        use_lut = padded * padded <= LUT_ELEMENTS and n * width * len(sizes) >= padded
+    # The candidates of one step, W (M - 1) K per vector at most, stay near the core.
+    rows = max(1, min(chunk_elements, FREE_CACHE_ELEMENTS) // max(width * padded, 1))
+    rows = min(rows, max(n, 1))
+    out = torch.empty(n, len(sizes), dtype=torch.long, device=x.device)
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
-        pool = torch.cat([c.detach().float() for c in codebooks])
-        pool_sq = pool.pow(2).sum(dim=1)
-        owner = torch.cat(
-            [torch.full((s,), m, dtype=torch.long) for m, s in enumerate(sizes)]
-        ).to(x.device)
-        local = torch.cat([torch.arange(s) for s in sizes]).to(x.device)
-        gram = pool @ pool.t() if use_lut else None
+        books = [c.detach().float() for c in codebooks]
+        scorer = TableScores(books, rows, width) if use_lut else DirectScores(books)
         xf = x.detach().float()
         for part in chunk_slices(n, rows, progress):
-            xs = xf[part]
-            ns = xs.shape[0]
-            partial = xs.new_zeros(ns, 1, dim)
-            selection = torch.full((ns, 1, num), -1, dtype=torch.long, device=x.device)
-            if use_lut:
-                base = torch.addmm(pool_sq, xs, pool.t(), beta=1.0, alpha=-2.0)[:, None, :]
-                r_sq = xs.pow(2).sum(dim=1).reshape(ns, 1, 1)
-                inner = None  # (ns, B, P): S_b . c for the partial sums S_b of the beams
-            for step in range(num):
-                if not use_lut:
-                    d, r_sq = _distances(xs[:, None, :] - partial, pool, pool_sq)  # (ns, B, P)
-                elif inner is None:
-                    d = base.clone()
-                else:
-                    d = torch.add(base, inner, alpha=2.0)
-                used = selection >= 0  # (ns, B, M)
-                if step == 0:
-                    pass
-                elif equal:  # mask whole codebooks through a (ns, B, M, K) view: no gather
-                    d.view(ns, d.shape[1], num, sizes[0]).masked_fill_(used[..., None], inf)
-                else:
-                    d.masked_fill_(used.gather(2, owner.expand(ns, d.shape[1], -1)), inf)
-                # Every tuple has at least this many rows left, so no masked row is proposed.
-                free = sum(sorted(sizes)[: num - step])
-                k = min(width, free)
-                beams = d.shape[1]
-                vals, pos = smallest_blocked(d.reshape(ns * beams, -1), k)
-                vals, pos = vals.view(ns, beams, k), pos.view(ns, beams, k)
-                vals = (vals + r_sq).clamp_min_(0.0)  # squared errors of the candidates
-                cand = selection[:, :, None, :].expand(-1, -1, k, -1).clone()
-                cand.scatter_(3, owner[pos][..., None], local[pos][..., None])
-                cand = cand.reshape(ns, beams * k, num)
-                score = vals.reshape(ns, beams * k).clone()
-                if step > 0:
-                    keys = _set_keys(cand, sizes)
-                    sk, order = torch.sort(keys, dim=1, stable=True)
-                    dup = torch.zeros_like(sk, dtype=torch.bool)
-                    dup[:, 1:] = sk[:, 1:] == sk[:, :-1]
-                    score.masked_fill_(torch.zeros_like(dup).scatter(1, order, dup), float("inf"))
-                keep = 1 if step == num - 1 else min(width, beams * k)
-                _, best = _smallest(score, keep)
-                selection = cand.gather(1, best[..., None].expand(-1, -1, num))
-                beam_of, row = best // k, pos.reshape(ns, beams * k).gather(1, best)
-                if use_lut:
-                    r_sq = vals.reshape(ns, beams * k).gather(1, best)[..., None]
-                    added = gram[row]
-                    inner = added if inner is None else inner.gather(
-                        1, beam_of[..., None].expand(-1, -1, pool_size)) + added
-                else:
-                    partial = partial.gather(1, beam_of[..., None].expand(-1, -1, dim)) + pool[row]
-            out[part] = selection[:, 0]
+            out[part] = free_order_search(xf[part], scorer, sizes, width)
     return out

@@ -24,8 +24,9 @@ def smallest(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """The ``k`` smallest entries along the last axis, ascending, ties to the lowest index.
 
     Equal to a stable full sort cut at ``k``, but uses ``topk`` (O(n) rather than a full sort):
-    the set and its order are unambiguous unless two of the ``k + 1`` smallest values tie, and
-    such rows (rare for real-valued data) are redone with the stable sort. Selecting those
+    the set is unambiguous unless the ``k``-th and ``(k + 1)``-th smallest values tie, and such
+    rows (rare for real-valued data) are redone with the stable sort; rows with ties inside the
+    set have those entries put in index order. Selecting those
     rows has a data-dependent shape, so while compiling (``torch.compile``, ``torch.export``)
     :func:`smallest_keyed` is used instead: the same result with fixed shapes, at the cost of
     building an int64 key per entry.
@@ -47,12 +48,42 @@ def smallest(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
     if torch.compiler.is_compiling():
         return smallest_keyed(d, k)
     vals, idx = torch.topk(d, k + 1, dim=-1, largest=False, sorted=True)
-    # Without a tie among the k + 1 smallest the order is the values' order; a row with one
-    # (rare but for data on a grid) is redone by the stable sort.
-    ambiguous = (vals[..., 1:] == vals[..., :-1]).any(dim=-1)
+    # The k smallest are a set without doubt unless the k-th and (k+1)-th values tie (then the
+    # row is redone from a wider selection); ties inside the set only need their indices ordered.
+    boundary = vals[..., k - 1] == vals[..., k]
     vals, idx = vals[..., :k], idx[..., :k]
-    if bool(ambiguous.any()):
-        rows = ambiguous.nonzero(as_tuple=True)
+    inside = (vals[..., 1:] == vals[..., :-1]).any(dim=-1) & ~boundary
+    if bool(inside.any()):
+        rows = inside.nonzero(as_tuple=True)
+        vals[rows], idx[rows] = _index_order(vals[rows], idx[rows])
+    if bool(boundary.any()):
+        rows = boundary.nonzero(as_tuple=True)
+        vals[rows], idx[rows] = _wider(d[rows], k)
+    return vals, idx
+
+
+def _index_order(vals: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+    """Ascending ``vals`` with equal values in ascending ``idx`` (rows of ``(rows, k)``)."""
+    by_index, order = idx.sort(dim=-1)
+    vals, again = vals.gather(-1, order).sort(dim=-1, stable=True)
+    return vals, by_index.gather(-1, again)
+
+
+def _wider(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """:func:`smallest` of rows ``d (rows, n)`` whose ``k``-th and ``(k+1)``-th values tie: the
+    ``4 k`` smallest hold every entry equal to the ``k``-th unless the tie reaches the
+    ``(4k+1)``-th as well; such rows take the stable sort."""
+    n, wide = d.shape[-1], 4 * k
+    if wide + 1 >= n:
+        sv, si = torch.sort(d, dim=-1, stable=True)
+        return sv[..., :k], si[..., :k]
+    vals, idx = torch.topk(d, wide + 1, dim=-1, largest=False, sorted=True)
+    edge = vals[..., wide]
+    vals, idx = _index_order(vals[..., :wide], idx[..., :wide])
+    vals, idx = vals[..., :k].contiguous(), idx[..., :k].contiguous()
+    far = vals[..., k - 1] == edge
+    if bool(far.any()):
+        rows = far.nonzero(as_tuple=True)
         sv, si = torch.sort(d[rows], dim=-1, stable=True)
         vals[rows], idx[rows] = sv[..., :k], si[..., :k]
     return vals, idx
@@ -91,8 +122,9 @@ def smallest_blocked(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
     dividing ``n``). Every one of the ``k`` smallest entries lies in a block whose minimum is
     itself among the ``k`` smallest, so the ``k`` blocks with the smallest minima hold them all.
     Those blocks are gathered in ascending block order, which keeps the candidates in index
-    order, and :func:`smallest` selects among them. When the ``k``-th and ``(k+1)``-th block
-    minima tie, the choice of blocks is ambiguous and the row is redone by :func:`smallest`.
+    order, and :func:`smallest` selects among them. The other blocks hold nothing below the
+    ``(k+1)``-th block minimum; when the ``k``-th selected value equals it, an unchosen block
+    may hold an equal entry of lower index and the row is redone by :func:`smallest`.
     Rows too short to gain, and compiled code, go to :func:`smallest` directly.
 
     Args:
@@ -121,11 +153,13 @@ def smallest_blocked(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
         return smallest(d, k)
     grid = d.view(rows, size, blocks)  # grid[r, s, b] = d[r, s * blocks + b]
     mins, chosen = torch.topk(grid.amin(dim=1), k + 1, dim=1, largest=False, sorted=True)
-    ambiguous = mins[:, k - 1] == mins[:, k]
     chosen = chosen[:, :k].sort(dim=1).values  # ascending blocks: candidates in index order
     cand = grid.gather(2, chosen[:, None, :].expand(rows, size, k)).reshape(rows, size * k)
     vals, pos = smallest(cand, k)
     idx = torch.div(pos, k, rounding_mode="floor") * blocks + chosen.gather(1, pos % k)
+    # Unchosen blocks hold nothing below mins[k]; if the k-th candidate equals it, one of them
+    # may hold an equal entry of lower index.
+    ambiguous = vals[:, k - 1] == mins[:, k]
     if bool(ambiguous.any()):
         redo = ambiguous.nonzero(as_tuple=True)[0]
         vals[redo], idx[redo] = smallest(d[redo], k)
