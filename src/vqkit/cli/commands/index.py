@@ -46,7 +46,7 @@ def _read_index(path: str) -> Any:
     from ...io.paths import input_file
 
     faiss = require_faiss()
-    raw = np.fromfile(input_file(path, "FAISS index", " (make one with `vqkit index build`)"),
+    raw = np.fromfile(input_file(path, "FAISS index", "make one with `vqkit index build`"),
                       dtype=np.uint8)
     try:
         return faiss.deserialize_index(raw)
