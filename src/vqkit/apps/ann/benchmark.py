@@ -144,7 +144,8 @@ def vqkit_entries(data: AnnData, truth: Tensor, num: int, kind: str, config: Ben
     Every row trains on the training vectors less ``config.validation`` held-out ones; the
     validation MSE (encoded with the database's beam) of each row is recorded, and the row
     with the lowest is marked ``"selected"``: the recipe is chosen on the validation vectors,
-    never on the queries (if NSVQ does not lower the validation error, it is not selected). Training times are cumulative along the ladder (the NSVQ row includes its
+    never on the queries (if NSVQ does not lower the validation error, it is not selected).
+    Training times are cumulative along the ladder (the NSVQ row includes its
     initialisation).
     """
     nbits = int(math.log2(config.codebook_size))
