@@ -124,6 +124,7 @@ def markdown(record: dict[str, Any], title: str, source: str) -> str:
     res = record["results"]
     sizes, cfg = res["sizes"], res["config"]
     sch = cfg["schedule"]
+    standard = "validation" in cfg  # the standard protocol (files before it: disjoint splits)
     lines = [
         f"## {title}",
         "",
@@ -132,19 +133,23 @@ def markdown(record: dict[str, Any], title: str, source: str) -> str:
         f"{record['environment']['cpu']}, wall {record['wall_seconds']:.0f} s). Timings were "
         "measured on a shared, loaded 2-core machine: compare rows, not absolute values.",
         "",
-        f"Data: {res['dataset']} ({res['dim']}-d), {sizes['train']} training vectors (drawn "
-        f"from the database), {sizes['database']} database vectors, {sizes['queries']} "
+        f"Data: {res['dataset']} ({res['dim']}-d), {sizes['train']} training vectors "
+        f"({'drawn from' if standard else 'disjoint from'} the database), "
+        f"{sizes['database']} database vectors, {sizes['queries']} "
         f"queries (disjoint from both). K = {cfg['codebook_size']} per codebook; M = "
         f"{cfg['num_codebooks']}. vqkit: residual k-means ({_init_text(cfg)}), then "
         f"{sch['steps']} NSVQ Adam steps (batch {sch['batch_size']}, lr {sch['lr']}, cosine "
-        f"decay, dead-code replacement every {sch['replace_every']}), on the training vectors "
-        f"less {cfg.get('validation', 0)} held out for validation; the row marked * is the "
-        "recipe, chosen by its validation MSE. "
-        f"AVQ trains with beam {cfg['avq_train_width']}; RVQ and AVQ encode with beam "
-        f"{cfg.get('encode_beam', cfg.get('avq_width'))}. "
+        f"decay, dead-code replacement every {sch['replace_every']}). "
+        + (f"vqkit trains on the training vectors less {cfg['validation']} held out for "
+           "validation; the row marked * is the recipe, chosen by its validation MSE. "
+           f"AVQ trains with beam {cfg['avq_train_width']}; RVQ and AVQ encode with beam "
+           f"{cfg['encode_beam']}. " if standard else
+           f"AVQ trains with beam {cfg['avq_train_width']}, encodes with beam "
+           f"{cfg['avq_width']}; RVQ is greedy. ") +
         "Recall@T: the true nearest neighbour among the top T of asymmetric-distance search, "
         "run inside FAISS for every row (ours exported). MSE: mean ||x - x_hat||^2 over the "
-        "database. Train / encode (database): CPU seconds, one thread.",
+        f"database. Train / encode (database): {'CPU' if standard else 'wall'} seconds, one "
+        "thread.",
         "",
         *([] if res.get("complete", True) else [
             "**Partial run:** the run was stopped before every method had finished; the rows "
