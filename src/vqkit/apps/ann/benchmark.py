@@ -202,18 +202,19 @@ def run_benchmark(data: AnnData, config: BenchmarkConfig, *, seed: int = 0,
     default its default folder).
 
     Example:
-        >>> from vqkit.apps.ann.config import Split
+        >>> from vqkit.apps.ann.config import Schedule, Split
         >>> g = torch.Generator().manual_seed(0)
         >>> x = torch.randn(700, 8, generator=g)
-        >>> data = AnnData("toy", x[:400], x[400:680], x[680:])
-        >>> cfg = BenchmarkConfig(Split(400, 280, 20), Schedule(steps=10, batch_size=64),
-        ...                       codebook_size=16, num_codebooks=(2,), avq_width=2,
-        ...                       rq_beams=(1,), recall_max=10)
+        >>> data = AnnData("toy", x[:300], x[:680], x[680:])
+        >>> cfg = BenchmarkConfig(Split(300, 680, 20), Schedule(steps=10, batch_size=64),
+        ...                       validation=50, codebook_size=16, num_codebooks=(2,),
+        ...                       encode_beam=2, rq_beams=(1,), recall_max=10)
         >>> res = run_benchmark(data, cfg, progress=False)  # doctest: +SKIP
         >>> len(res["entries"])  # doctest: +SKIP
-        9
+        11
 
-        (FAISS PQ, RQ, LSQ, and vqkit PQ, RVQ, AVQ after k-means only and after NSVQ.)
+        (FAISS PQ, RQ, LSQ; vqkit PQ after k-means only and + NSVQ; vqkit RVQ and AVQ after
+        k-means only, + beam in training and + NSVQ.)
     """
     times: dict[str, float] = {}
     with timed(times, "truth"):
