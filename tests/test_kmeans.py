@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from vqkit.functional import kmeans, kmeans_plus_plus, nearest_neighbor
@@ -93,3 +94,22 @@ def test_quantizers_pass_progress_to_kmeans_over_all_codebooks():
     ref.init_codebook_(x, iters=5, generator=torch.Generator().manual_seed(2))
     pairs = zip(ref.codebooks, rvq.codebooks, strict=True)
     assert all(torch.equal(a.codewords, b.codewords) for a, b in pairs)
+
+
+def test_max_points_per_centroid_runs_kmeans_on_a_subsample():
+    from vqkit.functional.kmeans import subsample
+
+    x = torch.randn(900, 3, generator=torch.Generator().manual_seed(0))
+    picked = subsample(x, 40, torch.Generator().manual_seed(5))
+    rows = [int((x == r).all(dim=1).nonzero()) for r in picked]
+    assert len(set(rows)) == 40 and rows == sorted(rows)  # distinct rows of x, in order
+    assert subsample(x, 900, None) is x and subsample(x, None, None) is x
+    # k-means on 10 rows per centre = k-means on those 40 rows, drawn from the same generator.
+    got = kmeans(x, 4, iters=5, generator=torch.Generator().manual_seed(5),
+                 max_points_per_centroid=10)
+    g = torch.Generator().manual_seed(5)
+    expected = kmeans(subsample(x, 40, g), 4, iters=5, generator=g)
+    assert torch.equal(got, expected)
+    assert not torch.equal(got, kmeans(x, 4, iters=5, generator=torch.Generator().manual_seed(5)))
+    with pytest.raises(ValueError, match="max_points_per_centroid"):
+        kmeans(x, 4, max_points_per_centroid=0)

@@ -265,3 +265,27 @@ def test_init_codebook_takes_samples_on_another_device(device):
     assert all(cb.codewords.device == x.device for cb in rvq.codebooks)
     after = float(((rvq.decode(rvq.encode(x)).detach() - x) ** 2).mean())
     assert after < 0.7 * before
+
+
+def test_beam_initialisation_fits_each_codebook_to_the_beams_best_residual():
+    from vqkit.functional.beam import residual_beam_search
+    from vqkit.functional.kmeans import kmeans
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 4, generator=g) @ torch.randn(4, 4, generator=g)
+    greedy, beam = (ResidualVQ(4, 8, 3) for _ in range(2))
+    greedy.init_codebook_(x, generator=torch.Generator().manual_seed(1), iters=5)
+    beam.init_codebook_(x, generator=torch.Generator().manual_seed(1), iters=5, beam=4)
+    # Oracle: stage m's k-means runs on x minus the best tuple of a width-4 beam search over
+    # the codebooks before it (after one codebook, that is the nearest codeword: greedy).
+    g1, books = torch.Generator().manual_seed(1), []
+    residual = x
+    for _ in range(3):
+        books.append(kmeans(residual, 8, iters=5, generator=g1))
+        picked = residual_beam_search(x, books, 4)
+        residual = x - sum(b[picked[:, j]] for j, b in enumerate(books))
+    torch.testing.assert_close(beam.codewords, torch.stack(books))
+    assert torch.equal(beam.codewords[:2], greedy.codewords[:2])
+    assert not torch.equal(beam.codewords[2], greedy.codewords[2])
+    with pytest.raises(ValueError, match="beam"):
+        beam.init_codebook_(x, beam=0)

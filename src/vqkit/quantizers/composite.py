@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from .. import distributed
 from ..codebooks import Codebook, CodebookLearning
 from ..estimators import Estimator
+from ..functional.beam import residual_beam_search
 from ..functional.kmeans import kmeans, stage_progress
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
@@ -259,11 +260,15 @@ class MultiCodebookQuantizer(Quantizer):
         generator: torch.Generator | None = None,
         iters: int = 50,
         progress: Progress | None = None,
+        beam: int = 1,
+        max_points_per_centroid: int | None = None,
     ) -> None:
         """k-means initialisation ([arthur2007kmeanspp]), codebook by codebook.
 
         Sum-type quantizers fit codebook ``m`` to the residual left by codebooks ``< m``
-        (greedy assignment), product VQ fits each codebook to its sub-vectors (in the code
+        (greedy assignment, or with ``beam > 1`` the best tuple of a stage-ordered beam search
+        over codebooks ``<= m``, as FAISS's ``ResidualQuantizer`` trains [douze2024faiss]),
+        product VQ fits each codebook to its sub-vectors (in the code
         space of its parameterisation). A SimVQ codebook gets the least-squares ``W`` of
         ``B W + b = centres``, and the next residual is what its codewords leave. Under DDP every
         rank passes its own samples and all ranks end with the same codebooks.
@@ -275,28 +280,43 @@ class MultiCodebookQuantizer(Quantizer):
             progress: ``progress(done, total, info)`` over all codebooks' k-means, ``total =
                 sum over codebooks of (K_m + iters)`` (see :func:`vqkit.functional.kmeans.kmeans`);
                 ``info["codebook"]`` is the codebook being fitted.
+            beam: width of the beam that re-encodes the samples after each codebook of a
+                sum-type quantizer (1 = greedy; the codebooks are searched in order, whatever
+                the quantizer's own encoder).
+            max_points_per_centroid: each k-means runs on at most this many samples per
+                centre (FAISS's default is 256); None uses them all.
 
         Raises:
             TypeError / ValueError: ``samples`` is not a finite floating ``(N, D)`` tensor
                 with at least K rows.
+            ValueError: ``beam`` is not an int >= 1, or ``max_points_per_centroid`` < 1.
         """
-        residual = check_samples(samples, self.dim, self.codebook_size).float()
+        check_count(beam, "beam")
+        x = check_samples(samples, self.dim, self.codebook_size).float()
+        residual = x
         total = sum(cb.codebook_size + iters for cb in self.codebooks)
-        offset = 0
+        offset, helds = 0, []
         for m, cb in enumerate(self.codebooks):
             data = cb.to_code(self._subvector(residual, m))
             step = stage_progress(progress, offset, total, {"codebook": m})
             centres = kmeans(
                 data, cb.codebook_size, iters=iters, generator=generator,
                 all_reduce=distributed.reducer(), progress=step,
+                max_points_per_centroid=max_points_per_centroid,
             )  # on the samples' device, which may not be the codebook's
             offset += cb.codebook_size + iters
             rows = torch.arange(cb.codebook_size, device=cb.usage.device)
             held = cb.overwrite_(rows, centres.to(cb.usage.device)).to(centres.device)
+            helds.append(held.float())
             cb.reset_usage_()
-            if self.sums_parts:  # (the centres, or SimVQ's fit of them)
+            if not self.sums_parts:
+                continue
+            if beam == 1:  # (the centres, or SimVQ's fit of them)
                 nearest = nearest_neighbor(data, held)[1][:, 0]
                 residual = residual - held[nearest].to(residual.dtype)
+            elif m + 1 < len(self.codebooks):
+                picked = residual_beam_search(x, helds, beam)
+                residual = x - sum(h[picked[:, j]] for j, h in enumerate(helds))
 
     # -- config -------------------------------------------------------------------------------
     def _base_config(self) -> dict[str, Any]:

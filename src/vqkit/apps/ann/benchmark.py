@@ -16,6 +16,8 @@ import copy
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,11 +26,12 @@ from torch import Tensor
 
 from ...quantizers.encoders import BeamSearch
 from ...training.seed import offset_generator
-from .config import BenchmarkConfig, Schedule
+from .config import BenchmarkConfig
 from .datasets import AnnData, pad_to
-from .evaluate import exact_nearest, recall_curve, squared_error, timed
+from .evaluate import recall_curve, squared_error, timed
 from .faiss_bridge import add_encoded, require_faiss, search, to_faiss
-from .train import build, train_nsvq_
+from .ground_truth import cached_nearest
+from .train import build, initialise_, train_nsvq_
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ def _entry(method: str, family: str, bits: int, found: Tensor, truth: Tensor, ms
         "mse": mse,
         "train_seconds": round(times.get("train", 0.0), 3),
         "encode_seconds": round(times.get("encode", 0.0), 3),
+        "train_cpu_seconds": round(times.get("train_cpu", 0.0), 3),
+        "encode_cpu_seconds": round(times.get("encode_cpu", 0.0), 3),
         "recall": [round(r, 5) for r in curve],
         **extra,
     }
@@ -99,44 +104,80 @@ def faiss_entry(data: AnnData, truth: Tensor, num: int, method: str, config: Ben
     return _entry(name, "faiss", bits, found, truth, squared_error(db, decoded), times)
 
 
+@dataclass
+class _Row:
+    """One rung of the ablation ladder: its label, training tag, model and timings."""
+
+    how: str
+    training: str
+    model: Any
+    times: dict[str, float]
+    history: list[float] = field(default_factory=list)
+
+
+def _ladder(kind: str, dim: int, num: int, fit: Tensor, config: BenchmarkConfig,
+            gen: torch.Generator, progress: bool) -> list[_Row]:
+    """k-means init only, + beam in training (RVQ / AVQ), + NSVQ from the previous rung."""
+    rows = []
+    beams = [1] + ([config.init.beam] if kind != "pq" and config.init.beam > 1 else [])
+    for beam in beams:
+        model, times = build(kind, dim, config.codebook_size, num,
+                             width=config.avq_train_width, generator=gen), {}
+        with timed(times, "train"):
+            initialise_(model, fit, config.init, beam=beam, generator=gen)
+        how = "k-means init only" if beam == 1 else f"+ beam {beam} in training"
+        rows.append(_Row(how, "kmeans" if beam == 1 else "kmeans+beam", model, times))
+    last = rows[-1]
+    rows[-1] = _Row(last.how, last.training, copy.deepcopy(last.model), dict(last.times))
+    with timed(last.times, "train"):  # cumulative: the NSVQ row includes its initialisation
+        last.history = train_nsvq_(last.model, fit, config.schedule, generator=gen,
+                                   init=False, progress=progress)
+    rows.append(_Row("+ NSVQ", "nsvq", last.model, last.times, last.history))
+    return rows
+
+
 def vqkit_entries(data: AnnData, truth: Tensor, num: int, kind: str, config: BenchmarkConfig,
                   *, seed: int, progress: bool = True) -> list[dict[str, Any]]:
-    """vqkit ``kind`` (pq / rvq / avq) with M = ``num``: after k-means only, and after NSVQ.
+    """vqkit ``kind`` (pq / rvq / avq) with M = ``num``: the ablation ladder k-means init only,
+    + beam in training (RVQ / AVQ), + NSVQ.
 
-    The k-means-only row is a snapshot of the NSVQ run's initialisation; its training time is
-    the k-means time, the NSVQ row's is k-means plus NSVQ.
+    Every row trains on the training vectors less ``config.validation`` held-out ones; the
+    validation MSE (encoded with the database's beam) of each row is recorded, and the row
+    with the lowest is marked ``"selected"``: the recipe is chosen on the validation vectors,
+    never on the queries (if NSVQ does not lower the validation error, it is not selected).
+    Training times are cumulative along the ladder (the NSVQ row includes its
+    initialisation).
     """
     nbits = int(math.log2(config.codebook_size))
     bits, k = num * nbits, config.recall_max
-    out = []
     dim = _pq_dim(data.dim, config.num_codebooks) if kind == "pq" else data.dim
     train, db, qu = (pad_to(t, dim) for t in (data.train, data.database, data.queries))
     gen = offset_generator(seed)  # the initialisation and the training of this system
-    q = build(kind, dim, config.codebook_size, num, width=config.avq_train_width, generator=gen)
-    label = {"pq": "PQ", "rvq": "RVQ", "avq": f"AVQ (beam {config.avq_width})"}[kind]
-    init_times: dict[str, float] = {}
-    with timed(init_times, "train"):
-        train_nsvq_(q, train, Schedule(steps=0), generator=gen, progress=progress)
-    variants = [("k-means init only", copy.deepcopy(q), dict(init_times), [])]
-    nsvq_times = dict(init_times)
-    with timed(nsvq_times, "train"):
-        history = train_nsvq_(q, train, config.schedule, generator=gen, init=False,
-                              progress=progress)
-    variants.append(("NSVQ", q, nsvq_times, history))
-    for how, model, times, hist in variants:
-        if kind == "avq":
-            model.encoder = BeamSearch(config.avq_width)
-        logger.info("vqkit %s (%s), %d bits: encoding", label, how, bits)
-        with timed(times, "encode"):
-            indices = model.encode(db)
-        index = to_faiss(model)
+    held = torch.randperm(len(train), generator=gen)
+    val, fit = train[held[: config.validation]], train[held[config.validation :]]
+    label = "PQ" if kind == "pq" else f"{kind.upper()} (beam {config.encode_beam})"
+    logger.info("vqkit %s, %d bits: training", label, bits)
+    ladder = _ladder(kind, dim, num, fit, config, gen, progress)
+    if kind != "pq":
+        for row in ladder:
+            row.model.encoder = BeamSearch(config.encode_beam)
+    with torch.no_grad():
+        val_mse = [squared_error(val, r.model.decode(r.model.encode(val))) for r in ladder]
+    chosen = min(range(len(ladder)), key=val_mse.__getitem__)
+    out = []
+    for i, row in enumerate(ladder):
+        logger.info("vqkit %s (%s), %d bits: encoding", label, row.how, bits)
+        with timed(row.times, "encode"):
+            indices = row.model.encode(db)
+        index = to_faiss(row.model)
         add_encoded(index, indices)
         _, found = search(index, qu, k)
         with torch.no_grad():
-            mse = squared_error(db, model.decode(indices))
-        out.append(_entry(f"vqkit {label} ({how})", "vqkit", bits, found, truth, mse, times,
-                          training="nsvq" if how == "NSVQ" else "kmeans",
-                          loss_history=[round(v, 6) for v in hist]))
+            mse = squared_error(db, row.model.decode(indices))
+        out.append(_entry(f"vqkit {label} ({row.how})", "vqkit", bits, found, truth, mse,
+                          row.times, training=row.training, validation_mse=val_mse[i],
+                          selected=i == chosen,
+                          loss_history=[round(v, 6) for v in row.history]))
     return out
 
 
@@ -152,26 +193,32 @@ def plan(config: BenchmarkConfig) -> list[tuple[int, str]]:
 
 def run_benchmark(data: AnnData, config: BenchmarkConfig, *, seed: int = 0,
                   progress: bool = True,
-                  on_entry: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                  on_entry: Callable[[dict[str, Any]], None] | None = None,
+                  cache_dir: Path | None = None) -> dict[str, Any]:
     """Every method at every bit rate of ``config`` on ``data``; returns the results dict.
 
     ``on_entry(partial_results)`` is called after every method (to save partial results).
+    The ground truth comes from :func:`.ground_truth.cached_nearest` (in ``cache_dir``,
+    default its default folder).
 
     Example:
-        >>> from vqkit.apps.ann.config import Split
+        >>> from vqkit.apps.ann.config import Schedule, Split
         >>> g = torch.Generator().manual_seed(0)
         >>> x = torch.randn(700, 8, generator=g)
-        >>> data = AnnData("toy", x[:400], x[400:680], x[680:])
-        >>> cfg = BenchmarkConfig(Split(400, 280, 20), Schedule(steps=10, batch_size=64),
-        ...                       codebook_size=16, num_codebooks=(2,), avq_width=2,
-        ...                       rq_beams=(1,), recall_max=10)
+        >>> data = AnnData("toy", x[:300], x[:680], x[680:])
+        >>> cfg = BenchmarkConfig(Split(300, 680, 20), Schedule(steps=10, batch_size=64),
+        ...                       validation=50, codebook_size=16, num_codebooks=(2,),
+        ...                       encode_beam=2, rq_beams=(1,), recall_max=10)
         >>> res = run_benchmark(data, cfg, progress=False)  # doctest: +SKIP
         >>> len(res["entries"])  # doctest: +SKIP
-        9
+        11
 
-        (FAISS PQ, RQ, LSQ, and vqkit PQ, RVQ, AVQ after k-means only and after NSVQ.)
+        (FAISS PQ, RQ, LSQ; vqkit PQ after k-means only and + NSVQ; vqkit RVQ and AVQ after
+        k-means only, + beam in training and + NSVQ.)
     """
-    truth = exact_nearest(data.queries, data.database)
+    times: dict[str, float] = {}
+    with timed(times, "truth"):
+        truth = cached_nearest(data.queries, data.database, cache_dir=cache_dir)
     payload: dict[str, Any] = {
         "dataset": data.name,
         "dim": data.dim,
@@ -180,6 +227,7 @@ def run_benchmark(data: AnnData, config: BenchmarkConfig, *, seed: int = 0,
         "config": config.to_dict(),
         "threads": {"torch": torch.get_num_threads(),
                     "faiss": require_faiss().omp_get_max_threads()},
+        "ground_truth_seconds": round(times["truth"], 3),
         "complete": False,
         "entries": [],
     }

@@ -8,10 +8,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Split:
-    """How many vectors go to training, the database and the queries (disjoint rows).
+    """How many vectors go to training, the database and the queries.
+
+    The training vectors are drawn from the database; the queries are disjoint from both.
 
     Raises:
-        ValueError: a count is not an ``int >= 1`` (a bool counts as not an int).
+        ValueError: a count is not an ``int >= 1`` (a bool counts as not an int), or
+            ``n_train > n_database``.
     """
 
     n_train: int
@@ -23,6 +26,9 @@ class Split:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.n_train > self.n_database:
+            raise ValueError(f"n_train ({self.n_train}) must be <= n_database "
+                             f"({self.n_database}): training vectors come from the database")
 
 
 @dataclass(frozen=True)
@@ -54,28 +60,68 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Init:
+    """The residual k-means initialisation, as FAISS trains its ``ResidualQuantizer``.
+
+    Args:
+        iters: Lloyd iterations per codebook (FAISS: 10).
+        max_points_per_centroid: each k-means sees at most this many training vectors per
+            centre (FAISS: 256, so 65,536 for K = 256).
+        beam: the "+ beam in training" rows re-encode the training vectors with a
+            stage-ordered beam of this width after each codebook and fit the next codebook to
+            the residuals of the beam's best (the plain rows: greedy, width 1).
+
+    Raises:
+        ValueError: a value is below 1.
+    """
+
+    iters: int = 10
+    max_points_per_centroid: int = 256
+    beam: int = 8
+
+    def __post_init__(self) -> None:
+        if min(self.iters, self.max_points_per_centroid, self.beam) < 1:
+            raise ValueError(f"invalid init {self!r}: every value must be >= 1")
+
+
+@dataclass(frozen=True)
 class BenchmarkConfig:
     """One benchmark run: every method at every bit rate on one data set.
 
     Args:
         split: training / database / query sizes.
         schedule: the NSVQ schedule of the vqkit quantizers.
+        init: their k-means initialisation.
+        validation: training vectors held out of vqkit's training to decide, on them and
+            never on the queries, whether NSVQ fine-tuning lowers the error (the rows record
+            the validation MSE; the recipe row is the better of the two).
         codebook_size: K of every codebook (2**nbits; 256 = one byte per codebook).
         num_codebooks: M for each bit rate; bits = M log2 K.
-        avq_width: beam width of AdditiveVQ's database encoding.
+        encode_beam: beam width of vqkit RVQ's and AVQ's database encoding.
         avq_train_width: beam width of AdditiveVQ's encoding during NSVQ training.
         rq_beams: FAISS ResidualQuantizer beam sizes to compare.
         recall_max: largest T of Recall@T.
+
+    Raises:
+        ValueError: ``validation`` is not in ``[1, split.n_train - codebook_size]``.
     """
 
     split: Split
     schedule: Schedule = field(default_factory=Schedule)
+    init: Init = field(default_factory=Init)
+    validation: int = 1000
     codebook_size: int = 256
     num_codebooks: tuple[int, ...] = (4, 8)
-    avq_width: int = 8
+    encode_beam: int = 8
     avq_train_width: int = 1
     rq_beams: tuple[int, ...] = (1, 5, 32)
     recall_max: int = 100
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.validation <= self.split.n_train - self.codebook_size:
+            raise ValueError(f"validation must be in [1, n_train - codebook_size = "
+                             f"{self.split.n_train - self.codebook_size}], got "
+                             f"{self.validation}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,12 +1,16 @@
-"""ANN data: disjoint train / database / query rows of GloVe or Fashion-MNIST.
+"""ANN data: train / database / query rows of GloVe or Fashion-MNIST, raw, in the standard
+protocol of ANN benchmarks.
 
-- ``"glove"``: GloVe 6B 50-d ([pennington2014glove]), rows scaled to unit norm so L2 search is
-  cosine search (ann-benchmarks' ``glove-50-angular``); the three splits are disjoint random rows
-  of the 400,000.
-- ``"fashion"``: Fashion-MNIST 784-d ([xiao2017fashionmnist]), pixels scaled to [0, 1] (the
-  ranking under L2 is that of the raw bytes); training and database rows come from the 60,000
-  training images, queries from the 10,000 test images (ann-benchmarks'
-  ``fashion-mnist-784-euclidean``).
+- ``"glove"``: GloVe 6B 50-d ([pennington2014glove]), raw vectors, L2. The queries are random
+  rows of the 400,000; the database is drawn from the others (all 390,000 of them at the
+  standard scale) and the training vectors from the database.
+- ``"fashion"``: Fashion-MNIST 784-d ([xiao2017fashionmnist]), raw pixels 0..255 as float32,
+  L2. The database is drawn from the 60,000 training images (all of them at the standard
+  scale), the training vectors from the database, and the queries from the 10,000 test images.
+
+So the training vectors are always database vectors (as in ann-benchmarks and the FAISS
+benchmarks), and the queries are never seen in training. Nothing is downloaded: the loaders
+read installed packages.
 """
 
 from __future__ import annotations
@@ -47,42 +51,51 @@ def _pick(n: int, counts: list[int], generator: torch.Generator, name: str) -> l
     return out
 
 
+def _raw(name: str) -> tuple[Tensor, Tensor | None]:
+    """The rows the database and the queries come from (``None``: the same rows)."""
+    if name == "glove":
+        from ...data.glove import load_glove_vectors
+
+        return torch.from_numpy(load_glove_vectors()), None
+    if name == "fashion":
+        from ...data.fashion_mnist import load_fashion_mnist
+
+        def flat(split: str) -> Tensor:
+            images, _ = load_fashion_mnist(split)
+            return torch.from_numpy(images.reshape(len(images), -1).astype(np.float32))
+
+        return flat("train"), flat("test")
+    raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
+
+
 def load_split(name: str, split: Split, *, generator: torch.Generator) -> AnnData:
-    """Disjoint random train / database / query rows of data set ``name``.
+    """Random database, training (a subset of the database) and query rows of data set
+    ``name``, as the module docstring describes.
 
     Args:
         name: ``"glove"`` or ``"fashion"``.
-        split: the sizes.
+        split: the sizes (``n_train <= n_database``).
         generator: chooses the rows.
 
     Returns:
-        float32 ``(n, D)`` splits: D = 50 for GloVe (unit-norm rows), 784 for Fashion-MNIST
-        (pixels in [0, 1]).
+        float32 ``(n, D)`` splits: D = 50 for GloVe, 784 for Fashion-MNIST (pixels 0..255).
 
     Raises:
         ImportError / MissingDataError: the data package is not installed (the message names it).
         ValueError: ``name`` is not one of :data:`DATASETS`, or the data set has fewer rows
             than ``split`` requests.
     """
-    if name == "glove":
-        from ...data.glove import load_glove_vectors, normalize_rows
-
-        x = load_glove_vectors(mmap=True)
-        parts = _pick(len(x), [split.n_train, split.n_database, split.n_queries],
-                      generator, name)
-        tr, db, qu = (torch.from_numpy(normalize_rows(x[p.numpy()])) for p in parts)
-        return AnnData(name, tr, db, qu)
-    if name == "fashion":
-        from ...data.fashion_mnist import load_fashion_mnist
-
-        train_imgs, _ = load_fashion_mnist("train")
-        test_imgs, _ = load_fashion_mnist("test")
-        xt = torch.from_numpy(train_imgs.reshape(len(train_imgs), -1).astype(np.float32) / 255.0)
-        xq = torch.from_numpy(test_imgs.reshape(len(test_imgs), -1).astype(np.float32) / 255.0)
-        tr, db = _pick(len(xt), [split.n_train, split.n_database], generator, "fashion train")
-        (qu,) = _pick(len(xq), [split.n_queries], generator, "fashion test")
-        return AnnData(name, xt[tr].clone(), xt[db].clone(), xq[qu].clone())
-    raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
+    base, test = _raw(name)
+    if test is None:  # GloVe: queries and database from the same rows, disjoint
+        qu, db = _pick(len(base), [split.n_queries, split.n_database], generator, name)
+        queries = base[qu]
+    else:
+        (db,) = _pick(len(base), [split.n_database], generator, f"{name} train")
+        (qu,) = _pick(len(test), [split.n_queries], generator, f"{name} test")
+        queries = test[qu]
+    database = base[db]
+    (tr,) = _pick(len(database), [split.n_train], generator, f"{name} database")
+    return AnnData(name, database[tr].clone(), database.clone(), queries.clone())
 
 
 def pad_to(x: Tensor, dim: int) -> Tensor:

@@ -1,5 +1,10 @@
 """Training of the ANN quantizers: k-means initialisation, then NSVQ ([vali2023rpavq]).
 
+The initialisation (:func:`initialise_`) is residual k-means as FAISS trains its
+``ResidualQuantizer`` ([douze2024faiss]): 10 Lloyd iterations on at most 256 K sampled
+vectors per codebook, optionally with the training vectors re-encoded by a beam between
+codebooks. Product VQ runs k-means per sub-space.
+
 NSVQ on the quantizer alone, through :class:`vqkit.training.loop.Trainer` (random batches of
 the training split, cosine-decayed lr, replacement until ``2 * replace_every`` steps before
 the end as in [vali2023rpavqcode]): the output is ``x + ||x - x_hat|| v/||v||`` and the loss is
@@ -23,7 +28,7 @@ from ...training.loop import Trainer
 from ...training.objective import StepResult, summed_error_objective
 from ...training.schedule import Cosine, Replacement
 from ...training.schedule import Schedule as TrainSchedule
-from .config import Schedule
+from .config import Init, Schedule
 
 KINDS = ("pq", "rvq", "avq")
 
@@ -58,6 +63,29 @@ def build(
     options = {"encoder": BeamSearch(width)} if kind == "avq" else {}  # RVQ: Greedy()
     return build_quantizer(kind, dim, codebook_size, num_codebooks,
                            estimator=NoiseSubstitution(generator=generator), **options)
+
+
+def initialise_(quantizer: MultiCodebookQuantizer, data: Tensor, init: Init, *, beam: int,
+                generator: torch.Generator) -> None:
+    """k-means-initialise ``quantizer`` on ``data`` with ``init``'s iterations and sample
+    size; sum-type quantizers re-encode ``data`` with a beam of width ``beam`` between
+    codebooks (1 = greedy; see :meth:`MultiCodebookQuantizer.init_codebook_`).
+
+    Raises:
+        ValueError: ``data`` is not ``(N, quantizer.dim)`` with N >= K, or ``beam < 1``.
+
+    Example:
+        >>> q = build("rvq", 4, 8, 2)
+        >>> initialise_(q, torch.randn(200, 4), Init(beam=2), beam=2,
+        ...             generator=torch.Generator().manual_seed(0))
+        >>> q.training
+        False
+    """
+    if data.dim() != 2 or data.shape[1] != quantizer.dim:
+        raise ValueError(f"data must be (N, {quantizer.dim}), got {tuple(data.shape)}")
+    quantizer.init_codebook_(data, generator=generator, iters=init.iters, beam=beam,
+                             max_points_per_centroid=init.max_points_per_centroid)
+    quantizer.eval()
 
 
 def train_nsvq_(

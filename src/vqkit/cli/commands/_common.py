@@ -123,6 +123,13 @@ def make_quantizer(settings: Mapping[str, Any], dim: int) -> Any:
             raise ValueError(f"--codebook/--codebook-dim apply to vq, pvq, rvq and avq, not "
                              f"--quantizer {kind}")
         options["parameterisation"] = build_parameterisation(codebook, codebook_dim)
+    if settings.get("beam") is not None:
+        from ...quantizers.encoders import BeamSearch
+
+        if not takes_argument(kind, "encoder"):
+            raise ValueError(f"--beam applies to rvq and avq (their encoder's beam width), not "
+                             f"--quantizer {kind}")
+        options["encoder"] = BeamSearch(int(settings["beam"]))
     estimator = None
     if takes_argument(kind, "estimator") or settings["estimator"] != "nsvq":
         estimator = settings["estimator"]

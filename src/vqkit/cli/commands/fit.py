@@ -40,7 +40,7 @@ FIXED_DEFAULTS: dict[str, Any] = {
     "codebook_size": 256, "num_codebooks": None, "init": "kmeans", "init_samples": 20000,
     "batch": 1024, "lr": 1e-3, "replace_every": 0, "replace_threshold": 0.01,
     "log_every": 50, "seed": 0, "initial_size": None, "expand_every": 0, "levels": None,
-    "codebook": "direct", "codebook_dim": None,
+    "codebook": "direct", "codebook_dim": None, "beam": None,
 }
 STEPS_DEFAULT = 1000
 
@@ -72,6 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "--codebook-dim dimensions)")
     q.add_argument("--codebook-dim", type=positive_int,
                    help="factorised: d of the low-dimensional codes (default 8)")
+    q.add_argument("--beam", type=positive_int,
+                   help="rvq/avq: beam width of the encoder, in training and encoding "
+                   "(default: rvq greedy = 1, avq 8; FAISS's max_beam_size)")
     q.add_argument("--num-codebooks", type=positive_int,
                    help="M codebooks for rvq/pvq/avq (default 4; 1 for vq/sfvq)")
     q.add_argument("--init", choices=["kmeans", "random"],
