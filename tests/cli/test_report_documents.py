@@ -88,14 +88,19 @@ def test_a_marked_number_that_names_no_json_value_fails(vqkit, repo):
 
 def test_a_known_unmarked_number_that_is_gone_fails(vqkit, repo):
     """Marking or removing a number of the known list requires deleting its line."""
+    # The list only shrinks in the real repository, so this test plants its own known number
+    # (in the copy) rather than rely on one that a later commit marks.
     known = repo / "docs" / "unmarked_numbers.tsv"
-    row = next(line for line in known.read_text().splitlines()
-               if line.startswith("README.md\t8 minutes\t"))
     doc = repo / "README.md"
-    assert "under 8 minutes" in doc.read_text()
-    doc.write_text(doc.read_text().replace("under 8 minutes", "a few minutes"))
+    sentence = "The planted run took 8 minutes."
+    doc.write_text(doc.read_text() + f"\n{sentence}\n")
+    assert "unmarked number '8 minutes'" in _check(vqkit, repo)[2]
+    row = f"README.md\t8 minutes\t{sentence}"
+    known.write_text(known.read_text() + row + "\n")
+    assert _check(vqkit, repo)[0] == 0
+    doc.write_text(doc.read_text().replace(sentence, "The planted run took a few minutes."))
     code, _, err = _check(vqkit, repo)
-    assert code == 1 and "no longer in the documents" in err
+    assert code == 1 and "no longer in the documents" in err and "'8 minutes'" in err
     known.write_text(known.read_text().replace(row + "\n", ""))
     assert _check(vqkit, repo)[0] == 0
 
