@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     try:
-        run = Run(command="python scripts/speech_alignment_effect.py "
-                  + " ".join(argv if argv is not None else sys.argv[1:]),
+        run = Run(command=" ".join(["python", "scripts/speech_alignment_effect.py",
+                                    *(argv if argv is not None else sys.argv[1:])]),
                   allow_dirty=args.allow_dirty)
     except DirtyTreeError as err:
         parser.error(str(err))
