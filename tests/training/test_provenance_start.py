@@ -144,3 +144,14 @@ def test_read_package_list_skips_comments_and_blanks(tmp_path):
     path = tmp_path / "list.txt"
     path.write_text("# data\nfoo\n\n  bar  # why\n#baz\n")
     assert read_package_list(path) == ["foo", "bar"]
+
+
+def test_the_default_command_of_a_script_is_its_path_from_the_working_directory(tmp_path):
+    from vqkit.training.provenance import command_line
+
+    script = tmp_path / "benchmarks" / "bench.py"
+    assert command_line([str(script), "--repeats", "3"], cwd=tmp_path) == (
+        "python benchmarks/bench.py --repeats 3")
+    # Outside the working directory the path stays as given; programs keep their name.
+    assert command_line([str(script)], cwd=tmp_path / "elsewhere") == f"python {script}"
+    assert command_line(["/usr/local/bin/vqkit", "fit", "x.npy"]) == "vqkit fit x.npy"

@@ -49,6 +49,27 @@ def environment() -> dict[str, Any]:
     }
 
 
+def command_line(argv: list[str], cwd: str | os.PathLike[str] | None = None) -> str:
+    """The command that reruns this process: ``python SCRIPT ARGS`` for a script (its path
+    relative to ``cwd``, the working directory by default, when it lies below it), else the
+    program's name and its arguments.
+
+    Example:
+        >>> command_line(["benchmarks/bench.py", "--repeats", "3"], cwd=".")
+        'python benchmarks/bench.py --repeats 3'
+        >>> command_line(["/usr/bin/vqkit", "fit", "x.npy"])
+        'vqkit fit x.npy'
+    """
+    program = Path(argv[0])
+    if program.suffix != ".py" or program.name == "__main__.py":
+        return " ".join([program.name, *argv[1:]])
+    base = Path(os.getcwd() if cwd is None else cwd).resolve()
+    resolved = program.resolve()
+    if resolved.is_relative_to(base):
+        program = resolved.relative_to(base)
+    return " ".join(["python", program.as_posix(), *argv[1:]])
+
+
 class Run:
     """Collects provenance for one results file; constructing it is the start of the run.
 
@@ -57,7 +78,8 @@ class Run:
     library versions (those the process imported by then) when :meth:`record` is called.
 
     Args:
-        command: the command line recorded (default: this process's ``sys.argv``).
+        command: the command line recorded (default: :func:`command_line` of this process's
+            ``sys.argv``).
         seeds: the random seeds of the run.
         allow_dirty: run from a dirty tree anyway (the record then says ``"dirty": true``);
             by default a dirty tree is refused.
@@ -76,9 +98,7 @@ class Run:
                  allow_dirty: bool = False) -> None:
         self.source = SourceState.read().checked(allow_dirty=allow_dirty)
         self.data_packages = checkout_data_packages()
-        self.command = command if command is not None else " ".join(
-            [Path(sys.argv[0]).name, *sys.argv[1:]]
-        )
+        self.command = command if command is not None else command_line(sys.argv)
         self.seeds = list(seeds or [])
         self.started = time.perf_counter()
         self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
