@@ -5,14 +5,20 @@ the known list), and the check writes nothing, in results/ least of all."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-MARKED = ("<!-- result: speech_envelope.json results.world_codec[4].pesq .2f -->2.29"
-          "<!-- /result -->")
+# A marked number of docs/speech_codec.md and the value it reads (read, not copied, so a
+# regenerated JSON does not break these tests).
+OPEN = "<!-- result: speech_envelope.json results.world_codec[4].pesq .2f -->"
+CLOSE = "<!-- /result -->"
+PESQ = json.loads((REPO / "results" / "speech_envelope.json").read_text())[
+    "results"]["world_codec"][4]["pesq"]
+MARKED = f"{OPEN}{PESQ:.2f}{CLOSE}"
 
 
 def _checksums(folder: Path) -> dict[str, str]:
@@ -48,11 +54,12 @@ def test_the_real_documents_pass_and_the_check_writes_nothing(vqkit, monkeypatch
 def test_a_wrong_marked_number_fails_and_report_rewrites_it(vqkit, repo):
     doc = repo / "docs" / "speech_codec.md"
     assert MARKED in doc.read_text()
-    doc.write_text(doc.read_text().replace(MARKED, MARKED.replace("-->2.29<", "-->2.39<"), 1))
+    wrong = f"{PESQ + 0.1:.2f}"
+    doc.write_text(doc.read_text().replace(MARKED, f"{OPEN}{wrong}{CLOSE}", 1))
     before = _checksums(repo / "results")
     code, out, err = _check(vqkit, repo)
     assert code == 1
-    assert "speech_codec.md is out of date" in err and "2.39" in out
+    assert "speech_codec.md is out of date" in err and wrong in out
     assert _checksums(repo / "results") == before  # --check writes nothing there
     assert vqkit("report", "--results", repo / "results", "--out",
                  repo / "docs" / "results.md")[0] == 0
@@ -62,9 +69,11 @@ def test_a_wrong_marked_number_fails_and_report_rewrites_it(vqkit, repo):
 
 def test_a_changed_json_makes_the_marked_number_stale(vqkit, repo):
     path = repo / "results" / "speech_envelope.json"
-    path.write_text(path.read_text().replace('"pesq": 2.29', '"pesq": 2.31', 1))
+    data = json.loads(path.read_text())
+    data["results"]["world_codec"][4]["pesq"] = PESQ + 0.02
+    path.write_text(json.dumps(data))
     code, out, _ = _check(vqkit, repo)
-    assert code == 1 and "2.31" in out
+    assert code == 1 and f"{PESQ + 0.02:.2f}" in out
 
 
 def test_an_unmarked_number_fails(vqkit, repo):
