@@ -7,7 +7,7 @@ from pathlib import Path
 from ..apps.ann.config import BenchmarkConfig
 from ..apps.ann.experiment import report_experiment, run_experiment
 from ..training.provenance import Run
-from .reproduction import Reproduction, Variant
+from .reproduction import Reproduction, RunFunction, Variant
 
 
 def ann_reproduction(name: str, dataset: str, *, description: str, expected_minutes: float,
@@ -22,22 +22,19 @@ def ann_reproduction(name: str, dataset: str, *, description: str, expected_minu
     stem = name.replace("-", "_")
     result_file, plot_file = f"{stem}.json", f"{stem}_recall.png"
 
-    def run(out_dir: Path, *, quick: bool = False, seed: int = 0, allow_dirty: bool = False
-            ) -> Path:
-        """Run the benchmark (``quick``: a seconds-long smoke version); write JSON + plot."""
-        record = Run(command=f"vqkit reproduce {name}" + (" --quick" if quick else ""),
-                     seeds=[seed], allow_dirty=allow_dirty)
-        return run_experiment(dataset, quick_settings if quick else settings, out_dir,
-                              record, seed=seed, result_file=result_file, plot_file=plot_file)
+    def runner(command: str, full: BenchmarkConfig, out_stem: str) -> RunFunction:
+        def run(out_dir: Path, *, quick: bool = False, seed: int = 0,
+                allow_dirty: bool = False) -> Path:
+            """Run the benchmark (``quick``: a seconds-long smoke version); write JSON + plot."""
+            record = Run(command=command + (" --quick" if quick else ""), seeds=[seed],
+                         allow_dirty=allow_dirty)
+            return run_experiment(dataset, quick_settings if quick else full, out_dir, record,
+                                  seed=seed, result_file=f"{out_stem}.json",
+                                  plot_file=f"{out_stem}_recall.png")
+        return run
 
-    def run_small(out_dir: Path, *, quick: bool = False, seed: int = 0,
-                  allow_dirty: bool = False) -> Path:
-        """The benchmark at the small sizes (``quick``: the smoke version)."""
-        record = Run(command=f"vqkit reproduce {name} --variant small"
-                     + (" --quick" if quick else ""), seeds=[seed], allow_dirty=allow_dirty)
-        return run_experiment(dataset, quick_settings if quick else small_settings, out_dir,
-                              record, seed=seed, result_file=f"{stem}_small.json",
-                              plot_file=f"{stem}_small_recall.png")
+    run = runner(f"vqkit reproduce {name}", settings, stem)
+    run_small = runner(f"vqkit reproduce {name} --variant small", small_settings, f"{stem}_small")
 
     def report(results_dir: Path) -> str:
         return report_experiment(results_dir, result_file, plot_file,
