@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -53,18 +52,13 @@ def _pick(n: int, counts: list[int], generator: torch.Generator, name: str) -> l
 
 def _raw(name: str) -> tuple[Tensor, Tensor | None]:
     """The rows the database and the queries come from (``None``: the same rows)."""
+    from ...data.named import NAMED
+
     if name == "glove":
-        from ...data.glove import load_glove_vectors
-
-        return torch.from_numpy(load_glove_vectors()), None
+        return torch.from_numpy(NAMED["glove-6b-50d"]()), None
     if name == "fashion":
-        from ...data.fashion_mnist import load_fashion_mnist
-
-        def flat(split: str) -> Tensor:
-            images, _ = load_fashion_mnist(split)
-            return torch.from_numpy(images.reshape(len(images), -1).astype(np.float32))
-
-        return flat("train"), flat("test")
+        return (torch.from_numpy(NAMED["fashion-mnist-train"]()),
+                torch.from_numpy(NAMED["fashion-mnist-test"]()))
     raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
 
 

@@ -31,6 +31,16 @@ def positive_int(text: str) -> int:
     return _int_at_least(text, 1)
 
 
+#: The names of :data:`vqkit.data.named.NAMED`, spelled out so that ``--help`` needs no torch
+#: import (a test checks that they agree).
+DATA_SETS = ("glove-6b-50d", "fashion-mnist-train", "fashion-mnist-test")
+
+
+def vectors_help(what: str) -> str:
+    """Help text of a vectors argument: a file, or an installed data set by name."""
+    return f"{what}: .npy, .pt or .csv, or an installed data set ({', '.join(DATA_SETS)})"
+
+
 #: The most bits per codebook index ``--bits`` accepts: K = 2**bits codewords are allocated.
 MAX_BITS = 30
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_chunk_arguments, in_chunks, load_eval_quantizer, nonnegative_int
+from ._common import (
+    add_chunk_arguments,
+    in_chunks,
+    load_eval_quantizer,
+    nonnegative_int,
+    vectors_help,
+)
 
 NAME = "encode"
 HELP = "compress vectors (.npy/.pt/.csv) into a codes file with a trained quantizer"
@@ -22,7 +28,7 @@ example:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_chunk_arguments(p, ("checkpoint", "checkpoint or quantizer file"),
-                        ("input", "vectors file: .npy, .pt or .csv"),
+                        ("input", vectors_help("vectors (..., D)")),
                         ("output", "codes file to write"))
     p.add_argument("--position-bits", type=nonnegative_int, default=None, metavar="B",
                    help="space-filling VQ only: store each curve position on a grid of step "
@@ -43,13 +49,13 @@ def run(args: argparse.Namespace) -> int:
         ValueError / OSError: OUTPUT is an input, not a regular file, in a missing or
             read-only folder, or cannot be written (a full disk).
     """
-    from ...data.vectors import load_vectors
+    from ...data.named import read_vectors
     from ...io.codes_file import write_codes
     from ...io.paths import output_file
 
     output_file(args.output, inputs=(args.checkpoint, args.input))
     quantizer = load_eval_quantizer(args)
-    x = load_vectors(args.input, dim=quantizer.dim, flatten=False)
+    x = read_vectors(args.input, dim=quantizer.dim, flatten=False)
     indices = in_chunks(quantizer.encode, x, args, "encode")
     codes = write_codes(args.output, indices, quantizer, position_bits=args.position_bits)
     n = indices.numel() // max(1, len(codes.codebook_sizes))

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_chunk_arguments, in_chunks, load_eval_quantizer, print_table
+from ._common import (
+    add_chunk_arguments,
+    in_chunks,
+    load_eval_quantizer,
+    print_table,
+    vectors_help,
+)
 
 NAME = "eval"
 HELP = "measure MSE, SNR, usage, perplexity and bits of a quantizer on vectors"
@@ -22,7 +28,7 @@ example:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint or quantizer file")
-    p.add_argument("data", help="vectors file: .npy, .pt or .csv")
+    p.add_argument("data", help=vectors_help("vectors"))
     p.add_argument("--json", metavar="PATH",
                    help="also write the numbers with provenance (default: none written)")
     p.add_argument("--plot", metavar="PNG",
@@ -42,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             dimension, NaN or Inf.
         ImportError: ``--plot`` without matplotlib.
     """
-    from ...data.vectors import load_vectors
+    from ...data.named import read_vectors
     from ...progress import bar_callback
     from ...training.evaluate import evaluate
     from ...training.provenance import Run, write_json
@@ -50,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     # A dirty tree is recorded, not refused: the user's own evaluation.
     record = Run(command=getattr(args, "command_line", None), allow_dirty=True)
     quantizer = load_eval_quantizer(args)
-    x = load_vectors(args.data, dim=quantizer.dim)
+    x = read_vectors(args.data, dim=quantizer.dim)
     result = evaluate(quantizer, x, chunk=args.chunk,
                       progress=bar_callback("eval", enabled=not args.quiet, unit="vector"))
     print_table(result, f"{type(quantizer).__name__} on {args.data}:")

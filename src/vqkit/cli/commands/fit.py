@@ -14,16 +14,17 @@ import torch
 
 from ...registry import ESTIMATORS, LEARNINGS, PARAMETERISATIONS, QUANTIZERS
 from ...training.threads import add_threads, set_threads
-from ._common import bits_int, nonnegative_int, positive_int, print_table
+from ._common import bits_int, nonnegative_int, positive_int, print_table, vectors_help
 
 NAME = "fit"
 HELP = "train a quantizer (VQ, RVQ, PVQ, AVQ, SFVQ) on vectors from .npy/.pt/.csv"
 DESCRIPTION = """\
-Train a quantizer on the rows of a vectors file (.npy, .pt or .csv, shape (N, D)) to minimise
-the quantization error, and write a checkpoint that `vqkit encode/decode/eval/info` read and
-`vqkit fit --resume` continues bit-identically. Progress bars show the k-means initialisation
-and the training: loss, MSE (mean squared error per vector) and codebook usage. At the end the
-MSE, SNR, usage, perplexity and bits per vector of the whole data set are printed.
+Train a quantizer on the rows of a vectors file (.npy, .pt or .csv, shape (N, D)), or of an
+installed data set named instead of a file, to minimise the quantization error, and write a
+checkpoint that `vqkit encode/decode/eval/info` read and `vqkit fit --resume` continues
+bit-identically. Progress bars show the k-means initialisation and the training: loss, MSE
+(mean squared error per vector) and codebook usage. At the end the MSE, SNR, usage,
+perplexity and bits per vector of the whole data set are printed.
 
 Under torchrun (`torchrun --nproc_per_node 2 -m vqkit fit ...`) every rank trains on its
 shard of the data, gradients are averaged, and rank 0 writes the outputs.
@@ -32,6 +33,7 @@ examples:
   vqkit fit vectors.npy --quantizer vq --bits 8 --steps 2000 -o vq.ckpt
   vqkit fit vectors.npy --quantizer rvq --num-codebooks 8 --bits 8 --threads 2
   vqkit fit vectors.npy --resume vq.ckpt --steps 4000
+  vqkit fit glove-6b-50d --quantizer rvq --num-codebooks 8 --bits 8 -o glove-rvq.ckpt
 """
 
 #: Settings that define the run; fixed once it started (a resume must not change them).
@@ -46,7 +48,7 @@ STEPS_DEFAULT = 1000
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="vectors file: .npy, .pt or .csv holding (N, D)")
+    p.add_argument("data", help=vectors_help("vectors (N, D)"))
     q = p.add_argument_group("quantizer (fixed when resuming)")
     q.add_argument("--quantizer",
                    help="quantizer family (default vq): "
@@ -202,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace, info: Any) -> int:
-    from ...data.vectors import load_vectors
+    from ...data.named import read_vectors
     from ...io.paths import output_file
     from ...progress import bar_callback
     from ...training import ddp
@@ -220,7 +222,7 @@ def _fit(args: argparse.Namespace, info: Any) -> int:
     cpu_start = time.process_time()
     load_start = os.getloadavg()[0]
     checkpoint = load_checkpoint(args.resume) if args.resume else None
-    data = load_vectors(args.data)
+    data = read_vectors(args.data)
     fingerprint = _fingerprint(args.data, data)
     settings = _settings(args, None if checkpoint is None else checkpoint.fit)
     run_record.seeds = [settings["seed"]]

@@ -18,7 +18,7 @@ import argparse
 from typing import Any
 
 from ...training.threads import add_threads, set_threads
-from ._common import positive_int
+from ._common import positive_int, vectors_help
 
 NAME = "index"
 HELP = "build a FAISS index from a trained quantizer (pvq, rvq, avq) and search it"
@@ -59,7 +59,7 @@ def _build(args: argparse.Namespace) -> int:
     import torch
 
     from ...apps.ann.faiss_bridge import add_encoded, require_faiss, to_faiss
-    from ...data.vectors import load_vectors
+    from ...data.named import read_vectors
     from ...io.paths import output_file
     from ._common import in_chunks, load_eval_quantizer
 
@@ -72,7 +72,7 @@ def _build(args: argparse.Namespace) -> int:
     except TypeError as err:  # FSQ, LFQ, ...: no FAISS equivalent
         raise ValueError(f"{args.quantizer}: {err}; FSQ/LFQ/BSQ/SFVQ have no FAISS "
                          "equivalent (docs/ann.md)") from None
-    vectors = load_vectors(args.vectors, dim=quantizer.dim)
+    vectors = read_vectors(args.vectors, dim=quantizer.dim)
     indices = in_chunks(quantizer.encode, vectors, args, "encode")
     add_encoded(index, indices.to(torch.long))
     _write_index(index, args.out)
@@ -85,7 +85,7 @@ def _search(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ...apps.ann.faiss_bridge import search
-    from ...data.vectors import load_vectors
+    from ...data.named import read_vectors
     from ...io.atomic import atomic_write
     from ...io.paths import output_file
 
@@ -94,7 +94,7 @@ def _search(args: argparse.Namespace) -> int:
     for path in outputs:
         output_file(path, inputs=(args.index, args.queries))
     index = _read_index(args.index)
-    queries = load_vectors(args.queries, dim=index.d)
+    queries = read_vectors(args.queries, dim=index.d)
     distances, ids = search(index, queries, args.k)
 
     def save(array: np.ndarray) -> Any:
@@ -119,7 +119,7 @@ def add_subcommands(sub: Any) -> None:
                         "codewords per codebook) and write a flat FAISS index holding their "
                         "codes.")
     b.add_argument("quantizer", help="a vqkit checkpoint or quantizer file")
-    b.add_argument("vectors", help="the database: .npy, .pt or .csv holding (N, D)")
+    b.add_argument("vectors", help=vectors_help("the database (N, D)"))
     b.add_argument("-o", "--out", required=True, help="the index file to write")
     b.add_argument("--chunk", type=positive_int, default=65536, metavar="N",
                    help="vectors encoded at once (default: %(default)s)")
@@ -131,7 +131,7 @@ def add_subcommands(sub: Any) -> None:
                         "nearest database vectors of each query (squared L2 to the decoded "
                         "vectors) and write their ids as a (Q, K) int64 .npy file.")
     s.add_argument("index", help="a FAISS index file")
-    s.add_argument("queries", help="query vectors: .npy, .pt or .csv holding (Q, D)")
+    s.add_argument("queries", help=vectors_help("query vectors (Q, D)"))
     s.add_argument("-k", type=positive_int, default=10, help="neighbours per query "
                    "(default: %(default)s)")
     s.add_argument("--out", required=True, help="the ids, (Q, K) int64 .npy")
