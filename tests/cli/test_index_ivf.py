@@ -136,13 +136,14 @@ def test_ivf_index_against_float64_oracles(vqkit, split, argv, kind):
         assert np.array_equal(found, ref_ids), nprobe
         np.testing.assert_allclose(found_d, ref_d, rtol=0, atol=GAP / 2)
 
-    # Fewer candidates than k: every probed row, then -1.
-    big = int(np.bincount(assign, minlength=NLIST).max()) + 1
-    probed, _ = _probed_rows(queries, centroids, db, 1)
-    found, _ = _search(vqkit, folder, ivf, "--nprobe", "1", k=big)
-    for row, allowed in zip(found, probed, strict=True):
-        assert sorted(row[row >= 0].tolist()) == np.flatnonzero(allowed).tolist()
-        assert (row[allowed.sum():] == -1).all()
+    # k = N: exactly the rows of the probed lists, in order, then -1 (FAISS's padding).
+    for nprobe in (1, 2, NLIST - 1):
+        probed, _ = _probed_rows(queries, centroids, db, nprobe)
+        found, found_d = _search(vqkit, folder, ivf, "--nprobe", nprobe, k=len(db))
+        for row, dist, allowed in zip(found, found_d, probed, strict=True):
+            n = int(allowed.sum())
+            assert sorted(row[:n].tolist()) == np.flatnonzero(allowed).tolist(), nprobe
+            assert (row[n:] == -1).all() and (np.diff(dist[:n]) >= 0).all()
 
 
 def test_seed_and_iterations_reach_the_coarse_kmeans(vqkit, split):
