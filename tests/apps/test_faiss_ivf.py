@@ -64,3 +64,20 @@ def test_probe_params(rvq):
         ivf.probe_params(index, 5)
     with pytest.raises(ValueError, match="not to a flat IndexResidualQuantizer"):
         ivf.probe_params(to_faiss(rvq), 1)
+
+
+def test_list_numbers_above_255_take_two_bytes(rvq):
+    """nlist 300: FAISS's sa code carries the list number in two little-endian bytes."""
+    from faiss.contrib.inspect_tools import get_invlist
+
+    x = torch.randn(1000, 8, generator=torch.Generator().manual_seed(0))
+    index = ivf.ivf_index(rvq, ivf.coarse_centroids(x, 300, iters=2))
+    assert index.coarse_code_size() == 2
+    ivf.add_to_lists(index, x, rvq.encode(x))
+    nearest = (torch.cdist(x.double(), torch.from_numpy(index.quantizer.reconstruct_n(0, 300))
+                           .double())).argmin(dim=1)
+    lists = torch.full((1000,), -1)
+    for c in range(300):
+        ids, _ = get_invlist(index.invlists, c)
+        lists[torch.from_numpy(ids)] = c
+    assert index.ntotal == 1000 and torch.equal(lists, nearest)
