@@ -56,7 +56,18 @@ def require_faiss() -> Any:
     return faiss
 
 
-def _nbits(q: Quantizer) -> int:
+def codebook_bits(q: Quantizer) -> int:
+    """The bits per code of ``q``'s codebooks, as FAISS wants them (``2**nbits`` codewords).
+
+    Raises:
+        TypeError: ``q`` is not a ProductVQ, ResidualVQ or AdditiveVQ (FAISS has no
+            equivalent of the others).
+        ValueError: ``q.codebook_size`` is not a power of two.
+
+    Example:
+        >>> codebook_bits(ProductVQ(dim=8, codebook_size=16, num_codebooks=4))
+        4
+    """
     if not isinstance(q, (ProductVQ, ResidualVQ, AdditiveVQ)):
         raise TypeError(
             f"q must be a ProductVQ, ResidualVQ or AdditiveVQ, got {type(q).__name__}"
@@ -70,15 +81,33 @@ def _nbits(q: Quantizer) -> int:
     return nbits
 
 
-def _codebooks(q: Quantizer) -> np.ndarray:
-    """All codewords as a float32 array ``(M, K, d)``."""
-    return q.codewords.detach().float().cpu().numpy().astype(np.float32, copy=True)
+def export_codebooks(q: Quantizer, fq: Any) -> Any:
+    """Copy ``q``'s codebooks into ``fq`` and mark it trained; returns ``fq``.
 
+    ``fq`` is an empty FAISS quantizer of ``q``'s shape (``ProductQuantizer``,
+    ``ResidualQuantizer``, ``LocalSearchQuantizer``) or an index holding one (flat or IVF).
+    A residual quantizer's ``max_beam_size`` becomes the encoder's width.
 
-def _set_aq_codebooks(faiss: Any, aq: Any, books: np.ndarray) -> None:
-    faiss.copy_array_to_vector(np.ascontiguousarray(books.reshape(-1)), aq.codebooks)
-    aq.is_trained = True
-    aq.compute_codebook_tables()
+    Raises:
+        ImportError: faiss is not installed.
+        TypeError / ValueError: as :func:`codebook_bits`.
+    """
+    faiss = require_faiss()
+    codebook_bits(q)
+    inner = _inner_quantizer(fq)
+    books = q.codewords.detach().float().cpu().numpy().astype(np.float32, copy=True)
+    flat = np.ascontiguousarray(books.reshape(-1))
+    if isinstance(inner, faiss.ProductQuantizer):
+        faiss.copy_array_to_vector(flat, inner.centroids)
+    else:
+        if isinstance(q, ResidualVQ):
+            inner.max_beam_size = q.encoder.width
+        faiss.copy_array_to_vector(flat, inner.codebooks)
+        inner.is_trained = True
+        inner.compute_codebook_tables()
+    if fq is not inner:
+        fq.is_trained = True
+    return fq
 
 
 def to_faiss_quantizer(q: Quantizer) -> Any:
@@ -104,24 +133,14 @@ def to_faiss_quantizer(q: Quantizer) -> Any:
         (2, 1)
     """
     faiss = require_faiss()
-    nbits = _nbits(q)
-    books = _codebooks(q)
+    nbits = codebook_bits(q)
     if isinstance(q, ProductVQ):
-        pq = faiss.ProductQuantizer(q.dim, q.num_codebooks, nbits)
-        faiss.copy_array_to_vector(np.ascontiguousarray(books.reshape(-1)), pq.centroids)
-        return pq
-    if isinstance(q, ResidualVQ):
-        rq = faiss.ResidualQuantizer(q.dim, q.num_codebooks, nbits)
-        rq.max_beam_size = q.encoder.width
-        _set_aq_codebooks(faiss, rq, books)
-        return rq
-    if isinstance(q, AdditiveVQ):
-        lsq = faiss.LocalSearchQuantizer(q.dim, q.num_codebooks, nbits)
-        _set_aq_codebooks(faiss, lsq, books)
-        return lsq
-    raise TypeError(
-        f"q must be a ProductVQ, ResidualVQ or AdditiveVQ, got {type(q).__name__}"
-    )
+        fq = faiss.ProductQuantizer(q.dim, q.num_codebooks, nbits)
+    elif isinstance(q, ResidualVQ):
+        fq = faiss.ResidualQuantizer(q.dim, q.num_codebooks, nbits)
+    else:
+        fq = faiss.LocalSearchQuantizer(q.dim, q.num_codebooks, nbits)
+    return export_codebooks(q, fq)
 
 
 def to_faiss(q: Quantizer, database: Tensor | None = None) -> Any:
@@ -149,26 +168,15 @@ def to_faiss(q: Quantizer, database: Tensor | None = None) -> Any:
         100
     """
     faiss = require_faiss()
-    nbits = _nbits(q)
-    books = _codebooks(q)
+    nbits = codebook_bits(q)
     if isinstance(q, ProductVQ):
         index = faiss.IndexPQ(q.dim, q.num_codebooks, nbits)
-        faiss.copy_array_to_vector(np.ascontiguousarray(books.reshape(-1)), index.pq.centroids)
-        index.is_trained = True
-    elif isinstance(q, (ResidualVQ, AdditiveVQ)):
+    else:
         cls = faiss.IndexResidualQuantizer if isinstance(q, ResidualVQ) \
             else faiss.IndexLocalSearchQuantizer
         index = cls(q.dim, q.num_codebooks, nbits, faiss.METRIC_L2,
                     faiss.AdditiveQuantizer.ST_norm_float)
-        aq = index.rq if isinstance(q, ResidualVQ) else index.lsq
-        if isinstance(q, ResidualVQ):
-            aq.max_beam_size = q.encoder.width
-        _set_aq_codebooks(faiss, aq, books)
-        index.is_trained = True
-    else:
-        raise TypeError(
-            f"q must be a ProductVQ, ResidualVQ or AdditiveVQ, got {type(q).__name__}"
-        )
+    export_codebooks(q, index)
     if database is not None:
         add_encoded(index, q.encode(database))
     return index
@@ -227,11 +235,21 @@ def add_encoded(index: Any, indices: Tensor) -> None:
     index.add_sa_codes(codes)
 
 
-def search(index: Any, queries: Tensor | np.ndarray, k: int) -> tuple[Tensor, Tensor]:
+def search(index: Any, queries: Tensor | np.ndarray, k: int, *,
+           params: Any = None) -> tuple[Tensor, Tensor]:
     """FAISS search: ``(distances, indices)``, both ``(Q, k)`` (float32, int64), as FAISS does.
 
     Distances are squared L2 from each raw query to the decoded database vectors
-    (asymmetric distance computation).
+    (asymmetric distance computation). An IVF index scans the lists of the query's ``nprobe``
+    nearest coarse centroids only; when they hold fewer than ``k`` vectors, the remaining ids
+    are -1 (FAISS's padding; their distance is the float32 maximum).
+
+    Args:
+        index: a FAISS index.
+        queries: ``(Q, D)`` raw queries.
+        k: neighbours per query.
+        params: FAISS ``SearchParameters`` (e.g. :func:`~vqkit.apps.ann.ivf.probe_params`),
+            or None for the index's own settings.
 
     Shape:
         ``queries`` ``(Q, D)``; returns ``(Q, k)`` float32 distances and ``(Q, k)`` int64
@@ -244,7 +262,7 @@ def search(index: Any, queries: Tensor | np.ndarray, k: int) -> tuple[Tensor, Te
         raise ValueError(f"k must be in [1, {index.ntotal}] (index.ntotal), got {k}")
     q = queries.detach().cpu().float().numpy() if isinstance(queries, Tensor) \
         else np.asarray(queries, dtype=np.float32)
-    dist, ids = index.search(np.ascontiguousarray(q), k)
+    dist, ids = index.search(np.ascontiguousarray(q), k, params=params)
     return torch.from_numpy(dist), torch.from_numpy(ids.astype(np.int64))
 
 
