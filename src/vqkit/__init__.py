@@ -26,6 +26,7 @@ from .parameterisations import Cosine, Direct, Factorised, SimVQ
 from .quantizers import BSQ, FSQ, LFQ, ChannelsFirst, Quantizer, ResidualFSQ, VectorQuantizer
 from .quantizers.additive import AdditiveVQ
 from .quantizers.application import OnComposite, PerStage
+from .quantizers.data_init import DataInit
 from .quantizers.dropout import BatchDepth, ExampleDepth, FractionDepth
 from .quantizers.encoders import BeamSearch, Greedy
 from .quantizers.product import ProductVQ
@@ -52,6 +53,7 @@ __all__ = [
     "ChannelsFirst",
     "Codebook",
     "Cosine",
+    "DataInit",
     "CurveCodebook",
     "DiVeQ",
     "Direct",
