@@ -32,6 +32,7 @@ from .quantizers.encoders import BeamSearch, Greedy
 from .quantizers.product import ProductVQ
 from .quantizers.residual import ResidualVQ
 from .regularisers import EntropyPenalty
+from .replacement import CodeReplacer
 from .space_filling import (
     CurveCodebook,
     ExactProjection,
@@ -51,6 +52,7 @@ __all__ = [
     "BeamSearch",
     "EMA",
     "ChannelsFirst",
+    "CodeReplacer",
     "Codebook",
     "Cosine",
     "DataInit",
