@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("functional", ("functional", "types", "registry", "strategy", "distributed", "complexity")),
     ("codebooks/estimators", ("codebooks", "parameterisations", "estimators", "maintenance",
                               "regularisers")),
-    ("quantizers", ("quantizers", "space_filling")),
+    ("quantizers", ("quantizers", "space_filling", "replacement")),
     ("io", ("io", "__init__")),
     ("interpret/privacy/data", ("interpret", "privacy", "data", "progress", "plotting",
                                 "reporting", "doc_numbers")),

@@ -26,11 +26,13 @@ from .parameterisations import Cosine, Direct, Factorised, SimVQ
 from .quantizers import BSQ, FSQ, LFQ, ChannelsFirst, Quantizer, ResidualFSQ, VectorQuantizer
 from .quantizers.additive import AdditiveVQ
 from .quantizers.application import OnComposite, PerStage
+from .quantizers.data_init import DataInit
 from .quantizers.dropout import BatchDepth, ExampleDepth, FractionDepth
 from .quantizers.encoders import BeamSearch, Greedy
 from .quantizers.product import ProductVQ
 from .quantizers.residual import ResidualVQ
 from .regularisers import EntropyPenalty
+from .replacement import CodeReplacer
 from .space_filling import (
     CurveCodebook,
     ExactProjection,
@@ -50,8 +52,10 @@ __all__ = [
     "BeamSearch",
     "EMA",
     "ChannelsFirst",
+    "CodeReplacer",
     "Codebook",
     "Cosine",
+    "DataInit",
     "CurveCodebook",
     "DiVeQ",
     "Direct",

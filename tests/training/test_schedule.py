@@ -124,8 +124,8 @@ def test_replacement_happens_exactly_when_scheduled():
     t = Trainer(vq, rows, Schedule(steps=20, replacement=Replacement(3, until=12, threshold=0.2)),
                 maintenance=g)
 
-    def spy(threshold, *, generator):
-        assert generator is g
+    def spy(threshold, *, rule, generator):  # the contract's keywords (default rule: None)
+        assert generator is g and rule is None
         calls.append((t.step, threshold))
         return 0
 

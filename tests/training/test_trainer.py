@@ -178,7 +178,7 @@ def test_a_model_holding_a_quantizer_trains_all_of_it():
     model = _AutoEncoder()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     replaced = []
-    model.vq.replace_dead_codes_ = lambda threshold, *, generator: replaced.append(1) or 0
+    model.vq.replace_dead_codes_ = lambda threshold, *, rule, generator: replaced.append(1) or 0
     data = _data(400, 6)
     t = Trainer(model, RandomRows(data, 32, torch.Generator().manual_seed(1)),
                 Schedule(steps=60, lr=1e-2, replacement=Replacement(20), log_every=30),
@@ -211,7 +211,7 @@ def test_replacements_record_the_step_and_count_of_each_call():
     counts = iter([3, 0, 5])
     calls = []
 
-    def replace(threshold, *, generator):
+    def replace(threshold, *, rule, generator):
         calls.append(threshold)
         return next(counts)
 

@@ -70,6 +70,14 @@ class Wrapper(Quantizer):
     def initialises_from_data(self) -> bool:
         return self.wrapped.initialises_from_data
 
+    # The wrapped quantizer owns any lazy data initialisation (its ``data_init`` and
+    # ``initialised`` buffer); a wrapper that runs its hooks on the same rows runs its check.
+    def _initialise_lazily_(self, flat: Tensor, keep: Tensor | None) -> None:
+        self.wrapped._initialise_lazily_(flat, keep)
+
+    def _check_initialised(self) -> None:
+        self.wrapped._check_initialised()
+
     def init_codebook_(
         self, samples: Tensor, *, generator: torch.Generator | None = None, **options: Any
     ) -> None:

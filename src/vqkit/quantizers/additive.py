@@ -26,6 +26,7 @@ from ..registry import ENCODERS, QUANTIZERS
 from ..strategy import from_config, to_config
 from .application import EstimatorApplication
 from .composite import MultiCodebookQuantizer
+from .data_init import DataInit
 from .encoders import BeamSearch, Encoder, check_encoder
 
 
@@ -46,11 +47,15 @@ class AdditiveVQ(MultiCodebookQuantizer):
         init: ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``.
         parameterisation: ``Direct()`` (default) or ``SimVQ()`` per codebook (see
             :mod:`vqkit.parameterisations`; cosine and factorised codebooks are refused).
+        data_init: None (default) or :class:`~vqkit.DataInit`: the first training-mode
+            forward runs :meth:`init_codebook_` on its (kept) vectors, once; see
+            :mod:`vqkit.quantizers.data_init`.
 
     Raises:
         ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int >= 1,
             ``init`` is unknown, or the parameterisation is refused (with the reason).
-        TypeError: ``estimator``, ``learning`` or ``encoder`` is not a strategy of its kind.
+        TypeError: ``estimator``, ``learning``, ``encoder`` or ``data_init`` is not a strategy
+            of its kind.
 
     Shape:
         input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(..., M)`` int64.
@@ -77,10 +82,12 @@ class AdditiveVQ(MultiCodebookQuantizer):
         encoder: Encoder | None = None,
         init: str = "uniform",
         parameterisation: CodebookParameterisation | None = None,
+        data_init: DataInit | None = None,
     ) -> None:
         super().__init__()
         self._build(dim, codebook_size, num_codebooks, dim, estimator, learning, init,
                     parameterisation)
+        self._use_data_init_(data_init)
         self.encoder = check_encoder(encoder, BeamSearch(width=8))
 
     def _select(self, x: Tensor) -> Tensor:

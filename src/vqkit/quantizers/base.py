@@ -39,9 +39,17 @@ from .. import distributed
 from ..functional.metrics import bits_per_vector
 from ..registry import QUANTIZERS
 from ..types import Progress, QuantizerOutput
+from .data_init import (
+    check_data_init,
+    fill_missing_flag_,
+    initialise_on_first_batch_,
+    register_flag_,
+    warn_if_uninitialised,
+)
 
 if TYPE_CHECKING:
     from ..maintenance import ReplacementRule
+    from .data_init import DataInit
 
 
 def assert_in_graph(ok: Tensor, message: str) -> None:
@@ -302,9 +310,46 @@ class Quantizer(nn.Module):
         """
         raise NotImplementedError(f"{cls.__name__} does not define from_config()")
 
+    # -- lazy data initialisation (:mod:`vqkit.quantizers.data_init`) ---------------------------
+    #: The :class:`~vqkit.quantizers.data_init.DataInit` run on the first training batch, or
+    #: None (initialisation by explicit :meth:`init_codebook_` calls only).
+    data_init: DataInit | None = None
+
+    def _use_data_init_(self, data_init: DataInit | None) -> None:
+        """For constructors: keep ``data_init`` and, when given, register the bool buffer
+        ``initialised`` (False until the first training batch).
+
+        Raises:
+            TypeError: ``data_init`` is neither None nor a ``DataInit``.
+            ValueError: the quantizer has no data-driven initialisation.
+        """
+        self.data_init = check_data_init(data_init, self)
+        if self.data_init is not None:
+            register_flag_(self)
+
+    def _initialise_lazily_(self, flat: Tensor, keep: Tensor | None) -> None:
+        """Training mode, before quantizing ``flat (N, D)`` (``keep``: the mask's rows):
+        the data initialisation, if this quantizer has one that has not run."""
+        if self.data_init is not None:
+            initialise_on_first_batch_(self, flat, keep)
+
+    def _check_initialised(self) -> None:
+        """Eval mode and ``encode``: warn if the data initialisation has not run."""
+        if self.data_init is not None and not torch.compiler.is_compiling():
+            warn_if_uninitialised(self)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        if self.data_init is not None:  # an older state_dict: initialised (see data_init)
+            fill_missing_flag_(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # -- the contract ---------------------------------------------------------------------------
     def forward(self, x: Tensor, *, mask: Tensor | None = None) -> QuantizerOutput:
         """Quantize ``x``; masked positions get index -1, a zero output and no loss.
+
+        A quantizer built with ``data_init`` first fits its codebooks to the kept vectors of
+        its first training-mode call (:mod:`vqkit.quantizers.data_init`); before that, an
+        eval-mode call warns.
 
         Args:
             x: the vectors, floating, last axis D.
@@ -321,12 +366,17 @@ class Quantizer(nn.Module):
         Raises:
             TypeError: ``x`` is not a floating tensor, or ``mask`` is not a bool tensor.
             ValueError: ``x`` is not ``(..., D)`` or contains NaN/Inf, or ``mask``'s shape is
-                not ``x.shape[:-1]``.
+                not ``x.shape[:-1]``, or a data initialisation that is due gets fewer kept
+                vectors than codewords (over all ranks).
         """
         check_vectors(x, self.dim)
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.dim)
         keep = None if mask is None else check_mask(mask, lead, x.device).reshape(-1)
+        if self.training:
+            self._initialise_lazily_(flat, keep)
+        else:
+            self._check_initialised()
         in_place = self.masks_in_place or not self.training
         if keep is not None and flat.shape[0] and in_place and torch.compiler.is_compiling():
             return self._forward_masked_in_place(x, keep)
@@ -392,6 +442,7 @@ class Quantizer(nn.Module):
             ValueError: ``x`` is not ``(..., D)`` or contains NaN/Inf.
         """
         check_vectors(x, self.dim)
+        self._check_initialised()
         return self._encode(x.reshape(-1, self.dim)).reshape(*x.shape[:-1], *self.index_shape)
 
     def decode(self, indices: Tensor) -> Tensor:

@@ -34,7 +34,7 @@ from ..functional.kmeans import kmeans, stage_progress
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
 from ..parameterisations import CodebookParameterisation, Direct
-from ..registry import LEARNINGS, PARAMETERISATIONS
+from ..registry import DATA_INITS, LEARNINGS, PARAMETERISATIONS
 from ..strategy import from_config, to_config
 from ..types import Progress
 from .application import EstimatorApplication, application_from_config, as_application
@@ -330,6 +330,8 @@ class MultiCodebookQuantizer(Quantizer):
         }
         if self.parameterisation != Direct():  # absent otherwise: older configs match
             config["parameterisation"] = to_config(self.parameterisation)
+        if self.data_init is not None:  # (the same)
+            config["data_init"] = to_config(self.data_init)
         return config
 
     @staticmethod
@@ -339,6 +341,8 @@ class MultiCodebookQuantizer(Quantizer):
         args["learning"] = from_config(args["learning"], LEARNINGS)
         if "parameterisation" in args:
             args["parameterisation"] = from_config(args["parameterisation"], PARAMETERISATIONS)
+        if "data_init" in args:
+            args["data_init"] = from_config(args["data_init"], DATA_INITS)
         return args
 
     def extra_repr(self) -> str:

@@ -22,6 +22,7 @@ from ..parameterisations import CodebookParameterisation
 from ..registry import QUANTIZERS
 from .application import EstimatorApplication
 from .composite import MultiCodebookQuantizer, check_count
+from .data_init import DataInit
 
 
 @QUANTIZERS.register(aliases=("pvq", "pq"))
@@ -42,12 +43,15 @@ class ProductVQ(MultiCodebookQuantizer):
             (default), ``SimVQ()``, ``Cosine()`` (each sub-vector on its unit sphere) or
             ``Factorised(d)`` (each sub-vector projected to d dimensions); the estimator then
             runs on the concatenated code-space vectors (see :mod:`vqkit.parameterisations`).
+        data_init: None (default) or :class:`~vqkit.DataInit`: the first training-mode
+            forward runs :meth:`init_codebook_` on its (kept) vectors, once; see
+            :mod:`vqkit.quantizers.data_init`.
 
     Raises:
         ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int >= 1,
             ``dim`` is not a multiple of ``num_codebooks``, ``init`` is unknown, or the
             parameterisation refuses the learning (SimVQ with EMA).
-        TypeError: ``estimator`` or ``learning`` is not a strategy of its kind.
+        TypeError: ``estimator``, ``learning`` or ``data_init`` is not a strategy of its kind.
 
     Shape:
         input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(..., M)`` int64.
@@ -74,6 +78,7 @@ class ProductVQ(MultiCodebookQuantizer):
         learning: CodebookLearning | None = None,
         init: str = "uniform",
         parameterisation: CodebookParameterisation | None = None,
+        data_init: DataInit | None = None,
     ) -> None:
         super().__init__()
         dim = check_count(dim, "dim")
@@ -86,6 +91,7 @@ class ProductVQ(MultiCodebookQuantizer):
         self.sub_dim = dim // num
         self._build(dim, codebook_size, num, self.sub_dim, estimator, learning, init,
                     parameterisation)
+        self._use_data_init_(data_init)
 
     def _subvector(self, x: Tensor, m: int) -> Tensor:
         # Equal contiguous blocks, of the data (D/M) or of the code space (d each).

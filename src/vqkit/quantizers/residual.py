@@ -25,6 +25,7 @@ from ..strategy import from_config, to_config
 from .application import EstimatorApplication
 from .base import check_index_tensor
 from .composite import MultiCodebookQuantizer
+from .data_init import DataInit
 from .dropout import QuantizerDropout, check_dropout, check_prefix_shape, drop_stages, pad_prefix
 from .encoders import Encoder, Greedy, check_encoder
 
@@ -52,12 +53,15 @@ class ResidualVQ(MultiCodebookQuantizer):
         init: initial codewords, ``"uniform"`` U(-1/K, 1/K) ([vali2023rpavqcode]) or ``"normal"``.
         parameterisation: ``Direct()`` (default) or ``SimVQ()`` per stage codebook (see
             :mod:`vqkit.parameterisations`; cosine and factorised codebooks are refused).
+        data_init: None (default) or :class:`~vqkit.DataInit`: the first training-mode
+            forward runs :meth:`init_codebook_` on its (kept) vectors, once; see
+            :mod:`vqkit.quantizers.data_init`.
 
     Raises:
         ValueError: ``dim``, ``codebook_size`` or ``num_codebooks`` is not an int >= 1,
             ``init`` is unknown, or the parameterisation is refused (with the reason).
-        TypeError: ``estimator``, ``learning``, ``encoder`` or ``dropout`` is not a strategy
-            of its kind.
+        TypeError: ``estimator``, ``learning``, ``encoder``, ``dropout`` or ``data_init`` is
+            not a strategy of its kind.
 
     Shape:
         input ``(..., D)``; ``quantized`` ``(..., D)``; ``indices`` ``(..., M)`` int64.
@@ -89,10 +93,12 @@ class ResidualVQ(MultiCodebookQuantizer):
         dropout: QuantizerDropout | None = None,
         init: str = "uniform",
         parameterisation: CodebookParameterisation | None = None,
+        data_init: DataInit | None = None,
     ) -> None:
         super().__init__()
         self._build(dim, codebook_size, num_codebooks, dim, estimator, learning, init,
                     parameterisation)
+        self._use_data_init_(data_init)
         self.encoder = check_encoder(encoder, Greedy())
         self.dropout = check_dropout(dropout)
         # Training steps seen, so dropout decisions are the same on every rank and resume.

@@ -15,11 +15,19 @@ from ..functional.kmeans import kmeans
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
 from ..parameterisations import CodebookParameterisation, Direct
-from ..registry import ESTIMATORS, LEARNINGS, PARAMETERISATIONS, QUANTIZERS, REGULARISERS
+from ..registry import (
+    DATA_INITS,
+    ESTIMATORS,
+    LEARNINGS,
+    PARAMETERISATIONS,
+    QUANTIZERS,
+    REGULARISERS,
+)
 from ..regularisers import Regulariser
 from ..strategy import from_config, to_config
 from ..types import Progress
 from .base import Quantizer, check_index_tensor, check_samples, loss_over_kept
+from .data_init import DataInit
 
 
 @QUANTIZERS.register(aliases=("vq",))
@@ -47,10 +55,14 @@ class VectorQuantizer(Quantizer):
         parameterisation: :class:`~vqkit.parameterisations.Direct` (default, a free
             matrix), ``SimVQ()``, ``Cosine()`` or ``Factorised(codebook_dim)``; see
             :mod:`vqkit.parameterisations`.
+        data_init: None (default: :meth:`init_codebook_` is an explicit call) or
+            :class:`~vqkit.DataInit`: the first training-mode forward runs
+            :meth:`init_codebook_` on its (kept) vectors, once; see
+            :mod:`vqkit.quantizers.data_init`.
 
     Raises:
-        TypeError: ``estimator`` is not an :class:`~vqkit.Estimator`, or ``learning`` or
-            ``parameterisation`` is not a strategy of its kind.
+        TypeError: ``estimator`` is not an :class:`~vqkit.Estimator`, or ``learning``,
+            ``parameterisation`` or ``data_init`` is not a strategy of its kind.
         ValueError: ``codebook_size`` or ``dim`` is below 1, ``init`` is unknown, or the
             parameterisation refuses the learning (SimVQ with EMA, with the reason).
 
@@ -79,6 +91,7 @@ class VectorQuantizer(Quantizer):
         init: str = "uniform",
         regulariser: Regulariser | None = None,
         parameterisation: CodebookParameterisation | None = None,
+        data_init: DataInit | None = None,
     ) -> None:
         super().__init__()
         estimator = NoiseSubstitution() if estimator is None else estimator
@@ -91,6 +104,7 @@ class VectorQuantizer(Quantizer):
         self.estimator = estimator
         self.codebook = Codebook(codebook_size, dim, learning=learning, init=init,
                                  parameterisation=parameterisation)
+        self._use_data_init_(data_init)
 
     @property
     def codebook_size(self) -> int:
@@ -219,6 +233,8 @@ class VectorQuantizer(Quantizer):
         parameterisation = self.codebook.parameterisation
         if parameterisation != Direct():  # (the same: configs of a free matrix are unchanged)
             config["parameterisation"] = to_config(parameterisation)
+        if self.data_init is not None:  # (the same)
+            config["data_init"] = to_config(self.data_init)
         return config
 
     @classmethod
@@ -230,6 +246,8 @@ class VectorQuantizer(Quantizer):
             args["regulariser"] = from_config(args["regulariser"], REGULARISERS)
         if "parameterisation" in args:
             args["parameterisation"] = from_config(args["parameterisation"], PARAMETERISATIONS)
+        if "data_init" in args:
+            args["data_init"] = from_config(args["data_init"], DATA_INITS)
         return cls(**args)
 
     def extra_repr(self) -> str:

@@ -2,7 +2,8 @@
 
 Every step: take the source's next batch, compute the objective, backward, average gradients
 over ranks, optimizer step, step the learning-rate schedule, update the meters, and replace
-dead codewords when the schedule says. SFVQ growth doubles the corner points between stages
+dead codewords when the schedule says (through a :class:`~vqkit.replacement.CodeReplacer`, the
+object a hand-written loop calls). SFVQ growth doubles the corner points between stages
 and starts a fresh optimizer and lr schedule. Progress goes to a callback
 ``progress(done, total, info)`` (:func:`vqkit.progress.bar_callback` draws a bar).
 
@@ -29,6 +30,7 @@ from torch import nn
 
 from .. import distributed
 from ..quantizers import Quantizer
+from ..replacement import CodeReplacer
 from ..space_filling import SpaceFillingVQ
 from .batches import RandomRows
 from .checkpoint import Checkpoint
@@ -75,6 +77,8 @@ class Trainer:
         step: optimizer steps done.
         meters: :class:`~vqkit.training.meters.Meters`, one history row per window.
         replacements: ``(step, count)`` of every dead-code replacement (kept in checkpoints).
+        replacer: the :class:`~vqkit.replacement.CodeReplacer` that replaces dead codewords
+            as ``schedule.replacement`` says (with the ``maintenance`` generator), or None.
 
     Raises:
         ValueError: replacement without a quantizer or ``maintenance`` generator, growth of a
@@ -122,6 +126,12 @@ class Trainer:
             # The same on every rank: replacement draws must agree across ranks.
             self.generators["maintenance"] = maintenance
         self.maintenance = maintenance
+        #: The dead-code replacement (the same object a hand-written loop uses), or None.
+        self.replacer = None
+        if schedule.replacement.every:
+            r = schedule.replacement
+            self.replacer = CodeReplacer(quantizer, r.every, until=r.until,
+                                         threshold=r.threshold, generator=maintenance)
         self.step = 0
         self.meters = Meters()
         #: ``(step, count)`` of every dead-code replacement of the run.
@@ -211,6 +221,8 @@ class Trainer:
             raise ValueError("the checkpoint holds a quantizer only; this run trains a model "
                              "around it (resume it from a checkpoint of that model)")
         self.step = checkpoint.step
+        if self.replacer is not None:  # (its generator is among self.generators, set below)
+            self.replacer.steps = checkpoint.step
         self._start_stage_at(checkpoint.step)
         if (self.optimizer is None) != (checkpoint.optimizer is None):
             raise ValueError("the checkpoint's optimizer state does not match this quantizer")
@@ -275,8 +287,9 @@ class Trainer:
         self.step += 1
         self._step_lr()
         self._record(result)
-        if self.schedule.replacement.due(self.step):
-            self._replace_dead_codes()
+        replaced = None if self.replacer is None else self.replacer.step()
+        if replaced is not None:
+            self._log_replacement(replaced)
         return result
 
     def _record(self, result: StepResult) -> None:
@@ -316,10 +329,7 @@ class Trainer:
                                        f"{name} became NaN or infinite (try a lower learning "
                                        "rate)")
 
-    def _replace_dead_codes(self) -> None:
-        n = self.quantizer.replace_dead_codes_(
-            self.schedule.replacement.threshold, generator=self.maintenance
-        )
+    def _log_replacement(self, n: int) -> None:
         self.replacements.append((self.step, int(n)))
         self.meters.update({"replaced": float(n)})
         logger.info("step %d: replaced %d dead codewords", self.step, n)

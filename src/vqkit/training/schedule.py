@@ -6,8 +6,10 @@ A :class:`Schedule` is a plain description (frozen dataclasses, no tensors); the
 
 - The learning rate is a strategy: :class:`Constant`, :class:`MultiStep` or :class:`Cosine`,
   each building torch's own scheduler and stepping it after every step or every epoch.
-- :class:`Replacement`: replace dead codewords at every multiple of ``every`` up to and
-  including step ``until`` (the one stop rule of every loop).
+- :class:`~vqkit.replacement.Replacement` (defined in the core, with the
+  :class:`~vqkit.replacement.CodeReplacer` that the loop replaces through): replace dead
+  codewords at every multiple of ``every`` up to and including step ``until`` (the one stop
+  rule of every loop).
 - :class:`Growth`: double a space-filling VQ's corner points at steps ``every, 2 every, ...``
   (``stages`` times); each stage starts with a fresh optimizer and learning-rate schedule
   ([vali2023sfvqcode] ``train.py``).
@@ -20,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+
+from ..replacement import Replacement
 
 PER = ("step", "epoch")
 #: The largest learning rate accepted: far above any useful one, below Adam's float32 overflow.
@@ -91,44 +95,6 @@ class Cosine:
 
 
 LearningRate = Constant | MultiStep | Cosine
-
-
-@dataclass(frozen=True)
-class Replacement:
-    """Dead-code replacement at every multiple of ``every`` up to step ``until``.
-
-    Args:
-        every: steps between replacements; 0 = never.
-        until: the last step that may replace (None: to the end of the run).
-        threshold: a codeword picked in fewer than this fraction of the batches since the last
-            replacement is dead.
-
-    Raises:
-        ValueError: ``every < 0``, ``until < 0`` or a threshold outside ``[0, 1]``.
-
-    Example:
-        >>> r = Replacement(every=100, until=250)
-        >>> [s for s in range(1, 401) if r.due(s)]
-        [100, 200]
-    """
-
-    every: int = 0
-    until: int | None = None
-    threshold: float = 0.01
-
-    def __post_init__(self) -> None:
-        if int(self.every) < 0:
-            raise ValueError(f"replacement every must be >= 0, got {self.every}")
-        if self.until is not None and int(self.until) < 0:
-            raise ValueError(f"replacement until must be >= 0 or None, got {self.until}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"replacement threshold must be in [0, 1], got {self.threshold}")
-
-    def due(self, step: int) -> bool:
-        """Whether dead codewords are replaced right after step ``step``."""
-        return bool(self.every) and step % self.every == 0 and (
-            self.until is None or step <= self.until
-        )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,167 @@
+"""Lazy data initialisation: a quantizer fits its codebooks to its first training batch.
+
+Codeword quantizers start from random codewords (``init="uniform"``: U(-1/K, 1/K)); the
+recommended start is k-means on data, :meth:`~vqkit.quantizers.base.Quantizer.init_codebook_`.
+That is an explicit call a training loop has to remember. A quantizer built with
+``data_init=DataInit()`` makes the same call itself: its first forward in training mode runs
+``init_codebook_`` on that batch's vectors before quantizing them, once (as
+vector-quantize-pytorch's ``kmeans_init=True`` does [lucidrains2026vqpytorch]).
+
+The side effect stays explicit:
+
+- it is a constructor argument, stored in the quantizer's config (``vqkit.save`` keeps it);
+- whether it has run is the bool buffer ``initialised`` of the quantizer's ``state_dict``, so
+  a loaded or resumed quantizer never initialises again; a ``state_dict`` without that entry
+  (one written by a quantizer built without ``data_init``, or by an older vqkit) loads as
+  initialised;
+- the samples are the batch's vectors flattened to ``(N, D)``, without the masked-out ones,
+  and the k-means++ draws come from a CPU generator seeded with :attr:`DataInit.seed` at the
+  call, the same on every rank: under DDP every rank initialises in the same forward from its
+  own batch, and the all-reduced k-means gives all ranks the same codebooks.
+
+Decisions, each documented in docs/training.md:
+
+- **A first batch with fewer vectors than codewords** (over all ranks, after the mask) raises
+  a ``ValueError`` naming both numbers, on every rank. Waiting for a later batch would train
+  the random codebook in the meantime and move the initialisation to a step nobody chose.
+- **Eval mode before the first training batch** (``forward`` in eval mode, ``encode``)
+  quantizes with the random initial codewords and emits a ``UserWarning`` (Python shows it
+  once per process by default): a validation pass before training must still run.
+- **Under** ``torch.compile`` the check runs outside the graph (``torch.compiler.disable``), a
+  graph break in every training forward of such a quantizer; eval mode adds none.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from .. import distributed
+from ..registry import DATA_INITS
+from ..strategy import Strategy
+
+if TYPE_CHECKING:
+    from .base import Quantizer
+
+logger = logging.getLogger(__name__)
+
+#: The name of the buffer that says whether the data initialisation has run.
+BUFFER = "initialised"
+
+
+@DATA_INITS.register
+class DataInit(Strategy):
+    """Run the quantizer's :meth:`~vqkit.quantizers.base.Quantizer.init_codebook_` (k-means++
+    then Lloyd, [arthur2007kmeanspp]) on the vectors of its first training-mode forward.
+
+    Args:
+        seed: seed of the k-means++ draws (a CPU ``torch.Generator`` seeded with it at the
+            call, so every rank and every device draws the same numbers).
+        iters: maximum Lloyd iterations (per codebook of a multi-codebook quantizer).
+
+    Raises:
+        ValueError: ``seed`` is not an int >= 0 or ``iters`` not an int >= 1.
+
+    Example:
+        >>> from vqkit import VectorQuantizer
+        >>> vq = VectorQuantizer(dim=4, codebook_size=8, data_init=DataInit(seed=0))
+        >>> bool(vq.initialised)
+        False
+        >>> _ = vq.train()(torch.randn(64, 4))   # k-means on these 64 vectors, then quantize
+        >>> bool(vq.initialised)
+        True
+    """
+
+    registry = DATA_INITS
+
+    def __init__(self, seed: int = 0, iters: int = 50) -> None:
+        for name, value, least in (("seed", seed, 0), ("iters", iters, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"DataInit {name} must be an int >= {least}, got {value!r}")
+        self.seed = seed
+        self.iters = iters
+
+    def config(self) -> dict[str, Any]:
+        return {"seed": self.seed, "iters": self.iters}
+
+    def generator(self) -> torch.Generator:
+        """A fresh CPU generator seeded with :attr:`seed` (k-means moves its draws to the
+        samples' device)."""
+        return torch.Generator().manual_seed(self.seed)
+
+
+def check_data_init(data_init: Any, quantizer: Quantizer) -> DataInit | None:
+    """``data_init`` checked for ``quantizer``'s constructor.
+
+    Raises:
+        TypeError: ``data_init`` is neither None nor a :class:`DataInit`.
+        ValueError: the quantizer has no data-driven initialisation (FSQ, LFQ, BSQ).
+    """
+    if data_init is None:
+        return None
+    if not isinstance(data_init, DataInit):
+        raise TypeError(f"data_init must be None or a DataInit, got {data_init!r}")
+    if not quantizer.initialises_from_data:
+        raise ValueError(f"{type(quantizer).__name__} has no data-driven initialisation; "
+                         "build it without data_init")
+    return data_init
+
+
+def register_flag_(quantizer: Quantizer) -> None:
+    """Register the quantizer's ``initialised`` buffer: a bool scalar, False until the first
+    training batch."""
+    quantizer.register_buffer(BUFFER, torch.zeros((), dtype=torch.bool))
+
+
+def fill_missing_flag_(state_dict: dict[str, Any], prefix: str) -> None:
+    """Let a ``state_dict`` without the ``initialised`` entry load as initialised (it was
+    written by a quantizer without lazy initialisation, whose codebooks are what they are)."""
+    state_dict.setdefault(prefix + BUFFER, torch.ones((), dtype=torch.bool))
+
+
+@torch.compiler.disable  # data-dependent, once: outside any compiled graph
+def initialise_on_first_batch_(quantizer: Quantizer, flat: Tensor, keep: Tensor | None) -> None:
+    """Run ``quantizer``'s data initialisation on ``flat[keep]`` unless it has run.
+
+    A collective under DDP (a count, then k-means): every rank calls it in the same forward.
+
+    Args:
+        quantizer: a quantizer built with ``data_init`` (it owns the ``initialised`` buffer).
+        flat: ``(N, D)`` the forward's vectors.
+        keep: ``(N,)`` bool, the vectors the mask keeps, or None for all.
+
+    Raises:
+        ValueError: fewer vectors than codewords over all ranks (the message names both).
+    """
+    if bool(quantizer.initialised):
+        return
+    samples = (flat if keep is None else flat[keep]).detach()
+    count = torch.tensor([samples.shape[0]], dtype=torch.long, device=samples.device)
+    total = int(distributed.all_reduce_(count))
+    need = max(quantizer.codebook_sizes)
+    if total < need:
+        raise ValueError(
+            f"{type(quantizer).__name__} initialises its codebooks from its first training "
+            f"batch (data_init), which needs at least codebook_size={need} vectors (after the "
+            f"mask, over all ranks); got {total}. Use a larger first batch, or call "
+            "init_codebook_(samples) on more data before training")
+    data_init = quantizer.data_init
+    with torch.no_grad():
+        quantizer.init_codebook_(samples, generator=data_init.generator(), iters=data_init.iters)
+    quantizer.initialised.fill_(True)
+    logger.info("%s: codebooks initialised from the first training batch (%d vectors)",
+                type(quantizer).__name__, total)
+
+
+@torch.compiler.disable
+def warn_if_uninitialised(quantizer: Quantizer) -> None:
+    """A ``UserWarning`` when ``quantizer`` quantizes before its data initialisation ran."""
+    if not bool(quantizer.initialised):
+        warnings.warn(
+            f"{type(quantizer).__name__} was built with data_init but has not seen a training "
+            "batch: it quantizes with its random initial codewords (run a training-mode "
+            "forward first, or call init_codebook_)", UserWarning, stacklevel=1)
