@@ -83,9 +83,10 @@ def residual_beam_search(
         use_lut: score the candidates from precomputed inner products
             (:class:`~vqkit.functional.beam_tables.ResidualTables`, FAISS's beam look-up
             table) instead of a ``D``-dimensional product per beam and codeword; ``None``
-            (default) uses them when the ``(P, P)`` table of the ``P = sum K_m`` codewords
-            has at most :data:`LUT_ELEMENTS` entries and the search is long enough to repay
-            it (``N W M >= P``). Both give the same search up to fp32 rounding.
+            (default) uses them when ``W > 1``, the ``(P, P)`` table of the ``P = sum K_m``
+            codewords has at most :data:`LUT_ELEMENTS` entries and the search is long enough
+            to repay it (``N W M >= P``); at ``W = 1`` without tables each stage is one
+            matrix product and an argmin. All give the same search up to fp32 rounding.
         progress: called as ``progress(rows_done, N, {})`` after each chunk of vectors.
 
     Returns:
@@ -106,8 +107,9 @@ def residual_beam_search(
     pool = sum(sizes)
     if use_lut is None:
         # The tables cost about P^2 D / 2 products once; the direct search W K D per vector
-        # and stage more than the look-ups.
-        use_lut = pool * pool <= LUT_ELEMENTS and n * width * len(sizes) >= pool
+        # and stage more than the look-ups. Greedy (W = 1) is one matrix product and an
+        # argmin per stage, faster than the table look-ups.
+        use_lut = width > 1 and pool * pool <= LUT_ELEMENTS and n * width * len(sizes) >= pool
     widest = width * max(sizes)
     rows = max(1, chunk_elements // max(widest, 1))
     if use_lut:  # bounded chunks keep the (rows, W, K) candidates near the core
@@ -121,11 +123,34 @@ def residual_beam_search(
         centre = books[0].mean(dim=0)
         books[0] = books[0] - centre
         xf = x.detach().float() - centre
-        search = (ResidualTables(books, min(rows, max(n, 1))).search if use_lut
-                  else _ResidualDirect(books).search)
+        if use_lut:
+            search = ResidualTables(books, min(rows, max(n, 1))).search
+        elif width == 1:
+            search = _ResidualGreedy(books).search
+        else:
+            search = _ResidualDirect(books).search
         for part in chunk_slices(n, rows, progress):
             out[part] = search(xf[part], width)
     return out
+
+
+class _ResidualGreedy:
+    """Width 1: at every stage the codeword nearest to the residual (the lowest index among
+    equal distances, as the beam's stable sort), and the residual less that codeword — FAISS's
+    ``ResidualQuantizer`` at ``max_beam_size = 1`` without look-up tables, the same codes."""
+
+    def __init__(self, books: Sequence[Tensor]) -> None:
+        self.books = list(books)
+        self.norms = [c.pow(2).sum(dim=1) for c in self.books]
+
+    def search(self, xs: Tensor, width: int) -> Tensor:
+        residual = xs.clone()
+        codes = xs.new_empty(xs.shape[0], len(self.books), dtype=torch.long)
+        for m, (c, c_sq) in enumerate(zip(self.books, self.norms, strict=True)):
+            scores = torch.addmm(c_sq, residual, c.t(), beta=1.0, alpha=-2.0)
+            codes[:, m] = scores.argmin(dim=1)
+            residual -= c[codes[:, m]]
+        return codes
 
 
 class _ResidualDirect:
