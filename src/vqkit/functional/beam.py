@@ -112,7 +112,7 @@ def residual_beam_search(
         use_lut = width > 1 and pool * pool <= LUT_ELEMENTS and n * width * len(sizes) >= pool
     widest = width * max(sizes)
     rows = max(1, chunk_elements // max(widest, 1))
-    if use_lut:  # bounded chunks keep the (rows, W, K) candidates near the core
+    if use_lut or width == 1:  # bounded chunks keep the (rows, W, K) candidates near the core
         rows = min(rows, max(1, CACHE_ELEMENTS // widest))
     out = torch.empty(n, len(codebooks), dtype=torch.long, device=x.device)
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
