@@ -18,7 +18,8 @@ There is one registry per kind, each a module constant here (aliases in brackets
 - ``APPLICATIONS``: where a multi-codebook quantizer applies its estimator;
 - ``DROPOUTS``: quantizer dropout; ``PROJECTIONS``: space-filling curve projections;
   ``REPLACEMENT_RULES``: dead-code replacement rules; ``REGULARISERS``: auxiliary losses on
-  the code assignments (``entropy``).
+  the code assignments (``entropy``); ``BEAM_FITS``: which residuals of a training beam the
+  residual k-means initialisation fits each codebook to.
 
 Why one registry per kind rather than one for everything: a config field knows its kind (an
 ``"estimator"`` field holds an estimator), so a lookup searches only that kind, a name can
@@ -155,16 +156,18 @@ DROPOUTS: Registry = Registry("quantizer dropout")
 PROJECTIONS: Registry = Registry("projection")
 REPLACEMENT_RULES: Registry = Registry("replacement rule")
 REGULARISERS: Registry = Registry("regulariser")
+BEAM_FITS: Registry = Registry("beam fit")
 
 #: Every registry, by the kind it holds.
 REGISTRIES: dict[str, Registry] = {
     r.kind: r
     for r in (QUANTIZERS, ESTIMATORS, LEARNINGS, PARAMETERISATIONS, ENCODERS, APPLICATIONS,
-              DROPOUTS, PROJECTIONS, REPLACEMENT_RULES, REGULARISERS)
+              DROPOUTS, PROJECTIONS, REPLACEMENT_RULES, REGULARISERS, BEAM_FITS)
 }
 
 __all__ = [
     "APPLICATIONS",
+    "BEAM_FITS",
     "DROPOUTS",
     "ENCODERS",
     "ESTIMATORS",
