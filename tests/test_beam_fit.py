@@ -58,7 +58,8 @@ def test_each_stage_fits_every_residual_of_the_beam(monkeypatch, width):
     x = _data()
     seen = _record_kmeans(monkeypatch)
     q = ResidualVQ(3, 4, 3)
-    q.init_codebook_(x, generator=torch.Generator().manual_seed(0), iters=3, beam=width)
+    q.init_codebook_(x, generator=torch.Generator().manual_seed(0), iters=3, beam=width,
+                     fit_to=WholeBeam())
     books = [b for b in q.codewords.detach()]
     assert [r.shape[0] for r in seen] == [120, 120 * 4, 120 * width]
     torch.testing.assert_close(seen[0], x)
@@ -67,12 +68,13 @@ def test_each_stage_fits_every_residual_of_the_beam(monkeypatch, width):
         torch.testing.assert_close(seen[m], oracle, rtol=1e-5, atol=1e-5)
 
 
-def test_best_tuple_fits_the_best_residual_only(monkeypatch):
+@pytest.mark.parametrize("fit_to", [BestTuple(), None])
+def test_best_tuple_fits_the_best_residual_only_and_is_the_default(monkeypatch, fit_to):
     x = _data(seed=1)
     seen = _record_kmeans(monkeypatch)
     q = ResidualVQ(3, 4, 3)
     q.init_codebook_(x, generator=torch.Generator().manual_seed(0), iters=3, beam=5,
-                     fit_to=BestTuple())
+                     fit_to=fit_to)
     books = [b for b in q.codewords.detach()]
     assert [r.shape[0] for r in seen] == [120, 120, 120]
     for m in (1, 2):
@@ -113,7 +115,7 @@ def test_the_subsample_reaches_the_kmeans(monkeypatch):
     seen = _record_kmeans(monkeypatch)
     q = ResidualVQ(3, 4, 3)
     q.init_codebook_(_data(), generator=torch.Generator().manual_seed(0), iters=2, beam=5,
-                     max_points_per_centroid=10)
+                     max_points_per_centroid=10, fit_to=WholeBeam())
     assert [r.shape[0] for r in seen] == [120, 40, 40]  # the k-means subsamples stage 0
 
 

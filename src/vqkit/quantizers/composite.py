@@ -271,11 +271,12 @@ class MultiCodebookQuantizer(Quantizer):
 
         Sum-type quantizers fit codebook ``m`` to the residuals left by codebooks ``< m``:
         the greedy assignment's, or with ``beam > 1`` those of the tuples that ``fit_to``
-        picks from a stage-ordered beam search over codebooks ``< m`` (by default every tuple
-        of the beam, as FAISS's ``ResidualQuantizer`` trains [douze2024faiss]; see
-        :mod:`vqkit.quantizers.beam_fit`). Product VQ fits each codebook to its sub-vectors
-        (in the code space of its parameterisation). A SimVQ codebook gets the least-squares
-        ``W`` of ``B W + b = centres``, and the next residual is what its codewords leave.
+        picks from a stage-ordered beam search over codebooks ``< m`` (by default each
+        sample's best tuple; every tuple of the beam is how FAISS's ``ResidualQuantizer``
+        trains [douze2024faiss]; see :mod:`vqkit.quantizers.beam_fit`). Product VQ fits each
+        codebook to its sub-vectors (in the code space of its parameterisation). A SimVQ
+        codebook gets the least-squares ``W`` of ``B W + b = centres``, and the next residual
+        is what its codewords leave.
         Under DDP every rank passes its own samples and all ranks end with the same codebooks.
 
         Args:
@@ -290,9 +291,9 @@ class MultiCodebookQuantizer(Quantizer):
                 sum-type quantizer (1 = greedy; the codebooks are searched in order, whatever
                 the quantizer's own encoder).
             fit_to: which of the beam's tuples give the residuals of the next codebook's
-                k-means: :class:`~vqkit.quantizers.beam_fit.WholeBeam` (default; ``N W``
-                rows) or :class:`~vqkit.quantizers.beam_fit.BestTuple` (``N`` rows). Ignored
-                when ``beam == 1``.
+                k-means: :class:`~vqkit.quantizers.beam_fit.BestTuple` (default; ``N``
+                rows) or :class:`~vqkit.quantizers.beam_fit.WholeBeam` (``N W`` rows, as
+                FAISS). Ignored when ``beam == 1``.
             max_points_per_centroid: each k-means runs on at most this many rows per centre
                 (FAISS's default is 256), drawn before the beam's residuals are formed; None
                 uses them all.
