@@ -17,7 +17,8 @@ the held-out MSE only slightly and lowered the held-out Recall@10 of the ANN ben
 clearly; with FAISS's seeding (``seeding="random"``) it brings the MSE close to FAISS RQ's,
 but the Recall@10 still stays below :class:`BestTuple`'s.
 
-Codebook 0 is the k-means of the data under both (there is no tuple before it). :func:`fit_rows` forms the rows, drawing the k-means subsample of
+Codebook 0 is the k-means of the data under both (there is no tuple before it).
+:func:`fit_rows` forms the rows, drawing the k-means subsample of
 :func:`vqkit.functional.kmeans.subsample` before the residuals exist, so the ``n x beam``
 rows are never all held at once.
 """
