@@ -9,16 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from vqkit.functional.beam import residual_beam_search
+from vqkit.functional.beam import residual_beam, residual_beam_search
 from vqkit.functional.beam_select import smallest, smallest_blocked
 
 torch.set_num_threads(1)
 
 
-def reference_residual_beam(x: torch.Tensor, books: list[torch.Tensor], width: int):
+def reference_residual_beam(x: torch.Tensor, books: list[torch.Tensor], width: int,
+                            last: int = 1):
     """Float64 stage-ordered beam search: every beam's residual ``x - s_b`` is formed
     explicitly and compared with every codeword of the stage; the ``width`` best (beam,
-    codeword) pairs survive, ordered by error, then beam rank, then codeword index."""
+    codeword) pairs survive, ordered by error, then beam rank, then codeword index. The last
+    stage keeps ``last``: ``(n, M)`` for 1 (the best tuple), else ``(n, last, M)``."""
     x = x.double()
     books = [b.double() for b in books]
     n = x.shape[0]
@@ -26,13 +28,13 @@ def reference_residual_beam(x: torch.Tensor, books: list[torch.Tensor], width: i
     paths = torch.zeros(n, 1, 0, dtype=torch.long)
     for m, c in enumerate(books):
         err = (x[:, None, None, :] - sums[:, :, None, :] - c).pow(2).sum(-1)  # (n, B, K)
-        keep = 1 if m == len(books) - 1 else min(width, err.shape[1] * err.shape[2])
+        keep = min(last if m == len(books) - 1 else width, err.shape[1] * err.shape[2])
         order = torch.sort(err.reshape(n, -1), dim=1, stable=True).indices[:, :keep]
         beam, code = order // c.shape[0], order % c.shape[0]
         paths = torch.cat([paths.gather(1, beam[..., None].expand(-1, -1, m)),
                            code[..., None]], dim=2)
         sums = sums.gather(1, beam[..., None].expand(-1, -1, x.shape[1])) + c[code]
-    return paths[:, 0]
+    return paths[:, 0] if last == 1 else paths
 
 
 def _integer_problem(n, num, size, dim, span, seed):
@@ -56,6 +58,27 @@ def test_table_search_equals_the_float64_oracle_exactly(width, span):
     for use_lut in (True, False):
         got = residual_beam_search(x, books, width, use_lut=use_lut)
         assert torch.equal(got, ref), f"use_lut={use_lut}: {(got != ref).any(1).sum()} rows"
+
+
+@pytest.mark.parametrize("width", [2, 5, 32])
+def test_whole_beam_equals_the_float64_oracle_exactly(width):
+    # residual_beam keeps the whole final beam, best first: the oracle's last stage keeps
+    # `width` tuples too (span 2: ties everywhere, so the order rule is checked as well).
+    for span in (2, 50):
+        x, books = _integer_problem(300, 4, 64, 4, span, seed=7 * span + width)
+        ref = reference_residual_beam(x, books, width, last=width)
+        for use_lut in (True, False):
+            got = residual_beam(x, books, width, use_lut=use_lut)
+            assert got.shape == (300, width, 4)
+            assert torch.equal(got, ref), f"use_lut={use_lut}, span={span}"
+            assert torch.equal(got[:, 0], residual_beam_search(x, books, width, use_lut=use_lut))
+
+
+def test_whole_beam_holds_every_tuple_when_the_width_exceeds_them():
+    x, books = _integer_problem(50, 2, 4, 3, 20, seed=4)
+    got = residual_beam(x, books, width=40)
+    assert got.shape == (50, 16, 2)  # min(W, K^M) tuples, each once
+    assert all(len({tuple(t) for t in row.tolist()}) == 16 for row in got)
 
 
 def test_table_search_equals_the_direct_search_on_glove_sized_books():

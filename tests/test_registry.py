@@ -25,6 +25,7 @@ from vqkit.quantizers import ChannelsFirst, VectorQuantizer, build_quantizer
 from vqkit.quantizers.adapters import Wrapper
 from vqkit.quantizers.application import EstimatorApplication, OnComposite, PerStage
 from vqkit.quantizers.base import Quantizer
+from vqkit.quantizers.beam_fit import BeamFit
 from vqkit.quantizers.composite import MultiCodebookQuantizer
 from vqkit.quantizers.dropout import QuantizerDropout
 from vqkit.quantizers.encoders import Encoder
@@ -59,6 +60,7 @@ _import_everything()
 
 #: The base classes of each kind and their abstract intermediates: never registered.
 ABSTRACT = {Strategy, Estimator, SegmentEstimator, CodebookLearning, Projection, ReplacementRule,
+            BeamFit,
             EstimatorApplication, Encoder, QuantizerDropout, Quantizer, MultiCodebookQuantizer,
             Regulariser, ImplicitCodebookQuantizer, Wrapper, CodebookParameterisation}
 

@@ -11,6 +11,7 @@ import torch
 import vqkit
 from vqkit import EMA, NoiseSubstitution, ResidualVQ, StraightThrough
 from vqkit.quantizers.application import PerStage
+from vqkit.quantizers.beam_fit import BestTuple
 from vqkit.quantizers.dropout import BatchDepth, ExampleDepth, FractionDepth
 from vqkit.quantizers.encoders import BeamSearch, Greedy
 
@@ -275,7 +276,8 @@ def test_beam_initialisation_fits_each_codebook_to_the_beams_best_residual():
     x = torch.randn(600, 4, generator=g) @ torch.randn(4, 4, generator=g)
     greedy, beam = (ResidualVQ(4, 8, 3) for _ in range(2))
     greedy.init_codebook_(x, generator=torch.Generator().manual_seed(1), iters=5)
-    beam.init_codebook_(x, generator=torch.Generator().manual_seed(1), iters=5, beam=4)
+    beam.init_codebook_(x, generator=torch.Generator().manual_seed(1), iters=5, beam=4,
+                        fit_to=BestTuple())
     # Oracle: stage m's k-means runs on x minus the best tuple of a width-4 beam search over
     # the codebooks before it (after one codebook, that is the nearest codeword: greedy).
     g1, books = torch.Generator().manual_seed(1), []

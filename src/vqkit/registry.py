@@ -19,7 +19,8 @@ There is one registry per kind, each a module constant here (aliases in brackets
 - ``DROPOUTS``: quantizer dropout; ``PROJECTIONS``: space-filling curve projections;
   ``REPLACEMENT_RULES``: dead-code replacement rules; ``REGULARISERS``: auxiliary losses on
   the code assignments (``entropy``); ``DATA_INITS``: lazy data initialisation on the first
-  training batch.
+  training batch; ``BEAM_FITS``: which residuals of a training beam the residual k-means
+  initialisation fits each codebook to.
 
 Why one registry per kind rather than one for everything: a config field knows its kind (an
 ``"estimator"`` field holds an estimator), so a lookup searches only that kind, a name can
@@ -157,16 +158,19 @@ PROJECTIONS: Registry = Registry("projection")
 REPLACEMENT_RULES: Registry = Registry("replacement rule")
 REGULARISERS: Registry = Registry("regulariser")
 DATA_INITS: Registry = Registry("data initialisation")
+BEAM_FITS: Registry = Registry("beam fit")
 
 #: Every registry, by the kind it holds.
 REGISTRIES: dict[str, Registry] = {
     r.kind: r
     for r in (QUANTIZERS, ESTIMATORS, LEARNINGS, PARAMETERISATIONS, ENCODERS, APPLICATIONS,
-              DROPOUTS, PROJECTIONS, REPLACEMENT_RULES, REGULARISERS, DATA_INITS)
+              DROPOUTS, PROJECTIONS, REPLACEMENT_RULES, REGULARISERS, DATA_INITS,
+              BEAM_FITS)
 }
 
 __all__ = [
     "APPLICATIONS",
+    "BEAM_FITS",
     "DATA_INITS",
     "DROPOUTS",
     "ENCODERS",

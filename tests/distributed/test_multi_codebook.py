@@ -155,3 +155,37 @@ def test_product_and_additive_vq_identical_on_both_ranks(workers, name, learning
     for m in range(2):
         assert torch.equal(a["init"][m], b["init"][m]), f"k-means init of codebook {m}"
         assert torch.equal(a["cw"][m], b["cw"][m]), f"codebook {m} after training"
+
+
+def _beam_init_worker(rank: int, world: int, seeding: str, sample: int | None) -> dict:
+    from vqkit.quantizers.beam_fit import WholeBeam
+    from vqkit.quantizers.residual import ResidualVQ
+
+    data = clustered(120, 9)
+    sizes = (80, 40)  # uneven shards, in rank order
+    local = data[sum(sizes[:rank]) : sum(sizes[: rank + 1])]
+    q = ResidualVQ(DIM, 8, 3)
+    q.init_codebook_(local, generator=torch.Generator().manual_seed(4), iters=6, beam=4,
+                     seeding=seeding, max_points_per_centroid=sample, fit_to=WholeBeam())
+    init = q.codewords.detach().clone()
+    q.refit_codebooks_(local, beam=4)
+    return {"init": init, "refit": q.codewords.detach().clone()}
+
+
+@pytest.mark.parametrize("seeding", ["kmeans++", "random"])
+def test_beam_initialisation_and_refit_identical_on_both_ranks(workers, seeding):
+    from vqkit.quantizers.beam_fit import WholeBeam
+    from vqkit.quantizers.residual import ResidualVQ
+
+    a, b = workers.run(_beam_init_worker, seeding, None)
+    assert torch.equal(a["init"], b["init"]) and torch.equal(a["refit"], b["refit"])
+    # Oracle: one process on the union (every k-means row of every beam, the refit's sums).
+    one = ResidualVQ(DIM, 8, 3)
+    one.init_codebook_(clustered(120, 9), generator=torch.Generator().manual_seed(4), iters=6,
+                       beam=4, seeding=seeding, fit_to=WholeBeam())
+    torch.testing.assert_close(a["init"], one.codewords.detach(), rtol=1e-5, atol=1e-5)
+    one.refit_codebooks_(clustered(120, 9), beam=4)
+    torch.testing.assert_close(a["refit"], one.codewords.detach(), rtol=1e-4, atol=1e-4)
+    # With a k-means sample (drawn per rank) the ranks still agree.
+    a, b = workers.run(_beam_init_worker, seeding, 3)
+    assert torch.equal(a["init"], b["init"]) and torch.equal(a["refit"], b["refit"])

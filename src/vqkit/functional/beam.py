@@ -10,6 +10,7 @@ Distances are fp32, and ties go to the lowest beam rank, then the lowest codewor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -101,6 +102,56 @@ def residual_beam_search(
         >>> residual_beam_search(torch.tensor([[5.0, 0.0]]), [c0, c1], width=2).tolist()
         [[1, 1]]
     """
+    return _residual_search(x, codebooks, width, 1, chunk_elements, use_lut, progress)[:, 0]
+
+
+def residual_beam(
+    x: Tensor,
+    codebooks: Sequence[Tensor],
+    width: int,
+    *,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    use_lut: bool | None = None,
+    progress: Progress | None = None,
+) -> Tensor:
+    """The whole final beam of :func:`residual_beam_search`: every kept tuple, best first.
+
+    The same stage-ordered search, but the last stage keeps ``width`` tuples instead of one:
+    what FAISS's ``ResidualQuantizer`` holds for every training vector between the stages of
+    its training ([douze2024faiss]). Entry 0 is :func:`residual_beam_search`'s answer.
+
+    Args:
+        x: ``(N, D)`` vectors.
+        codebooks: M codeword matrices ``(K_m, D)``, searched in this order.
+        width: W, the partial tuples kept after every stage, the last included.
+        chunk_elements, use_lut, progress: as :func:`residual_beam_search`.
+
+    Returns:
+        ``(N, B, M)`` int64 indices, ``B = min(W, prod K_m)`` tuples per vector in ascending
+        order of error (ties: the lower beam rank, then the lower codeword index).
+
+    Raises:
+        ValueError: as :func:`residual_beam_search`.
+
+    Example:
+        >>> c0 = torch.tensor([[0.0, 0.0], [4.0, 0.0]]); c1 = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+        >>> residual_beam(torch.tensor([[5.0, 0.0]]), [c0, c1], width=3).tolist()
+        [[[1, 1], [1, 0], [0, 1]]]
+    """
+    return _residual_search(x, codebooks, width, width, chunk_elements, use_lut, progress)
+
+
+def _residual_search(
+    x: Tensor,
+    codebooks: Sequence[Tensor],
+    width: int,
+    last: int,
+    chunk_elements: int,
+    use_lut: bool | None,
+    progress: Progress | None,
+) -> Tensor:
+    """The stage-ordered search keeping ``width`` tuples between stages and ``last`` after
+    the last one: ``(N, min(last, prod K_m), M)`` indices."""
     _check(x, codebooks, width)
     n = x.shape[0]
     sizes = [c.shape[0] for c in codebooks]
@@ -114,7 +165,8 @@ def residual_beam_search(
     rows = max(1, chunk_elements // max(widest, 1))
     if use_lut or width == 1:  # bounded chunks keep the (rows, W, K) candidates near the core
         rows = min(rows, max(1, CACHE_ELEMENTS // widest))
-    out = torch.empty(n, len(codebooks), dtype=torch.long, device=x.device)
+    kept = min(last, math.prod(sizes))
+    out = torch.empty(n, kept, len(codebooks), dtype=torch.long, device=x.device)
     with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
         books = [c.detach().float() for c in codebooks]
         # Every tuple holds one codeword of the first stage: shifting x and that codebook by
@@ -130,7 +182,7 @@ def residual_beam_search(
         else:
             search = _ResidualDirect(books).search
         for part in chunk_slices(n, rows, progress):
-            out[part] = search(xf[part], width)
+            out[part] = search(xf[part], width, last)
     return out
 
 
@@ -161,7 +213,8 @@ class _ResidualDirect:
         self.books = list(books)
         self.norms = [c.pow(2).sum(dim=1) for c in self.books]
 
-    def search(self, xs: Tensor, width: int) -> Tensor:
+    def search(self, xs: Tensor, width: int, last: int = 1) -> Tensor:
+        """``(ns, min(last, prod K), M)`` tuples of ``xs (ns, D)``, best first."""
         ns, dim = xs.shape
         partial = xs.new_zeros(ns, 1, dim)
         paths = torch.empty(ns, 1, 0, dtype=torch.long, device=xs.device)
@@ -169,7 +222,7 @@ class _ResidualDirect:
             size = c.shape[0]
             d, r_sq = _distances(xs[:, None, :] - partial, c, c_sq)
             beams = d.shape[1]
-            keep = 1 if m == len(self.books) - 1 else min(width, beams * size)
+            keep = min(last if m == len(self.books) - 1 else width, beams * size)
             # The best `keep` overall are among each beam's best `keep`.
             vals, code = _smallest(d, min(keep, size))  # (ns, B, k)
             vals = (vals + r_sq).reshape(ns, -1)
@@ -181,7 +234,7 @@ class _ResidualDirect:
                  code[..., None]], dim=2,
             )
             partial = partial.gather(1, beam[..., None].expand(-1, -1, dim)) + c[code]
-        return paths[:, 0]
+        return paths
 
 
 def additive_beam_search(

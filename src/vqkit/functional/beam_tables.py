@@ -56,13 +56,14 @@ class ResidualTables:
             buf[:off].mul_(2.0)
             self.buffers.append(buf)
 
-    def search(self, x: Tensor, width: int) -> Tensor:
-        """Indices ``(n, M)`` of the best tuple for each row of ``x (n, D)`` (``n <= rows``)."""
+    def search(self, x: Tensor, width: int, last: int = 1) -> Tensor:
+        """Indices ``(n, min(last, prod K_m), M)`` of the ``last`` best tuples of each row of
+        ``x (n, D)`` (``n <= rows``), best first; ``width`` tuples are kept between stages."""
         n = x.shape[0]
         base = torch.addmm(self.pool_sq, x, self.pool.t(), beta=1.0, alpha=-2.0)  # (n, P)
         err = x.pow(2).sum(dim=1, keepdim=True)  # (n, B): ||x - s_b||^2
         path = torch.empty(n, 1, 0, dtype=torch.long, device=x.device)  # pool rows per beam
-        last = len(self.books) - 1
+        final = len(self.books) - 1
         for m, c in enumerate(self.books):
             size, off = c.shape[0], self.offsets[m]
             own = base[:, off : off + size]
@@ -76,13 +77,13 @@ class ResidualTables:
                 idx = torch.cat([path.reshape(n * beams, m), mine[:, None]], dim=1)
                 d = F.embedding_bag(idx, buf[: off + n], mode="sum").view(n, beams, size)
                 d = d.add_(err[..., None]).view(n, beams * size)
-            keep = 1 if m == last else min(width, beams * size)
+            keep = min(last if m == final else width, beams * size)
             err, flat = smallest_blocked(d, keep)
             beam = torch.div(flat, size, rounding_mode="floor")
             chosen = flat - beam * size + off
             path = torch.cat([path.gather(1, beam[..., None].expand(-1, -1, m)),
                               chosen[..., None]], dim=2)
-        return path[:, 0] - torch.tensor(self.offsets, device=x.device)
+        return path - torch.tensor(self.offsets, device=x.device)
 
 
 __all__ = ["ResidualTables"]

@@ -1,4 +1,4 @@
-"""k-means++ seeding and Lloyd iterations, with an injectable all-reduce for DDP.
+"""k-means++ (or random) seeding and Lloyd iterations, with an injectable all-reduce for DDP.
 
 ``all_reduce(tensor, op)`` sums (``op="sum"``) or maximises (``op="max"``) a tensor in place
 over ranks. With it, every rank holds its own shard of the data and all ranks end with the
@@ -11,6 +11,11 @@ the union gets its own key and shards with the same generator give the same cent
 process on their concatenation. (Drawing the keys per shard gave every rank the same keys:
 ranks tied, and the first centre was the mean of one row from each shard.) A rank may hold
 no rows.
+
+Two seedings (:data:`SEEDINGS`): ``"kmeans++"`` draws each centre with probability proportional
+to the squared distance to the nearest centre drawn so far ([arthur2007kmeanspp]);
+``"random"`` draws it uniformly among the rows that are not yet a centre, as FAISS's
+``Clustering`` does by default ([douze2024faiss]). Both draw the same random numbers.
 """
 
 from __future__ import annotations
@@ -84,6 +89,14 @@ def _draw_global(
     return (row / owners).to(x.dtype)
 
 
+#: The seedings: the weight of a row given its squared distance to the nearest centre drawn
+#: so far (float64; inf before the first centre).
+SEEDINGS: dict[str, Callable[[Tensor], Tensor]] = {
+    "kmeans++": lambda d: d,
+    "random": lambda d: (d > 0).double(),
+}
+
+
 def kmeans_plus_plus(
     x: Tensor,
     k: int,
@@ -93,7 +106,8 @@ def kmeans_plus_plus(
     rank: int | None = None,
     progress: Progress | None = None,
 ) -> Tensor:
-    """k-means++ seeding ([arthur2007kmeanspp]) over ``x``, or over all ranks' ``x``.
+    """k-means++ seeding ([arthur2007kmeanspp]) over ``x``, or over all ranks' ``x``:
+    :func:`seed_centres` with ``seeding="kmeans++"``.
 
     Args:
         x: ``(N, D)`` local data.
@@ -111,6 +125,44 @@ def kmeans_plus_plus(
         ValueError: ``x`` is not ``(N, D)``, holds no row (over all ranks), fewer rows than
             ``k`` (over all ranks), or NaN or Inf; or ``rank`` is out of range.
     """
+    return seed_centres(x, k, generator=generator, all_reduce=all_reduce, rank=rank,
+                        progress=progress)
+
+
+def seed_centres(
+    x: Tensor,
+    k: int,
+    *,
+    seeding: str = "kmeans++",
+    generator: torch.Generator | None = None,
+    all_reduce: AllReduce | None = None,
+    rank: int | None = None,
+    progress: Progress | None = None,
+) -> Tensor:
+    """``k`` rows of ``x`` (over all ranks' ``x``) drawn one by one as ``seeding`` weights them.
+
+    Args:
+        x: ``(N, D)`` local data.
+        k: number of centres.
+        seeding: a key of :data:`SEEDINGS`: ``"kmeans++"`` ([arthur2007kmeanspp]) or
+            ``"random"`` (uniform among the rows not yet drawn, up to equal rows; FAISS's
+            default, [douze2024faiss]).
+        generator, all_reduce, rank, progress: as :func:`kmeans_plus_plus`.
+
+    Returns:
+        ``(k, D)`` centres, identical on every rank.
+
+    Raises:
+        ValueError: as :func:`kmeans_plus_plus`; ``seeding`` is not a key of :data:`SEEDINGS`.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+        >>> seed_centres(x, 4, seeding="random", generator=torch.Generator().manual_seed(0)
+        ...              ).flatten().sort().values.tolist()
+        [0.0, 1.0, 2.0, 3.0]
+    """
+    if seeding not in SEEDINGS:
+        raise ValueError(f"seeding must be one of {sorted(SEEDINGS)}, got {seeding!r}")
     if x.dim() != 2 or (x.shape[0] == 0 and all_reduce is None):
         raise ValueError(f"x must be a non-empty (N, D) tensor, got shape {tuple(x.shape)}")
     layout = _shard_layout(x, rank, all_reduce)
@@ -120,6 +172,7 @@ def kmeans_plus_plus(
         raise ValueError(f"k must be in [1, {layout[1]}] (the rows over all ranks), got {k}")
     if not bool(torch.isfinite(x).all()):
         raise ValueError("x holds NaN or infinite values")
+    weigh = SEEDINGS[seeding]
     xf = x.detach().float()
     centres = torch.empty(k, xf.shape[1], dtype=xf.dtype, device=xf.device)
     weights = torch.ones(xf.shape[0], dtype=torch.float64, device=xf.device)
@@ -128,7 +181,7 @@ def kmeans_plus_plus(
         centres[j] = _draw_global(xf, weights, generator, all_reduce, layout)
         d = (xf - centres[j]).pow(2).sum(dim=1).double()
         min_d = torch.minimum(min_d, d)
-        weights = min_d
+        weights = weigh(min_d)
         if progress is not None:
             progress(j + 1, k, {})
     return centres
@@ -189,8 +242,10 @@ def kmeans(
     rank: int | None = None,
     progress: Progress | None = None,
     max_points_per_centroid: int | None = None,
+    seeding: str = "kmeans++",
 ) -> Tensor:
-    """k-means++ seeding followed by Lloyd iterations until no centre moves or ``iters`` ends.
+    """Seeding (k-means++ by default) followed by Lloyd iterations until no centre moves or
+    ``iters`` ends.
 
     An empty cluster keeps its previous centre.
 
@@ -208,9 +263,10 @@ def kmeans(
         max_points_per_centroid: seed and iterate on at most this many rows per centre
             (drawn by :func:`subsample`, per rank under DDP), as FAISS does (its default
             is 256); None (default) uses every row.
+        seeding: ``"kmeans++"`` or ``"random"`` (see :func:`seed_centres`).
 
     Raises:
-        ValueError: as :func:`kmeans_plus_plus`; ``max_points_per_centroid`` below 1.
+        ValueError: as :func:`seed_centres`; ``max_points_per_centroid`` below 1.
 
     Shape:
         x: ``(N, D)``; returns ``(k, D)`` in fp32.
@@ -226,9 +282,9 @@ def kmeans(
                 f"max_points_per_centroid must be >= 1 or None, got {max_points_per_centroid}")
         x = subsample(x, max_points_per_centroid * k, generator)
     total = k + iters
-    seeding = None if progress is None else lambda j, _k, info: progress(j, total, info)
-    centres = kmeans_plus_plus(x, k, generator=generator, all_reduce=all_reduce, rank=rank,
-                               progress=seeding)
+    seeded = None if progress is None else lambda j, _k, info: progress(j, total, info)
+    centres = seed_centres(x, k, seeding=seeding, generator=generator, all_reduce=all_reduce,
+                           rank=rank, progress=seeded)
     xf = x.detach().float()
     for it in range(iters):
         _, idx = nearest_neighbor(xf, centres)

@@ -30,7 +30,8 @@ from .. import distributed
 from ..codebooks import Codebook, CodebookLearning
 from ..estimators import Estimator
 from ..functional.beam import residual_beam_search
-from ..functional.kmeans import kmeans, stage_progress
+from ..functional.kmeans import SEEDINGS, kmeans, stage_progress
+from ..functional.least_squares import least_squares_codebooks
 from ..functional.search import nearest_neighbor
 from ..maintenance import ReplacementRule, replace_dead_codes_
 from ..parameterisations import CodebookParameterisation, Direct
@@ -39,6 +40,7 @@ from ..strategy import from_config, to_config
 from ..types import Progress
 from .application import EstimatorApplication, application_from_config, as_application
 from .base import Quantizer, check_index_tensor, check_samples, loss_over_kept
+from .beam_fit import BeamFit, check_beam_fit, fit_rows
 
 
 def check_count(value: Any, name: str) -> int:
@@ -261,21 +263,26 @@ class MultiCodebookQuantizer(Quantizer):
         iters: int = 50,
         progress: Progress | None = None,
         beam: int = 1,
+        fit_to: BeamFit | None = None,
         max_points_per_centroid: int | None = None,
+        seeding: str = "kmeans++",
     ) -> None:
-        """k-means initialisation ([arthur2007kmeanspp]), codebook by codebook.
+        """k-means initialisation, codebook by codebook.
 
-        Sum-type quantizers fit codebook ``m`` to the residual left by codebooks ``< m``
-        (greedy assignment, or with ``beam > 1`` the best tuple of a stage-ordered beam search
-        over codebooks ``<= m``, as FAISS's ``ResidualQuantizer`` trains [douze2024faiss]),
-        product VQ fits each codebook to its sub-vectors (in the code
-        space of its parameterisation). A SimVQ codebook gets the least-squares ``W`` of
-        ``B W + b = centres``, and the next residual is what its codewords leave. Under DDP every
-        rank passes its own samples and all ranks end with the same codebooks.
+        Sum-type quantizers fit codebook ``m`` to the residuals left by codebooks ``< m``:
+        the greedy assignment's, or with ``beam > 1`` those of the tuples that ``fit_to``
+        picks from a stage-ordered beam search over codebooks ``< m`` (by default each
+        sample's best tuple; every tuple of the beam is how FAISS's ``ResidualQuantizer``
+        trains [douze2024faiss]; see :mod:`vqkit.quantizers.beam_fit`). Product VQ fits each
+        codebook to its sub-vectors (in the code space of its parameterisation). A SimVQ
+        codebook gets the least-squares ``W`` of ``B W + b = centres``, and the next residual
+        is what its codewords leave.
+        Under DDP every rank passes its own samples and all ranks end with the same codebooks.
 
         Args:
             samples: ``(N, D)`` data with N >= K over all ranks.
-            generator: random source of the k-means++ seeding (seed it identically on all ranks).
+            generator: random source of the k-means samples and seeds (seed it identically
+                on all ranks).
             iters: maximum Lloyd iterations per codebook.
             progress: ``progress(done, total, info)`` over all codebooks' k-means, ``total =
                 sum over codebooks of (K_m + iters)`` (see :func:`vqkit.functional.kmeans.kmeans`);
@@ -283,40 +290,99 @@ class MultiCodebookQuantizer(Quantizer):
             beam: width of the beam that re-encodes the samples after each codebook of a
                 sum-type quantizer (1 = greedy; the codebooks are searched in order, whatever
                 the quantizer's own encoder).
-            max_points_per_centroid: each k-means runs on at most this many samples per
-                centre (FAISS's default is 256); None uses them all.
+            fit_to: which of the beam's tuples give the residuals of the next codebook's
+                k-means: :class:`~vqkit.quantizers.beam_fit.BestTuple` (default; ``N``
+                rows) or :class:`~vqkit.quantizers.beam_fit.WholeBeam` (``N W`` rows, as
+                FAISS). Ignored when ``beam == 1``.
+            max_points_per_centroid: each k-means runs on at most this many rows per centre
+                (FAISS's default is 256), drawn before the beam's residuals are formed; None
+                uses them all.
+            seeding: ``"kmeans++"`` (default, [arthur2007kmeanspp]) or ``"random"``: FAISS's
+                clustering, whose seeds are random rows and which is seeded identically for
+                every codebook ([douze2024faiss]): the generator is reset to its starting
+                state before each codebook's draws, so codebooks whose k-means see equally
+                many rows draw their sample and seeds from the same positions (the
+                generator ends where the last codebook's draws leave it; with
+                ``generator=None`` a private one is seeded from the global generator).
 
         Raises:
             TypeError / ValueError: ``samples`` is not a finite floating ``(N, D)`` tensor
                 with at least K rows.
-            ValueError: ``beam`` is not an int >= 1, or ``max_points_per_centroid`` < 1.
+            ValueError: ``beam`` is not an int >= 1, ``max_points_per_centroid`` < 1, or
+                ``seeding`` is not ``"kmeans++"`` or ``"random"``.
+            TypeError: ``fit_to`` is neither None nor a :class:`BeamFit`.
         """
         check_count(beam, "beam")
+        fit_to = check_beam_fit(fit_to)
+        if seeding not in SEEDINGS:
+            raise ValueError(f"seeding must be one of {sorted(SEEDINGS)}, got {seeding!r}")
         x = check_samples(samples, self.dim, self.codebook_size).float()
+        restart = seeding == "random"
+        if restart and generator is None:
+            generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+        start = generator.get_state() if restart else None
         residual = x
         total = sum(cb.codebook_size + iters for cb in self.codebooks)
         offset, helds = 0, []
         for m, cb in enumerate(self.codebooks):
+            if start is not None:
+                generator.set_state(start)
+            if self.sums_parts and beam > 1 and m > 0:
+                limit = (None if max_points_per_centroid is None
+                         else max_points_per_centroid * cb.codebook_size)
+                residual = fit_rows(x, helds, fit_to.tuples(x, helds, beam), limit, generator)
             data = cb.to_code(self._subvector(residual, m))
             step = stage_progress(progress, offset, total, {"codebook": m})
             centres = kmeans(
                 data, cb.codebook_size, iters=iters, generator=generator,
                 all_reduce=distributed.reducer(), progress=step,
-                max_points_per_centroid=max_points_per_centroid,
+                max_points_per_centroid=max_points_per_centroid, seeding=seeding,
             )  # on the samples' device, which may not be the codebook's
             offset += cb.codebook_size + iters
             rows = torch.arange(cb.codebook_size, device=cb.usage.device)
             held = cb.overwrite_(rows, centres.to(cb.usage.device)).to(centres.device)
             helds.append(held.float())
             cb.reset_usage_()
-            if not self.sums_parts:
-                continue
-            if beam == 1:  # (the centres, or SimVQ's fit of them)
+            if self.sums_parts and beam == 1:  # (the centres, or SimVQ's fit of them)
                 nearest = nearest_neighbor(data, held)[1][:, 0]
                 residual = residual - held[nearest].to(residual.dtype)
-            elif m + 1 < len(self.codebooks):
-                picked = residual_beam_search(x, helds, beam)
-                residual = x - sum(h[picked[:, j]] for j, h in enumerate(helds))
+
+    @torch.no_grad()
+    def refit_codebooks_(self, samples: Tensor, *, beam: int = 1) -> None:
+        """Least-squares refit of all codebooks to ``samples`` given their codes.
+
+        The samples are encoded by a stage-ordered beam search of width ``beam`` (as in
+        :meth:`init_codebook_`, whatever the quantizer's own encoder), then every codebook is
+        set to :func:`~vqkit.functional.least_squares.least_squares_codebooks` of those codes:
+        the codewords that minimise the samples' squared error with the codes fixed, in the
+        gauge the stage-ordered search needs (FAISS's ``Train_refine_codebook``,
+        [douze2024faiss]; the codebook update of [babenko2014aq]). The error of the samples'
+        codes cannot rise; a second call re-encodes and refits again. Under DDP every rank
+        passes its own samples and all ranks end with the same codebooks.
+
+        Args:
+            samples: ``(N, D)`` data with N >= K over all ranks.
+            beam: width of the beam that encodes ``samples`` (1 = greedy).
+
+        Raises:
+            TypeError / ValueError: ``samples`` is not a finite floating ``(N, D)`` tensor
+                with at least K rows.
+            ValueError: ``beam`` is not an int >= 1, or the quantizer concatenates its parts
+                (product VQ: each codeword's least-squares value is its cell's mean, which
+                k-means already gives).
+        """
+        if not self.sums_parts:
+            raise ValueError(f"{type(self).__name__} concatenates its codebooks: a refit "
+                             "applies to sums of codebooks (ResidualVQ, AdditiveVQ)")
+        check_count(beam, "beam")
+        x = check_samples(samples, self.dim, self.codebook_size).float()
+        books = [cb.effective_codewords().detach().float().to(x.device) for cb in self.codebooks]
+        codes = residual_beam_search(x, books, beam)
+        new = least_squares_codebooks(x, codes, books, all_reduce=distributed.reducer())
+        for cb, book in zip(self.codebooks, new, strict=True):
+            rows = torch.arange(cb.codebook_size, device=cb.usage.device)
+            cb.overwrite_(rows, book.to(cb.usage.device))
+            cb.reset_usage_()
 
     # -- config -------------------------------------------------------------------------------
     def _base_config(self) -> dict[str, Any]:

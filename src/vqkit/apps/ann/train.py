@@ -23,6 +23,7 @@ from ...progress import bar_callback
 from ...quantizers.build import build_quantizer
 from ...quantizers.composite import MultiCodebookQuantizer
 from ...quantizers.encoders import BeamSearch
+from ...registry import BEAM_FITS
 from ...training.batches import RandomRows
 from ...training.loop import Trainer
 from ...training.objective import StepResult, summed_error_objective
@@ -67,16 +68,17 @@ def build(
 
 def initialise_(quantizer: MultiCodebookQuantizer, data: Tensor, init: Init, *, beam: int,
                 generator: torch.Generator) -> None:
-    """k-means-initialise ``quantizer`` on ``data`` with ``init``'s iterations and sample
-    size; sum-type quantizers re-encode ``data`` with a beam of width ``beam`` between
-    codebooks (1 = greedy; see :meth:`MultiCodebookQuantizer.init_codebook_`).
+    """k-means-initialise ``quantizer`` on ``data`` with ``init``'s iterations, sample size
+    and seeding; sum-type quantizers re-encode ``data`` with a beam of width ``beam`` between
+    codebooks (1 = greedy) and fit each codebook to the residuals of the tuples
+    ``init.beam_fit`` picks (see :meth:`MultiCodebookQuantizer.init_codebook_`).
 
     Raises:
         ValueError: ``data`` is not ``(N, quantizer.dim)`` with N >= K, or ``beam < 1``.
 
     Example:
         >>> q = build("rvq", 4, 8, 2)
-        >>> initialise_(q, torch.randn(200, 4), Init(beam=2), beam=2,
+        >>> initialise_(q, torch.randn(200, 4), Init(beam=2, seeding="random"), beam=2,
         ...             generator=torch.Generator().manual_seed(0))
         >>> q.training
         False
@@ -84,6 +86,7 @@ def initialise_(quantizer: MultiCodebookQuantizer, data: Tensor, init: Init, *, 
     if data.dim() != 2 or data.shape[1] != quantizer.dim:
         raise ValueError(f"data must be (N, {quantizer.dim}), got {tuple(data.shape)}")
     quantizer.init_codebook_(data, generator=generator, iters=init.iters, beam=beam,
+                             fit_to=BEAM_FITS.lookup(init.beam_fit)(), seeding=init.seeding,
                              max_points_per_centroid=init.max_points_per_centroid)
     quantizer.eval()
 
