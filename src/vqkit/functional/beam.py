@@ -195,14 +195,15 @@ class _ResidualGreedy:
         self.books = list(books)
         self.norms = [c.pow(2).sum(dim=1) for c in self.books]
 
-    def search(self, xs: Tensor, width: int) -> Tensor:
+    def search(self, xs: Tensor, width: int, last: int) -> Tensor:
+        """``(rows, 1, M)`` indices: width 1 keeps one tuple after every stage, the last too."""
         residual = xs.clone()
         codes = xs.new_empty(xs.shape[0], len(self.books), dtype=torch.long)
         for m, (c, c_sq) in enumerate(zip(self.books, self.norms, strict=True)):
             scores = torch.addmm(c_sq, residual, c.t(), beta=1.0, alpha=-2.0)
             codes[:, m] = scores.argmin(dim=1)
             residual -= c[codes[:, m]]
-        return codes
+        return codes[:, None, :]
 
 
 class _ResidualDirect:
