@@ -120,13 +120,15 @@ def test_smoke_benchmark_and_report(tmp_path):
     data = AnnData("toy", x[:500], x[500:860], x[860:])
     cfg = BenchmarkConfig(Split(500, 500, 40), Schedule(steps=20, batch_size=64),
                           Init(beam=2), validation=60, codebook_size=16, num_codebooks=(2,),
-                          encode_beam=2, rq_beams=(1,), recall_max=50)
+                          encode_beam=2, rvq_encode_beam=3, rq_beams=(1,), recall_max=50)
+    assert (cfg.encode_width("rvq"), cfg.encode_width("avq")) == (3, 2)
     res = run_benchmark(data, cfg, progress=False, cache_dir=tmp_path)
     methods = [e["method"] for e in res["entries"]]
     assert methods[:4] == ["FAISS RQ (beam 1)", "vqkit AVQ (beam 2) (k-means init only)",
                            "vqkit AVQ (beam 2) (+ beam 2 in training)",
                            "vqkit AVQ (beam 2) (+ NSVQ)"]
     assert methods[-1] == "FAISS LSQ (defaults)" and "FAISS PQ" in methods
+    assert "vqkit RVQ (beam 3) (+ NSVQ)" in methods  # RVQ's own encoding beam
     assert len(set(methods)) == 11 and all(e["bits"] == 8 for e in res["entries"])
     assert res["complete"]
     for e in res["entries"]:
@@ -145,6 +147,7 @@ def test_smoke_benchmark_and_report(tmp_path):
     path = write_results(tmp_path, "ann_toy.json", res, run)
     text = markdown(json.loads(path.read_text()), "toy", "ann_toy.json")
     assert "| FAISS RQ (beam 1) | 8 |" in text and "SIFT1M" in text
+    assert "RVQ encodes with beam 3, AVQ with beam 2." in text
 
 
 @pytest.mark.slow

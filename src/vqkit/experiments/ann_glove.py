@@ -17,7 +17,8 @@ from ._ann import ann_reproduction
 #: vectors (docs/ann.md, "How the recipe was chosen").
 CONFIG = BenchmarkConfig(Split(n_train=100_000, n_database=390_000, n_queries=10_000),
                          Schedule(steps=2000, batch_size=1024, lr=3e-3, replace_every=0),
-                         Init(iters=25, beam=8), validation=5_000, encode_beam=8)
+                         Init(iters=25, beam=8), validation=5_000, encode_beam=8,
+                         rvq_encode_beam=32)
 SMALL = BenchmarkConfig(Split(n_train=10_000, n_database=10_000, n_queries=500),
                         Schedule(steps=200, batch_size=1024, lr=1e-3, replace_every=0),
                         Init(beam=8), validation=1_000, encode_beam=8)

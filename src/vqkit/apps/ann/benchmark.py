@@ -155,12 +155,13 @@ def vqkit_entries(data: AnnData, truth: Tensor, num: int, kind: str, config: Ben
     gen = offset_generator(seed)  # the initialisation and the training of this system
     held = torch.randperm(len(train), generator=gen)
     val, fit = train[held[: config.validation]], train[held[config.validation :]]
-    label = "PQ" if kind == "pq" else f"{kind.upper()} (beam {config.encode_beam})"
+    width = config.encode_width(kind)
+    label = "PQ" if kind == "pq" else f"{kind.upper()} (beam {width})"
     logger.info("vqkit %s, %d bits: training", label, bits)
     ladder = _ladder(kind, dim, num, fit, config, gen, progress)
     if kind != "pq":
         for row in ladder:
-            row.model.encoder = BeamSearch(config.encode_beam)
+            row.model.encoder = BeamSearch(width)
     with torch.no_grad():
         val_mse = [squared_error(val, r.model.decode(r.model.encode(val))) for r in ladder]
     chosen = min(range(len(ladder)), key=val_mse.__getitem__)

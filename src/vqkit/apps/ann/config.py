@@ -114,7 +114,11 @@ class BenchmarkConfig:
             the validation MSE; the recipe row is the better of the two).
         codebook_size: K of every codebook (2**nbits; 256 = one byte per codebook).
         num_codebooks: M for each bit rate; bits = M log2 K.
-        encode_beam: beam width of vqkit RVQ's and AVQ's database encoding.
+        encode_beam: beam width of vqkit AVQ's database encoding, and RVQ's unless
+            ``rvq_encode_beam`` is given.
+        rvq_encode_beam: beam width of vqkit RVQ's database encoding (None: ``encode_beam``).
+            RVQ's stage-ordered beam costs far less per width than AVQ's free-order one, so
+            it can afford a wider beam, as FAISS RQ's widest row does.
         avq_train_width: beam width of AdditiveVQ's encoding during NSVQ training.
         rq_beams: FAISS ResidualQuantizer beam sizes to compare.
         recall_max: largest T of Recall@T.
@@ -130,6 +134,7 @@ class BenchmarkConfig:
     codebook_size: int = 256
     num_codebooks: tuple[int, ...] = (4, 8)
     encode_beam: int = 8
+    rvq_encode_beam: int | None = None
     avq_train_width: int = 1
     rq_beams: tuple[int, ...] = (1, 5, 32)
     recall_max: int = 100
@@ -139,6 +144,12 @@ class BenchmarkConfig:
             raise ValueError(f"validation must be in [1, n_train - codebook_size = "
                              f"{self.split.n_train - self.codebook_size}], got "
                              f"{self.validation}")
+
+    def encode_width(self, kind: str) -> int:
+        """The database-encoding beam width of vqkit's ``kind`` (``"rvq"`` or ``"avq"``)."""
+        if kind == "rvq" and self.rvq_encode_beam is not None:
+            return self.rvq_encode_beam
+        return self.encode_beam
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

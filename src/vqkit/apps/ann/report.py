@@ -110,6 +110,14 @@ def goal_line(entries: list[dict[str, Any]], bits: int, n_queries: int | None = 
             f"{_cpu(best):.0f} s.")
 
 
+def _encode_text(cfg: dict[str, Any]) -> str:
+    """Which beam vqkit's RVQ and AVQ encode the database with (older files: one beam)."""
+    rvq = cfg.get("rvq_encode_beam")
+    if rvq is None or rvq == cfg["encode_beam"]:
+        return f"RVQ and AVQ encode with beam {cfg['encode_beam']}. "
+    return f"RVQ encodes with beam {rvq}, AVQ with beam {cfg['encode_beam']}. "
+
+
 def _init_text(cfg: dict[str, Any]) -> str:
     init = cfg.get("init")
     if init is None:
@@ -142,8 +150,8 @@ def markdown(record: dict[str, Any], title: str, source: str) -> str:
         f"decay, dead-code replacement every {sch['replace_every']}). "
         + (f"vqkit trains on the training vectors less {cfg['validation']} held out for "
            "validation; the row marked * is the recipe, chosen by its validation MSE. "
-           f"AVQ trains with beam {cfg['avq_train_width']}; RVQ and AVQ encode with beam "
-           f"{cfg['encode_beam']}. " if standard else
+           f"AVQ trains with beam {cfg['avq_train_width']}; "
+           + _encode_text(cfg) if standard else
            f"AVQ trains with beam {cfg['avq_train_width']}, encodes with beam "
            f"{cfg['avq_width']}; RVQ is greedy. ") +
         "Recall@T: the true nearest neighbour among the top T of asymmetric-distance search, "
