@@ -113,3 +113,19 @@ def test_max_points_per_centroid_runs_kmeans_on_a_subsample():
     assert not torch.equal(got, kmeans(x, 4, iters=5, generator=torch.Generator().manual_seed(5)))
     with pytest.raises(ValueError, match="max_points_per_centroid"):
         kmeans(x, 4, max_points_per_centroid=0)
+
+
+def test_seeding_distances_in_blocks_equal_the_whole_computation(monkeypatch):
+    """k-means++ computes its distances in cache-sized row blocks: bit-identical values, and
+    the same centres whatever the block size (blocks of 3 rows, not a multiple of N)."""
+    import importlib
+
+    km = importlib.import_module("vqkit.functional.kmeans")  # the module, not the function
+
+    x = torch.randn(301, 7, generator=torch.Generator().manual_seed(3)) * 50 + 1000
+    centre = x[17].clone()
+    monkeypatch.setattr(km, "SEED_CHUNK_ELEMENTS", 21)
+    assert torch.equal(km._squared_distances(x, centre), (x - centre).pow(2).sum(dim=1))
+    small = km.kmeans_plus_plus(x, 9, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(km, "SEED_CHUNK_ELEMENTS", 1 << 18)
+    assert torch.equal(small, km.kmeans_plus_plus(x, 9, generator=torch.Generator().manual_seed(0)))
