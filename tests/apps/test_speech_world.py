@@ -74,13 +74,21 @@ def test_analysis_ignores_what_the_heap_held_before(clip, garbage, whispers):
     for name in ("f0", "coded", "band_ap"):
         assert np.array_equal(getattr(after, name), getattr(clean, name)), name
     # The condition is real: such garbage whispers pyworld's D4C with threshold=0 (NaN makes
-    # the tested ratio NaN, which fails "ratio <= 0" and so keeps frames voiced).
+    # the tested ratio NaN, which fails "ratio <= 0" and so keeps frames voiced). Whether
+    # D4C's unread buffer lands on the filled memory is up to the allocator, so the garbage
+    # must whisper every voiced frame in at least one of a few tries, and NaN in none.
     f0, t = pw.harvest(x, 8000, frame_period=world.FRAME_MS, f0_floor=world.F0_MIN,
                        f0_ceil=world.F0_MAX)
-    fill_freed_heap(garbage)
-    raw = pw.d4c(x, f0, t, 8000, threshold=0.0)
-    whispered = raw[f0 > 0].min(axis=1) > 0.99
-    assert whispered.all() if whispers else not whispered.any()
+    outcomes = []
+    for _ in range(5):
+        fill_freed_heap(garbage)
+        raw = pw.d4c(x, f0, t, 8000, threshold=0.0)
+        whispered = raw[f0 > 0].min(axis=1) > 0.99
+        outcomes.append("all" if whispered.all() else "some" if whispered.any() else "none")
+    if whispers:
+        assert "all" in outcomes, outcomes
+    else:
+        assert set(outcomes) == {"none"}, outcomes
 
 
 def test_d4c_at_8_khz_gives_one_aperiodicity_shape_for_every_voiced_frame(clip):
