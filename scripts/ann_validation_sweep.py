@@ -9,8 +9,9 @@ vector) and Recall@10 is printed.
 
 A recipe is the beam fit (``best``: the beam's best tuple, ``whole``: every tuple, see
 vqkit.quantizers.beam_fit), then optionally ``+random`` (FAISS's k-means seeding, see
-``init_codebook_``) and ``+refitN`` (N least-squares refits, ``refit_codebooks_``), e.g.
-``whole+random+refit2``.
+``init_codebook_``), ``+pdN`` (progressive-dimension k-means in N steps, FAISS RQ's default
+training) and ``+refitN`` (N least-squares refits, ``refit_codebooks_``), e.g.
+``whole+random+pd10+refit2``.
 
     python scripts/ann_validation_sweep.py glove avq --iters 25 --steps 2000 --lr 3e-3
     python scripts/ann_validation_sweep.py glove rvq --iters 25 --init-beam 8 \\
@@ -38,20 +39,22 @@ SPLITS = {"glove": Split(100_000, 390_000, 1_000), "fashion": Split(10_000, 60_0
 FITS = {"best": "BestTuple", "whole": "WholeBeam"}
 
 
-def parse_recipe(text: str) -> tuple[str, str, int]:
-    """``"whole+random+refit2"`` -> ``("whole", "random", 2)``."""
+def parse_recipe(text: str) -> tuple[str, str, int, int]:
+    """``"whole+random+pd10+refit2"`` -> ``("whole", "random", 10, 2)``."""
     fit, *extras = text.split("+")
     if fit not in FITS:
         raise SystemExit(f"a recipe starts with one of {sorted(FITS)}, got {text!r}")
-    seeding, refits = "kmeans++", 0
+    seeding, refits, dim_steps = "kmeans++", 0, 1
     for extra in extras:
         if extra == "random":
             seeding = "random"
         elif extra.startswith("refit") and extra[5:].isdigit():
             refits = int(extra[5:])
+        elif extra.startswith("pd") and extra[2:].isdigit() and int(extra[2:]) >= 1:
+            dim_steps = int(extra[2:])
         else:
             raise SystemExit(f"unknown recipe part {extra!r} in {text!r}")
-    return fit, seeding, refits
+    return fit, seeding, dim_steps, refits
 
 
 def top10(queries: Tensor, database: Tensor) -> Tensor:
@@ -139,11 +142,12 @@ def main() -> None:
     faiss_rows(evaluation, fit, data.dim, args.faiss_beam)
     for beam in args.init_beam:
         for recipe in args.recipe:
-            fit_to, seeding, refits = parse_recipe(recipe)
+            fit_to, seeding, dim_steps, refits = parse_recipe(recipe)
             gen = torch.Generator().manual_seed(0)
             start = time.process_time()
             q = build(args.kind, data.dim, 256, 8, generator=gen)
-            init = Init(iters=args.iters, beam=beam, beam_fit=FITS[fit_to], seeding=seeding)
+            init = Init(iters=args.iters, beam=beam, beam_fit=FITS[fit_to], seeding=seeding,
+                        dim_steps=dim_steps)
             initialise_(q, fit, init, beam=beam, generator=gen)
             for _ in range(refits):
                 q.refit_codebooks_(fit, beam=beam)

@@ -35,16 +35,19 @@ def _kmeans_worker(rank: int, world: int, sizes: tuple[int, int]) -> dict:
                              all_reduce=distributed.all_reduce_, rank=rank)
     centres = kmeans(x, K, generator=torch.Generator().manual_seed(1),
                      all_reduce=distributed.all_reduce_)  # rank from the default group
+    progressive = kmeans(x, K, generator=torch.Generator().manual_seed(1), dim_steps=3,
+                         all_reduce=distributed.all_reduce_)  # the PCA's sums over ranks too
     vq = VectorQuantizer(DIM, K)
     vq.init_codebook_(x, generator=torch.Generator().manual_seed(1))
-    return {"seeds": seeds, "centres": centres, "vq": vq.codewords.detach().clone()}
+    return {"seeds": seeds, "centres": centres, "vq": vq.codewords.detach().clone(),
+            "progressive": progressive}
 
 
 def test_kmeans_on_shards_equals_one_process_on_the_union(workers):
     x = union()
     for name, sizes in SIZES.items():
         a, b = workers.run(_kmeans_worker, sizes)
-        for key in ("seeds", "centres", "vq"):
+        for key in ("seeds", "centres", "vq", "progressive"):
             assert torch.equal(a[key], b[key]), (name, key)
         one_seeds = kmeans_plus_plus(x, K, generator=torch.Generator().manual_seed(1))
         # k-means++ picks rows of the union: the same rows as one process.
@@ -52,6 +55,8 @@ def test_kmeans_on_shards_equals_one_process_on_the_union(workers):
         one = kmeans(x, K, generator=torch.Generator().manual_seed(1))
         torch.testing.assert_close(a["centres"], one, rtol=1e-6, atol=1e-6, msg=name)
         torch.testing.assert_close(a["vq"], one, rtol=1e-6, atol=1e-6, msg=name)
+        one_pd = kmeans(x, K, generator=torch.Generator().manual_seed(1), dim_steps=3)
+        torch.testing.assert_close(a["progressive"], one_pd, rtol=1e-5, atol=1e-5, msg=name)
         # A Lloyd fixed point of the union: each centre is the mean of the points it owns.
         idx = nearest_neighbor(x, a["centres"])[1][:, 0]
         for k in idx.unique():

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from ..types import Progress
+from .pca import principal_axes
 from .search import nearest_neighbor
 
 AllReduce = Callable[[Tensor, str], object]
@@ -250,6 +251,66 @@ def subsample(x: Tensor, max_rows: int | None, generator: torch.Generator | None
     return x[rows.sort().values.to(x.device)]
 
 
+def dimension_schedule(dim: int, steps: int) -> list[int]:
+    """The dimensions of the progressive k-means: ``int(dim ** ((1 + i) / steps))`` for
+    ``i < steps``, FAISS's geometric growth ([douze2024faiss]); the last one is ``dim``.
+
+    Raises:
+        ValueError: ``steps < 1`` or ``dim < 1``.
+
+    Example:
+        >>> dimension_schedule(784, 10)
+        [1, 3, 7, 14, 28, 54, 106, 207, 406, 784]
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or dim < 1:
+        raise ValueError(f"dim and steps must be ints >= 1, got dim={dim}, steps={steps!r}")
+    return [int(dim ** ((1 + i) / steps)) for i in range(steps - 1)] + [dim]
+
+
+def lloyd(
+    x: Tensor,
+    centres: Tensor,
+    iters: int,
+    *,
+    all_reduce: AllReduce | None = None,
+    progress: Progress | None = None,
+) -> Tensor:
+    """Lloyd iterations from ``centres`` until no centre moves or ``iters`` ends; an empty
+    cluster keeps its centre. Sums and counts are reduced over ranks before dividing.
+
+    Args:
+        x: ``(N, D)`` local data.
+        centres: ``(K, D)`` starting centres (identical on every rank).
+        iters: maximum number of iterations.
+        all_reduce: as :func:`kmeans`.
+        progress: ``progress(done, iters, {"moved": m})`` after each iteration; the last call
+            has ``done == iters``, also when the centres stop moving early.
+
+    Shape:
+        returns ``(K, D)`` fp32.
+    """
+    xf = x.detach().float()
+    centres = centres.float()
+    k = centres.shape[0]
+    for it in range(iters):
+        _, idx = nearest_neighbor(xf, centres)
+        idx = idx[:, 0]
+        sums = torch.zeros_like(centres, dtype=torch.float64).index_add_(0, idx, xf.double())
+        counts = torch.bincount(idx, minlength=k).double()
+        _reduce(sums, "sum", all_reduce)
+        _reduce(counts, "sum", all_reduce)
+        filled = counts > 0
+        new = centres.clone()
+        new[filled] = (sums[filled] / counts[filled, None]).float()
+        moved = int((new != centres).any(dim=1).sum())
+        if progress is not None:
+            progress(iters if moved == 0 else it + 1, iters, {"moved": moved})
+        if moved == 0:
+            break
+        centres = new
+    return centres
+
+
 def kmeans(
     x: Tensor,
     k: int,
@@ -261,30 +322,42 @@ def kmeans(
     progress: Progress | None = None,
     max_points_per_centroid: int | None = None,
     seeding: str = "kmeans++",
+    dim_steps: int = 1,
 ) -> Tensor:
     """Seeding (k-means++ by default) followed by Lloyd iterations until no centre moves or
-    ``iters`` ends.
+    ``iters`` ends; with ``dim_steps > 1``, in dimensions that grow step by step.
 
+    The progressive-dimension k-means is FAISS's ``ProgressiveDimClustering`` (the default
+    training of its ``ResidualQuantizer``, [douze2024faiss]): the data are rotated to their
+    principal axes (:func:`~vqkit.functional.pca.principal_axes`), step ``i`` clusters the
+    first ``dimension_schedule(D, dim_steps)[i]`` coordinates for ``iters`` Lloyd iterations,
+    starting from the previous step's centres padded with zeros (the seeding runs in the
+    first, lowest dimension), and the final centres are rotated back. In high dimensions it
+    escapes the poor local minima of Lloyd from seeds: on 784-d Fashion-MNIST pixels FAISS's
+    own RQ trains to a lower error and a higher Recall@10 with it than with plain k-means.
     An empty cluster keeps its previous centre.
 
     Args:
         x: ``(N, D)`` local data.
         k: number of centres.
-        iters: maximum number of Lloyd iterations.
+        iters: maximum number of Lloyd iterations (per dimension step).
         generator: random source for the seeding (and the subsample).
         all_reduce: in-place ``(tensor, op)`` reduction over ranks, or ``None``.
         rank: this process's rank: its shard's position in the union (shards in rank order);
             default the default process group's rank (0 without ``all_reduce``).
-        progress: called as ``progress(done, k + iters, info)`` after each seeded centre and
-            each Lloyd iteration (``info["moved"]``: centres that moved); the last call has
-            ``done == k + iters``, also when Lloyd stops early.
+        progress: called as ``progress(done, k + dim_steps * iters, info)`` after each seeded
+            centre and each Lloyd iteration (``info["moved"]``: centres that moved); the last
+            call has ``done == k + dim_steps * iters``, also when Lloyd stops early.
         max_points_per_centroid: seed and iterate on at most this many rows per centre
             (drawn by :func:`subsample`, per rank under DDP), as FAISS does (its default
             is 256); None (default) uses every row.
         seeding: ``"kmeans++"`` or ``"random"`` (see :func:`seed_centres`).
+        dim_steps: number of dimension steps (1, the default: plain k-means in ``D``
+            dimensions; FAISS's progressive default is 10).
 
     Raises:
-        ValueError: as :func:`seed_centres`; ``max_points_per_centroid`` below 1.
+        ValueError: as :func:`seed_centres`; ``max_points_per_centroid`` or ``dim_steps``
+            below 1.
 
     Shape:
         x: ``(N, D)``; returns ``(k, D)`` in fp32.
@@ -299,25 +372,22 @@ def kmeans(
             raise ValueError(
                 f"max_points_per_centroid must be >= 1 or None, got {max_points_per_centroid}")
         x = subsample(x, max_points_per_centroid * k, generator)
-    total = k + iters
+    dims = dimension_schedule(x.shape[1] if x.dim() == 2 else 1, dim_steps)
+    total = k + iters * len(dims)
     seeded = None if progress is None else lambda j, _k, info: progress(j, total, info)
-    centres = seed_centres(x, k, seeding=seeding, generator=generator, all_reduce=all_reduce,
-                           rank=rank, progress=seeded)
-    xf = x.detach().float()
-    for it in range(iters):
-        _, idx = nearest_neighbor(xf, centres)
-        idx = idx[:, 0]
-        sums = torch.zeros_like(centres, dtype=torch.float64).index_add_(0, idx, xf.double())
-        counts = torch.bincount(idx, minlength=k).double()
-        _reduce(sums, "sum", all_reduce)
-        _reduce(counts, "sum", all_reduce)
-        filled = counts > 0
-        new = centres.clone()
-        new[filled] = (sums[filled] / counts[filled, None]).float()
-        moved = int((new != centres).any(dim=1).sum())
-        if progress is not None:
-            progress(total if moved == 0 else k + it + 1, total, {"moved": moved})
-        if moved == 0:
-            break
-        centres = new
-    return centres
+    axes = None
+    if len(dims) > 1:
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("x holds NaN or infinite values")
+        axes = principal_axes(x, all_reduce)
+        x = axes.rotate(x.float())
+    centres = seed_centres(x if axes is None else x[:, : dims[0]], k, seeding=seeding,
+                           generator=generator,
+                           all_reduce=all_reduce, rank=rank, progress=seeded)
+    for step, dim in enumerate(dims):
+        done = k + step * iters
+        report = (None if progress is None else
+                  lambda j, _n, info, done=done: progress(done + j, total, info))
+        centres = torch.nn.functional.pad(centres, (0, dim - centres.shape[1]))
+        centres = lloyd(x[:, :dim], centres, iters, all_reduce=all_reduce, progress=report)
+    return centres if axes is None else axes.restore(centres)

@@ -266,6 +266,7 @@ class MultiCodebookQuantizer(Quantizer):
         fit_to: BeamFit | None = None,
         max_points_per_centroid: int | None = None,
         seeding: str = "kmeans++",
+        dim_steps: int = 1,
     ) -> None:
         """k-means initialisation, codebook by codebook.
 
@@ -304,15 +305,23 @@ class MultiCodebookQuantizer(Quantizer):
                 many rows draw their sample and seeds from the same positions (the
                 generator ends where the last codebook's draws leave it; with
                 ``generator=None`` a private one is seeded from the global generator).
+            dim_steps: each codebook's k-means clusters in this many steps of growing
+                dimension on the principal axes of its residuals (FAISS's
+                ``ProgressiveDimClustering``, the default training of its
+                ``ResidualQuantizer`` with 10 steps, [douze2024faiss]; see
+                :func:`vqkit.functional.kmeans.kmeans`); ``iters`` Lloyd iterations per step.
+                1 (default): plain k-means.
 
         Raises:
             TypeError / ValueError: ``samples`` is not a finite floating ``(N, D)`` tensor
                 with at least K rows.
-            ValueError: ``beam`` is not an int >= 1, ``max_points_per_centroid`` < 1, or
-                ``seeding`` is not ``"kmeans++"`` or ``"random"``.
+            ValueError: ``beam`` or ``dim_steps`` is not an int >= 1,
+                ``max_points_per_centroid`` < 1, or ``seeding`` is not ``"kmeans++"`` or
+                ``"random"``.
             TypeError: ``fit_to`` is neither None nor a :class:`BeamFit`.
         """
         check_count(beam, "beam")
+        check_count(dim_steps, "dim_steps")
         fit_to = check_beam_fit(fit_to)
         if seeding not in SEEDINGS:
             raise ValueError(f"seeding must be one of {sorted(SEEDINGS)}, got {seeding!r}")
@@ -322,7 +331,7 @@ class MultiCodebookQuantizer(Quantizer):
             generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
         start = generator.get_state() if restart else None
         residual = x
-        total = sum(cb.codebook_size + iters for cb in self.codebooks)
+        total = sum(cb.codebook_size + iters * dim_steps for cb in self.codebooks)
         offset, helds = 0, []
         for m, cb in enumerate(self.codebooks):
             if start is not None:
@@ -337,8 +346,9 @@ class MultiCodebookQuantizer(Quantizer):
                 data, cb.codebook_size, iters=iters, generator=generator,
                 all_reduce=distributed.reducer(), progress=step,
                 max_points_per_centroid=max_points_per_centroid, seeding=seeding,
+                dim_steps=dim_steps,
             )  # on the samples' device, which may not be the codebook's
-            offset += cb.codebook_size + iters
+            offset += cb.codebook_size + iters * dim_steps
             rows = torch.arange(cb.codebook_size, device=cb.usage.device)
             held = cb.overwrite_(rows, centres.to(cb.usage.device)).to(centres.device)
             helds.append(held.float())

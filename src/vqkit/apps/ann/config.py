@@ -78,12 +78,16 @@ class Init:
             tuple's) or ``"WholeBeam"`` (every tuple's, as FAISS).
         seeding: the k-means seeding, ``"kmeans++"`` or ``"random"`` (FAISS's: random rows,
             the same draws for every codebook; see ``init_codebook_``).
+        dim_steps: steps of growing dimension of each codebook's k-means (1: plain
+            k-means; FAISS RQ's default training is progressive with 10 steps, see
+            ``vqkit.functional.kmeans.kmeans``).
 
     The defaults (best tuple, k-means++) gave a higher Recall@10 on GloVe validation vectors
     than FAISS's choices, though a higher MSE (docs/ann.md).
 
     Raises:
-        ValueError: ``iters``, ``max_points_per_centroid`` or ``beam`` is below 1, or
+        ValueError: ``iters``, ``max_points_per_centroid``, ``beam`` or ``dim_steps`` is
+            below 1, or
             ``beam_fit`` or ``seeding`` is not a known name.
     """
 
@@ -92,9 +96,10 @@ class Init:
     beam: int = 8
     beam_fit: str = "BestTuple"
     seeding: str = "kmeans++"
+    dim_steps: int = 1
 
     def __post_init__(self) -> None:
-        if min(self.iters, self.max_points_per_centroid, self.beam) < 1:
+        if min(self.iters, self.max_points_per_centroid, self.beam, self.dim_steps) < 1:
             raise ValueError(f"invalid init {self!r}: every count must be >= 1")
         if self.beam_fit not in BEAM_FITS or self.seeding not in SEEDINGS:
             raise ValueError(f"invalid init {self!r}: beam_fit must be one of "

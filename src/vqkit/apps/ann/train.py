@@ -68,10 +68,10 @@ def build(
 
 def initialise_(quantizer: MultiCodebookQuantizer, data: Tensor, init: Init, *, beam: int,
                 generator: torch.Generator) -> None:
-    """k-means-initialise ``quantizer`` on ``data`` with ``init``'s iterations, sample size
-    and seeding; sum-type quantizers re-encode ``data`` with a beam of width ``beam`` between
-    codebooks (1 = greedy) and fit each codebook to the residuals of the tuples
-    ``init.beam_fit`` picks (see :meth:`MultiCodebookQuantizer.init_codebook_`).
+    """k-means-initialise ``quantizer`` on ``data`` with ``init``'s iterations, sample size,
+    seeding and dimension steps; sum-type quantizers re-encode ``data`` with a beam of width
+    ``beam`` between codebooks (1 = greedy) and fit each codebook to the residuals of the
+    tuples ``init.beam_fit`` picks (see :meth:`MultiCodebookQuantizer.init_codebook_`).
 
     Raises:
         ValueError: ``data`` is not ``(N, quantizer.dim)`` with N >= K, or ``beam < 1``.
@@ -87,7 +87,8 @@ def initialise_(quantizer: MultiCodebookQuantizer, data: Tensor, init: Init, *, 
         raise ValueError(f"data must be (N, {quantizer.dim}), got {tuple(data.shape)}")
     quantizer.init_codebook_(data, generator=generator, iters=init.iters, beam=beam,
                              fit_to=BEAM_FITS.lookup(init.beam_fit)(), seeding=init.seeding,
-                             max_points_per_centroid=init.max_points_per_centroid)
+                             max_points_per_centroid=init.max_points_per_centroid,
+                             dim_steps=init.dim_steps)
     quantizer.eval()
 
 
