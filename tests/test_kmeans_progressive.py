@@ -26,7 +26,7 @@ def _correlated(n: int = 3000, d: int = 12, seed: int = 0) -> torch.Tensor:
 
 
 def test_principal_axes_match_numpy_float64_eigenvectors():
-    x = _correlated()
+    x = _correlated().double()  # fp64 data: fp64 products throughout
     pa = principal_axes(x)
     xd = x.double().numpy()
     values, vectors = np.linalg.eigh(np.cov(xd, rowvar=False, bias=True))
@@ -44,6 +44,11 @@ def test_principal_axes_match_numpy_float64_eigenvectors():
     # restore of a prefix pads the missing coordinates with zeros (the mean there)
     torch.testing.assert_close(pa.restore(y[:, :3]), pa.restore(
         torch.nn.functional.pad(y[:, :3], (0, 9))), rtol=0, atol=1e-12)
+    # fp32 data: fp32 products, the same axes to fp32 accuracy (well-separated variances)
+    pa32 = principal_axes(x.float())
+    signs = torch.sign((pa32.axes * pa.axes).sum(0))
+    torch.testing.assert_close(pa32.axes * signs, pa.axes, rtol=0, atol=1e-3)
+    assert pa32.rotate(x.float()).dtype == torch.float32
 
 
 def test_dimension_schedule_is_faiss_geometric_growth():
