@@ -289,13 +289,14 @@ def lloyd(
     Shape:
         returns ``(K, D)`` fp32.
     """
-    xf = x.detach().float()
+    xf = x.detach().float().contiguous()
+    xd = xf.double()  # the fp64 sums' source, converted once (not once per iteration)
     centres = centres.float()
     k = centres.shape[0]
     for it in range(iters):
         _, idx = nearest_neighbor(xf, centres)
         idx = idx[:, 0]
-        sums = torch.zeros_like(centres, dtype=torch.float64).index_add_(0, idx, xf.double())
+        sums = torch.zeros_like(centres, dtype=torch.float64).index_add_(0, idx, xd)
         counts = torch.bincount(idx, minlength=k).double()
         _reduce(sums, "sum", all_reduce)
         _reduce(counts, "sum", all_reduce)
