@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,7 +17,7 @@ from vqkit.apps.ann.evaluate import (
     recall_curve,
     squared_error,
 )
-from vqkit.apps.ann.train import build, train_nsvq_
+from vqkit.apps.ann.train import build, initialise_, train_nsvq_
 
 
 def test_recall_curve_matches_a_loop_oracle(generator):
@@ -134,11 +135,15 @@ def test_smoke_benchmark_and_report(tmp_path):
     for e in res["entries"]:
         assert len(e["recall"]) == 50 and 0 <= e["recall_at_1"] <= e["recall"][-1] <= 1
         assert e["mse"] > 0 and e["train_seconds"] >= 0 and e["train_cpu_seconds"] > 0
-    for kind in ("AVQ", "RVQ", "PQ"):  # the recipe: the lowest validation MSE of the ladder
+    for kind in ("AVQ", "RVQ", "PQ"):  # the recipe: the best validation Recall@10 (then MSE)
         ladder = [e for e in res["entries"] if e["method"].startswith(f"vqkit {kind}")]
         chosen = [e for e in ladder if e["selected"]]
         assert len(chosen) == 1
-        assert chosen[0]["validation_mse"] == min(e["validation_mse"] for e in ladder)
+        best = max(e["validation_recall_at_10"] for e in ladder)
+        assert chosen[0]["validation_recall_at_10"] == best
+        assert chosen[0]["validation_mse"] == min(
+            e["validation_mse"] for e in ladder if e["validation_recall_at_10"] == best)
+        assert all(0 < e["validation_recall_at_10"] <= 1 for e in ladder)
         times = [e["train_cpu_seconds"] for e in ladder]
         assert times[-1] > times[-2]  # the NSVQ row includes its initialisation
     # Every row must beat chance (T/N) clearly at T = 50.
@@ -182,3 +187,22 @@ def test_quick_reproduction_writes_json_plot_and_report(tmp_path, monkeypatch):
     text = ann_glove.REPRODUCTION.report(tmp_path)
     assert "vqkit AVQ (beam 2) (+ NSVQ)" in text and "paper" in text.lower()
     assert list((tmp_path / "cache" / "ann-ground-truth").glob("nearest-*.npy"))
+
+
+def test_validation_recall_is_the_held_out_recall_at_10_by_brute_force():
+    """The recipe criterion against a float64 brute force: each held-out vector's exact
+    nearest training vector, found among the top 10 of the decoded training vectors."""
+    from vqkit.apps.ann.benchmark import _validation_recall
+    from vqkit.apps.ann.evaluate import exact_nearest
+
+    g = torch.Generator().manual_seed(3)
+    fit, val = torch.randn(400, 6, generator=g), torch.randn(50, 6, generator=g)
+    q = build("rvq", 6, 8, 2, generator=g)
+    initialise_(q, fit, Init(beam=1), beam=1, generator=g)
+    got = _validation_recall(q, val, fit, exact_nearest(val, fit))
+    f, v = fit.double().numpy(), val.double().numpy()
+    truth = ((v[:, None] - f[None]) ** 2).sum(-1).argmin(1)
+    decoded = q.decode(q.encode(fit)).detach().double().numpy()
+    top = np.argsort(((v[:, None] - decoded[None]) ** 2).sum(-1), axis=1, kind="stable")[:, :10]
+    want = float(np.mean([truth[i] in top[i] for i in range(50)]))
+    assert got == pytest.approx(want, abs=1e-6) and 0 < want < 1

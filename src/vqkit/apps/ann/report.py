@@ -74,8 +74,11 @@ def plot_recall(payload: dict[str, Any], path: Path) -> Path:
 def _row(e: dict[str, Any]) -> list[Any]:
     mark = " *" if e.get("selected") else ""
     val = f"{e['validation_mse']:.4g}" if "validation_mse" in e else "-"
+    val_r = (f"{e['validation_recall_at_10']:.3f}" if "validation_recall_at_10" in e
+             else "-")
     return [e["method"] + mark, e["bits"], f"{e['recall_at_1']:.3f}",
-            f"{e['recall_at_10']:.3f}", f"{e['recall_at_100']:.3f}", f"{e['mse']:.4g}", val,
+            f"{e['recall_at_10']:.3f}", f"{e['recall_at_100']:.3f}", f"{e['mse']:.4g}", val_r,
+            val,
             f"{e.get('train_cpu_seconds', e['train_seconds']):.1f}",
             f"{e.get('encode_cpu_seconds', e['encode_seconds']):.1f}"]
 
@@ -122,7 +125,10 @@ def _init_text(cfg: dict[str, Any]) -> str:
     init = cfg.get("init")
     if init is None:
         return "k-means++, up to 50 Lloyd iterations on all training vectors"
-    return (f"k-means++, {init['iters']} Lloyd iterations on at most "
+    steps = init.get("dim_steps", 1)
+    how = (f"{init['iters']} Lloyd iterations" if steps == 1 else
+           f"progressive-dimension k-means, {steps} steps of {init['iters']} Lloyd iterations,")
+    return (f"{init.get('seeding', 'kmeans++')} seeding, {how} on at most "
             f"{init['max_points_per_centroid']} K sampled vectors; the '+ beam' rows re-encode "
             f"with beam {init['beam']} between codebooks")
 
@@ -133,6 +139,8 @@ def markdown(record: dict[str, Any], title: str, source: str) -> str:
     sizes, cfg = res["sizes"], res["config"]
     sch = cfg["schedule"]
     standard = "validation" in cfg  # the standard protocol (files before it: disjoint splits)
+    criterion = ("Recall@10 (ties: MSE)" if any("validation_recall_at_10" in e
+                                                  for e in res["entries"]) else "MSE")
     lines = [
         f"## {title}",
         "",
@@ -149,7 +157,7 @@ def markdown(record: dict[str, Any], title: str, source: str) -> str:
         f"{sch['steps']} NSVQ Adam steps (batch {sch['batch_size']}, lr {sch['lr']}, cosine "
         f"decay, dead-code replacement every {sch['replace_every']}). "
         + (f"vqkit trains on the training vectors less {cfg['validation']} held out for "
-           "validation; the row marked * is the recipe, chosen by its validation MSE. "
+           f"validation; the row marked * is the recipe, chosen by its validation {criterion}. "
            f"AVQ trains with beam {cfg['avq_train_width']}; "
            + _encode_text(cfg) if standard else
            f"AVQ trains with beam {cfg['avq_train_width']}, encodes with beam "
@@ -165,7 +173,7 @@ def markdown(record: dict[str, Any], title: str, source: str) -> str:
     ]
     entries = res["entries"]
     lines += markdown_table(
-        ["method", "bits", "R@1", "R@10", "R@100", "MSE", "val. MSE", "train (s)",
+        ["method", "bits", "R@1", "R@10", "R@100", "MSE", "val. R@10", "val. MSE", "train (s)",
          "encode (s)"],
         [_row(e) for b in sorted({e["bits"] for e in entries}) for e in entries if e["bits"] == b])
     lines += [""] + [goal_line(entries, b, sizes["queries"])
