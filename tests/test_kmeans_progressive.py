@@ -9,6 +9,7 @@ same seeds; FAISS's dimension formula; FAISS's own ProgressiveDimClustering wher
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -59,6 +60,12 @@ def test_dimension_schedule_is_faiss_geometric_growth():
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError):
             dimension_schedule(10, bad)
+
+
+def test_dimension_schedule_rejects_a_dim_that_is_not_a_positive_int():
+    for bad in (0, -3, 2.5, True, "8"):
+        with pytest.raises(ValueError, match=re.escape(f"dim={bad!r}")):
+            dimension_schedule(bad, 3)
 
 
 def _reference(x: np.ndarray, seeds_1d: np.ndarray, axes: np.ndarray, dims: list[int],

@@ -256,14 +256,14 @@ def dimension_schedule(dim: int, steps: int) -> list[int]:
     ``i < steps``, FAISS's geometric growth ([douze2024faiss]); the last one is ``dim``.
 
     Raises:
-        ValueError: ``steps < 1`` or ``dim < 1``.
+        ValueError: ``dim`` or ``steps`` is not an int >= 1 (a bool is not an int here).
 
     Example:
         >>> dimension_schedule(784, 10)
-        [1, 3, 7, 14, 28, 54, 106, 207, 406, 784]
+        [1, 3, 7, 14, 28, 54, 106, 206, 402, 784]
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or dim < 1:
-        raise ValueError(f"dim and steps must be ints >= 1, got dim={dim}, steps={steps!r}")
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (dim, steps)):
+        raise ValueError(f"dim and steps must be ints >= 1, got dim={dim!r}, steps={steps!r}")
     return [int(dim ** ((1 + i) / steps)) for i in range(steps - 1)] + [dim]
 
 
