@@ -377,11 +377,10 @@ def kmeans(
     total = k + iters * len(dims)
     seeded = None if progress is None else lambda j, _k, info: progress(j, total, info)
     axes = None
-    if len(dims) > 1:
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("x holds NaN or infinite values")
+    if len(dims) > 1:  # in fp32, as the plain k-means (any dtype: seed_centres converts)
+        x = x.detach().float()
         axes = principal_axes(x, all_reduce)
-        x = axes.rotate(x.float())
+        x = axes.rotate(x)
     centres = seed_centres(x if axes is None else x[:, : dims[0]], k, seeding=seeding,
                            generator=generator,
                            all_reduce=all_reduce, rank=rank, progress=seeded)
