@@ -206,3 +206,28 @@ def test_validation_recall_is_the_held_out_recall_at_10_by_brute_force():
     top = np.argsort(((v[:, None] - decoded[None]) ** 2).sum(-1), axis=1, kind="stable")[:, :10]
     want = float(np.mean([truth[i] in top[i] for i in range(50)]))
     assert got == pytest.approx(want, abs=1e-6) and 0 < want < 1
+
+
+def test_init_rejects_a_count_that_is_not_a_positive_int_naming_it():
+    for name in ("iters", "max_points_per_centroid", "beam", "dim_steps"):
+        for bad in (0, True, 2.5, "3"):
+            with pytest.raises(ValueError, match=f"Init.{name} .*got {bad!r}"):
+                Init(**{name: bad})
+
+
+def test_initialise_runs_the_progressive_kmeans_of_init_dim_steps():
+    """initialise_ passes Init.dim_steps on: the first codebook is kmeans(dim_steps=3) of the
+    data (all 600 rows: fewer than max_points_per_centroid * K), not the plain k-means."""
+    from vqkit.functional.kmeans import kmeans
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(600, 6, generator=g) @ (torch.randn(6, 6, generator=g)
+                                            * torch.logspace(1, -1, 6)[:, None])
+    q = build("rvq", 6, 16, 2, generator=g)
+    initialise_(q, x, Init(iters=4, beam=1, dim_steps=3), beam=1,
+                generator=torch.Generator().manual_seed(7))
+    want = kmeans(x, 16, iters=4, dim_steps=3, generator=torch.Generator().manual_seed(7))
+    plain = kmeans(x, 16, iters=4, generator=torch.Generator().manual_seed(7))
+    got = q.codebooks[0].effective_codewords()
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, plain, atol=1e-3)  # the steps change the centres here

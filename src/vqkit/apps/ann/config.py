@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ...functional.kmeans import SEEDINGS
+from ...quantizers.composite import check_count
 from ...registry import BEAM_FITS
 
 
@@ -86,9 +87,9 @@ class Init:
     than FAISS's choices, though a higher MSE (docs/ann.md).
 
     Raises:
-        ValueError: ``iters``, ``max_points_per_centroid``, ``beam`` or ``dim_steps`` is
-            below 1, or
-            ``beam_fit`` or ``seeding`` is not a known name.
+        ValueError: ``iters``, ``max_points_per_centroid``, ``beam`` or ``dim_steps`` is not
+            an int >= 1 (a bool is not an int here; the message names it), or ``beam_fit``
+            or ``seeding`` is not a known name.
     """
 
     iters: int = 10
@@ -99,8 +100,10 @@ class Init:
     dim_steps: int = 1
 
     def __post_init__(self) -> None:
-        if min(self.iters, self.max_points_per_centroid, self.beam, self.dim_steps) < 1:
-            raise ValueError(f"invalid init {self!r}: every count must be >= 1")
+        counts = {"iters": self.iters, "max_points_per_centroid": self.max_points_per_centroid,
+                  "beam": self.beam, "dim_steps": self.dim_steps}
+        for name, value in counts.items():
+            check_count(value, f"Init.{name}")
         if self.beam_fit not in BEAM_FITS or self.seeding not in SEEDINGS:
             raise ValueError(f"invalid init {self!r}: beam_fit must be one of "
                              f"{list(BEAM_FITS)}, seeding one of {sorted(SEEDINGS)}")
