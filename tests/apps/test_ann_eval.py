@@ -192,20 +192,30 @@ def test_quick_reproduction_writes_json_plot_and_report(tmp_path, monkeypatch):
 def test_validation_recall_is_the_held_out_recall_at_10_by_brute_force():
     """The recipe criterion against a float64 brute force: each held-out vector's exact
     nearest training vector, found among the top 10 of the decoded training vectors."""
-    from vqkit.apps.ann.benchmark import _validation_recall
-    from vqkit.apps.ann.evaluate import exact_nearest
+    from vqkit.apps.ann.benchmark import _validation_recalls
 
     g = torch.Generator().manual_seed(3)
     fit, val = torch.randn(400, 6, generator=g), torch.randn(50, 6, generator=g)
-    q = build("rvq", 6, 8, 2, generator=g)
-    initialise_(q, fit, Init(beam=1), beam=1, generator=g)
-    got = _validation_recall(q, val, fit, exact_nearest(val, fit))
+    models = [build("rvq", 6, 8, num, generator=g) for num in (2, 3)]
+    for q in models:
+        initialise_(q, fit, Init(beam=1), beam=1, generator=g)
+    recalls = _validation_recalls(models, val, fit)
     f, v = fit.double().numpy(), val.double().numpy()
     truth = ((v[:, None] - f[None]) ** 2).sum(-1).argmin(1)
-    decoded = q.decode(q.encode(fit)).detach().double().numpy()
-    top = np.argsort(((v[:, None] - decoded[None]) ** 2).sum(-1), axis=1, kind="stable")[:, :10]
-    want = float(np.mean([truth[i] in top[i] for i in range(50)]))
-    assert got == pytest.approx(want, abs=1e-6) and 0 < want < 1
+    for q, got in zip(models, recalls, strict=True):
+        decoded = q.decode(q.encode(fit)).detach().double().numpy()
+        top = np.argsort(((v[:, None] - decoded[None]) ** 2).sum(-1), axis=1,
+                         kind="stable")[:, :10]
+        want = float(np.mean([truth[i] in top[i] for i in range(50)]))
+        assert got == pytest.approx(want, abs=1e-6) and 0 < want < 1
+
+
+def test_the_recipe_row_has_the_best_validation_recall_then_the_lower_mse():
+    from vqkit.apps.ann.benchmark import _recipe
+
+    assert _recipe([0.5, 0.7, 0.6], [1.0, 3.0, 0.5]) == 1  # Recall@10 first, whatever MSE
+    assert _recipe([0.5, 0.7, 0.7], [1.0, 3.0, 2.0]) == 2  # a tie: the lower MSE
+    assert _recipe([0.7, 0.4, 0.7], [2.0, 1.0, 2.0]) == 0  # a full tie: the earlier row
 
 
 def test_init_rejects_a_count_that_is_not_a_positive_int_naming_it():
