@@ -153,6 +153,8 @@ def test_smoke_benchmark_and_report(tmp_path):
     text = markdown(json.loads(path.read_text()), "toy", "ann_toy.json")
     assert "| FAISS RQ (beam 1) | 8 |" in text and "SIFT1M" in text
     assert "RVQ encodes with beam 3, AVQ with beam 2." in text
+    assert "the row marked * is the recipe, chosen by its validation Recall@10 (ties: MSE)" in text
+    assert "kmeans++ seeding, 10 Lloyd iterations on at most 256 K" in text  # plain k-means
 
 
 @pytest.mark.slow
@@ -186,6 +188,9 @@ def test_quick_reproduction_writes_json_plot_and_report(tmp_path, monkeypatch):
     assert record["results"]["threads"] == {"torch": 1, "faiss": 1}
     text = ann_glove.REPRODUCTION.report(tmp_path)
     assert "vqkit AVQ (beam 2) (+ NSVQ)" in text and "paper" in text.lower()
+    init = ann_glove.QUICK.init
+    assert init.dim_steps > 1 and (f"progressive-dimension k-means, {init.dim_steps} steps of "
+                                   f"{init.iters} Lloyd iterations") in text
     assert list((tmp_path / "cache" / "ann-ground-truth").glob("nearest-*.npy"))
 
 
