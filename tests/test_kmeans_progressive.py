@@ -221,3 +221,21 @@ def test_progressive_kmeans_takes_any_real_dtype_as_fp32_and_rejects_bad_shapes(
     for bad in (True, 2.5, "3", None):
         with pytest.raises(ValueError, match=re.escape(f"steps={bad!r}")):
             kmeans(x, 2, dim_steps=bad)
+
+
+def test_residual_init_progress_runs_once_through_every_codebooks_steps():
+    """Codebook m's reports (seeds, then dim_steps * iters Lloyd iterations) fill the m-th
+    share of the total, in order; the last report is the total."""
+    from vqkit import ResidualVQ
+
+    x = _correlated(n=500, d=6, seed=10)
+    seen = []
+    ResidualVQ(6, 8, 3).init_codebook_(
+        x, generator=torch.Generator().manual_seed(0), iters=4, dim_steps=3,
+        progress=lambda done, total, info: seen.append((done, total, info["codebook"])))
+    share = 8 + 3 * 4
+    dones = [done for done, _, _ in seen]
+    assert dones == sorted(dones) and dones[-1] == 3 * share
+    assert {total for _, total, _ in seen} == {3 * share}
+    for done, _, m in seen:
+        assert m * share < done <= (m + 1) * share, (done, m)
