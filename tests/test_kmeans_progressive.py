@@ -239,3 +239,19 @@ def test_residual_init_progress_runs_once_through_every_codebooks_steps():
     assert {total for _, total, _ in seen} == {3 * share}
     for done, _, m in seen:
         assert m * share < done <= (m + 1) * share, (done, m)
+
+
+def test_rotate_restore_and_lloyd_reject_mismatched_widths_naming_the_shape():
+    from vqkit.functional.kmeans import lloyd
+
+    pa = principal_axes(_correlated(n=100, d=4))
+    for call, bad in ((pa.rotate, torch.randn(3, 5)), (pa.rotate, torch.randn(3, 3)),
+                      (pa.rotate, torch.randn(4)), (pa.restore, torch.randn(3, 5)),
+                      (pa.restore, torch.randn(3))):
+        with pytest.raises(ValueError, match=re.escape(str(tuple(bad.shape)))):
+            call(bad)
+    assert pa.restore(torch.randn(3, 2)).shape == (3, 4)  # a prefix of the coordinates
+    with pytest.raises(ValueError, match=re.escape("(6, 3) and (2, 4)")):
+        lloyd(torch.randn(6, 3), torch.randn(2, 4), 3)
+    with pytest.raises(ValueError, match=re.escape("(6,) and (2, 1)")):
+        lloyd(torch.randn(6), torch.randn(2, 1), 3)

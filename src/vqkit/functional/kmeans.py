@@ -288,7 +288,13 @@ def lloyd(
 
     Shape:
         returns ``(K, D)`` fp32.
+
+    Raises:
+        ValueError: ``x`` or ``centres`` is not 2-D, or their widths differ.
     """
+    if x.dim() != 2 or centres.dim() != 2 or x.shape[1] != centres.shape[1]:
+        raise ValueError(f"x (N, D) and centres (K, D) must have the same width D, got "
+                         f"shapes {tuple(x.shape)} and {tuple(centres.shape)}")
     xf = x.detach().float().contiguous()
     xd = xf.double()  # the fp64 sums' source, converted once (not once per iteration)
     centres = centres.float()

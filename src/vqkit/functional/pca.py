@@ -36,19 +36,36 @@ class PrincipalAxes:
 
     def rotate(self, x: Tensor) -> Tensor:
         """``(x - mean) @ axes``: ``(N, D)`` computed in the data's dtype, coordinates by
-        decreasing variance."""
+        decreasing variance.
+
+        Raises:
+            ValueError: ``x`` is not ``(N, D)``.
+        """
+        self._check(x, exact=True)
         return (x - self.mean.to(x.dtype)) @ self.axes.to(x.dtype)
 
     def restore(self, y: Tensor) -> Tensor:
         """The inverse of :meth:`rotate` for ``y (N, d)`` with ``d <= D`` leading coordinates
-        (the rest taken as zero); returns ``(N, D)`` computed in ``y``'s dtype."""
+        (the rest taken as zero); returns ``(N, D)`` computed in ``y``'s dtype.
+
+        Raises:
+            ValueError: ``y`` is not ``(N, d)`` with ``d <= D``.
+        """
+        self._check(y, exact=False)
         return y @ self.axes[:, : y.shape[1]].t().to(y.dtype) + self.mean.to(y.dtype)
+
+    def _check(self, t: Tensor, *, exact: bool) -> None:
+        dim = self.mean.shape[0]
+        if t.dim() != 2 or t.shape[1] > dim or (exact and t.shape[1] != dim):
+            want = f"(N, {dim})" if exact else f"(N, d) with d <= {dim}"
+            raise ValueError(f"expected a {want} tensor, got shape {tuple(t.shape)}")
 
 
 def principal_axes(x: Tensor, all_reduce: AllReduce | None = None) -> PrincipalAxes:
     """The mean and principal axes of ``x`` ``(N, D)`` (of all ranks' ``x`` with ``all_reduce``,
     an in-place ``(tensor, "sum")`` reduction): the eigenvectors of the covariance, whose
-    ``X^T X`` is formed in ``x``'s dtype (fp32 for fp16 and bf16 data) and decomposed in fp64.
+    ``X^T X`` is formed in ``x``'s dtype (fp32 for fp16 and bf16 data) and decomposed in fp64;
+    FAISS's ``PCAMatrix`` without whitening or truncation ([douze2024faiss]).
 
     Every rank gets the same axes: the sums are reduced before the eigendecomposition.
 
