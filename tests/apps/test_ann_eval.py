@@ -246,3 +246,13 @@ def test_initialise_runs_the_progressive_kmeans_of_init_dim_steps():
     got = q.codebooks[0].effective_codewords()
     torch.testing.assert_close(got, want)
     assert not torch.allclose(got, plain, atol=1e-3)  # the steps change the centres here
+
+
+def test_validation_leaves_k_centres_and_ten_neighbours_to_train_and_search():
+    split = Split(n_train=30, n_database=30, n_queries=5)
+    assert BenchmarkConfig(split, codebook_size=4, validation=20).validation == 20
+    for size, most in ((4, 20), (16, 14)):  # the rest: max(K, 10) training vectors
+        with pytest.raises(ValueError, match=f"= {most}\\], got {most + 1}"):
+            BenchmarkConfig(split, codebook_size=size, validation=most + 1)
+        with pytest.raises(ValueError, match="got 0"):
+            BenchmarkConfig(split, codebook_size=size, validation=0)

@@ -117,9 +117,10 @@ class BenchmarkConfig:
         split: training / database / query sizes.
         schedule: the NSVQ schedule of the vqkit quantizers.
         init: their k-means initialisation.
-        validation: training vectors held out of vqkit's training to decide, on them and
-            never on the queries, whether NSVQ fine-tuning lowers the error (the rows record
-            the validation MSE; the recipe row is the better of the two).
+        validation: training vectors held out of vqkit's training to choose the recipe on
+            them, never on the queries: each row records their MSE and their Recall@10
+            among the other training vectors, and the recipe row is the ladder's best by
+            Recall@10 (ties: MSE).
         codebook_size: K of every codebook (2**nbits; 256 = one byte per codebook).
         num_codebooks: M for each bit rate; bits = M log2 K.
         encode_beam: beam width of vqkit AVQ's database encoding, and RVQ's unless
@@ -132,7 +133,8 @@ class BenchmarkConfig:
         recall_max: largest T of Recall@T.
 
     Raises:
-        ValueError: ``validation`` is not in ``[1, split.n_train - codebook_size]``.
+        ValueError: ``validation`` is not in ``[1, split.n_train - max(codebook_size, 10)]``
+            (the rest trains K centres, and the validation Recall@10 searches it for 10).
     """
 
     split: Split
@@ -148,10 +150,10 @@ class BenchmarkConfig:
     recall_max: int = 100
 
     def __post_init__(self) -> None:
-        if not 1 <= self.validation <= self.split.n_train - self.codebook_size:
-            raise ValueError(f"validation must be in [1, n_train - codebook_size = "
-                             f"{self.split.n_train - self.codebook_size}], got "
-                             f"{self.validation}")
+        most = self.split.n_train - max(self.codebook_size, 10)
+        if not 1 <= self.validation <= most:
+            raise ValueError(f"validation must be in [1, n_train - max(codebook_size, 10) = "
+                             f"{most}], got {self.validation}")
 
     def encode_width(self, kind: str) -> int:
         """The database-encoding beam width of vqkit's ``kind`` (``"rvq"`` or ``"avq"``)."""
