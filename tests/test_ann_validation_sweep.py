@@ -3,22 +3,20 @@ before it loads any data)."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from .script_module import load_script
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ann_validation_sweep.py"
 
 
 @pytest.fixture(scope="module")
 def sweep():
-    spec = importlib.util.spec_from_file_location("ann_validation_sweep", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "ann_validation_sweep")
 
 
 def test_recipes_parse_into_fit_seeding_dim_steps_and_refits(sweep):
