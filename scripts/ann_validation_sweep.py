@@ -40,20 +40,24 @@ FITS = {"best": "BestTuple", "whole": "WholeBeam"}
 
 
 def parse_recipe(text: str) -> tuple[str, str, int, int]:
-    """``"whole+random+pd10+refit2"`` -> ``("whole", "random", 10, 2)``."""
+    """``"whole+random+pd10+refit2"`` -> ``("whole", "random", 10, 2)``.
+
+    Raises:
+        ValueError: an unknown fit or part (``pdN`` needs N >= 1), naming it.
+    """
     fit, *extras = text.split("+")
     if fit not in FITS:
-        raise SystemExit(f"a recipe starts with one of {sorted(FITS)}, got {text!r}")
+        raise ValueError(f"a recipe starts with one of {sorted(FITS)}, got {text!r}")
     seeding, refits, dim_steps = "kmeans++", 0, 1
-    for extra in extras:
+    for extra in extras:  # isdecimal, not isdigit: int() refuses digits such as "²"
         if extra == "random":
             seeding = "random"
-        elif extra.startswith("refit") and extra[5:].isdigit():
+        elif extra.startswith("refit") and extra[5:].isdecimal():
             refits = int(extra[5:])
-        elif extra.startswith("pd") and extra[2:].isdigit() and int(extra[2:]) >= 1:
+        elif extra.startswith("pd") and extra[2:].isdecimal() and int(extra[2:]) >= 1:
             dim_steps = int(extra[2:])
         else:
-            raise SystemExit(f"unknown recipe part {extra!r} in {text!r}")
+            raise ValueError(f"unknown recipe part {extra!r} in {text!r}")
     return fit, seeding, dim_steps, refits
 
 
@@ -130,6 +134,10 @@ def main() -> None:
                    help="search a database without any training vector (default: without "
                         "the held-out ones only, as the benchmark's database holds the rest)")
     args = p.parse_args()
+    try:  # before the data load and FAISS's rows, which take minutes
+        recipes = {recipe: parse_recipe(recipe) for recipe in args.recipe}
+    except ValueError as e:
+        p.error(str(e))
     torch.set_num_threads(1)
     split = SPLITS[args.dataset]
     if args.n_train:
@@ -142,7 +150,7 @@ def main() -> None:
     faiss_rows(evaluation, fit, data.dim, args.faiss_beam)
     for beam in args.init_beam:
         for recipe in args.recipe:
-            fit_to, seeding, dim_steps, refits = parse_recipe(recipe)
+            fit_to, seeding, dim_steps, refits = recipes[recipe]
             gen = torch.Generator().manual_seed(0)
             start = time.process_time()
             q = build(args.kind, data.dim, 256, 8, generator=gen)

@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from .script_module import load_script
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "layer_speed.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("layer_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "layer_speed")
 
 
 def test_shapes_option_parses_and_rejects(bench):

@@ -9,6 +9,7 @@ same seeds; FAISS's dimension formula; FAISS's own ProgressiveDimClustering wher
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -59,6 +60,12 @@ def test_dimension_schedule_is_faiss_geometric_growth():
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError):
             dimension_schedule(10, bad)
+
+
+def test_dimension_schedule_rejects_a_dim_that_is_not_a_positive_int():
+    for bad in (0, -3, 2.5, True, "8"):
+        with pytest.raises(ValueError, match=re.escape(f"dim={bad!r}")):
+            dimension_schedule(bad, 3)
 
 
 def _reference(x: np.ndarray, seeds_1d: np.ndarray, axes: np.ndarray, dims: list[int],
@@ -169,3 +176,82 @@ def test_residual_init_runs_every_codebooks_kmeans_progressively():
     torch.testing.assert_close(q.codebooks[1].effective_codewords(), second)
     with pytest.raises(ValueError, match="dim_steps"):
         q.init_codebook_(x, dim_steps=0)
+
+
+def test_principal_axes_reject_bad_input_naming_it():
+    for bad in (torch.randn(5), torch.randn(5, 2, 2), torch.empty(5, 0)):
+        with pytest.raises(ValueError, match=re.escape(str(tuple(bad.shape)))):
+            principal_axes(bad)
+    with pytest.raises(ValueError, match="got 0"):
+        principal_axes(torch.empty(0, 3))
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            principal_axes(torch.tensor([[0.0, value], [1.0, 2.0]]))
+    for dtype in (torch.int64, torch.bool, torch.complex64):
+        with pytest.raises(TypeError, match=str(dtype)):
+            principal_axes(torch.ones(4, 2, dtype=dtype))
+
+
+def test_principal_axes_of_half_precision_data_are_those_of_its_values():
+    """fp16 / bf16 data: the axes of the same (rounded) values in float64 numpy. A product
+    in fp16 overflows (X^T X of 3000 centred rows with variances up to ~100 exceeds 65504)
+    and one in bf16 turns the axes by tens of degrees."""
+    x = _correlated(n=3000, d=8, seed=7)
+    for dtype in (torch.float16, torch.bfloat16):
+        xh = x.to(dtype)
+        pa = principal_axes(xh)
+        values, vectors = np.linalg.eigh(np.cov(xh.double().numpy(), rowvar=False, bias=True))
+        ref = vectors[:, ::-1]
+        signs = np.sign((ref * pa.axes.numpy()).sum(0))
+        np.testing.assert_allclose(pa.axes.numpy(), ref * signs, atol=2e-3, err_msg=str(dtype))
+
+
+def test_progressive_kmeans_takes_any_real_dtype_as_fp32_and_rejects_bad_shapes():
+    """As the plain k-means: integer, bool and half-precision data are clustered as their
+    fp32 values (the same centres as kmeans of x.float()); a tensor that is not (N, D) and a
+    dim_steps that is not an int >= 1 are rejected, naming them."""
+    x = _correlated(n=400, d=6, seed=8)
+    for data in ((x * 3).round().long(), x > 5, x.half(), x.bfloat16()):
+        got = kmeans(data, 4, iters=3, dim_steps=3, generator=torch.Generator().manual_seed(1))
+        want = kmeans(data.float(), 4, iters=3, dim_steps=3,
+                      generator=torch.Generator().manual_seed(1))
+        assert torch.equal(got, want), data.dtype
+    with pytest.raises(ValueError, match=re.escape("(10,)")):
+        kmeans(torch.randn(10), 2, dim_steps=2)
+    for bad in (True, 2.5, "3", None):
+        with pytest.raises(ValueError, match=re.escape(f"steps={bad!r}")):
+            kmeans(x, 2, dim_steps=bad)
+
+
+def test_residual_init_progress_runs_once_through_every_codebooks_steps():
+    """Codebook m's reports (seeds, then dim_steps * iters Lloyd iterations) fill the m-th
+    share of the total, in order; the last report is the total."""
+    from vqkit import ResidualVQ
+
+    x = _correlated(n=500, d=6, seed=10)
+    seen = []
+    ResidualVQ(6, 8, 3).init_codebook_(
+        x, generator=torch.Generator().manual_seed(0), iters=4, dim_steps=3,
+        progress=lambda done, total, info: seen.append((done, total, info["codebook"])))
+    share = 8 + 3 * 4
+    dones = [done for done, _, _ in seen]
+    assert dones == sorted(dones) and dones[-1] == 3 * share
+    assert {total for _, total, _ in seen} == {3 * share}
+    for done, _, m in seen:
+        assert m * share < done <= (m + 1) * share, (done, m)
+
+
+def test_rotate_restore_and_lloyd_reject_mismatched_widths_naming_the_shape():
+    from vqkit.functional.kmeans import lloyd
+
+    pa = principal_axes(_correlated(n=100, d=4))
+    for call, bad in ((pa.rotate, torch.randn(3, 5)), (pa.rotate, torch.randn(3, 3)),
+                      (pa.rotate, torch.randn(4)), (pa.restore, torch.randn(3, 5)),
+                      (pa.restore, torch.randn(3))):
+        with pytest.raises(ValueError, match=re.escape(str(tuple(bad.shape)))):
+            call(bad)
+    assert pa.restore(torch.randn(3, 2)).shape == (3, 4)  # a prefix of the coordinates
+    with pytest.raises(ValueError, match=re.escape("(6, 3) and (2, 4)")):
+        lloyd(torch.randn(6, 3), torch.randn(2, 4), 3)
+    with pytest.raises(ValueError, match=re.escape("(6,) and (2, 1)")):
+        lloyd(torch.randn(6), torch.randn(2, 1), 3)

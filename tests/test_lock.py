@@ -3,11 +3,12 @@ requirements/debian-lock.txt every Debian data package, and this environment mat
 
 from __future__ import annotations
 
-import importlib.util
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
+
+from .script_module import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements" / "lock.txt"
@@ -15,10 +16,7 @@ DEBIAN_LOCK = ROOT / "requirements" / "debian-lock.txt"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("lock_script", ROOT / "scripts" / "lock.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "scripts" / "lock.py", "lock_script")
 
 
 def _pins(path: Path, sep: str) -> dict[str, str]:

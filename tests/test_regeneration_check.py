@@ -4,7 +4,6 @@ failing command fails, naming the difference."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from .script_module import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,11 +32,7 @@ json.dump(record, open("results/x.json", "w"))
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "regeneration_check", ROOT / "scripts" / "regeneration_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "scripts" / "regeneration_check.py", "regeneration_check")
 
 
 def _git(repo: Path, *args: str) -> str:

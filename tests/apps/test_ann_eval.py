@@ -153,6 +153,8 @@ def test_smoke_benchmark_and_report(tmp_path):
     text = markdown(json.loads(path.read_text()), "toy", "ann_toy.json")
     assert "| FAISS RQ (beam 1) | 8 |" in text and "SIFT1M" in text
     assert "RVQ encodes with beam 3, AVQ with beam 2." in text
+    assert "the row marked * is the recipe, chosen by its validation Recall@10 (ties: MSE)" in text
+    assert "kmeans++ seeding, 10 Lloyd iterations on at most 256 K" in text  # plain k-means
 
 
 @pytest.mark.slow
@@ -186,23 +188,71 @@ def test_quick_reproduction_writes_json_plot_and_report(tmp_path, monkeypatch):
     assert record["results"]["threads"] == {"torch": 1, "faiss": 1}
     text = ann_glove.REPRODUCTION.report(tmp_path)
     assert "vqkit AVQ (beam 2) (+ NSVQ)" in text and "paper" in text.lower()
+    init = ann_glove.QUICK.init
+    assert init.dim_steps > 1 and (f"progressive-dimension k-means, {init.dim_steps} steps of "
+                                   f"{init.iters} Lloyd iterations") in text
     assert list((tmp_path / "cache" / "ann-ground-truth").glob("nearest-*.npy"))
 
 
 def test_validation_recall_is_the_held_out_recall_at_10_by_brute_force():
     """The recipe criterion against a float64 brute force: each held-out vector's exact
     nearest training vector, found among the top 10 of the decoded training vectors."""
-    from vqkit.apps.ann.benchmark import _validation_recall
-    from vqkit.apps.ann.evaluate import exact_nearest
+    from vqkit.apps.ann.benchmark import _validation_recalls
 
     g = torch.Generator().manual_seed(3)
     fit, val = torch.randn(400, 6, generator=g), torch.randn(50, 6, generator=g)
-    q = build("rvq", 6, 8, 2, generator=g)
-    initialise_(q, fit, Init(beam=1), beam=1, generator=g)
-    got = _validation_recall(q, val, fit, exact_nearest(val, fit))
+    models = [build("rvq", 6, 8, num, generator=g) for num in (2, 3)]
+    for q in models:
+        initialise_(q, fit, Init(beam=1), beam=1, generator=g)
+    recalls = _validation_recalls(models, val, fit)
     f, v = fit.double().numpy(), val.double().numpy()
     truth = ((v[:, None] - f[None]) ** 2).sum(-1).argmin(1)
-    decoded = q.decode(q.encode(fit)).detach().double().numpy()
-    top = np.argsort(((v[:, None] - decoded[None]) ** 2).sum(-1), axis=1, kind="stable")[:, :10]
-    want = float(np.mean([truth[i] in top[i] for i in range(50)]))
-    assert got == pytest.approx(want, abs=1e-6) and 0 < want < 1
+    for q, got in zip(models, recalls, strict=True):
+        decoded = q.decode(q.encode(fit)).detach().double().numpy()
+        top = np.argsort(((v[:, None] - decoded[None]) ** 2).sum(-1), axis=1,
+                         kind="stable")[:, :10]
+        want = float(np.mean([truth[i] in top[i] for i in range(50)]))
+        assert got == pytest.approx(want, abs=1e-6) and 0 < want < 1
+
+
+def test_the_recipe_row_has_the_best_validation_recall_then_the_lower_mse():
+    from vqkit.apps.ann.benchmark import _recipe
+
+    assert _recipe([0.5, 0.7, 0.6], [1.0, 3.0, 0.5]) == 1  # Recall@10 first, whatever MSE
+    assert _recipe([0.5, 0.7, 0.7], [1.0, 3.0, 2.0]) == 2  # a tie: the lower MSE
+    assert _recipe([0.7, 0.4, 0.7], [2.0, 1.0, 2.0]) == 0  # a full tie: the earlier row
+
+
+def test_init_rejects_a_count_that_is_not_a_positive_int_naming_it():
+    for name in ("iters", "max_points_per_centroid", "beam", "dim_steps"):
+        for bad in (0, True, 2.5, "3"):
+            with pytest.raises(ValueError, match=f"Init.{name} .*got {bad!r}"):
+                Init(**{name: bad})
+
+
+def test_initialise_runs_the_progressive_kmeans_of_init_dim_steps():
+    """initialise_ passes Init.dim_steps on: the first codebook is kmeans(dim_steps=3) of the
+    data (all 600 rows: fewer than max_points_per_centroid * K), not the plain k-means."""
+    from vqkit.functional.kmeans import kmeans
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(600, 6, generator=g) @ (torch.randn(6, 6, generator=g)
+                                            * torch.logspace(1, -1, 6)[:, None])
+    q = build("rvq", 6, 16, 2, generator=g)
+    initialise_(q, x, Init(iters=4, beam=1, dim_steps=3), beam=1,
+                generator=torch.Generator().manual_seed(7))
+    want = kmeans(x, 16, iters=4, dim_steps=3, generator=torch.Generator().manual_seed(7))
+    plain = kmeans(x, 16, iters=4, generator=torch.Generator().manual_seed(7))
+    got = q.codebooks[0].effective_codewords()
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, plain, atol=1e-3)  # the steps change the centres here
+
+
+def test_validation_leaves_k_centres_and_ten_neighbours_to_train_and_search():
+    split = Split(n_train=30, n_database=30, n_queries=5)
+    assert BenchmarkConfig(split, codebook_size=4, validation=20).validation == 20
+    for size, most in ((4, 20), (16, 14)):  # the rest: max(K, 10) training vectors
+        with pytest.raises(ValueError, match=f"= {most}\\], got {most + 1}"):
+            BenchmarkConfig(split, codebook_size=size, validation=most + 1)
+        with pytest.raises(ValueError, match="got 0"):
+            BenchmarkConfig(split, codebook_size=size, validation=0)

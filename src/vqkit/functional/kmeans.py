@@ -256,14 +256,14 @@ def dimension_schedule(dim: int, steps: int) -> list[int]:
     ``i < steps``, FAISS's geometric growth ([douze2024faiss]); the last one is ``dim``.
 
     Raises:
-        ValueError: ``steps < 1`` or ``dim < 1``.
+        ValueError: ``dim`` or ``steps`` is not an int >= 1 (a bool is not an int here).
 
     Example:
         >>> dimension_schedule(784, 10)
-        [1, 3, 7, 14, 28, 54, 106, 207, 406, 784]
+        [1, 3, 7, 14, 28, 54, 106, 206, 402, 784]
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or dim < 1:
-        raise ValueError(f"dim and steps must be ints >= 1, got dim={dim}, steps={steps!r}")
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (dim, steps)):
+        raise ValueError(f"dim and steps must be ints >= 1, got dim={dim!r}, steps={steps!r}")
     return [int(dim ** ((1 + i) / steps)) for i in range(steps - 1)] + [dim]
 
 
@@ -288,7 +288,13 @@ def lloyd(
 
     Shape:
         returns ``(K, D)`` fp32.
+
+    Raises:
+        ValueError: ``x`` or ``centres`` is not 2-D, or their widths differ.
     """
+    if x.dim() != 2 or centres.dim() != 2 or x.shape[1] != centres.shape[1]:
+        raise ValueError(f"x (N, D) and centres (K, D) must have the same width D, got "
+                         f"shapes {tuple(x.shape)} and {tuple(centres.shape)}")
     xf = x.detach().float().contiguous()
     xd = xf.double()  # the fp64 sums' source, converted once (not once per iteration)
     centres = centres.float()
@@ -377,11 +383,10 @@ def kmeans(
     total = k + iters * len(dims)
     seeded = None if progress is None else lambda j, _k, info: progress(j, total, info)
     axes = None
-    if len(dims) > 1:
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("x holds NaN or infinite values")
+    if len(dims) > 1:  # in fp32, as the plain k-means (any dtype: seed_centres converts)
+        x = x.detach().float()
         axes = principal_axes(x, all_reduce)
-        x = axes.rotate(x.float())
+        x = axes.rotate(x)
     centres = seed_centres(x if axes is None else x[:, : dims[0]], k, seeding=seeding,
                            generator=generator,
                            all_reduce=all_reduce, rank=rank, progress=seeded)

@@ -136,11 +136,19 @@ def _ladder(kind: str, dim: int, num: int, fit: Tensor, config: BenchmarkConfig,
     return rows
 
 
-def _validation_recall(model: Any, val: Tensor, fit: Tensor, truth: Tensor) -> float:
-    """Recall@10 of the validation vectors ``val`` searched among ``model``'s decoding of the
-    training vectors ``fit``, against ``truth``, their exact nearest rows of ``fit``."""
-    found = adc_search(val, model.decode(model.encode(fit)).float(), 10)
-    return recall_curve(found, truth)[9]
+def _validation_recalls(models: list[Any], val: Tensor, fit: Tensor) -> list[float]:
+    """Recall@10 of the validation vectors ``val`` ``(V, D)`` searched among each model's
+    decoding of the training vectors ``fit`` ``(N, D)``, against their exact nearest rows of
+    ``fit`` (found once for all models)."""
+    truth = exact_nearest(val, fit)
+    return [recall_curve(adc_search(val, m.decode(m.encode(fit)).float(), 10), truth)[9]
+            for m in models]
+
+
+def _recipe(recalls: list[float], mses: list[float]) -> int:
+    """The index of the recipe row: the highest validation Recall@10, ties broken by the
+    lower validation MSE (then the earlier row)."""
+    return max(range(len(recalls)), key=lambda i: (recalls[i], -mses[i]))
 
 
 def vqkit_entries(data: AnnData, truth: Tensor, num: int, kind: str, config: BenchmarkConfig,
@@ -171,11 +179,10 @@ def vqkit_entries(data: AnnData, truth: Tensor, num: int, kind: str, config: Ben
     if kind != "pq":
         for row in ladder:
             row.model.encoder = BeamSearch(width)
-    val_truth = exact_nearest(val, fit)
     with torch.no_grad():
         val_mse = [squared_error(val, r.model.decode(r.model.encode(val))) for r in ladder]
-        val_recall = [_validation_recall(r.model, val, fit, val_truth) for r in ladder]
-    chosen = max(range(len(ladder)), key=lambda i: (val_recall[i], -val_mse[i]))
+        val_recall = _validation_recalls([r.model for r in ladder], val, fit)
+    chosen = _recipe(val_recall, val_mse)
     out = []
     for i, row in enumerate(ladder):
         logger.info("vqkit %s (%s), %d bits: encoding", label, row.how, bits)

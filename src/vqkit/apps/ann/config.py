@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ...functional.kmeans import SEEDINGS
+from ...quantizers.composite import check_count
 from ...registry import BEAM_FITS
 
 
@@ -86,9 +87,9 @@ class Init:
     than FAISS's choices, though a higher MSE (docs/ann.md).
 
     Raises:
-        ValueError: ``iters``, ``max_points_per_centroid``, ``beam`` or ``dim_steps`` is
-            below 1, or
-            ``beam_fit`` or ``seeding`` is not a known name.
+        ValueError: ``iters``, ``max_points_per_centroid``, ``beam`` or ``dim_steps`` is not
+            an int >= 1 (a bool is not an int here; the message names it), or ``beam_fit``
+            or ``seeding`` is not a known name.
     """
 
     iters: int = 10
@@ -99,8 +100,10 @@ class Init:
     dim_steps: int = 1
 
     def __post_init__(self) -> None:
-        if min(self.iters, self.max_points_per_centroid, self.beam, self.dim_steps) < 1:
-            raise ValueError(f"invalid init {self!r}: every count must be >= 1")
+        counts = {"iters": self.iters, "max_points_per_centroid": self.max_points_per_centroid,
+                  "beam": self.beam, "dim_steps": self.dim_steps}
+        for name, value in counts.items():
+            check_count(value, f"Init.{name}")
         if self.beam_fit not in BEAM_FITS or self.seeding not in SEEDINGS:
             raise ValueError(f"invalid init {self!r}: beam_fit must be one of "
                              f"{list(BEAM_FITS)}, seeding one of {sorted(SEEDINGS)}")
@@ -114,9 +117,10 @@ class BenchmarkConfig:
         split: training / database / query sizes.
         schedule: the NSVQ schedule of the vqkit quantizers.
         init: their k-means initialisation.
-        validation: training vectors held out of vqkit's training to decide, on them and
-            never on the queries, whether NSVQ fine-tuning lowers the error (the rows record
-            the validation MSE; the recipe row is the better of the two).
+        validation: training vectors held out of vqkit's training to choose the recipe on
+            them, never on the queries: each row records their MSE and their Recall@10
+            among the other training vectors, and the recipe row is the ladder's best by
+            Recall@10 (ties: MSE).
         codebook_size: K of every codebook (2**nbits; 256 = one byte per codebook).
         num_codebooks: M for each bit rate; bits = M log2 K.
         encode_beam: beam width of vqkit AVQ's database encoding, and RVQ's unless
@@ -129,7 +133,8 @@ class BenchmarkConfig:
         recall_max: largest T of Recall@T.
 
     Raises:
-        ValueError: ``validation`` is not in ``[1, split.n_train - codebook_size]``.
+        ValueError: ``validation`` is not in ``[1, split.n_train - max(codebook_size, 10)]``
+            (the rest trains K centres, and the validation Recall@10 searches it for 10).
     """
 
     split: Split
@@ -145,10 +150,10 @@ class BenchmarkConfig:
     recall_max: int = 100
 
     def __post_init__(self) -> None:
-        if not 1 <= self.validation <= self.split.n_train - self.codebook_size:
-            raise ValueError(f"validation must be in [1, n_train - codebook_size = "
-                             f"{self.split.n_train - self.codebook_size}], got "
-                             f"{self.validation}")
+        most = self.split.n_train - max(self.codebook_size, 10)
+        if not 1 <= self.validation <= most:
+            raise ValueError(f"validation must be in [1, n_train - max(codebook_size, 10) = "
+                             f"{most}], got {self.validation}")
 
     def encode_width(self, kind: str) -> int:
         """The database-encoding beam width of vqkit's ``kind`` (``"rvq"`` or ``"avq"``)."""
