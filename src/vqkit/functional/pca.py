@@ -8,8 +8,9 @@ variance. No whitening and no truncation: the rotation is orthogonal and
 :meth:`PrincipalAxes.restore` inverts it exactly (up to rounding).
 
 The large products (the covariance's ``X^T X``, the rotation) run in the data's dtype, as
-FAISS forms its covariance in fp32: on fp32 data an fp64 product costs about 20x more on a
-CPU, and k-means needs the axes only roughly. Half-precision data (fp16, bf16) form the
+FAISS forms its covariance in fp32: on fp32 data an fp64 product costs about twice as much
+on a CPU (1.8x for the ``X^T X`` of 20,000 x 784 on one thread), and k-means needs the axes
+only roughly. Half-precision data (fp16, bf16) form the
 covariance in fp32: in fp16 ``X^T X`` overflows to Inf on ordinary data, in bf16 its three
 significant digits turn the axes by tens of degrees. Sums, mean and eigendecomposition are
 fp64.
