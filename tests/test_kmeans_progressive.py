@@ -255,3 +255,31 @@ def test_rotate_restore_and_lloyd_reject_mismatched_widths_naming_the_shape():
         lloyd(torch.randn(6, 3), torch.randn(2, 4), 3)
     with pytest.raises(ValueError, match=re.escape("(6,) and (2, 1)")):
         lloyd(torch.randn(6), torch.randn(2, 1), 3)
+
+
+def test_rotate_to_a_width_is_the_prefix_of_the_full_rotation_and_checks_it():
+    x = _correlated(n=200, d=6)
+    pa = principal_axes(x)
+    full = pa.rotate(x)
+    for width in (1, 4, 6):
+        torch.testing.assert_close(pa.rotate(x, width=width), full[:, :width], rtol=0,
+                                   atol=1e-4)
+    for bad in (0, 7, 2.0, True):
+        with pytest.raises(ValueError, match=re.escape(f"got {bad!r}")):
+            pa.rotate(x, width=bad)
+
+
+def test_cluster_sums_equal_float64_one_hot_sums_bit_for_bit_with_whole_conversion():
+    from vqkit.functional.kmeans import SUM_BLOCK_ROWS, cluster_sums
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(SUM_BLOCK_ROWS * 2 + 37, 5, generator=gen) * 1e3 + 1e4
+    idx = torch.randint(0, 6, (x.shape[0],), generator=gen)
+    got = cluster_sums(x, idx, 7)  # cluster 6 is empty
+    assert got.dtype == torch.float64 and got.shape == (7, 5)
+    one_hot = torch.nn.functional.one_hot(idx, 7).double()
+    torch.testing.assert_close(got, one_hot.t() @ x.double(), rtol=1e-13, atol=0)
+    assert torch.equal(got, torch.zeros(7, 5, dtype=torch.float64).index_add_(0, idx, x.double()))
+    assert torch.equal(got[6], torch.zeros(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match=re.escape("(3,)")):
+        cluster_sums(x[:3], idx[:4], 7)

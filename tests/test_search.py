@@ -78,3 +78,33 @@ def test_argument_errors(device):
         nearest_neighbor(torch.randn(3, 4, device=device), torch.randn(5, 4, device=device), k=6)
     with pytest.raises(ValueError, match="2-D"):
         nearest_neighbor(torch.randn(4, device=device), torch.randn(5, 4, device=device))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("chunk_elements", [1, 7 * 33, 1 << 24])
+def test_nearest_indices_are_the_brute_force_indices(k, chunk_elements, generator, device):
+    from vqkit.functional import nearest_indices
+
+    # Ties (duplicated codewords, small integers) and a large common offset, where the
+    # expansion cancels and only the re-rank gets the answer right.
+    c = torch.randint(-3, 4, (33, 5), generator=generator).float()
+    c = torch.cat([c, c[:10]])
+    x = torch.randint(-3, 4, (101, 5), generator=generator).float()
+    for offset in (0.0, 1e6):
+        xs, cs = (x + offset).to(device), (c + offset).to(device)
+        got = nearest_indices(xs, cs, k, chunk_elements=chunk_elements)
+        assert got.dtype == torch.long and got.shape == (101, k)
+        assert torch.equal(got, oracle(xs, cs, k)[1].to(device)), offset
+        assert torch.equal(got, nearest_neighbor(xs, cs, k, chunk_elements=chunk_elements)[1])
+
+
+def test_nearest_indices_rejects_what_nearest_neighbor_rejects():
+    from vqkit.functional import nearest_indices
+
+    bad = torch.zeros(4, 3)
+    bad[2, 1] = float("nan")
+    for args, message in (((torch.zeros(5, 3), torch.zeros(4, 2)), "dimension"),
+                          ((torch.zeros(5, 3), torch.zeros(4, 3), 5), "k must be"),
+                          ((torch.zeros(5, 3), bad), "row 2")):
+        with pytest.raises(ValueError, match=message):
+            nearest_indices(*args)

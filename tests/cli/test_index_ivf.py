@@ -125,7 +125,8 @@ def test_ivf_index_against_float64_oracles(vqkit, split, argv, kind):
     flat_ids, flat_d = _search(vqkit, folder, flat)
     ref_ids, ref_d = _restricted_brute_force(queries, decoded, everything, K)
     assert np.array_equal(found, flat_ids) and np.array_equal(found, ref_ids)
-    np.testing.assert_allclose(found_d, flat_d, rtol=0, atol=1e-5)
+    # IVF forms ||q - c_list - r||^2 from other fp32 terms than the flat index: a few ulps
+    np.testing.assert_allclose(found_d, flat_d, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(found_d, ref_d, rtol=0, atol=GAP / 2)
 
     # nprobe < nlist, stored (3) and given: brute force over the probed lists only.

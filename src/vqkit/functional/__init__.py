@@ -14,7 +14,7 @@ from .metrics import (
     psnr,
     usage_fraction,
 )
-from .search import nearest_neighbor
+from .search import nearest_indices, nearest_neighbor
 
 __all__ = [
     "bits_per_vector",
@@ -28,6 +28,7 @@ __all__ = [
     "kmeans_plus_plus",
     "map_chunks",
     "mse",
+    "nearest_indices",
     "nearest_neighbor",
     "noise_substitution",
     "pack_indices",

@@ -35,15 +35,20 @@ class PrincipalAxes:
     mean: Tensor
     axes: Tensor
 
-    def rotate(self, x: Tensor) -> Tensor:
-        """``(x - mean) @ axes``: ``(N, D)`` computed in the data's dtype, coordinates by
-        decreasing variance.
+    def rotate(self, x: Tensor, width: int | None = None) -> Tensor:
+        """``(x - mean) @ axes[:, :width]``: ``(N, width)`` (``(N, D)`` by default) computed
+        in the data's dtype, coordinates by decreasing variance. A smaller ``width`` costs
+        proportionally less.
 
         Raises:
-            ValueError: ``x`` is not ``(N, D)``.
+            ValueError: ``x`` is not ``(N, D)``, or ``width`` is not in ``[1, D]``.
         """
         self._check(x, exact=True)
-        return (x - self.mean.to(x.dtype)) @ self.axes.to(x.dtype)
+        dim = self.mean.shape[0]
+        width = dim if width is None else width
+        if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= dim:
+            raise ValueError(f"width must be an int in [1, {dim}], got {width!r}")
+        return (x - self.mean.to(x.dtype)) @ self.axes[:, :width].to(x.dtype)
 
     def restore(self, y: Tensor) -> Tensor:
         """The inverse of :meth:`rotate` for ``y (N, d)`` with ``d <= D`` leading coordinates
