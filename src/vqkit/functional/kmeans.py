@@ -373,8 +373,8 @@ def kmeans(
     themselves from the rotated-back centres (a rotation changes no distance), so only the
     ``dimension_schedule(D, dim_steps)[-2]`` leading coordinates are ever rotated. In high
     dimensions it escapes the poor local minima of Lloyd from seeds: on 784-d Fashion-MNIST
-    pixels FAISS's own RQ trains to a lower error and a higher Recall@10 with it than with plain k-means.
-    An empty cluster keeps its previous centre.
+    pixels FAISS's own RQ trains to a lower error and a higher Recall@10 with it than with
+    plain k-means. An empty cluster keeps its previous centre.
 
     Args:
         x: ``(N, D)`` local data.
