@@ -18,8 +18,8 @@ inflates them less than wall time; the ratios are what to compare. The mean squa
 the data to its nearest centre shows that both sides reach the same quality.
 
 Usage:
-    python benchmarks/kmeans_speed.py [--vectors 60000] [--centres 256] [--iters 10] [--dim-steps 10]
-        [--threads 1] [--repeats 2] [--out results/bench_kmeans.json]
+    python benchmarks/kmeans_speed.py [--vectors 60000] [--centres 256] [--iters 10]
+        [--dim-steps 10] [--threads 1] [--repeats 2] [--out results/bench_kmeans.json]
 """
 
 from __future__ import annotations
