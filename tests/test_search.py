@@ -108,3 +108,34 @@ def test_nearest_indices_rejects_what_nearest_neighbor_rejects():
                           ((torch.zeros(5, 3), bad), "row 2")):
         with pytest.raises(ValueError, match=message):
             nearest_indices(*args)
+
+
+@pytest.mark.parametrize("size", [96, 100, 256, 1024])
+def test_first_argmin_is_torch_argmin_with_ties_across_blocks_and_nan(size, generator):
+    from vqkit.functional.search import argmin_and_runner_up, first_argmin
+
+    # Small integers: most rows hold their minimum several times, in different blocks.
+    d = torch.randint(0, 6, (300, size), generator=generator).float()
+    d[7, 3] = float("nan")
+    d[8] = float("nan")
+    assert torch.equal(first_argmin(d), d.argmin(dim=1))
+    clean = torch.randn(300, size, generator=generator)
+    clean[5, 2] = clean[5, 33] = clean[5].min() - 1  # one tie in two strided blocks
+    vals, idx, runner_up = argmin_and_runner_up(clean)
+    ordered = clean.sort(dim=1).values
+    assert torch.equal(vals[:, 0], ordered[:, 0]) and torch.equal(runner_up[:, 0], ordered[:, 1])
+    assert torch.equal(clean.gather(1, idx), vals)
+    assert int(first_argmin(clean)[5]) == 2
+    with pytest.raises(ValueError, match="2-D"):
+        first_argmin(torch.zeros(4))
+
+
+def test_ties_across_argmin_blocks_go_to_the_lowest_index(generator):
+    # 256 codewords (the strided-block path), with duplicates 37 rows apart: every query
+    # equal to a duplicated codeword ties between two blocks.
+    c = torch.randint(-3, 4, (256, 4), generator=generator).float()
+    c[37:74] = c[:37]
+    x = torch.cat([c[:37], torch.randint(-3, 4, (200, 4), generator=generator).float()])
+    d, i = nearest_neighbor(x, c)
+    od, oi = oracle(x, c)
+    assert torch.equal(i, oi) and torch.equal(d.double(), od)

@@ -22,7 +22,7 @@ from .beam_free_scores import DirectScores, TableScores
 from .beam_select import smallest as _smallest
 from .beam_tables import ResidualTables
 from .chunks import chunk_slices
-from .search import DEFAULT_CHUNK_ELEMENTS
+from .search import DEFAULT_CHUNK_ELEMENTS, first_argmin
 
 #: Largest pool (M K rows) squared for which additive beam search uses the codeword Gram
 #: matrix (the look-up-table search of FAISS's ``use_beam_LUT``) instead of a D-dimensional
@@ -201,7 +201,7 @@ class _ResidualGreedy:
         codes = xs.new_empty(xs.shape[0], len(self.books), dtype=torch.long)
         for m, (c, c_sq) in enumerate(zip(self.books, self.norms, strict=True)):
             scores = torch.addmm(c_sq, residual, c.t(), beta=1.0, alpha=-2.0)
-            codes[:, m] = scores.argmin(dim=1)
+            codes[:, m] = first_argmin(scores)
             residual -= c[codes[:, m]]
         return codes[:, None, :]
 
