@@ -2,7 +2,7 @@
 
 One codebook of FAISS's residual quantizer training, in one process with the thread count
 fixed for torch and FAISS alike: ``K`` centres of the Fashion-MNIST training images (60,000
-raw 784-d pixel vectors, [xiao2017fashion]) by
+raw 784-d pixel vectors, [xiao2017fashionmnist]) by
 
 - the progressive-dimension k-means (``--dim-steps`` steps of ``--iters`` Lloyd iterations,
   random seeding): FAISS's ``ProgressiveDimClustering`` ([douze2024faiss]), the default
