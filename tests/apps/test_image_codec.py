@@ -103,9 +103,9 @@ def test_header_layout_and_errors_that_name_the_file():
         return body + struct.pack("<I", zlib.crc32(body))
 
     body = bytearray(data[:-4])
-    body[4] = 2
-    with pytest.raises(ValueError, match="^a.vqi is .vqi file format version 2; this vqkit "
-                                         "reads version 1$"):
+    body[4] = 3
+    with pytest.raises(ValueError, match="^a.vqi is .vqi file format version 3; this vqkit "
+                                         "reads version 1, 2$"):
         decompress(model, reseal(bytes(body)), "a.vqi")
     with pytest.raises(ValueError, match="^a.vqi is corrupt: payload holds"):
         decompress(model, reseal(data[:-4] + b"\0"), "a.vqi")

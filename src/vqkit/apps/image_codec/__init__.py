@@ -6,6 +6,7 @@
 - :mod:`.train`, :mod:`.evaluate`: the training loop, PSNR and SSIM;
 - :mod:`.baselines`: JPEG and WebP on the same test tiles;
 - :mod:`.codec`: compress / decompress ``.vqi`` files of any size.
+- :mod:`.image_io`: image files in (every Pillow mode mapped, EXIF orientation applied) and out.
 
 The command line is ``vqkit image compress|decompress|train``; see docs/image_codec.md.
 """

@@ -8,15 +8,21 @@ and a CRC-32, to stay small. Layout (little-endian)::
 
     offset size  field
     0      4     magic b"VQI\\x01"
-    4      1     format version (1)
+    4      1     format version (1, or 2 for a grey image of a colour model)
     5      4     image height            9   4  image width
-    13     1     channels                14  2  tile side
+    13     1     channels of the image   14  2  tile side
     16     2     latent grid side        18  1  num_codebooks
     19     1     bits per codebook       20  8  model fingerprint (SHA-256 prefix)
     28     4     payload length in bytes
     32     n     payload: packed indices, tile-major (row-major tiles), then latent row,
                  latent column, codebook
     32+n   4     CRC-32 of bytes [0, 32+n)
+
+``channels`` is the model's (``model.config.channels``), or, in version 2 only, 1 for a grey
+image coded by a 3-channel model: its grey is replicated into R, G and B, and decoding returns
+the mean of the three decoded channels, rounded, as one grey channel. An image of the model's
+channels is written as version 1, byte for byte as before, so older readers keep reading it;
+they refuse a version 2 file by its version. Reading image files: :mod:`.image_io`.
 
 The file is ``36 + ceil(tiles * grid^2 * num_codebooks * bits / 8)`` bytes. Decoding checks
 the magic, version, length, checksum and that the model's fingerprint matches, and raises
@@ -26,11 +32,8 @@ with :data:`~vqkit.io.fingerprint.NAMED` hashing. Files are written atomically.
 
 from __future__ import annotations
 
-import io
 import math
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,23 +41,24 @@ from torch import Tensor
 
 from vqkit.functional.bitstream import pack_indices, unpack_indices
 from vqkit.functional.chunks import map_chunks
-from vqkit.io.atomic import atomic_write
-from vqkit.io.container import CRC32, ContainerFormat, FixedHeader
+from vqkit.io.container import CRC32, Container, ContainerFormat, FixedHeader
 from vqkit.io.fingerprint import NAMED, fingerprint
-from vqkit.io.paths import input_file
 from vqkit.types import Progress
 
 from .model import ImageCodecModel
 
+_FIELDS = FixedHeader(
+    ("height", "I"), ("width", "I"), ("channels", "B"), ("tile", "H"), ("grid", "H"),
+    ("num_codebooks", "B"), ("bits_per_codebook", "B"), ("fingerprint", "8s"),
+    ("payload_bytes", "I"),
+)
+#: Version 2 has version 1's fields; it adds ``channels = 1`` for a 3-channel model (a grey
+#: image). Version 1 files have the model's channels.
 VQI = ContainerFormat(
     name=".vqi file",
     magic=b"VQI\x01",
     version_code="B",
-    headers={1: FixedHeader(
-        ("height", "I"), ("width", "I"), ("channels", "B"), ("tile", "H"), ("grid", "H"),
-        ("num_codebooks", "B"), ("bits_per_codebook", "B"), ("fingerprint", "8s"),
-        ("payload_bytes", "I"),
-    )},
+    headers={1: _FIELDS, 2: _FIELDS},
     digest=CRC32,
     fingerprint=("fingerprint",),
     model="model",
@@ -102,11 +106,14 @@ def model_fingerprint(model: ImageCodecModel) -> bytes:
 
 
 def _check_image(image: np.ndarray, channels: int) -> None:
+    """``image`` is ``(H, W, channels)`` or, for a 3-channel model, ``(H, W, 1)`` (grey)."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         got = getattr(image, "dtype", type(image).__name__)
         raise TypeError(f"image must be a uint8 numpy array, got {got}")
-    if image.ndim != 3 or image.shape[2] != channels:
-        raise ValueError(f"image must have shape (H, W, {channels}), got {image.shape}")
+    if image.ndim != 3 or image.shape[2] not in {1, channels}:
+        shapes = f"(H, W, {channels})" + (" or (H, W, 1)" if channels > 1 else
+                                          " (the model codes grey images)")
+        raise ValueError(f"image must have shape {shapes}, got {image.shape}")
     if not (1 <= image.shape[0] <= MAX_SIDE and 1 <= image.shape[1] <= MAX_SIDE):
         raise ValueError(f"image sides must be in [1, {MAX_SIDE}], got {image.shape[:2]}")
 
@@ -150,19 +157,33 @@ def _decode_tiles(model: ImageCodecModel, indices: Tensor, progress: Progress | 
                       progress=progress)
 
 
+def _model_tiles(image: np.ndarray, channels: int, tile: int) -> Tensor:
+    """The tiles the model codes: a grey image's grey replicated into the model's channels."""
+    return to_tiles(np.repeat(image, channels // image.shape[2], axis=2), tile)
+
+
+def _image(tiles: Tensor, channels: int, height: int, width: int) -> np.ndarray:
+    """Decoded tiles -> ``(H, W, channels)`` uint8; one channel is the tiles' channel mean."""
+    if channels != tiles.shape[1]:
+        tiles = tiles.mean(dim=1, keepdim=True)
+    return from_tiles(tiles, height, width)
+
+
 def reconstruct(model: ImageCodecModel, image: np.ndarray) -> np.ndarray:
     """The model's in-memory reconstruction of ``image`` (``(H, W, C)`` uint8), which
-    :func:`decompress` reproduces exactly from the file.
+    :func:`decompress` reproduces exactly from the file; a grey image (``C = 1``) of a
+    3-channel model comes back grey (the mean of the decoded channels, rounded).
 
     Raises:
         TypeError: ``image`` is not a uint8 numpy array.
-        ValueError: ``image`` is not ``(H, W, channels)`` with sides in ``[1, 65536]``.
+        ValueError: ``image`` is not ``(H, W, channels)`` or ``(H, W, 1)`` with sides in
+            ``[1, 65536]``.
     """
-    _check_image(image, model.config.channels)
+    cfg = model.config
+    _check_image(image, cfg.channels)
     model.eval()
-    tiles = to_tiles(image, model.config.tile)
-    indices = _encode_tiles(model, tiles, None)
-    return from_tiles(_decode_tiles(model, indices, None), *image.shape[:2])
+    indices = _encode_tiles(model, _model_tiles(image, cfg.channels, cfg.tile), None)
+    return _image(_decode_tiles(model, indices, None), image.shape[2], *image.shape[:2])
 
 
 def compress(
@@ -172,13 +193,15 @@ def compress(
 
     Args:
         model: the codec model.
-        image: the image.
+        image: the image: ``C`` the model's channels, or 1 (grey) for a 3-channel model,
+            written as format version 2 and decoded grey.
         progress: ``progress(tiles_done, tiles, {})`` after every batch of tiles encoded;
             the last call has ``tiles_done == tiles``.
 
     Raises:
         TypeError: ``image`` is not a uint8 numpy array.
-        ValueError: ``image`` is not ``(H, W, channels)`` with sides in ``[1, 65536]``.
+        ValueError: ``image`` is not ``(H, W, channels)`` or ``(H, W, 1)`` with sides in
+            ``[1, 65536]``.
 
     Example:
         >>> from vqkit.apps.image_codec.config import CodecConfig
@@ -193,16 +216,17 @@ def compress(
     cfg = model.config
     _check_image(image, cfg.channels)
     model.eval()
-    indices = _encode_tiles(model, to_tiles(image, cfg.tile), progress)
+    channels = image.shape[2]
+    indices = _encode_tiles(model, _model_tiles(image, cfg.channels, cfg.tile), progress)
     bits = cfg.quantizer.bits // cfg.quantizer.num_codebooks
     m = cfg.quantizer.num_codebooks
     payload = pack_indices(indices.reshape(-1, m), [cfg.quantizer.codebook_size] * m)
     header = VqiHeader(
-        height=image.shape[0], width=image.shape[1], channels=cfg.channels, tile=cfg.tile,
+        height=image.shape[0], width=image.shape[1], channels=channels, tile=cfg.tile,
         grid=cfg.grid, num_codebooks=m, bits_per_codebook=bits,
         fingerprint=model_fingerprint(model), payload_bytes=len(payload),
     )
-    return VQI.pack(asdict(header), payload)
+    return VQI.pack(asdict(header), payload, version=1 if channels == cfg.channels else 2)
 
 
 def read_header(data: bytes, source: str = "the data") -> VqiHeader:
@@ -220,7 +244,7 @@ def read_header(data: bytes, source: str = "the data") -> VqiHeader:
     return _unpack(data, source)[0]
 
 
-def _unpack(data: bytes, source: str) -> tuple[VqiHeader, bytes]:
+def _unpack(data: bytes, source: str) -> tuple[VqiHeader, Container]:
     container = VQI.unpack(data, source)
     header = VqiHeader(**container.header)
     bad = [name for name in ("height", "width", "channels", "tile", "grid", "num_codebooks",
@@ -231,7 +255,7 @@ def _unpack(data: bytes, source: str) -> tuple[VqiHeader, bytes]:
     if header.payload_bytes != needed:
         raise ValueError(f"{source}: .vqi payload is {header.payload_bytes} bytes, the header's "
                          f"image needs {needed}")
-    return header, container.payload
+    return header, container
 
 
 def decompress(
@@ -241,7 +265,8 @@ def decompress(
     *,
     progress: Progress | None = None,
 ) -> np.ndarray:
-    """Decode ``.vqi`` bytes with ``model`` to an ``(H, W, C)`` uint8 image.
+    """Decode ``.vqi`` bytes with ``model`` to an ``(H, W, C)`` uint8 image; ``C`` is the
+    header's channels (1 for a grey image coded by a 3-channel model).
 
     Args:
         model: the model that compressed the image.
@@ -254,58 +279,20 @@ def decompress(
         TypeError: ``data`` is not bytes.
         ValueError: as :func:`read_header`, or the file was written by another model.
     """
-    header, payload = _unpack(data, source)
+    header, container = _unpack(data, source)
     cfg = model.config
     VQI.check_fingerprint(asdict(header), model_fingerprint(model), source)
     q = cfg.quantizer
-    if (header.channels, header.tile, header.grid, header.num_codebooks,
-            header.bits_per_codebook) != (cfg.channels, cfg.tile, cfg.grid, q.num_codebooks,
-                                          q.bits // q.num_codebooks):
+    channels = (cfg.channels,) if container.version == 1 else (cfg.channels, 1)
+    layout = (header.tile, header.grid, header.num_codebooks, header.bits_per_codebook)
+    if header.channels not in channels or layout != (cfg.tile, cfg.grid, q.num_codebooks,
+                                                     q.bits // q.num_codebooks):
         raise ValueError(f"{source}: .vqi header {header} does not match the model's config {cfg}")
     k = 2**header.bits_per_codebook
-    flat = unpack_indices(payload, [k] * q.num_codebooks, header.num_indices // q.num_codebooks)
+    flat = unpack_indices(container.payload, [k] * q.num_codebooks,
+                          header.num_indices // q.num_codebooks)
     rows, cols = header.tiles
     shape = (rows * cols, cfg.grid, cfg.grid) + ((q.num_codebooks,) if q.kind != "vq" else ())
     model.eval()
     tiles = _decode_tiles(model, flat.reshape(shape), progress)
-    return from_tiles(tiles, header.height, header.width)
-
-
-def read_image(path: str | os.PathLike[str], channels: int = 3) -> np.ndarray:
-    """An image file as ``(H, W, channels)`` uint8 (RGB or grey).
-
-    The declared size is checked (sides at most :data:`MAX_SIDE`) before the pixels are
-    decoded, so a small file declaring 100000 x 100000 pixels allocates nothing.
-
-    Raises:
-        ImportError: Pillow is not installed.
-        FileNotFoundError: ``path`` is not a file.
-        IsADirectoryError: ``path`` is a directory.
-        ValueError: Pillow cannot read the file as an image (truncated, corrupt), its sides
-            exceed :data:`MAX_SIDE`, or ``path`` is a FIFO, a device or a symbolic-link loop.
-    """
-    from vqkit.data._errors import require_module
-
-    pil = require_module("PIL.Image", "pip install pillow")
-    path = input_file(path, "image file")
-    try:
-        with pil.open(path) as im:
-            if max(im.size) > MAX_SIDE:
-                raise ValueError(f"{path} declares {im.size[0]} x {im.size[1]} pixels; sides "
-                                 f"must be at most {MAX_SIDE}")
-            arr = np.asarray(im.convert("RGB" if channels == 3 else "L"))
-    except (pil.UnidentifiedImageError, pil.DecompressionBombError, OSError, SyntaxError,
-            EOFError) as err:  # Pillow's errors for corrupt, truncated or huge images
-        raise ValueError(f"{path} is not an image Pillow can read: "
-                         f"{' '.join(str(err).split())}") from err
-    return arr if arr.ndim == 3 else arr[..., None]
-
-
-def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
-    """Write ``(H, W, C)`` uint8 atomically; the format follows the suffix (PNG if none)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
-    Image.fromarray(image[..., 0] if image.shape[2] == 1 else image).save(buf, format=fmt)
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    return _image(tiles, header.channels, header.height, header.width)

@@ -20,6 +20,16 @@ from ._common import nonnegative_int, positive_int
 
 NAME = "image"
 HELP = "learned image codec: compress / decompress .vqi files, train a model"
+COMPRESS_DESCRIPTION = """compress an image file (PNG, JPEG, TIFF, ...) to a .vqi file.
+
+input images: the EXIF orientation is applied first. A grey image (1-bit, 8-bit or 16-bit) is
+coded as grey and decompresses to a grey image. 16-bit samples are scaled to 8 bits
+(round(v / 257)); 32-bit integer and float images are refused. Palette, CMYK and YCbCr images
+are coded as RGB; a model trained on grey images (--data fashion-mnist) refuses a colour
+image. An image with transparent pixels (an alpha channel or a transparent palette
+entry) is refused unless --drop-alpha, as the codec keeps no alpha; a fully opaque alpha
+channel is dropped, since it holds nothing.
+"""
 
 
 def _model(args: argparse.Namespace):
@@ -29,7 +39,8 @@ def _model(args: argparse.Namespace):
 
 
 def _compress(args: argparse.Namespace) -> int:
-    from ...apps.image_codec.codec import compress, read_image
+    from ...apps.image_codec.codec import compress
+    from ...apps.image_codec.image_io import read_image
     from ...io.atomic import atomic_write
     from ...io.paths import output_file
     from ...progress import bar_callback
@@ -37,19 +48,24 @@ def _compress(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     output_file(args.output, inputs=(args.input, args.model))
     model = _model(args)
-    image = read_image(args.input, model.config.channels)
+    source = read_image(args.input)
+    if source.translucent and not args.drop_alpha:
+        raise ValueError(f"{args.input} has transparent pixels (mode {source.mode}) and the "
+                         "codec keeps no alpha; pass --drop-alpha to code its colours alone")
+    image = source.pixels
     data = compress(model, image, progress=bar_callback("compress", enabled=not args.quiet,
                                                         unit="tile"))
     atomic_write(args.output, lambda f: f.write(data))
     h, w = image.shape[:2]
-    print(f"{args.output}: {w}x{h} px, {len(data)} bytes, "
+    print(f"{args.output}: {w}x{h} px{' grey' if source.grey else ''}, {len(data)} bytes, "
           f"{8 * len(data) / (h * w):.4f} bits per pixel "
           f"(indices alone {model.config.bits_per_pixel:.4f} per padded pixel)")
     return 0
 
 
 def _decompress(args: argparse.Namespace) -> int:
-    from ...apps.image_codec.codec import decompress, write_image
+    from ...apps.image_codec.codec import decompress
+    from ...apps.image_codec.image_io import write_image
     from ...io.paths import input_file, output_file
     from ...progress import bar_callback
 
@@ -104,9 +120,15 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         add_threads(p)
 
-    comp = sub.add_parser("compress", help="compress an image (PNG, JPEG, ...) to .vqi")
+    comp = sub.add_parser("compress", help="compress an image (PNG, JPEG, ...) to .vqi",
+                          description=COMPRESS_DESCRIPTION,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     comp.add_argument("input", help="image file Pillow can read")
     comp.add_argument("output", help="the .vqi file to write")
+    comp.add_argument("--drop-alpha", action="store_true",
+                      help="code an image with transparent pixels by its colours alone, "
+                      "dropping its alpha channel (without this it is refused; a fully opaque "
+                      "alpha channel is always dropped, it holds nothing)")
     common(comp)
     comp.set_defaults(func=_compress)
 
