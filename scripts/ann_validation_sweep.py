@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import time
 
 import torch
@@ -130,6 +131,9 @@ def main() -> None:
     p.add_argument("--faiss-beam", type=int, nargs="*", default=[],
                    help="FAISS RQ beams to train on the same vectors (its reference)")
     p.add_argument("--recall", action="store_true", help="also Recall@10 (slower)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="seeds of vqkit's training (k-means seeding, batches); the split and "
+                        "the held-out vectors stay those of seed 0")
     p.add_argument("--unseen", action="store_true",
                    help="search a database without any training vector (default: without "
                         "the held-out ones only, as the benchmark's database holds the rest)")
@@ -148,30 +152,29 @@ def main() -> None:
     val, fit = data.train[held[: args.validation]], data.train[held[args.validation :]]
     evaluation = Evaluation(val, data.database, args.recall, data.train if args.unseen else val)
     faiss_rows(evaluation, fit, data.dim, args.faiss_beam)
-    for beam in args.init_beam:
-        for recipe in args.recipe:
-            fit_to, seeding, dim_steps, refits = recipes[recipe]
-            gen = torch.Generator().manual_seed(0)
-            start = time.process_time()
-            q = build(args.kind, data.dim, 256, 8, generator=gen)
-            init = Init(iters=args.iters, beam=beam, beam_fit=FITS[fit_to], seeding=seeding,
-                        dim_steps=dim_steps)
-            initialise_(q, fit, init, beam=beam, generator=gen)
-            for _ in range(refits):
-                q.refit_codebooks_(fit, beam=beam)
-            if args.steps:
-                q.train()
-                train_nsvq_(q, fit, Schedule(steps=args.steps, batch_size=args.batch,
-                                             lr=args.lr, replace_every=0),
-                            generator=gen, init=False, progress=False)
-            seconds = time.process_time() - start
-            for width in args.encode_beam:
-                q.encoder = BeamSearch(width)
-                with torch.no_grad():
-                    print(evaluation.report(
-                        f"{args.kind} {recipe} iters {args.iters} init beam {beam} steps "
-                        f"{args.steps} lr {args.lr}: train {seconds:.1f} CPU s, encode beam "
-                        f"{width}", q.encode, q.decode), flush=True)
+    for seed, beam, recipe in itertools.product(args.seeds, args.init_beam, args.recipe):
+        fit_to, seeding, dim_steps, refits = recipes[recipe]
+        gen = torch.Generator().manual_seed(seed)
+        start = time.process_time()
+        q = build(args.kind, data.dim, 256, 8, generator=gen)
+        init = Init(iters=args.iters, beam=beam, beam_fit=FITS[fit_to], seeding=seeding,
+                    dim_steps=dim_steps)
+        initialise_(q, fit, init, beam=beam, generator=gen)
+        for _ in range(refits):
+            q.refit_codebooks_(fit, beam=beam)
+        if args.steps:
+            q.train()
+            train_nsvq_(q, fit, Schedule(steps=args.steps, batch_size=args.batch,
+                                         lr=args.lr, replace_every=0),
+                        generator=gen, init=False, progress=False)
+        seconds = time.process_time() - start
+        for width in args.encode_beam:
+            q.encoder = BeamSearch(width)
+            with torch.no_grad():
+                print(evaluation.report(
+                    f"{args.kind} {recipe} seed {seed} iters {args.iters} init beam {beam} steps "
+                    f"{args.steps} lr {args.lr}: train {seconds:.1f} CPU s, encode beam "
+                    f"{width}", q.encode, q.decode), flush=True)
 
 
 if __name__ == "__main__":
