@@ -26,7 +26,7 @@ over the latents of the first 10,000 training images. The perplexity ``exp(H)`` 
 index histogram is the effective number of codes in use, which does not grow with the number
 of vectors counted as usage does. The reconstruction MSE is per pixel on [0, 1] test images.
 
-Run: ``vqkit reproduce codebook-usage`` (about 50 minutes on 1 thread: the committed run took 49.5); ``--quick`` is the
+Run: ``vqkit reproduce codebook-usage`` (about 50 minutes on 1 thread); ``--quick`` is the
 seconds-long smoke version the default test run checks.
 """
 

@@ -32,7 +32,7 @@ from ..estimators import Estimator
 from ..functional.beam import residual_beam_search
 from ..functional.kmeans import SEEDINGS, kmeans, stage_progress
 from ..functional.least_squares import least_squares_codebooks
-from ..functional.search import nearest_neighbor
+from ..functional.search import nearest_indices
 from ..maintenance import ReplacementRule, replace_dead_codes_
 from ..parameterisations import CodebookParameterisation, Direct
 from ..registry import DATA_INITS, LEARNINGS, PARAMETERISATIONS
@@ -354,7 +354,7 @@ class MultiCodebookQuantizer(Quantizer):
             helds.append(held.float())
             cb.reset_usage_()
             if self.sums_parts and beam == 1:  # (the centres, or SimVQ's fit of them)
-                nearest = nearest_neighbor(data, held)[1][:, 0]
+                nearest = nearest_indices(data, held)[:, 0]
                 residual = residual - held[nearest].to(residual.dtype)
 
     @torch.no_grad()

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..codebooks import CodebookLearning
 from ..estimators import Estimator
-from ..functional.search import nearest_neighbor
+from ..functional.search import nearest_indices
 from ..parameterisations import CodebookParameterisation
 from ..registry import QUANTIZERS
 from .application import EstimatorApplication
@@ -102,7 +102,7 @@ class ProductVQ(MultiCodebookQuantizer):
         picked = []
         for m, cb in enumerate(self.codebooks):
             z = cb.to_code(self._subvector(x, m))
-            picked.append(nearest_neighbor(z, cb.effective_codewords())[1][:, 0])
+            picked.append(nearest_indices(z, cb.effective_codewords())[:, 0])
         return torch.stack(picked, dim=1)
 
     def config(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from torch import Tensor
 from ..codebooks import CodebookLearning
 from ..estimators import Estimator
 from ..functional.beam import residual_beam_search
-from ..functional.search import nearest_neighbor
+from ..functional.search import nearest_indices
 from ..parameterisations import CodebookParameterisation
 from ..registry import DROPOUTS, ENCODERS, QUANTIZERS
 from ..strategy import from_config, to_config
@@ -111,7 +111,7 @@ class ResidualVQ(MultiCodebookQuantizer):
         residual = x.detach().float()
         picked = []
         for c in books:
-            idx = nearest_neighbor(residual, c)[1][:, 0]
+            idx = nearest_indices(residual, c)[:, 0]
             residual = residual - c.detach().float()[idx]
             picked.append(idx)
         return torch.stack(picked, dim=1)

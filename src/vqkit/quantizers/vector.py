@@ -12,7 +12,7 @@ from .. import distributed
 from ..codebooks import Codebook, CodebookLearning
 from ..estimators import Estimator, NoiseSubstitution
 from ..functional.kmeans import kmeans
-from ..functional.search import nearest_neighbor
+from ..functional.search import nearest_indices
 from ..maintenance import ReplacementRule, replace_dead_codes_
 from ..parameterisations import CodebookParameterisation, Direct
 from ..registry import (
@@ -133,7 +133,7 @@ class VectorQuantizer(Quantizer):
     ) -> tuple[Tensor, Tensor, Tensor, Mapping[str, Tensor]]:
         cb = self.codebook
         z = cb.to_code(x)
-        indices = nearest_neighbor(z, cb.effective_codewords())[1][:, 0]
+        indices = nearest_indices(z, cb.effective_codewords())[:, 0]
         by_gradient = cb.learning.trained_by_gradient
         if keep is not None:  # masked rows: index -1, and input = codeword = 0 (no error)
             indices = indices.where(keep, -1)
@@ -160,7 +160,7 @@ class VectorQuantizer(Quantizer):
 
     def _encode(self, x: Tensor) -> Tensor:
         cb = self.codebook
-        return nearest_neighbor(cb.to_code(x), cb.effective_codewords())[1][:, 0]
+        return nearest_indices(cb.to_code(x), cb.effective_codewords())[:, 0]
 
     def _decode(self, indices: Tensor) -> Tensor:
         return self.codebook.decode(indices)

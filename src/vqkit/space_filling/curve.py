@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..codebooks import initial_codewords
-from ..functional.search import DEFAULT_CHUNK_ELEMENTS, nearest_neighbor
+from ..functional.search import DEFAULT_CHUNK_ELEMENTS, nearest_indices
 from ..registry import PROJECTIONS
 from ..strategy import Strategy
 
@@ -82,7 +82,7 @@ def project_two_segment(x: Tensor, corners: Tensor) -> tuple[Tensor, Tensor]:
         if k == 2:
             seg = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
             return seg, _segment_lambda(xf, cf[seg], cf[seg + 1])
-        near = nearest_neighbor(xf, cf)[1][:, 0].clamp(1, k - 2)
+        near = nearest_indices(xf, cf)[:, 0].clamp(1, k - 2)
         segs = torch.stack([near - 1, near], dim=1)  # (N, 2)
         lam = _segment_lambda(xf.unsqueeze(1), cf[segs], cf[segs + 1])  # (N, 2)
         points = (1.0 - lam).unsqueeze(-1) * cf[segs] + lam.unsqueeze(-1) * cf[segs + 1]

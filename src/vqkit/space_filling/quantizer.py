@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..codebooks import CodebookLearning, Gradient
 from ..estimators import Estimator, NoiseSubstitution
-from ..functional.search import nearest_neighbor
+from ..functional.search import nearest_indices
 from ..quantizers.base import Quantizer, assert_in_graph, check_vectors, loss_over_kept
 from ..registry import ESTIMATORS, LEARNINGS, PROJECTIONS, QUANTIZERS
 from ..strategy import from_config, to_config
@@ -137,7 +137,7 @@ class SpaceFillingVQ(Quantizer):
         c = self.codebook.codewords
         lam_all = self._dither(c.shape[0], c.device)
         dithered = (1.0 - lam_all).unsqueeze(-1) * c[:-1] + lam_all.unsqueeze(-1) * c[1:]
-        seg = nearest_neighbor(x, dithered.detach())[1][:, 0]
+        seg = nearest_indices(x, dithered.detach())[:, 0]
         lam = lam_all[seg]
         start, end = c[seg], c[seg + 1]
         if keep is not None:  # masked rows: input and segment ends 0 (no error, no gradient)
