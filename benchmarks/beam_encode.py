@@ -22,18 +22,17 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _cli
 import numpy as np
 import torch
 
 from vqkit import AdditiveVQ, ResidualVQ
 from vqkit.quantizers.encoders import BeamSearch, Greedy
-from vqkit.training.provenance import Run, write_json
-from vqkit.training.source_state import DirtyTreeError
+from vqkit.training.provenance import write_json
 
 
 def _best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
@@ -88,26 +87,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--codebooks", type=int, default=8)
     parser.add_argument("--bits", type=int, default=8, help="bits per codebook")
     parser.add_argument("--widths", type=int, nargs="+", default=[1, 5, 32])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("results/bench_beam.json"))
-    parser.add_argument("--allow-dirty", action="store_true",
-                        help="run even if the source tree has uncommitted changes "
-                        "(recorded as dirty)")
+    _cli.add_record_options(parser, Path("results/bench_beam.json"))
     args = parser.parse_args(argv)
-    try:
-        import faiss
-    except ImportError as err:
-        raise ImportError("this benchmark needs FAISS: pip install 'vqkit[faiss]'") from err
-
-    torch.set_num_threads(args.threads)
-    faiss.omp_set_num_threads(args.threads)
-    try:
-        run = Run(command="python benchmarks/beam_encode.py " + " ".join(argv or sys.argv[1:]),
-                  seeds=[args.seed], allow_dirty=args.allow_dirty)
-    except DirtyTreeError as err:
-        parser.error(str(err))
+    run, faiss = _cli.start(parser, args, "beam_encode.py", argv)
     train, x = _data(args)
     n, dim = x.shape
     x_avq = x[: args.avq_vectors]

@@ -25,19 +25,18 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _cli
 import numpy as np
 import torch
 
 from vqkit.data.fashion_mnist import load_fashion_mnist
 from vqkit.functional.kmeans import kmeans, lloyd
 from vqkit.functional.search import nearest_neighbor
-from vqkit.training.provenance import Run, write_json
-from vqkit.training.source_state import DirtyTreeError
+from vqkit.training.provenance import write_json
 
 
 def _best_cpu(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
@@ -61,26 +60,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--iters", type=int, default=10, help="Lloyd iterations (per step)")
     parser.add_argument("--dim-steps", type=int, default=10,
                         help="steps of the progressive-dimension k-means (FAISS: 10)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("results/bench_kmeans.json"))
-    parser.add_argument("--allow-dirty", action="store_true",
-                        help="run even if the source tree has uncommitted changes "
-                        "(recorded as dirty)")
+    _cli.add_record_options(parser, Path("results/bench_kmeans.json"))
     args = parser.parse_args(argv)
-    try:
-        import faiss
-    except ImportError as err:
-        raise ImportError("this benchmark needs FAISS: pip install 'vqkit[faiss]'") from err
-
-    torch.set_num_threads(args.threads)
-    faiss.omp_set_num_threads(args.threads)
-    try:
-        run = Run(command="python benchmarks/kmeans_speed.py " + " ".join(argv or sys.argv[1:]),
-                  seeds=[args.seed], allow_dirty=args.allow_dirty)
-    except DirtyTreeError as err:
-        parser.error(str(err))
+    run, faiss = _cli.start(parser, args, "kmeans_speed.py", argv)
     pixels, _ = load_fashion_mnist("train")
     pixels = pixels[: args.vectors]
     x_np = np.ascontiguousarray(pixels.reshape(len(pixels), -1), dtype=np.float32)
