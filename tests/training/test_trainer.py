@@ -288,3 +288,36 @@ def test_a_non_finite_quantizer_state_stops_training_naming_it():
                 Schedule(steps=5, log_every=5), objective=poisoning)
     with pytest.raises(TrainingDiverged, match=r"step 1: the quantizer's codebook\.codewords"):
         t.run()
+
+
+@pytest.mark.parametrize("max_norm", [None, 0.05, 1e3])
+def test_max_grad_norm_clips_the_global_gradient_before_the_step(max_norm):
+    """With SGD at lr 1 the update is minus the gradient: its global norm is the raw
+    gradient's (computed by hand, float64) or max_grad_norm, whichever is smaller."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 4))
+    data = _data()
+    x = data[torch.randint(0, 300, (16,), generator=torch.Generator().manual_seed(2))]
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = (model(x) - x).pow(2).sum()
+    raw = torch.autograd.grad(loss, list(model.parameters()))
+    raw_norm = math.sqrt(sum(float(g.double().pow(2).sum()) for g in raw))
+
+    def objective(m, batch):
+        return StepResult((m(batch) - batch).pow(2).sum())
+
+    t = Trainer(model, RandomRows(data, 16, torch.Generator().manual_seed(2)),
+                Schedule(steps=1, lr=1.0, max_grad_norm=max_norm), objective=objective,
+                optimizer=lambda m, lr: torch.optim.SGD(m.parameters(), lr=lr))
+    t.run()
+    moved = math.sqrt(sum(float((p.detach() - b).double().pow(2).sum())
+                          for p, b in zip(model.parameters(), before, strict=True)))
+    expected = raw_norm if max_norm is None else min(raw_norm, max_norm)
+    assert moved == pytest.approx(expected, rel=1e-5)
+    assert max_norm is None or max_norm > raw_norm or moved < raw_norm / 2
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("inf"), float("nan"), True])
+def test_max_grad_norm_must_be_a_positive_finite_number(bad):
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        Schedule(steps=1, max_grad_norm=bad)

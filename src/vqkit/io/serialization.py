@@ -25,6 +25,7 @@ CHECKPOINT_FORMAT = "vqkit-checkpoint"
 #: Other vqkit files of ``torch.save`` and what loads them, for :func:`load`'s errors.
 OTHER_FORMATS = {
     "vqkit-image-codec": "vqkit.apps.image_codec.model.load_checkpoint",
+    "vqkit-image-model": "vqkit.apps.image_codec.network.load_image_model",
     "vqkit-speech-world-codec": "vqkit.apps.speech.codec.WorldCodec.load",
 }
 

@@ -1,10 +1,11 @@
 """The one training loop of vqkit: :class:`Trainer` follows a :class:`Schedule`.
 
 Every step: take the source's next batch, compute the objective, backward, average gradients
-over ranks, optimizer step, step the learning-rate schedule, update the meters, and replace
-dead codewords when the schedule says (through a :class:`~vqkit.replacement.CodeReplacer`, the
-object a hand-written loop calls). SFVQ growth doubles the corner points between stages
-and starts a fresh optimizer and lr schedule. Progress goes to a callback
+over ranks, clip their global norm (if the schedule says), optimizer step, step the
+learning-rate schedule, update the meters, and replace dead codewords when the schedule says
+(through a :class:`~vqkit.replacement.CodeReplacer`, the object a hand-written loop calls).
+SFVQ growth doubles the corner points between stages and starts a fresh optimizer and lr
+schedule. Progress goes to a callback
 ``progress(done, total, info)`` (:func:`vqkit.progress.bar_callback` draws a bar).
 
 The whole state (model, optimizer, step, random generators, meters) goes into a
@@ -283,6 +284,9 @@ class Trainer:
             result.loss.backward()
         self._average_gradients()
         if self.optimizer is not None:
+            if self.schedule.max_grad_norm is not None:
+                params = [p for group in self.optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(params, self.schedule.max_grad_norm)
             self.optimizer.step()
         self.step += 1
         self._step_lr()

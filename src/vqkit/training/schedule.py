@@ -10,6 +10,9 @@ A :class:`Schedule` is a plain description (frozen dataclasses, no tensors); the
   :class:`~vqkit.replacement.CodeReplacer` that the loop replaces through): replace dead
   codewords at every multiple of ``every`` up to and including step ``until`` (the one stop
   rule of every loop).
+- ``max_grad_norm``: clip the global gradient norm (over every trainable parameter, after
+  the gradients are averaged over ranks) to this value before each optimizer step, as
+  ``torch.nn.utils.clip_grad_norm_`` does; None (the default) leaves gradients as they are.
 - :class:`Growth`: double a space-filling VQ's corner points at steps ``every, 2 every, ...``
   (``stages`` times); each stage starts with a fresh optimizer and learning-rate schedule
   ([vali2023sfvqcode] ``train.py``).
@@ -134,9 +137,12 @@ class Schedule:
         replacement: :class:`Replacement` (default: never).
         growth: :class:`Growth`, or None (one stage).
         log_every: steps per meter window (one history row, one progress report with means).
+        max_grad_norm: clip the global gradient norm to this before every optimizer step
+            (None: no clipping).
 
     Raises:
-        ValueError: ``steps`` or ``log_every`` below 1, ``lr <= 0``.
+        ValueError: ``steps`` or ``log_every`` below 1, ``lr <= 0``, ``max_grad_norm`` not a
+            finite number > 0.
 
     Example:
         >>> s = Schedule(steps=30, growth=Growth(every=10, stages=5))
@@ -150,8 +156,15 @@ class Schedule:
     replacement: Replacement = field(default_factory=Replacement)
     growth: Growth | None = None
     log_every: int = 50
+    max_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
+        if self.max_grad_norm is not None and not (
+                isinstance(self.max_grad_norm, (int, float)) and not isinstance(
+                    self.max_grad_norm, bool) and math.isfinite(self.max_grad_norm)
+                and self.max_grad_norm > 0):
+            raise ValueError(f"max_grad_norm must be a finite number > 0 or None, got "
+                             f"{self.max_grad_norm!r}")
         for name, value in (("steps", self.steps), ("log_every", self.log_every)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")

@@ -174,10 +174,13 @@ class TrainConfig:
             ``2 * replace_every`` steps before the end, as in the NSVQ reference.
         replace_threshold: a codeword used in fewer than this fraction of batches is dead.
         seed: seeds the model initialisation, the batch order and the estimator noise.
+        lr_schedule: ``"constant"`` or ``"cosine"`` (decay to 0 over the run).
+        max_grad_norm: clip the global gradient norm to this before each step (None: never).
 
     Raises:
         ValueError: ``steps`` or ``batch_size`` not a positive int, ``lr <= 0`` (or NaN),
-            ``replace_every`` not an int ``>= 0``, or ``replace_threshold`` outside ``[0, 1]``.
+            ``replace_every`` not an int ``>= 0``, ``replace_threshold`` outside ``[0, 1]``,
+            an unknown ``lr_schedule``, or ``max_grad_norm`` not None or > 0.
     """
 
     steps: int = 800
@@ -186,8 +189,13 @@ class TrainConfig:
     replace_every: int = 0
     replace_threshold: float = 0.01
     seed: int = 0
+    lr_schedule: str = "constant"
+    max_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be None or > 0, got {self.max_grad_norm}")
+        _choice("lr_schedule", self.lr_schedule, ("constant", "cosine"))
         _positive("steps", self.steps)
         _positive("batch_size", self.batch_size)
         if not self.lr > 0:
@@ -199,3 +207,60 @@ class TrainConfig:
 
     def asdict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ImageModelConfig:
+    """Architecture of the whole-image codec (:class:`~.network.WholeImageModel`).
+
+    Args:
+        channels: image channels (3: RGB).
+        hidden: width of the convolutional layers.
+        latent_dim: D, the dimension of each latent vector.
+        downsample: encoder stride: one latent vector per ``downsample x downsample`` pixels
+            (4, 8 or 16).
+        codebook_size: K, codewords of each residual stage.
+        stages: M, residual VQ stages; a file keeps any prefix of them (the rate).
+        estimator: gradient estimator through the quantizer (a registered name).
+
+    Raises:
+        ValueError: a size is not a positive int, ``downsample`` is not 4, 8 or 16,
+            ``codebook_size`` is not in ``[2, 65536]``, or ``estimator`` is unknown.
+
+    Example:
+        >>> cfg = ImageModelConfig(hidden=8, latent_dim=4, stages=2)
+        >>> ImageModelConfig.from_dict(cfg.asdict()) == cfg
+        True
+    """
+
+    channels: int = 3
+    hidden: int = 64
+    latent_dim: int = 64
+    downsample: int = 8
+    codebook_size: int = 256
+    stages: int = 16
+    estimator: str = "nsvq"
+
+    def __post_init__(self) -> None:
+        for name in ("channels", "hidden", "latent_dim", "downsample", "codebook_size", "stages"):
+            _positive(name, getattr(self, name))
+        if self.downsample not in (4, 8, 16):
+            raise ValueError(f"downsample must be 4, 8 or 16, got {self.downsample}")
+        if not 2 <= self.codebook_size <= 1 << 16:
+            raise ValueError(f"codebook_size must be in [2, 65536], got {self.codebook_size}")
+        ESTIMATORS.lookup(self.estimator)
+
+    def asdict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageModelConfig:
+        """The config :meth:`asdict` wrote.
+
+        Raises:
+            TypeError: ``data`` is not a dict, or holds a key that is no field.
+            ValueError: a value the constructor rejects.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"config must be a dict, got {type(data).__name__}")
+        return cls(**data)

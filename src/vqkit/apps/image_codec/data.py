@@ -68,6 +68,59 @@ class PhotoCrops(TileSource):
         return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
+class AugmentedCrops(PhotoCrops):
+    """Random crops of photos at several scales, each flipped left-right with probability 1/2.
+
+    Every photo is also resampled (Pillow's Lanczos filter) to each factor of ``scales``
+    below 1, and the crops are drawn uniformly over the positions of all the versions, so a
+    crop shows the texture of a photo at several sizes, as whole images of other cameras and
+    resolutions do.
+
+    Args:
+        photos: ``(H, W, C)`` float arrays in [0, 1].
+        tile: crop side.
+        scales: resampling factors (1 keeps the photo as it is).
+
+    Raises:
+        ValueError: a scale is not in ``(0, 1]``, or no version of a photo is ``tile x tile``.
+        ImportError: Pillow is not installed.
+
+    Example:
+        >>> import numpy as np
+        >>> src = AugmentedCrops([np.zeros((40, 50, 3), np.float32)], 16, scales=(1.0, 0.5))
+        >>> len(src.photos), src.sample(3, torch.Generator().manual_seed(0)).shape
+        (2, torch.Size([3, 3, 16, 16]))
+    """
+
+    def __init__(self, photos: Sequence[np.ndarray], tile: int,
+                 scales: Sequence[float] = (1.0, 0.75, 0.5)) -> None:
+        if not scales or any(not 0 < s <= 1 for s in scales):
+            raise ValueError(f"scales must be in (0, 1], got {tuple(scales)}")
+        super().__init__([_resampled(p, s) for p in photos for s in scales], tile)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Tensor:
+        crops = super().sample(batch_size, generator)
+        flip = torch.rand(batch_size, generator=generator) < 0.5
+        crops[flip] = crops[flip].flip(-1)
+        return crops
+
+
+def _resampled(photo: np.ndarray, scale: float) -> np.ndarray:
+    """``photo`` resampled by ``scale`` (Lanczos, on its 8-bit values); 1 returns it as is."""
+    if scale == 1:
+        return photo
+    from vqkit.data._errors import require_module
+
+    image = require_module("PIL.Image", "pip install pillow")
+    h, w = photo.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    u8 = (np.clip(photo, 0, 1) * 255).round().astype(np.uint8)
+    channels = u8.shape[2]
+    im = image.fromarray(u8[..., 0] if channels == 1 else u8)
+    out = np.asarray(im.resize(size, image.Resampling.LANCZOS), dtype=np.float32) / 255.0
+    return out.reshape(size[1], size[0], channels)
+
+
 class TensorTiles(TileSource):
     """Random rows of a fixed ``(N, C, tile, tile)`` tensor (for example Fashion-MNIST).
 

@@ -23,6 +23,7 @@ from vqkit.quantizers.encoders import BeamSearch
 from vqkit.types import QuantizerOutput
 
 from .config import CodecConfig, QuantizerSpec
+from .layers import ResidualBlock
 
 CHECKPOINT_FORMAT = "vqkit-image-codec"
 CHECKPOINT_VERSION = 1
@@ -41,31 +42,20 @@ def build_quantizer(
     )
 
 
-class _Residual(nn.Module):
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 1)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
-
-
 def _encoder(cfg: CodecConfig) -> nn.Sequential:
     layers: list[nn.Module] = []
     width_in = cfg.channels
     for _ in range(cfg.downsample.bit_length() - 1):
         layers += [nn.Conv2d(width_in, cfg.hidden, 4, stride=2, padding=1), nn.ReLU()]
         width_in = cfg.hidden
-    layers += [nn.Conv2d(cfg.hidden, cfg.hidden, 3, padding=1), _Residual(cfg.hidden), nn.ReLU(),
-               nn.Conv2d(cfg.hidden, cfg.latent_dim, 1)]
+    layers += [nn.Conv2d(cfg.hidden, cfg.hidden, 3, padding=1), ResidualBlock(cfg.hidden),
+               nn.ReLU(), nn.Conv2d(cfg.hidden, cfg.latent_dim, 1)]
     return nn.Sequential(*layers)
 
 
 def _decoder(cfg: CodecConfig) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(cfg.latent_dim, cfg.hidden, 3, padding=1),
-                               _Residual(cfg.hidden), nn.ReLU()]
+                               ResidualBlock(cfg.hidden), nn.ReLU()]
     ups = cfg.downsample.bit_length() - 1
     for i in range(ups):
         last = i == ups - 1
