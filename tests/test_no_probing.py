@@ -51,6 +51,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("cli/commands/fit.py", "getattr(args, 'command_line', None)"): _ARGPARSE,
     ("cli/commands/demo.py", "getattr(args, 'command_line', None)"): _ARGPARSE,
     ("cli/commands/eval.py", "getattr(args, 'command_line', None)"): _ARGPARSE,
+    ("cli/commands/image.py", "getattr(args, 'command_line', None)"): _ARGPARSE,
     ("data/images.py", "getattr(data, name)"):
         "skimage.data: its sample images are functions named by the image",
     ("data/glove.py", "getattr(module, 'ROOT', None)"):
@@ -58,7 +59,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("distributed.py", "getattr(dist.ReduceOp, _OPS[op])"):
         "torch.distributed.ReduceOp member named by the reduction",
     ("training/space_filling.py", "getattr(data, 'shape', type(data).__name__)"): _MESSAGE,
-    ("apps/image_codec/codec.py", "getattr(image, 'dtype', type(image).__name__)"): _MESSAGE,
     ("privacy/metrics.py", "getattr(g, 'shape', type(g).__name__)"): _MESSAGE,
     ("space_filling/normalisation.py", "getattr(embeddings, 'shape', type(embeddings).__name__)"):
         _MESSAGE,

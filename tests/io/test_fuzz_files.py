@@ -116,12 +116,29 @@ def test_corrupted_files_exit_0_unchanged_or_2_in_one_line(files, tmp_path):
 def test_corrupted_image_files(tmp_path):
     pytest.importorskip("PIL")
     from vqkit.apps.image_codec.codec import compress
-    from vqkit.apps.image_codec.model import load_default_model
+    from vqkit.apps.image_codec.model import DEFAULT_MODEL, load_default_model
 
     model = load_default_model()
     blob = compress(model, np.random.default_rng(0).integers(0, 255, (20, 24, 3), np.uint8))
     start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seen = _fuzz(tmp_path, "x.vqi", blob, lambda p: ["image", "decompress", "-q", str(p),
+                                                      str(tmp_path / "o.png"), "--model",
+                                                      str(DEFAULT_MODEL)], "o.png")
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) / 1024 < MEMORY_CAP_MIB
+    assert seen[2] > CASES // 2
+
+
+def test_corrupted_whole_image_files(tmp_path):
+    pytest.importorskip("constriction")
+    from vqkit.apps.image_codec.network import DEFAULT_IMAGE_MODEL, load_default_image_model
+    from vqkit.apps.image_codec.whole_file import compress
+
+    if not DEFAULT_IMAGE_MODEL.is_file():
+        pytest.skip("image model not shipped")
+    image = np.random.default_rng(0).integers(0, 255, (20, 24, 3), np.uint8)
+    blob = compress(load_default_image_model(), image)
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    seen = _fuzz(tmp_path, "w.vqi", blob, lambda p: ["image", "decompress", "-q", str(p),
                                                       str(tmp_path / "o.png")], "o.png")
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) / 1024 < MEMORY_CAP_MIB
     assert seen[2] > CASES // 2

@@ -46,6 +46,7 @@ from vqkit.io.fingerprint import NAMED, fingerprint
 from vqkit.types import Progress
 
 from .model import ImageCodecModel
+from .pixels import check_pixels
 
 _FIELDS = FixedHeader(
     ("height", "I"), ("width", "I"), ("channels", "B"), ("tile", "H"), ("grid", "H"),
@@ -103,19 +104,6 @@ def model_fingerprint(model: ImageCodecModel) -> bytes:
         TypeError: the model's state holds a value that is not a tensor.
     """
     return fingerprint(model.state_dict(), head=model.config.asdict(), hashing=NAMED)[:8]
-
-
-def _check_image(image: np.ndarray, channels: int) -> None:
-    """``image`` is ``(H, W, channels)`` or, for a 3-channel model, ``(H, W, 1)`` (grey)."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        got = getattr(image, "dtype", type(image).__name__)
-        raise TypeError(f"image must be a uint8 numpy array, got {got}")
-    if image.ndim != 3 or image.shape[2] not in {1, channels}:
-        shapes = f"(H, W, {channels})" + (" or (H, W, 1)" if channels > 1 else
-                                          " (the model codes grey images)")
-        raise ValueError(f"image must have shape {shapes}, got {image.shape}")
-    if not (1 <= image.shape[0] <= MAX_SIDE and 1 <= image.shape[1] <= MAX_SIDE):
-        raise ValueError(f"image sides must be in [1, {MAX_SIDE}], got {image.shape[:2]}")
 
 
 def to_tiles(image: np.ndarray, tile: int) -> Tensor:
@@ -180,7 +168,7 @@ def reconstruct(model: ImageCodecModel, image: np.ndarray) -> np.ndarray:
             ``[1, 65536]``.
     """
     cfg = model.config
-    _check_image(image, cfg.channels)
+    check_pixels(image, cfg.channels, MAX_SIDE)
     model.eval()
     indices = _encode_tiles(model, _model_tiles(image, cfg.channels, cfg.tile), None)
     return _image(_decode_tiles(model, indices, None), image.shape[2], *image.shape[:2])
@@ -214,7 +202,7 @@ def compress(
         True
     """
     cfg = model.config
-    _check_image(image, cfg.channels)
+    check_pixels(image, cfg.channels, MAX_SIDE)
     model.eval()
     channels = image.shape[2]
     indices = _encode_tiles(model, _model_tiles(image, cfg.channels, cfg.tile), progress)

@@ -146,3 +146,4 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
     Image.fromarray(image[..., 0] if image.shape[2] == 1 else image).save(buf, format=fmt)
     atomic_write(path, lambda f: f.write(buf.getvalue()))
+

@@ -36,6 +36,7 @@ from vqkit.io.container import CRC32, ContainerFormat, FixedHeader
 from vqkit.io.fingerprint import NAMED, fingerprint
 
 from .network import WholeImageModel
+from .pixels import check_pixels
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +70,6 @@ class ImageHeader:
 def image_model_fingerprint(model: WholeImageModel) -> bytes:
     """4-byte SHA-256 prefix of the model's config, weights, codebooks and prior."""
     return fingerprint(model.state_dict(), head=model.config.asdict(), hashing=NAMED)[:4]
-
-
-def _check_image(image: np.ndarray, channels: int) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        got = getattr(image, "dtype", type(image).__name__)
-        raise TypeError(f"image must be a uint8 numpy array, got {got}")
-    if image.ndim != 3 or image.shape[2] not in {1, channels}:
-        raise ValueError(f"image must have shape (H, W, {channels}) or (H, W, 1), "
-                         f"got {image.shape}")
-    if not (1 <= image.shape[0] <= MAX_SIDE and 1 <= image.shape[1] <= MAX_SIDE):
-        raise ValueError(f"image sides must be in [1, {MAX_SIDE}], got {image.shape[:2]}")
 
 
 def _as_input(image: np.ndarray, channels: int) -> Tensor:
@@ -143,7 +133,7 @@ def compress(model: WholeImageModel, image: np.ndarray, *, stages: int | None = 
         >>> np.array_equal(decompress(m, data), reconstruct(m, img, stages=2))
         True
     """
-    _check_image(image, model.config.channels)
+    check_pixels(image, model.config.channels, MAX_SIDE)
     if stages is not None and bpp is not None:
         raise ValueError("give stages or bpp, not both")
     m = model.config.stages
@@ -167,7 +157,7 @@ def reconstruct(model: WholeImageModel, image: np.ndarray, stages: int | None = 
     Raises:
         TypeError / ValueError: as :func:`compress`.
     """
-    _check_image(image, model.config.channels)
+    check_pixels(image, model.config.channels, MAX_SIDE)
     model.eval()
     decoded = model.reconstruct(_as_input(image, model.config.channels), stages)
     return _as_image(decoded, image.shape[2])

@@ -48,15 +48,18 @@ def _codes_info(path: Path) -> None:
 
 
 def _container_info(path: Path, kind: str) -> None:
-    """A ``.vqi`` or ``.vqs`` file: its header fields after the container's checks."""
+    """A ``.vqi`` (tile or whole-image) or ``.vqs`` file: its header fields after the
+    container's checks."""
     from ...apps.image_codec.codec import VQI, read_header
+    from ...apps.image_codec.whole_file import VQIW, read_image_header
     from ...apps.speech.codec import VQS
 
-    fmt = VQI if kind == "vqi" else VQS
+    fmt = {"vqi": VQI, "vqiw": VQIW, "vqs": VQS}[kind]
     container = fmt.read(path)
     header = dict(container.header)
-    if kind == "vqi":
-        read_header(path.read_bytes(), str(path))  # the header must describe an image
+    check = {"vqi": read_header, "vqiw": read_image_header}.get(kind)
+    if check is not None:
+        check(path.read_bytes(), str(path))  # the header must describe an image
     rows = {"kind": f"{fmt.name} (checksum ok)", "version": container.version}
     rows.update({k: v.hex() if isinstance(v, bytes) else v for k, v in header.items()})
     rows["payload_bytes"] = len(container.payload)
@@ -111,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         _codes_info(path)
     elif head.startswith(b"VQI\x01"):
         _container_info(path, "vqi")
+    elif head.startswith(b"VQIW"):
+        _container_info(path, "vqiw")
     elif head.startswith(b"VQS1"):
         _container_info(path, "vqs")
     else:
