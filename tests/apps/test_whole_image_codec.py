@@ -268,3 +268,50 @@ def test_corrupt_truncated_foreign_and_other_model_files_are_refused(model):
     other = WholeImageModel(model.config).eval()
     with pytest.raises(ValueError, match="model"):
         whole_file.decompress(other, data)
+
+
+# --- the shipped model ---------------------------------------------------------------------
+
+
+def _shipped():
+    from vqkit.apps.image_codec.network import DEFAULT_IMAGE_MODEL, load_default_image_model
+
+    if not DEFAULT_IMAGE_MODEL.is_file():
+        pytest.skip("image model not shipped")
+    return load_default_image_model()
+
+
+def _held_out_photo() -> np.ndarray:
+    skimage_data = pytest.importorskip("skimage.data")
+    from vqkit.data.images import NATURAL_TEST_PHOTOS
+
+    assert "skimage:coffee" in NATURAL_TEST_PHOTOS  # never a training crop
+    return skimage_data.coffee()
+
+
+def test_no_seams_in_a_real_photo_decoded_by_the_shipped_model():
+    """Acceptance: across every 32-pixel grid line the step is within 1.2x of the step
+    elsewhere, at the lowest, a middle and the highest rate. The same measure finds the tile
+    model's 32x32 tiles (the oracle that the measure sees seams)."""
+    from vqkit.apps.image_codec import codec
+    from vqkit.apps.image_codec.model import load_default_model
+    from vqkit.apps.image_codec.seams import grid_step_ratio
+
+    model, photo = _shipped(), _held_out_photo()
+    for stages in (1, 6, model.config.stages):
+        assert grid_step_ratio(whole_file.reconstruct(model, photo, stages), 32) < 1.2
+    tiled = codec.reconstruct(load_default_model(), photo)
+    assert grid_step_ratio(tiled, 32) > 1.5
+
+
+def test_the_shipped_model_records_a_clean_training_run():
+    from vqkit.apps.image_codec.network import DEFAULT_IMAGE_MODEL
+
+    model = _shipped()
+    record = training_record(DEFAULT_IMAGE_MODEL)
+    assert record["provenance"]["dirty"] is False
+    assert record["provenance"]["command"].split()[:4] == ["vqkit", "-v", "image", "train"]
+    assert record["threads"] == 1 and record["steps"] == 14000
+    # the prior was fitted: no stage is uniform
+    uniform = torch.full_like(model.prior.probabilities, 1 / model.config.codebook_size)
+    assert not torch.isclose(model.prior.probabilities, uniform).all(dim=1).any()

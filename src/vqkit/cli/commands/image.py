@@ -169,6 +169,26 @@ def _train_tiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_options(p: argparse.ArgumentParser, *, hidden: int, steps: int, batch: int,
+                      unit: str, lr: float, lr_help: str, replace_every: int) -> None:
+    """The options both training commands take, with each command's defaults."""
+    p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("--hidden", type=positive_int, default=hidden,
+                   help="width of the convolutional layers (default: %(default)s)")
+    p.add_argument("--latent-dim", type=positive_int, default=64,
+                   help="dimension of each latent vector (default: %(default)s)")
+    p.add_argument("--steps", type=positive_int, default=steps,
+                   help="training steps (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=batch,
+                   help=f"{unit} per step (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=lr, help=f"{lr_help} (default: %(default)s)")
+    p.add_argument("--replace-every", type=nonnegative_int, default=replace_every,
+                   help="dead-codeword replacement period in steps, 0 = never "
+                   "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    add_threads(p)
+
+
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(NAME, help=HELP, description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,37 +228,24 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                         description="train the whole-image codec on random crops (3 scales, "
                         "flips) of the training photos (scikit-image, opencv-doc, "
                         "mate-backgrounds; the held-out photos are never seen)")
-    wt.add_argument("--out", required=True, help="model file to write")
-    wt.add_argument("--hidden", type=positive_int, default=64,
-                    help="width of the convolutional layers (default: %(default)s)")
-    wt.add_argument("--latent-dim", type=positive_int, default=64,
-                    help="dimension of each latent vector (default: %(default)s)")
+    _training_options(wt, hidden=64, steps=14000, batch=8, unit="crops", lr=5e-4,
+                      lr_help="Adam learning rate, cosine-decayed to 0", replace_every=200)
     wt.add_argument("--codebook-size", type=positive_int, default=256,
                     help="codewords per residual stage (default: %(default)s)")
     wt.add_argument("--stages", type=positive_int, default=16,
                     help="residual stages: the number of rates (default: %(default)s)")
-    wt.add_argument("--steps", type=positive_int, default=14000,
-                    help="training steps (default: %(default)s)")
-    wt.add_argument("--batch-size", type=positive_int, default=8,
-                    help="crops per step (default: %(default)s)")
     wt.add_argument("--crop", type=positive_int, default=128,
                     help="side of the training crops, a multiple of 8 (default: %(default)s)")
-    wt.add_argument("--lr", type=float, default=5e-4,
-                    help="Adam learning rate, cosine-decayed to 0 (default: %(default)s)")
     wt.add_argument("--max-grad-norm", type=float, default=0.2,
                     help="clip the global gradient norm to this before each step "
                     "(default: %(default)s)")
-    wt.add_argument("--replace-every", type=nonnegative_int, default=200,
-                    help="dead-codeword replacement period in steps, 0 = never "
-                    "(default: %(default)s)")
-    wt.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     wt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    add_threads(wt)
     wt.set_defaults(func=_train)
 
     tr = sub.add_parser("train-tiles",
                         help="train a tile model (fixed rate, 32x32 tiles) and save it")
-    tr.add_argument("--out", required=True, help="checkpoint to write")
+    _training_options(tr, hidden=16, steps=800, batch=16, unit="tiles", lr=2e-3,
+                      lr_help="Adam learning rate", replace_every=100)
     tr.add_argument("--data", choices=("natural", "fashion-mnist"), default="natural",
                     help="training and test images: natural photo tiles (32x32 RGB) or "
                     "Fashion-MNIST (28x28 grey) (default: %(default)s)")
@@ -258,20 +265,5 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--downsample", type=int, choices=(2, 4, 8), default=4,
                     help="encoder stride: tiles shrink by this factor per side "
                     "(default: %(default)s)")
-    tr.add_argument("--hidden", type=positive_int, default=16,
-                    help="width of the convolutional layers (default: %(default)s)")
-    tr.add_argument("--latent-dim", type=positive_int, default=64,
-                    help="size of each latent vector (default: %(default)s)")
-    tr.add_argument("--steps", type=positive_int, default=800,
-                    help="training steps (default: %(default)s)")
-    tr.add_argument("--batch-size", type=positive_int, default=16,
-                    help="tiles per step (default: %(default)s)")
-    tr.add_argument("--lr", type=float, default=2e-3,
-                    help="Adam learning rate (default: %(default)s)")
-    tr.add_argument("--replace-every", type=nonnegative_int, default=100,
-                    help="dead-codeword replacement period in steps, 0 = never "
-                    "(default: %(default)s)")
-    tr.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    add_threads(tr)
     tr.set_defaults(func=_train_tiles)
     parser.set_defaults(func=lambda args: (parser.print_help(sys.stdout), 2)[1])
