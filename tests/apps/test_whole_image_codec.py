@@ -311,7 +311,7 @@ def test_the_shipped_model_records_a_clean_training_run():
     record = training_record(DEFAULT_IMAGE_MODEL)
     assert record["provenance"]["dirty"] is False
     assert record["provenance"]["command"].split()[:4] == ["vqkit", "-v", "image", "train"]
-    assert record["threads"] == 1 and record["steps"] == 14000
+    assert record["threads"] == 1 and record["steps"] == 8000
     # the prior was fitted: no stage is uniform
     uniform = torch.full_like(model.prior.probabilities, 1 / model.config.codebook_size)
     assert not torch.isclose(model.prior.probabilities, uniform).all(dim=1).any()

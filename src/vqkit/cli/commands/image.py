@@ -228,7 +228,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                         description="train the whole-image codec on random crops (3 scales, "
                         "flips) of the training photos (scikit-image, opencv-doc, "
                         "mate-backgrounds; the held-out photos are never seen)")
-    _training_options(wt, hidden=64, steps=14000, batch=8, unit="crops", lr=5e-4,
+    _training_options(wt, hidden=64, steps=8000, batch=8, unit="crops", lr=5e-4,
                       lr_help="Adam learning rate, cosine-decayed to 0", replace_every=200)
     wt.add_argument("--codebook-size", type=positive_int, default=256,
                     help="codewords per residual stage (default: %(default)s)")
