@@ -311,7 +311,15 @@ def test_the_shipped_model_records_a_clean_training_run():
     record = training_record(DEFAULT_IMAGE_MODEL)
     assert record["provenance"]["dirty"] is False
     assert record["provenance"]["command"].split()[:4] == ["vqkit", "-v", "image", "train"]
-    assert record["threads"] == 1 and record["steps"] == 8000
+    assert record["threads"] == 1
+    # the recorded settings are `vqkit image train`'s defaults: the command reproduces it
+    from vqkit.cli.main import build_parser
+
+    defaults = build_parser().parse_args(["image", "train", "--out", "m.pt"])
+    for key in ("steps", "batch_size", "lr", "replace_every", "seed", "max_grad_norm", "crop"):
+        assert record[key] == getattr(defaults, key), key
+    for key in ("hidden", "latent_dim", "codebook_size", "stages"):
+        assert getattr(model.config, key) == getattr(defaults, key), key
     # the prior was fitted: no stage is uniform
     uniform = torch.full_like(model.prior.probabilities, 1 / model.config.codebook_size)
     assert not torch.isclose(model.prior.probabilities, uniform).all(dim=1).any()
