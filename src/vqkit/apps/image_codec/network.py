@@ -205,7 +205,8 @@ def load_image_model(path: str | os.PathLike[str]) -> WholeImageModel:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not a readable whole-image model of this version.
+        ValueError: the file is not a readable whole-image model of this version, or a weight
+            or prior probability is not finite.
     """
     record = _read_record(path)
     try:
@@ -213,6 +214,10 @@ def load_image_model(path: str | os.PathLike[str]) -> WholeImageModel:
         model.load_state_dict(record["state_dict"])
     except (KeyError, TypeError, RuntimeError) as err:
         raise ValueError(f"{path}: config or state_dict is not valid: {err}") from err
+    broken = [k for k, v in model.state_dict().items()
+              if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise ValueError(f"{path}: the model's {', '.join(broken)} are not finite")
     return model.eval()
 
 

@@ -79,7 +79,14 @@ def _as_input(image: np.ndarray, channels: int) -> Tensor:
 
 
 def _as_image(decoded: Tensor, channels: int) -> np.ndarray:
-    """``(1, C, H, W)`` in [0, 1] -> ``(H, W, channels)`` uint8 (1: the channel mean)."""
+    """``(1, C, H, W)`` in [0, 1] -> ``(H, W, channels)`` uint8 (1: the channel mean).
+
+    Raises:
+        ValueError: a decoded value is not finite (the model's weights are not).
+    """
+    if not bool(torch.isfinite(decoded).all()):
+        raise ValueError("the image model decoded pixels that are not finite (NaN); its "
+                         "weights are broken")
     if channels != decoded.shape[1]:
         decoded = decoded.mean(dim=1, keepdim=True)
     return (decoded[0].permute(1, 2, 0) * 255.0).round_().to(torch.uint8).numpy()
@@ -156,6 +163,7 @@ def reconstruct(model: WholeImageModel, image: np.ndarray, stages: int | None = 
 
     Raises:
         TypeError / ValueError: as :func:`compress`.
+        ValueError: the model decodes pixels that are not finite (broken weights).
     """
     check_pixels(image, model.config.channels, MAX_SIDE)
     model.eval()
@@ -183,7 +191,8 @@ def decompress(model: WholeImageModel, data: bytes, source: str = "the data") ->
     Raises:
         TypeError: ``data`` is not bytes.
         ValueError: as :func:`read_image_header`; the file was written by another model; its
-            channels or stages do not fit the model; or the payload does not decode.
+            channels or stages do not fit the model; the payload does not decode; or the
+            model decodes pixels that are not finite (broken weights).
     """
     container = VQIW.unpack(data, source)
     header = read_image_header(data, source)
