@@ -149,6 +149,19 @@ def test_one_convolution_no_tiles(model):
     assert float(dz[0, 0]) > 0 and float(dz[2, 2]) > 0  # the neighbouring cells see it
 
 
+def test_decode_is_the_training_output_cropped_at_the_top_left(model):
+    """Oracles: the training forward pass (eval mode: every stage, hard indices) on a
+    stride-multiple image, clamped; and for a smaller image of the same grid, the top-left
+    crop of the full grid's decoded image."""
+    x = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        forward = model(x)[0].clamp(0, 1)
+    assert torch.allclose(model.reconstruct(x), forward, rtol=0, atol=1e-5)
+    idx = model.encode(x)
+    full = model.decode(idx, 24, 32)
+    assert torch.equal(model.decode(idx, 19, 27), full[..., :19, :27])
+
+
 @pytest.mark.parametrize("bad", [torch.rand(1, 1, 8, 8), torch.rand(3, 8, 8),
                                  torch.full((1, 3, 8, 8), float("nan"))])
 def test_network_refuses_bad_images(model, bad):
@@ -204,6 +217,23 @@ def test_decompress_equals_reconstruction_exactly(model, size, channels):
             *size, channels, stages)
 
 
+@pytest.mark.parametrize("channels", [3, 1])
+def test_reconstruct_is_the_networks_output_rounded_to_8_bits(model, channels):
+    """Oracle: the network on the pixels / 255 (grey replicated to RGB), computed here with
+    numpy, rounded to the nearest level (grey: the rounded mean of the channels)."""
+    img = _photo(19, 26, seed=5, channels=channels)
+    rgb = np.repeat(img, 3, axis=2) if channels == 1 else img
+    x = torch.from_numpy(rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255)
+    out = model.reconstruct(x, stages=3)[0].numpy().transpose(1, 2, 0).astype(np.float64)
+    if channels == 1:
+        out = out.mean(axis=2, keepdims=True)
+    expected = np.round(out * 255)
+    got = whole_file.reconstruct(model, img, 3).astype(np.float64)
+    assert got.shape == img.shape
+    # float32 rounding of the channel mean may move a value sitting on a half level by one
+    assert np.abs(got - expected).max() <= 1 and (got == expected).mean() > 0.99
+
+
 def test_grey_is_decoded_as_the_mean_of_the_decoded_channels(model):
     grey = _photo(24, 24, channels=1)
     rgb = np.repeat(grey, 3, axis=2)
@@ -254,6 +284,11 @@ def test_compress_refuses_bad_images(model):
         whole_file.compress(model, _photo(8, 8, channels=2))
     with pytest.raises(ValueError, match="sides"):
         whole_file.compress(model, np.zeros((0, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="sides"):
+        whole_file.compress(model, np.zeros((1, 65536, 3), np.uint8))
+    # the largest side a header records is coded and read back
+    data = whole_file.compress(model, np.zeros((1, 65535, 1), np.uint8), stages=1)
+    assert whole_file.decompress(model, data).shape == (1, 65535, 1)
 
 
 def test_corrupt_truncated_foreign_and_other_model_files_are_refused(model):
@@ -268,6 +303,34 @@ def test_corrupt_truncated_foreign_and_other_model_files_are_refused(model):
     other = WholeImageModel(model.config).eval()
     with pytest.raises(ValueError, match="model"):
         whole_file.decompress(other, data)
+
+
+@pytest.mark.parametrize("field,value", [("height", 0), ("width", 0), ("channels", 0),
+                                         ("stages", 0), ("channels", 2), ("channels", 4),
+                                         ("stages", 5)])
+def test_headers_that_describe_no_image_of_the_model_are_refused(model, field, value):
+    """A file with a valid checksum whose header the model cannot decode (written by a
+    broken or hostile writer) is refused by name, not decoded to a wrong image."""
+    container = whole_file.VQIW.unpack(whole_file.compress(model, _photo(20, 20), stages=2))
+    forged = whole_file.VQIW.pack({**container.header, field: value}, container.payload)
+    with pytest.raises(ValueError, match="header"):
+        whole_file.decompress(model, forged)
+
+
+def test_a_model_with_non_finite_weights_is_refused(model, tmp_path):
+    broken = WholeImageModel(model.config).eval()
+    broken.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        broken.synthesis[0].weight[0, 0, 0, 0] = float("nan")
+    img = _photo(16, 16)
+    data = whole_file.compress(broken, img)  # the encoder is finite: the file is written
+    for run in (lambda: whole_file.decompress(broken, data),
+                lambda: whole_file.reconstruct(broken, img)):
+        with pytest.raises(ValueError, match="not finite"):
+            run()
+    save_image_model(broken, tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match="not finite"):
+        load_image_model(tmp_path / "nan.pt")
 
 
 # --- the shipped model ---------------------------------------------------------------------
