@@ -7,9 +7,14 @@ import pytest
 import torch
 
 from vqkit.apps.image_codec.codec import reconstruct
-from vqkit.apps.image_codec.config import CodecConfig, QuantizerSpec, TrainConfig
+from vqkit.apps.image_codec.config import CodecConfig, ImageModelConfig, QuantizerSpec, TrainConfig
 from vqkit.apps.image_codec.model import ImageCodecModel, save_checkpoint
-from vqkit.apps.image_codec.network import DEFAULT_IMAGE_MODEL, load_image_model
+from vqkit.apps.image_codec.network import (
+    DEFAULT_IMAGE_MODEL,
+    WholeImageModel,
+    load_image_model,
+    save_image_model,
+)
 from vqkit.cli.main import main
 
 Image = pytest.importorskip("PIL.Image")
@@ -64,6 +69,64 @@ def test_cli_errors_are_one_line(tmp_path, photo, checkpoint, capsys):
     assert "no such .vqi file" in capsys.readouterr().err
     assert main(["image", "compress", str(png), str(vqi), "--model", str(png)]) == 2
     assert "not a readable image-codec model" in capsys.readouterr().err
+
+
+@pytest.fixture
+def whole_model(tmp_path):
+    """An untrained whole-image model (3 stages) with a skewed prior, and its file."""
+    pytest.importorskip("constriction")
+    torch.manual_seed(0)
+    cfg = ImageModelConfig(hidden=8, latent_dim=4, codebook_size=16, stages=3)
+    model = WholeImageModel(cfg).eval()
+    model.prior.fit_(torch.arange(48).reshape(3, 16))
+    save_image_model(model, tmp_path / "whole.pt")
+    return tmp_path / "whole.pt", model
+
+
+def test_whole_image_model_cli_keeps_the_stages_the_rate_asks_for(tmp_path, photo, whole_model,
+                                                                   capsys):
+    """Oracle: the library's file for the stages each option should pick (--bpp: the most
+    stages whose file fits the budget) and its in-memory reconstruction."""
+    from vqkit.apps.image_codec import whole_file
+
+    (png, img), (path, model) = photo, whole_model
+    sizes = [len(whole_file.compress(model, img, stages=m)) for m in (1, 2, 3)]
+    assert sizes[0] < sizes[1] < sizes[2]
+    pixels = 29 * 45
+    vqi, out = tmp_path / "w.vqi", tmp_path / "w.png"
+    for option, stages in ((["--stages", "2"], 2), ([], 3),
+                           (["--bpp", str(8 * (sizes[1] + 0.5) / pixels)], 2),
+                           (["--bpp", str(8 * (sizes[1] - 0.5) / pixels)], 1),
+                           (["--bpp", "1e-6"], 1)):
+        assert main(["image", "compress", "-q", str(png), str(vqi), "--model", str(path),
+                     *option]) == 0
+        assert f"({stages} of 3 stages)" in capsys.readouterr().out
+        assert vqi.read_bytes() == whole_file.compress(model, img, stages=stages)
+        assert main(["image", "decompress", "-q", str(vqi), str(out), "--model", str(path)]) == 0
+        assert np.array_equal(np.asarray(Image.open(out)),
+                              whole_file.reconstruct(model, img, stages))
+
+
+def test_whole_image_cli_errors_are_one_line_and_leave_no_file(tmp_path, photo, whole_model,
+                                                               capsys):
+    (png, _), (path, model) = photo, whole_model
+    vqi, out = tmp_path / "w.vqi", tmp_path / "w.png"
+    for option in (["--bpp", "0"], ["--bpp", "nan"], ["--stages", "4"]):
+        assert main(["image", "compress", "-q", str(png), str(vqi), "--model", str(path),
+                     *option]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vqkit: error: ") and len(err.splitlines()) == 1
+        assert not vqi.exists()
+    assert main(["image", "compress", "-q", str(png), str(vqi), "--model", str(path)]) == 0
+    with torch.no_grad():
+        model.synthesis[0].weight.fill_(float("nan"))
+    save_image_model(model, tmp_path / "nan.pt")
+    capsys.readouterr()
+    assert main(["image", "decompress", "-q", str(vqi), str(out), "--model",
+                 str(tmp_path / "nan.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "not finite" in err and len(err.splitlines()) == 1
+    assert not out.exists()
 
 
 @pytest.mark.skipif(not DEFAULT_IMAGE_MODEL.is_file(), reason="image model not shipped")
