@@ -317,6 +317,20 @@ def test_headers_that_describe_no_image_of_the_model_are_refused(model, field, v
         whole_file.decompress(model, forged)
 
 
+def test_a_payload_with_words_beyond_the_header_is_refused(model):
+    """A 2-stage payload under a header of 1 stage, or with words appended (checksum valid),
+    is refused: the range decoder has words left over."""
+    container = whole_file.VQIW.unpack(whole_file.compress(model, _photo(40, 40), stages=2))
+    one_stage = whole_file.VQIW.pack({**container.header, "stages": 1}, container.payload)
+    longer = whole_file.VQIW.pack(container.header, container.payload + bytes(range(16)))
+    for forged in (one_stage, longer):
+        with pytest.raises(ValueError, match="holds more than"):
+            whole_file.decompress(model, forged)
+    idx = torch.zeros(50, 2, dtype=torch.int64)
+    with pytest.raises(ValueError, match="holds more than"):
+        model.prior.decode(model.prior.encode(idx), 50, 1)
+
+
 def test_a_model_with_non_finite_weights_is_refused(model, tmp_path):
     broken = WholeImageModel(model.config).eval()
     broken.load_state_dict(model.state_dict())

@@ -142,7 +142,8 @@ class IndexPrior(nn.Module):
 
         Raises:
             ValueError: ``stages`` exceeds M, or ``payload`` is not a whole number of 32-bit
-                words or does not decode (a corrupt payload).
+                words, does not decode (a corrupt payload) or holds words beyond the indices
+                asked for (detected whenever the coder can tell).
             ImportError: ``constriction`` is not installed.
         """
         if not 0 <= stages <= self.stages or positions < 0:
@@ -158,4 +159,7 @@ class IndexPrior(nn.Module):
                 out[s] = coder.decode(model, positions)
         except (ValueError, RuntimeError, AssertionError) as err:
             raise ValueError(f"entropy-coded payload does not decode: {err}") from err
+        if not coder.maybe_exhausted():  # False only when words are certainly left over
+            raise ValueError(f"entropy-coded payload holds more than {positions} positions of "
+                             f"{stages} stages")
         return torch.from_numpy(out).t().contiguous()
