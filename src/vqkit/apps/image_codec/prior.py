@@ -160,6 +160,6 @@ class IndexPrior(nn.Module):
         except (ValueError, RuntimeError, AssertionError) as err:
             raise ValueError(f"entropy-coded payload does not decode: {err}") from err
         if not coder.maybe_exhausted():  # False only when words are certainly left over
-            raise ValueError(f"entropy-coded payload holds more than {positions} positions of "
-                             f"{stages} stages")
+            raise ValueError(f"entropy-coded payload does not end where its {positions} "
+                             f"positions x {stages} stages do (words left over)")
         return torch.from_numpy(out).t().contiguous()
