@@ -331,6 +331,41 @@ def test_a_payload_with_words_beyond_the_header_is_refused(model):
         model.prior.decode(model.prior.encode(idx), 50, 1)
 
 
+@pytest.mark.parametrize("p_max", [0.5, 0.99, 0.9999])
+def test_least_bits_bounds_every_payload_from_below(p_max):
+    """The bound decompress refuses short payloads by is below the real payload length even
+    for the cheapest indices (all the most probable one) of a very skewed prior, and close to
+    it: the range coder spends about -log2 p_max bits per index."""
+    prior = IndexPrior(2, 8)
+    counts = torch.tensor([[p_max * 1e6] + [(1 - p_max) * 1e6 / 7] * 7,
+                           [1e6 / 8] * 8], dtype=torch.float64)
+    prior.fit_(counts)
+    for n in (1, 100, 10_000, 200_000):
+        for stages in (1, 2):
+            cheapest = torch.zeros(n, stages, dtype=torch.int64)
+            bits = 8 * len(prior.encode(cheapest))
+            least = prior.least_bits(n, stages)
+            assert least <= bits
+            assert least >= 0.99 * prior.bits(cheapest) - 64
+
+
+def test_a_tiny_file_declaring_a_huge_image_is_refused_before_decoding(model, monkeypatch):
+    """A decompression bomb: a forged header of 65535x65535 pixels (or just more pixels than
+    the payload can code) is refused without allocating the image."""
+    container = whole_file.VQIW.unpack(whole_file.compress(model, _photo(40, 40), stages=2))
+    huge = whole_file.VQIW.pack({**container.header, "height": 65535, "width": 65535},
+                                container.payload)
+    with pytest.raises(ValueError, match="more than the"):
+        whole_file.decompress(model, huge)
+    larger = whole_file.VQIW.pack({**container.header, "height": 4000, "width": 4000},
+                                  container.payload)
+    monkeypatch.setattr(model, "decode", lambda *a: pytest.fail("decoded a forged header"))
+    with pytest.raises(ValueError, match="truncated or forged"):
+        whole_file.decompress(model, larger)
+    with pytest.raises(ValueError, match="pixels, more than"):
+        whole_file.compress(model, np.zeros((6000, 6000, 1), np.uint8))  # 36 megapixels
+
+
 def test_a_model_with_non_finite_weights_is_refused(model, tmp_path):
     broken = WholeImageModel(model.config).eval()
     broken.load_state_dict(model.state_dict())

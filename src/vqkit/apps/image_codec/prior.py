@@ -116,6 +116,17 @@ class IndexPrior(nn.Module):
         logp = self.probabilities[: idx.shape[1]].log2()
         return float(-logp.gather(1, idx.t()).sum())
 
+    def least_bits(self, positions: int, stages: int) -> float:
+        """A lower bound on the payload bits of any ``(positions, stages)`` indices.
+
+        Every index of stage ``s`` costs at least ``-log2 max_k p_s(k)`` bits; the bound is
+        that sum less 0.1 % and 64 bits, for the coder's fixed-point probabilities and its
+        final words. :func:`~.whole_file.decompress` refuses a shorter payload, so a tiny
+        forged file cannot make it decode (and allocate for) a huge image.
+        """
+        per_position = float(-self.probabilities[:stages].max(dim=1).values.log2().sum())
+        return max(0.0, 0.999 * positions * per_position - 64.0)
+
     def _models(self, stages: int) -> list:
         model = _constriction().stream.model
         return [model.Categorical(self.probabilities[s].numpy(), perfect=False)

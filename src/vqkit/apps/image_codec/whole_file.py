@@ -54,6 +54,10 @@ VQIW = ContainerFormat(
 OVERHEAD_BYTES = VQIW.prefix_size + VQIW.headers[1].min_size + CRC32.size
 #: Largest side a file can record.
 MAX_SIDE = (1 << 16) - 1
+#: Most pixels coded or decoded in one piece (the network runs on the whole image, a few
+#: hundred bytes of memory per pixel: this bounds a call at roughly 10 GB; a 24-megapixel
+#: photo fits). A file that declares more is refused before anything is allocated.
+MAX_PIXELS = 1 << 25
 
 
 @dataclass(frozen=True)
@@ -128,8 +132,8 @@ def compress(model: WholeImageModel, image: np.ndarray, *, stages: int | None = 
     Raises:
         TypeError: ``image`` is not a uint8 numpy array.
         ValueError: ``image`` is not ``(H, W, C)`` / ``(H, W, 1)`` with sides in
-            ``[1, 65535]``; both ``stages`` and ``bpp`` given; ``stages`` outside ``1..M``;
-            ``bpp`` not > 0.
+            ``[1, 65535]`` and at most :data:`MAX_PIXELS` pixels; both ``stages`` and
+            ``bpp`` given; ``stages`` outside ``1..M``; ``bpp`` not > 0.
 
     Example:
         >>> from vqkit.apps.image_codec.config import ImageModelConfig
@@ -140,7 +144,7 @@ def compress(model: WholeImageModel, image: np.ndarray, *, stages: int | None = 
         >>> np.array_equal(decompress(m, data), reconstruct(m, img, stages=2))
         True
     """
-    check_pixels(image, model.config.channels, MAX_SIDE)
+    check_pixels(image, model.config.channels, MAX_SIDE, MAX_PIXELS)
     if stages is not None and bpp is not None:
         raise ValueError("give stages or bpp, not both")
     m = model.config.stages
@@ -165,7 +169,7 @@ def reconstruct(model: WholeImageModel, image: np.ndarray, stages: int | None = 
         TypeError / ValueError: as :func:`compress`.
         ValueError: the model decodes pixels that are not finite (broken weights).
     """
-    check_pixels(image, model.config.channels, MAX_SIDE)
+    check_pixels(image, model.config.channels, MAX_SIDE, MAX_PIXELS)
     model.eval()
     decoded = model.reconstruct(_as_input(image, model.config.channels), stages)
     return _as_image(decoded, image.shape[2])
@@ -191,7 +195,9 @@ def decompress(model: WholeImageModel, data: bytes, source: str = "the data") ->
     Raises:
         TypeError: ``data`` is not bytes.
         ValueError: as :func:`read_image_header`; the file was written by another model; its
-            channels or stages do not fit the model; the payload does not decode; or the
+            channels or stages do not fit the model; it declares more than
+            :data:`MAX_PIXELS` pixels, or a payload shorter than any coding of that many
+            indices (:meth:`~.prior.IndexPrior.least_bits`); the payload does not decode; or the
             model decodes pixels that are not finite (broken weights).
     """
     container = VQIW.unpack(data, source)
@@ -201,8 +207,17 @@ def decompress(model: WholeImageModel, data: bytes, source: str = "the data") ->
     if header.channels not in {1, cfg.channels} or header.stages > cfg.stages:
         raise ValueError(f"{source}: header {header} does not fit the model ({cfg.channels} "
                          f"channels, {cfg.stages} stages)")
+    if header.height * header.width > MAX_PIXELS:
+        raise ValueError(f"{source}: the header declares {header.height}x{header.width} "
+                         f"pixels, more than the {MAX_PIXELS} decoded in one piece")
     s = cfg.downsample
     grid = (-(-header.height // s), -(-header.width // s))
+    least = model.prior.least_bits(grid[0] * grid[1], header.stages)
+    if 8 * len(container.payload) < least:
+        raise ValueError(f"{source}: a payload of {len(container.payload)} bytes cannot hold "
+                         f"{header.height}x{header.width} pixels at {header.stages} stages "
+                         f"(at least {least / 8:.0f} bytes under the model's prior): "
+                         "truncated or forged")
     try:
         flat = model.prior.decode(container.payload, grid[0] * grid[1], header.stages)
     except ValueError as err:
