@@ -183,7 +183,11 @@ def read_image_header(data: bytes, source: str = "the data") -> ImageHeader:
         ValueError: not such a file, an unknown version, corrupt or truncated (checksum), or
             a header that describes no image.
     """
-    header = ImageHeader(**VQIW.unpack(data, source).header)
+    return _checked_header(VQIW.unpack(data, source).header, source)
+
+
+def _checked_header(fields: dict, source: str) -> ImageHeader:
+    header = ImageHeader(**fields)
     if min(header.height, header.width, header.channels, header.stages) < 1:
         raise ValueError(f"{source}: whole-image .vqi header is invalid: {header}")
     return header
@@ -201,7 +205,7 @@ def decompress(model: WholeImageModel, data: bytes, source: str = "the data") ->
             model decodes pixels that are not finite (broken weights).
     """
     container = VQIW.unpack(data, source)
-    header = read_image_header(data, source)
+    header = _checked_header(container.header, source)
     VQIW.check_fingerprint(container.header, image_model_fingerprint(model), source)
     cfg = model.config
     if header.channels not in {1, cfg.channels} or header.stages > cfg.stages:
