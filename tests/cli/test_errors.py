@@ -68,6 +68,12 @@ def test_unknown_version_and_truncation_through_decode_and_info(vqkit, trained, 
     assert not (tmp_path / "y.npy").exists()
 
 
+def test_info_on_an_empty_file_says_it_is_empty(vqkit, tmp_path):
+    for name in ("empty.vqi", "empty.vqc", "empty.ckpt"):
+        (tmp_path / name).write_bytes(b"")
+        _one_line_error(vqkit("info", tmp_path / name), "is empty")
+
+
 def test_foreign_file_as_codes(vqkit, trained, vectors, tmp_path):
     ckpt, _, _ = trained
     _one_line_error(vqkit("decode", ckpt, vectors, tmp_path / "y.npy"), "not a vqkit codes file")

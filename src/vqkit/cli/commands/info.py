@@ -101,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         FileNotFoundError: FILE does not exist.
         IsADirectoryError: FILE is a directory.
-        ValueError: FILE is a corrupt codes, .vqi or .vqs file, or none of these, a checkpoint
-            or a quantizer file; or a FIFO, a device or a symbolic-link loop.
+        ValueError: FILE is empty, a corrupt codes, .vqi or .vqs file, or none of these, a
+            checkpoint or a quantizer file; or a FIFO, a device or a symbolic-link loop.
     """
     from ...io.codes_file import MAGIC
     from ...io.paths import input_file
@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     path = input_file(args.file)
     with open(path, "rb") as f:
         head = f.read(len(MAGIC))
+    if not head:
+        raise ValueError(f"{path} is empty: no codes, .vqi, .vqs, checkpoint or quantizer file")
     if head == MAGIC:
         _codes_info(path)
     elif head.startswith(b"VQI\x01"):
