@@ -149,6 +149,12 @@ class WholeImageModel(nn.Module):
         self._check(images)
         return self.quantizer.encode(self.analysis(self._pad(images) - 0.5))
 
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """``(ceil(height / s), ceil(width / s))``: the latent grid of a ``height x width``
+        image (``s`` the stride)."""
+        s = self.config.downsample
+        return -(-height // s), -(-width // s)
+
     @torch.no_grad()
     def decode(self, indices: Tensor, height: int, width: int) -> Tensor:
         """Images in [0, 1] from the first ``m`` stages of indices.
@@ -161,8 +167,7 @@ class WholeImageModel(nn.Module):
             ValueError: the grid does not match ``height x width``, or the indices are not
                 valid for the quantizer (its ``decode``'s checks).
         """
-        s = self.config.downsample
-        grid = (-(-height // s), -(-width // s))
+        grid = self.grid(height, width)
         if indices.dim() != 4 or tuple(indices.shape[1:3]) != grid or indices.shape[3] < 1:
             raise ValueError(f"indices must be (B, {grid[0]}, {grid[1]}, m >= 1) for a "
                              f"{height}x{width} image, got {tuple(indices.shape)}")

@@ -214,8 +214,7 @@ def decompress(model: WholeImageModel, data: bytes, source: str = "the data") ->
     if header.height * header.width > MAX_PIXELS:
         raise ValueError(f"{source}: the header declares {header.height}x{header.width} "
                          f"pixels, more than the {MAX_PIXELS} decoded in one piece")
-    s = cfg.downsample
-    grid = (-(-header.height // s), -(-header.width // s))
+    grid = model.grid(header.height, header.width)
     least = model.prior.least_bits(grid[0] * grid[1], header.stages)
     if 8 * len(container.payload) < least:
         raise ValueError(f"{source}: a payload of {len(container.payload)} bytes cannot hold "
