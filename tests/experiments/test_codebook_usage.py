@@ -37,6 +37,18 @@ def test_quick_run_writes_every_method_at_both_sizes(tmp_path):
     assert registry()["codebook-usage"].report(tmp_path).startswith("## Codebook usage")
 
 
+def test_rows_do_not_depend_on_the_number_of_worker_processes(tmp_path):
+    """Each point seeds itself, so 2 spawned single-threaded workers give the rows of one
+    process (timings aside)."""
+    def numbers(rows):
+        return [{k: v for k, v in r.items() if k != "train_seconds"} for r in rows]
+
+    one = cu._run_points(cu.QUICK, seed=3, workers=1)
+    two = cu._run_points(cu.QUICK, seed=3, workers=2)
+    assert numbers(one) == numbers(two)
+    assert [r["method"] for r in two] == [m for _ in cu.SIZES for m in cu.METHODS]
+
+
 def test_methods_are_the_named_families():
     from vqkit import FSQ, Cosine, SimVQ
 
