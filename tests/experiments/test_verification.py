@@ -44,8 +44,9 @@ def test_a_changed_number_is_reported_with_its_path_and_both_values():
 def test_provenance_and_timings_are_not_compared():
     old = _record(rows=[{"mse": 0.5, "train_seconds": 1.0, "encode_seconds": 2.0}])
     new = {**_record(rows=[{"mse": 0.5, "train_seconds": 9.0, "encode_seconds": 7.0}]),
-           "git_commit": "def", "wall_seconds": 99.0, "seeds": [1],
+           "git_commit": "def", "wall_seconds": 99.0, "seeds": [1], "workers": 2,
            "environment": {"threads": 2, "load_average_1min": 9.0}}
+    old["workers"] = 1
     new["results"]["seconds"] = {"a/b": 3.0}
     assert Comparison(old, new).matches
     # ... but the same key names below the top level are results, and are compared.

@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .reproduction import Reproduction
 
-#: Top-level keys of a results record that say how it was made, not what it found.
+#: Top-level keys of a results record that say how it was made, not what it found
+#: (``workers``: how many processes shared independent points, which a reproduction records
+#: only where its rows are tested not to depend on it).
 PROVENANCE_KEYS = frozenset({
     "command", "git_commit", "dirty", "diff_sha256", "untracked_src", "seeds", "started_at",
-    "wall_seconds", "environment", "libraries", "data_packages", "runs",
+    "wall_seconds", "environment", "libraries", "data_packages", "runs", "workers",
 })
 #: Keys (at any depth) of timings and machine load: ``*seconds*`` (wall, train, encode, per
 #: configuration), ``load_average*``, throughput ``*_per_s`` / ``vectors_per_s``, and the
