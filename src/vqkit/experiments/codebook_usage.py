@@ -262,7 +262,8 @@ def _render(data: dict[str, Any]) -> str:
     return "\n".join([
         f"## Codebook usage on Fashion-MNIST (`vqkit reproduce {NAME}`)", "",
         f"`results/{RESULT_FILE}`, command `{data['command']}`, commit "
-        f"`{data['git_commit']}`. Conv autoencoder, 7x7 latents of D = {LATENT_DIM}, "
+        f"`{data['git_commit']}`. Conv autoencoder with residual blocks ({cfg['hidden']} "
+        f"channels), 7x7 latents of D = {LATENT_DIM}, "
         f"{cfg['steps']} Adam steps of {cfg['batch']} images (lr {cfg['lr']}); usage over "
         f"the latents of {cfg['test_images']} test images (train usage: of the first "
         f"{cfg['train_usage_images']} training images). No dead-code replacement.", "",
