@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from .. import FSQ, Cosine, Quantizer, SimVQ, StraightThrough, VectorQuantizer
 from ..apps.image_codec.layers import ResidualBlock
 from ..data.fashion_mnist import load_fashion_mnist
 from ..functional.metrics import counts_perplexity, index_histogram
+from ..progress import progress_bar
 from ..reporting import format_number, markdown_table
 from ..training.batches import RandomRows
 from ..training.loop import Trainer
@@ -220,17 +221,31 @@ def _worker_point(method: str, codes: int, levels: tuple[int, ...], cfg: UsageCo
 def _run_points(cfg: UsageConfig, seed: int, workers: int) -> list[dict[str, Any]]:
     """Every row; with ``workers > 1`` the points train in that many single-threaded
     processes, the 16k-code points first. Each point seeds itself (:func:`run_point`), so the
-    rows do not depend on ``workers``."""
+    rows do not depend on ``workers``. A progress bar (on a terminal) and an INFO log line
+    count the finished points; if one point fails, the ones not started are cancelled and its
+    error is raised."""
     points = _points()
     if workers == 1:
         train, test = _images("train", cfg.train_images), _images("test", cfg.test_images)
-        return [run_point(*point, train, test, cfg, seed) for point in points]
+        return [run_point(*point, train, test, cfg, seed)
+                for point in progress_bar(points, desc=NAME, unit="point")]
+    bar = progress_bar(total=len(points), desc=NAME, unit="point")
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(cfg,)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                               initargs=(cfg,))
+    try:
         order = sorted(range(len(points)), key=lambda i: -points[i][1])
-        futures = {i: pool.submit(_worker_point, *points[i], cfg, seed) for i in order}
-        return [futures[i].result() for i in range(len(points))]
+        futures = {pool.submit(_worker_point, *points[i], cfg, seed): i for i in order}
+        rows: list[dict[str, Any]] = [{}] * len(points)
+        for future in as_completed(futures):
+            row = rows[futures[future]] = future.result()
+            log.info("%s K=%d: usage %.4f (%d of %d points done)", row["method"],
+                     row["codes"], row["usage"], bar.n + 1, len(points))
+            bar.update()
+    finally:
+        pool.shutdown(cancel_futures=True)
+        bar.close()
+    return rows
 
 
 def run(out_dir: Path, *, quick: bool = False, seed: int = 0, allow_dirty: bool = False
