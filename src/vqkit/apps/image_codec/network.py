@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vqkit.io.torch_file import atomic_torch_save, read_torch_file
+from vqkit.io.validation import check_state
 from vqkit.quantizers import ChannelsFirst, ResidualVQ
 from vqkit.quantizers.build import build_estimator
 from vqkit.quantizers.data_init import DataInit
@@ -219,10 +220,7 @@ def load_image_model(path: str | os.PathLike[str]) -> WholeImageModel:
         model.load_state_dict(record["state_dict"])
     except (KeyError, TypeError, RuntimeError) as err:
         raise ValueError(f"{path}: config or state_dict is not valid: {err}") from err
-    broken = [k for k, v in model.state_dict().items()
-              if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if broken:
-        raise ValueError(f"{path}: the model's {', '.join(broken)} are not finite")
+    check_state(model.state_dict(), str(path))
     return model.eval()
 
 
