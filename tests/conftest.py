@@ -57,3 +57,19 @@ def deterministic(device: torch.device):
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def small_whole_image_model(tmp_path):
+    """An untrained whole-image codec model (3 stages of 16 codewords, 4-dim latents) with a
+    skewed prior, saved: ``(path, model)``. Skips without constriction (the ``image`` extra)."""
+    pytest.importorskip("constriction")
+    from vqkit.apps.image_codec.config import ImageModelConfig
+    from vqkit.apps.image_codec.network import WholeImageModel, save_image_model
+
+    torch.manual_seed(0)
+    model = WholeImageModel(ImageModelConfig(hidden=8, latent_dim=4, codebook_size=16,
+                                             stages=3)).eval()
+    model.prior.fit_(torch.arange(48).reshape(3, 16))
+    save_image_model(model, tmp_path / "whole.pt")
+    return tmp_path / "whole.pt", model

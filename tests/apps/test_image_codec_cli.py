@@ -7,11 +7,10 @@ import pytest
 import torch
 
 from vqkit.apps.image_codec.codec import reconstruct
-from vqkit.apps.image_codec.config import CodecConfig, ImageModelConfig, QuantizerSpec, TrainConfig
+from vqkit.apps.image_codec.config import CodecConfig, QuantizerSpec, TrainConfig
 from vqkit.apps.image_codec.model import ImageCodecModel, save_checkpoint
 from vqkit.apps.image_codec.network import (
     DEFAULT_IMAGE_MODEL,
-    WholeImageModel,
     load_image_model,
     save_image_model,
 )
@@ -71,25 +70,13 @@ def test_cli_errors_are_one_line(tmp_path, photo, checkpoint, capsys):
     assert "not a readable image-codec model" in capsys.readouterr().err
 
 
-@pytest.fixture
-def whole_model(tmp_path):
-    """An untrained whole-image model (3 stages) with a skewed prior, and its file."""
-    pytest.importorskip("constriction")
-    torch.manual_seed(0)
-    cfg = ImageModelConfig(hidden=8, latent_dim=4, codebook_size=16, stages=3)
-    model = WholeImageModel(cfg).eval()
-    model.prior.fit_(torch.arange(48).reshape(3, 16))
-    save_image_model(model, tmp_path / "whole.pt")
-    return tmp_path / "whole.pt", model
-
-
-def test_whole_image_model_cli_keeps_the_stages_the_rate_asks_for(tmp_path, photo, whole_model,
-                                                                   capsys):
+def test_whole_image_model_cli_keeps_the_stages_the_rate_asks_for(
+        tmp_path, photo, small_whole_image_model, capsys):
     """Oracle: the library's file for the stages each option should pick (--bpp: the most
     stages whose file fits the budget) and its in-memory reconstruction."""
     from vqkit.apps.image_codec import whole_file
 
-    (png, img), (path, model) = photo, whole_model
+    (png, img), (path, model) = photo, small_whole_image_model
     sizes = [len(whole_file.compress(model, img, stages=m)) for m in (1, 2, 3)]
     assert sizes[0] < sizes[1] < sizes[2]
     pixels = 29 * 45
@@ -107,9 +94,9 @@ def test_whole_image_model_cli_keeps_the_stages_the_rate_asks_for(tmp_path, phot
                               whole_file.reconstruct(model, img, stages))
 
 
-def test_whole_image_cli_errors_are_one_line_and_leave_no_file(tmp_path, photo, whole_model,
-                                                               capsys):
-    (png, _), (path, model) = photo, whole_model
+def test_whole_image_cli_errors_are_one_line_and_leave_no_file(
+        tmp_path, photo, small_whole_image_model, capsys):
+    (png, _), (path, model) = photo, small_whole_image_model
     vqi, out = tmp_path / "w.vqi", tmp_path / "w.png"
     for option in (["--bpp", "0"], ["--bpp", "nan"], ["--stages", "4"]):
         assert main(["image", "compress", "-q", str(png), str(vqi), "--model", str(path),

@@ -144,24 +144,17 @@ def test_corrupted_whole_image_files(tmp_path):
     assert seen[2] > CASES // 2
 
 
-def test_corrupted_whole_image_files_of_a_small_model(tmp_path):
+def test_corrupted_whole_image_files_of_a_small_model(tmp_path, small_whole_image_model):
     """As above without the shipped model: a small untrained model with a skewed prior."""
-    pytest.importorskip("constriction")
-    from vqkit.apps.image_codec.config import ImageModelConfig
-    from vqkit.apps.image_codec.network import WholeImageModel, save_image_model
     from vqkit.apps.image_codec.whole_file import compress
 
-    torch.manual_seed(0)
-    model = WholeImageModel(ImageModelConfig(hidden=8, latent_dim=4, codebook_size=16,
-                                             stages=3)).eval()
-    model.prior.fit_(torch.arange(48).reshape(3, 16))
-    save_image_model(model, tmp_path / "m.pt")
+    path, model = small_whole_image_model
     image = np.random.default_rng(0).integers(0, 255, (20, 24, 3), np.uint8)
     blob = compress(model, image)
     start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seen = _fuzz(tmp_path, "s.vqi", blob, lambda p: ["image", "decompress", "-q", str(p),
                                                       str(tmp_path / "o.png"), "--model",
-                                                      str(tmp_path / "m.pt")], "o.png")
+                                                      str(path)], "o.png")
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) / 1024 < MEMORY_CAP_MIB
     assert seen[2] > CASES // 2
 
