@@ -38,9 +38,7 @@ test run checks.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +51,6 @@ from .. import FSQ, Cosine, Quantizer, SimVQ, StraightThrough, VectorQuantizer
 from ..apps.image_codec.layers import ResidualBlock
 from ..data.fashion_mnist import load_fashion_mnist
 from ..functional.metrics import counts_perplexity, index_histogram
-from ..progress import progress_bar
 from ..reporting import format_number, markdown_table
 from ..training.batches import RandomRows
 from ..training.loop import Trainer
@@ -61,6 +58,7 @@ from ..training.objective import StepResult
 from ..training.provenance import Run, write_json
 from ..training.schedule import Schedule
 from ..training.seed import generator, seed_global
+from ._processes import map_in_processes
 from .reproduction import Reproduction, json_report
 
 log = logging.getLogger(__name__)
@@ -104,9 +102,12 @@ QUICK = UsageConfig(steps=25, batch=16, train_images=2_000, test_images=500, hid
 class ConvAutoencoder(nn.Module):
     """28x28 -> (7, 7, D) latents -> quantizer -> 28x28; ``forward`` returns (image, output).
 
-    Two stride-2 convolutions down and two transposed ones up, each followed by a residual
-    block (:class:`~vqkit.apps.image_codec.layers.ResidualBlock`, the block of
-    [vandenoord2017vqvae]'s VQ-VAE), ``hidden`` channels throughout.
+    Encoder: two stride-2 4x4 convolutions, each followed by a residual block
+    (:class:`~vqkit.apps.image_codec.layers.ResidualBlock`, the block of
+    [vandenoord2017vqvae]'s VQ-VAE), then a 1x1 convolution to ``dim``. Decoder: a 3x3
+    convolution from ``dim`` and a residual block, a stride-2 transposed convolution and a
+    residual block, then a stride-2 transposed convolution to one channel. ``hidden``
+    channels throughout.
     """
 
     def __init__(self, quantizer: Quantizer, hidden: int, dim: int = LATENT_DIM) -> None:
@@ -202,50 +203,22 @@ def _points() -> list[tuple[str, int, tuple[int, ...]]]:
     return [(m, codes, levels) for codes, levels in SIZES for m in METHODS]
 
 
-#: A worker process's training and test images, loaded once by :func:`_start_worker`.
-_WORKER_DATA: dict[str, Tensor] = {}
+def _train_point(train: Tensor, test: Tensor, method: str, codes: int,
+                 levels: tuple[int, ...], cfg: UsageConfig, seed: int) -> dict[str, Any]:
+    return run_point(method, codes, levels, train, test, cfg, seed)
 
 
-def _start_worker(cfg: UsageConfig) -> None:
-    torch.set_num_threads(1)
-    _WORKER_DATA["train"] = _images("train", cfg.train_images)
-    _WORKER_DATA["test"] = _images("test", cfg.test_images)
-
-
-def _worker_point(method: str, codes: int, levels: tuple[int, ...], cfg: UsageConfig,
-                  seed: int) -> dict[str, Any]:
-    return run_point(method, codes, levels, _WORKER_DATA["train"], _WORKER_DATA["test"], cfg,
-                     seed)
-
-
-def _run_points(cfg: UsageConfig, seed: int, workers: int) -> list[dict[str, Any]]:
-    """Every row; with ``workers > 1`` the points train in that many single-threaded
-    processes, the 16k-code points first. Each point seeds itself (:func:`run_point`), so the
-    rows do not depend on ``workers``. A progress bar (on a terminal) and an INFO log line
-    count the finished points; if one point fails, the ones not started are cancelled and its
-    error is raised."""
-    points = _points()
-    if workers == 1:
-        train, test = _images("train", cfg.train_images), _images("test", cfg.test_images)
-        return [run_point(*point, train, test, cfg, seed)
-                for point in progress_bar(points, desc=NAME, unit="point")]
-    bar = progress_bar(total=len(points), desc=NAME, unit="point")
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                               initargs=(cfg,))
-    try:
-        order = sorted(range(len(points)), key=lambda i: -points[i][1])
-        futures = {pool.submit(_worker_point, *points[i], cfg, seed): i for i in order}
-        rows: list[dict[str, Any]] = [{}] * len(points)
-        for future in as_completed(futures):
-            row = rows[futures[future]] = future.result()
-            log.info("%s K=%d: usage %.4f (%d of %d points done)", row["method"],
-                     row["codes"], row["usage"], bar.n + 1, len(points))
-            bar.update()
-    finally:
-        pool.shutdown(cancel_futures=True)
-        bar.close()
-    return rows
+def _run_points(cfg: UsageConfig, seed: int, workers: int,
+                points: list[tuple[str, int, tuple[int, ...]]] | None = None
+                ) -> list[dict[str, Any]]:
+    """The rows of ``points`` (default: every row), the 16k-code points started first, in
+    ``workers`` single-threaded processes (:func:`~._processes.map_in_processes`). Each point
+    seeds itself (:func:`run_point`), so the rows do not depend on ``workers``."""
+    points = _points() if points is None else points
+    train, test = _images("train", cfg.train_images), _images("test", cfg.test_images)
+    order = sorted(range(len(points)), key=lambda i: -points[i][1])
+    return map_in_processes(_train_point, [(*point, cfg, seed) for point in points],
+                            shared=(train, test), workers=workers, order=order, desc=NAME)
 
 
 def run(out_dir: Path, *, quick: bool = False, seed: int = 0, allow_dirty: bool = False
@@ -259,7 +232,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, allow_dirty: bool 
     cfg = QUICK if quick else CONFIG
     record = Run(command=f"vqkit reproduce {NAME}" + (" --quick" if quick else ""), seeds=[seed],
                  allow_dirty=allow_dirty)
-    workers = torch.get_num_threads()
+    workers = min(torch.get_num_threads(), len(_points()))
     rows = _run_points(cfg, seed, workers)
     path = Path(out_dir) / RESULT_FILE
     write_json(path, record.record({"rows": rows}, config=asdict(cfg), quick=quick,
