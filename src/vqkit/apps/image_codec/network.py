@@ -211,8 +211,9 @@ def load_image_model(path: str | os.PathLike[str]) -> WholeImageModel:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not a readable whole-image model of this version, or a weight
-            or prior probability is not finite.
+        ValueError: the file is not a readable whole-image model of this version, or an entry
+            of its state (a weight, a prior probability) is not finite or a counter is
+            negative (:func:`vqkit.io.validation.check_state`).
     """
     record = _read_record(path)
     try:
