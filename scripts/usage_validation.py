@@ -31,17 +31,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=cu.CONFIG.lr)
     p.add_argument("--hidden", type=int, default=cu.CONFIG.hidden)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--levels", type=lambda text: tuple(int(v) for v in text.split(",")),
+                   help="FSQ levels instead of the reproduction's, e.g. 16,16,8,8")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    levels = dict(cu.SIZES)[args.codes]
+    levels = args.levels or dict(cu.SIZES)[args.codes]
     images = cu._images("train", 60_000)
     train, validation = images[:50_000], images[50_000:]
     cfg = replace(cu.CONFIG, steps=args.steps, batch=args.batch, lr=args.lr, hidden=args.hidden,
                   train_usage_images=1)
     start = time.perf_counter()
     row = cu.run_point(args.method, args.codes, levels, train, validation, cfg, args.seed)
-    print(f"{args.method} K={row['codes']} steps={args.steps} batch={args.batch} lr={args.lr} "
-          f"hidden={args.hidden}: validation usage {row['usage']:.4f}, "
+    print(f"{args.method} K={row['codes']} levels={levels} steps={args.steps} "
+          f"batch={args.batch} lr={args.lr} hidden={args.hidden}: "
+          f"validation usage {row['usage']:.4f}, "
           f"perplexity {row['perplexity']:.0f}, MSE {row['test_mse']:.5f} "
           f"({time.perf_counter() - start:.0f} s)")
 
