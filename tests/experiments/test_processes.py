@@ -44,6 +44,7 @@ def _running(pid: int) -> bool:
 
 
 def test_results_are_in_job_order_and_do_not_depend_on_the_workers():
+    before = set(multiprocessing.active_children())
     jobs = [(x, 10 * x) for x in range(5)]
     expected = [3 * x + 10 * x for x in range(5)]
     one = map_in_processes(_affine, jobs, shared=(3,), workers=1)
@@ -51,16 +52,17 @@ def test_results_are_in_job_order_and_do_not_depend_on_the_workers():
     assert [r for r, _ in one] == [r for r, _ in two] == expected
     assert {pid for _, pid in one} == {os.getpid()}
     assert os.getpid() not in {pid for _, pid in two}  # ... and they ran elsewhere
-    assert multiprocessing.active_children() == []
+    assert set(multiprocessing.active_children()) <= before
 
 
 def test_the_first_error_terminates_every_worker_and_is_raised():
+    before = set(multiprocessing.active_children())
     start = time.perf_counter()
     with pytest.raises(ValueError, match="job 0 failed"):
         map_in_processes(_fail_first_or_sleep, [(x,) for x in range(4)], workers=2)
     # The other jobs sleep 60 s each: only terminating them returns this early.
     assert time.perf_counter() - start < 30
-    assert multiprocessing.active_children() == []
+    assert set(multiprocessing.active_children()) <= before
 
 
 def test_workers_exit_when_their_parent_is_killed(tmp_path):

@@ -28,9 +28,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
-
 from ..progress import progress_bar
+from ..training.threads import set_threads
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def _exit_with_parent(parent: int) -> None:
 def _start_worker(shared: tuple[Any, ...], level: int, parent: int) -> None:
     global _SHARED
     _SHARED = shared
-    torch.set_num_threads(1)
+    set_threads(1)
     logging.basicConfig(level=level, format="%(processName)s: %(message)s")
     logging.getLogger("vqkit").setLevel(level)
     logging.captureWarnings(True)
