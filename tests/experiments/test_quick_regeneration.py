@@ -17,7 +17,7 @@ import torch
 
 from vqkit.cli.main import main
 from vqkit.experiments import registry
-from vqkit.experiments.verification import Comparison, fixture_runs
+from vqkit.experiments.verification import Comparison, fixture_runs, platform_difference
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "results" / "quick"
@@ -59,8 +59,12 @@ def twice(request, tmp_path_factory) -> Twice:
 
 def test_verify_passes_against_the_committed_quick_result(twice, capsys):
     out = capsys.readouterr().out
-    assert twice.code == 0, out
     committed = json.loads((COMMITTED / twice.file).read_text())
+    platform = platform_difference(committed, twice.verified)
+    if platform and twice.code != 0:
+        pytest.skip(f"{twice.file}: {platform}; exactness is checked on the same platform "
+                    "(test_two_runs_in_one_process_give_the_same_numbers runs here)")
+    assert twice.code == 0, out
     comparison = Comparison(committed, twice.verified, REGISTRY[twice.name].tolerance)
     assert comparison.matches and comparison.compared > 0
 
@@ -85,7 +89,11 @@ def test_the_committed_quick_results_are_exactly_the_quick_runs_and_clean():
 def test_verify_reports_a_changed_number_and_exits_1(tmp_path, capsys):
     committed = tmp_path / "committed"
     committed.mkdir()
-    data = json.loads((COMMITTED / "sfvq_toy.json").read_text())
+    # A fresh quick run on this machine stands for the committed one: the committed file may
+    # come from another CPU, where other numbers differ in the last bits too.
+    fresh = REGISTRY["sfvq-toy"].runner(None)(tmp_path / "fresh", quick=True, seed=0,
+                                              allow_dirty=True)
+    data = json.loads(fresh.read_text())
     true = data["results"]["test"]["mse_curve_vertices_only"]
     data["results"]["test"]["mse_curve_vertices_only"] = true + 0.125
     (committed / "sfvq_toy.json").write_text(json.dumps(data))
@@ -103,3 +111,19 @@ def test_verify_without_a_committed_result_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "no committed quick result" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_verify_names_another_platform_when_numbers_differ(tmp_path, capsys):
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    fresh = REGISTRY["sfvq-toy"].runner(None)(tmp_path / "fresh", quick=True, seed=0,
+                                              allow_dirty=True)
+    data = json.loads(fresh.read_text())
+    data["environment"]["cpu"] = "another CPU"
+    (committed / "sfvq_toy.json").write_text(json.dumps(data))
+    assert main(["reproduce", "sfvq-toy", "--verify", "--committed", str(committed)]) == 0
+    assert "another platform" not in capsys.readouterr().out  # the numbers match: no note
+    data["results"]["test"]["mse_curve_vertices_only"] += 0.125
+    (committed / "sfvq_toy.json").write_text(json.dumps(data))
+    assert main(["reproduce", "sfvq-toy", "--verify", "--committed", str(committed)]) == 1
+    assert "committed on another platform (cpu 'another CPU' -> " in capsys.readouterr().out

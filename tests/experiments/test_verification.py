@@ -119,3 +119,17 @@ def test_reproduction_checks_its_quick_minutes_and_tolerance():
     with pytest.raises(TypeError, match="Tolerance"):
         Reproduction(**fields(tolerance=1e-3))
     assert Reproduction(**fields()).tolerance == EXACT
+
+
+def test_a_record_from_another_cpu_is_named_as_such():
+    from vqkit.experiments.verification import platform_difference
+
+    old = _record()
+    old["environment"] = {"cpu": "AMD EPYC", "torch": "2.13.0", "threads": 1}
+    new = _record()
+    new["environment"] = {"cpu": "AMD EPYC", "torch": "2.13.0", "threads": 2,
+                          "cpu_capability": "AVX512"}
+    assert platform_difference(old, new) is None  # threads are not the platform; a key
+    new["environment"]["cpu"] = "Intel Xeon"       # only one side records is not compared
+    assert platform_difference(old, new) == (
+        "committed on another platform (cpu 'AMD EPYC' -> 'Intel Xeon')")

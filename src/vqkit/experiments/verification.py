@@ -40,6 +40,21 @@ MISSING = "<missing>"
 FIXTURE_MAX_MINUTES = 1.0
 
 
+#: Entries of a record's ``environment`` that decide its float32 results bit for bit.
+PLATFORM_KEYS = ("cpu", "cpu_capability", "torch")
+
+
+def platform_difference(committed: Mapping[str, Any], rerun: Mapping[str, Any]) -> str | None:
+    """Why two records cannot be expected to agree bit for bit, or None: their environments
+    differ in a :data:`PLATFORM_KEYS` entry that both record. Different CPUs run torch's
+    float32 kernels with other instruction sets and summation orders, and a last-bit
+    difference can move a nearest-neighbour choice and everything after it."""
+    old, new = committed.get("environment") or {}, rerun.get("environment") or {}
+    changed = [f"{key} {old[key]!r} -> {new[key]!r}" for key in PLATFORM_KEYS
+               if key in old and key in new and old[key] != new[key]]
+    return ("committed on another platform (" + ", ".join(changed) + ")") if changed else None
+
+
 def fixture_runs(registry: Mapping[str, Reproduction]) -> list[tuple[str, str | None]]:
     """``(name, variant or None)`` of every quick run that has a committed JSON: the
     reproductions of ``registry`` measured under :data:`FIXTURE_MAX_MINUTES`, main run and

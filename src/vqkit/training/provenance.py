@@ -42,6 +42,9 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "cpu": cpu_name(),
+        # The instruction set torch's CPU kernels use ("AVX2", "AVX512", ...): float32
+        # results can differ in the last bits between two of them.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         # Other processes on the machine slow wall times down; record how loaded it was.
