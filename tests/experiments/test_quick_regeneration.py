@@ -86,14 +86,19 @@ def test_the_committed_quick_results_are_exactly_the_quick_runs_and_clean():
         assert data["environment"]["threads"] == 1
 
 
-def test_verify_reports_a_changed_number_and_exits_1(tmp_path, capsys):
+def _fresh_sfvq_toy(tmp_path: Path) -> tuple[Path, dict]:
+    """An empty folder for a planted committed file, and the record of a fresh sfvq-toy quick
+    run on this machine: it stands for the committed one, which may come from another CPU,
+    where other numbers differ in the last bits too."""
     committed = tmp_path / "committed"
     committed.mkdir()
-    # A fresh quick run on this machine stands for the committed one: the committed file may
-    # come from another CPU, where other numbers differ in the last bits too.
     fresh = REGISTRY["sfvq-toy"].runner(None)(tmp_path / "fresh", quick=True, seed=0,
                                               allow_dirty=True)
-    data = json.loads(fresh.read_text())
+    return committed, json.loads(fresh.read_text())
+
+
+def test_verify_reports_a_changed_number_and_exits_1(tmp_path, capsys):
+    committed, data = _fresh_sfvq_toy(tmp_path)
     true = data["results"]["test"]["mse_curve_vertices_only"]
     data["results"]["test"]["mse_curve_vertices_only"] = true + 0.125
     (committed / "sfvq_toy.json").write_text(json.dumps(data))
@@ -114,11 +119,7 @@ def test_verify_without_a_committed_result_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_verify_names_another_platform_when_numbers_differ(tmp_path, capsys):
-    committed = tmp_path / "committed"
-    committed.mkdir()
-    fresh = REGISTRY["sfvq-toy"].runner(None)(tmp_path / "fresh", quick=True, seed=0,
-                                              allow_dirty=True)
-    data = json.loads(fresh.read_text())
+    committed, data = _fresh_sfvq_toy(tmp_path)
     data["environment"]["cpu"] = "another CPU"
     (committed / "sfvq_toy.json").write_text(json.dumps(data))
     assert main(["reproduce", "sfvq-toy", "--verify", "--committed", str(committed)]) == 0
