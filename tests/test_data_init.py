@@ -1,7 +1,9 @@
 """Lazy data initialisation (``data_init=DataInit(...)``): the first training batch fits the
 codebooks exactly as an explicit ``init_codebook_`` call on its kept vectors does, once; the
 ``initialised`` buffer survives save/load; an older state loads as initialised; eval mode
-before initialisation warns; too small a first batch is refused.
+before initialisation warns; a first batch smaller than the codebook is filled up with
+jittered copies (every kept vector gets a codeword, no masked one does); an empty one is
+refused.
 
 The oracle of every family is the explicit call: a twin quantizer with the same initial state
 gets ``init_codebook_(x[mask], generator=Generator().manual_seed(seed), iters=...)`` and the
@@ -225,14 +227,43 @@ def test_eval_before_the_first_batch_warns_and_quantizes_with_the_initial_codewo
         vq.eval()(x), vq.encode(x)
 
 
-def test_too_small_a_first_batch_is_refused_and_changes_nothing(device):
+@pytest.mark.parametrize("name", ["vq", "rvq"])
+def test_a_first_batch_smaller_than_the_codebook_is_filled_up(device, name):
+    """40 vectors (about 30 kept) for 256 codewords: every codeword lies within the fill
+    jitter of a kept vector (none near the masked-out ones at offset 50), every kept vector
+    has one, and the fill is the explicit call on the jittered copies, drawn from the seed."""
+    from vqkit.quantizers.data_init import FILL_JITTER, filled_up
+
+    build = {"vq": lambda **kw: VectorQuantizer(D, 256, **kw),
+             "rvq": lambda **kw: ResidualVQ(D, 256, 2, **kw)}[name]
+    torch.manual_seed(0)
+    vq = build(data_init=DataInit(seed=3, iters=5)).to(device)
+    twin = build().to(device)
+    twin.load_state_dict({k: v for k, v in vq.state_dict().items() if k != "initialised"})
+    x, mask = _batch(device, n=40)
+    kept = x[mask]
+    vq.train()(x, mask=mask)
+    assert bool(vq.initialised)
+    g = torch.Generator().manual_seed(3)
+    twin.init_codebook_(filled_up(kept, -(-256 // len(kept)), g), generator=g, iters=5)
+    for key, value in twin.state_dict().items():
+        if not key.endswith(("usage", "usage_batches")):
+            assert torch.equal(value, vq.state_dict()[key]), key
+    if name == "vq":
+        gap = torch.cdist(vq.codewords.detach().double(), kept.double())
+        reach = 10 * FILL_JITTER * kept.pow(2).mean(1).sqrt().max()
+        assert float(gap.min(1).values.max()) < reach  # every codeword near a kept vector
+        assert float(gap.min(0).values.max()) < reach  # every kept vector near a codeword
+
+
+def test_a_first_batch_with_no_vector_is_refused_and_changes_nothing(device):
     vq = VectorQuantizer(D, 32, data_init=DataInit()).to(device)
     before = {k: v.clone() for k, v in vq.state_dict().items()}
     x, mask = _batch(device, n=40)
-    with pytest.raises(ValueError, match=rf"codebook_size=32 vectors .*got {int(mask.sum())}\."):
-        vq.train()(x, mask=mask)  # 40 vectors, fewer kept
+    with pytest.raises(ValueError, match="kept no vector"):
+        vq.train()(x, mask=torch.zeros_like(mask))
     assert all(torch.equal(v, vq.state_dict()[k]) for k, v in before.items())
-    vq(torch.randn(32, D, device=device))  # exactly K is enough
+    vq(x[mask])
     assert bool(vq.initialised)
 
 

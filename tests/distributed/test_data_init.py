@@ -87,16 +87,25 @@ def test_a_ddp_model_trains_with_the_same_codebooks_on_both_ranks(workers):
         assert torch.equal(value, b["state"][key]), key
 
 
-def _too_few_worker(rank: int, world: int) -> str:
-    vq = VectorQuantizer(DIM, 32, data_init=DataInit())
+def _too_few_worker(rank: int, world: int) -> dict:
+    torch.manual_seed(rank)
+    vq = ddp.broadcast_state_(VectorQuantizer(DIM, 32, data_init=DataInit()))
     x = clustered(20 if rank == 0 else 10, seed=rank)
+    vq.train()(x)
+    empty = VectorQuantizer(DIM, 32, data_init=DataInit())
     try:
-        vq.train()(x)
+        empty.train()(x, mask=torch.zeros(len(x), dtype=torch.bool))
+        message = "no error"
     except ValueError as err:
-        return str(err)
-    return "no error"
+        message = str(err)
+    return {"codewords": vq.codewords.detach(), "x": x, "message": message}
 
 
-def test_too_small_a_first_batch_is_refused_on_every_rank(workers):
-    messages = workers.run(_too_few_worker)
-    assert all("codebook_size=32" in m and "got 30" in m for m in messages), messages
+def test_a_first_batch_smaller_than_the_codebook_is_filled_up_on_every_rank(workers):
+    """20 + 10 vectors for 32 codewords: both ranks end with the same codebook, with a
+    codeword near every vector of either rank; no vector at all is refused on both ranks."""
+    a, b = workers.run(_too_few_worker)
+    assert torch.equal(a["codewords"], b["codewords"])
+    union = torch.cat([a["x"], b["x"]]).double()
+    assert float(torch.cdist(union, a["codewords"].double()).min(1).values.max()) < 1e-2
+    assert all("kept no vector" in r["message"] for r in (a, b)), (a["message"], b["message"])

@@ -366,8 +366,8 @@ class Quantizer(nn.Module):
         Raises:
             TypeError: ``x`` is not a floating tensor, or ``mask`` is not a bool tensor.
             ValueError: ``x`` is not ``(..., D)`` or contains NaN/Inf, or ``mask``'s shape is
-                not ``x.shape[:-1]``, or a data initialisation that is due gets fewer kept
-                vectors than codewords (over all ranks).
+                not ``x.shape[:-1]``, or a data initialisation that is due gets no kept
+                vector (over all ranks).
         """
         check_vectors(x, self.dim)
         lead = x.shape[:-1]

@@ -21,9 +21,17 @@ The side effect stays explicit:
 
 Decisions, each documented in docs/training.md:
 
-- **A first batch with fewer vectors than codewords** (over all ranks, after the mask) raises
-  a ``ValueError`` naming both numbers, on every rank. Waiting for a later batch would train
-  the random codebook in the meantime and move the initialisation to a step nobody chose.
+- **A first batch with fewer vectors than codewords** (over all ranks, after the mask; common
+  with large codebooks: 32 images of 7x7 latents are 1,568 vectors for 16,384 codewords) is
+  filled up: every rank repeats its vectors ``ceil(K / N)`` times, each copy with Gaussian
+  jitter of :data:`FILL_JITTER` times the vector's RMS value (from the seeded generator), and
+  k-means runs on those. Every one of the N vectors gets a codeword within the jitter of it,
+  and the other codewords start as near-copies of them, as vector-quantize-pytorch's k-means
+  init samples its batch with replacement; dead-code replacement
+  (:class:`~vqkit.CodeReplacer`) moves the copies no vector picks. Waiting for a later batch
+  instead would train the random codebook in the meantime and move the initialisation to a
+  step nobody chose. A first batch with no vector at all (everything masked, on every rank)
+  raises a ``ValueError``.
 - **Eval mode before the first training batch** (``forward`` in eval mode, ``encode``)
   quantizes with the random initial codewords and emits a ``UserWarning`` (Python shows it
   once per process by default): a validation pass before training must still run.
@@ -41,6 +49,7 @@ import torch
 from torch import Tensor
 
 from .. import distributed
+from ..maintenance import jitter_rows
 from ..registry import DATA_INITS
 from ..strategy import Strategy
 
@@ -51,6 +60,9 @@ logger = logging.getLogger(__name__)
 
 #: The name of the buffer that says whether the data initialisation has run.
 BUFFER = "initialised"
+#: Standard deviation of the jitter of the copies that fill up a first batch with fewer
+#: vectors than codewords, relative to each vector's RMS value (that of dead-code replacement).
+FILL_JITTER = 1e-4
 
 
 @DATA_INITS.register
@@ -135,26 +147,39 @@ def initialise_on_first_batch_(quantizer: Quantizer, flat: Tensor, keep: Tensor 
         keep: ``(N,)`` bool, the vectors the mask keeps, or None for all.
 
     Raises:
-        ValueError: fewer vectors than codewords over all ranks (the message names both).
+        ValueError: no vector kept on any rank. (Fewer vectors than codewords are filled up
+            with jittered copies: the module docstring.)
     """
     if bool(quantizer.initialised):
         return
     samples = (flat if keep is None else flat[keep]).detach()
     count = torch.tensor([samples.shape[0]], dtype=torch.long, device=samples.device)
     total = int(distributed.all_reduce_(count))
-    need = max(quantizer.codebook_sizes)
-    if total < need:
+    if total == 0:
         raise ValueError(
             f"{type(quantizer).__name__} initialises its codebooks from its first training "
-            f"batch (data_init), which needs at least codebook_size={need} vectors (after the "
-            f"mask, over all ranks); got {total}. Use a larger first batch, or call "
-            "init_codebook_(samples) on more data before training")
+            "batch (data_init), which kept no vector (after the mask, over all ranks)")
     data_init = quantizer.data_init
+    generator = data_init.generator()
+    need = max(quantizer.codebook_sizes)
     with torch.no_grad():
-        quantizer.init_codebook_(samples, generator=data_init.generator(), iters=data_init.iters)
+        if total < need:
+            samples = filled_up(samples, -(-need // total), generator)
+        quantizer.init_codebook_(samples, generator=generator, iters=data_init.iters)
     quantizer.initialised.fill_(True)
-    logger.info("%s: codebooks initialised from the first training batch (%d vectors)",
-                type(quantizer).__name__, total)
+    logger.info("%s: codebooks initialised from the first training batch (%d vectors%s)",
+                type(quantizer).__name__, total,
+                "" if total >= need else f", filled up to {need} codewords with jittered copies")
+
+
+def filled_up(samples: Tensor, factor: int, generator: torch.Generator) -> Tensor:
+    """``samples`` and ``factor - 1`` jittered copies of them (:data:`FILL_JITTER`), fp32.
+
+    Shape:
+        samples: ``(N, D)``; returns ``(factor * N, D)``.
+    """
+    copies = [jitter_rows(samples, FILL_JITTER, generator) for _ in range(factor - 1)]
+    return torch.cat([samples.float(), *copies])
 
 
 @torch.compiler.disable
