@@ -107,6 +107,22 @@ def test_vq_entropy_penalty_equals_brute_force_and_round_trips(tmp_path):
 
 
 @pytest.mark.parametrize("cls", [LFQ, BSQ])
+def test_a_bit_saturated_in_every_sample_keeps_the_penalty_and_its_gradient_finite(cls):
+    """The network case that once gave NaN at the second step: every vector has a large
+    positive first coordinate, so bit 0's batch-mean probability rounds to exactly 1 in fp32."""
+    x = torch.randn(64, 10, generator=torch.Generator().manual_seed(0))
+    x[:, 0] = 50.0
+    x.requires_grad_()
+    q = cls(10, 2**10).train()
+    logits = x.detach()[:, :1] * (4.0 / 0.01)
+    assert float(torch.sigmoid(logits).mean()) == 1.0  # the saturated case
+    out = q(x)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and all(torch.isfinite(v) for v in out.losses.values())
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("cls", [LFQ, BSQ])
 def test_masked_rows_do_not_enter_the_penalty(cls):
     q = cls(6, 2**6, estimator=StraightThrough(beta=0.0)).train()
     x = torch.randn(10, 6, generator=torch.Generator().manual_seed(3))

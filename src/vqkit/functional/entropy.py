@@ -52,7 +52,10 @@ def _binary_entropy_of_logits(a: Tensor) -> Tensor:
 
 
 def _binary_entropy(p: Tensor) -> Tensor:
-    p = p.clamp(EPS, 1 - EPS)
+    """``H(p)`` in nats; ``p`` clamped to ``[eps, 1 - eps]`` of its dtype (``1 - 1e-12`` is 1 in
+    fp32, and ``0 * log 0`` would be NaN once a bit is on, or off, in every sample)."""
+    eps = torch.finfo(p.dtype).eps
+    p = p.clamp(eps, 1 - eps)
     return -(p * p.log() + (1 - p) * (1 - p).log())
 
 
