@@ -5,7 +5,7 @@ The families of [mentzer2024fsq] (FSQ: an implicit grid, no codebook to collapse
 [zhu2024simvq] (SimVQ: ``C = B W + b``, every codeword moves with ``W``) and [yu2022vitvqgan]
 (l2-normalised codes) all aim at using the whole codebook. Each trains in the same small conv
 autoencoder with residual blocks (28x28 images -> a 7x7 grid of 8-dimensional latents ->
-28x28; :class:`ConvAutoencoder`) with the same
+28x28; :class:`~._autoencoder.ConvAutoencoder`) with the same
 network, steps, batch and learning rate. Family-specific settings are only the papers' own:
 the codeword quantizers (VQ, cosine VQ, SimVQ) train with STE and the VQ-VAE commitment 0.25,
 random initial codewords (N(0, 1); SimVQ as its paper's code initialises it: a frozen basis
@@ -46,10 +46,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from .. import FSQ, Cosine, Quantizer, SimVQ, StraightThrough, VectorQuantizer
-from ..apps.image_codec.layers import ResidualBlock
 from ..data.fashion_mnist import load_fashion_mnist
 from ..functional.metrics import counts_perplexity, index_histogram
 from ..reporting import format_number, markdown_table
@@ -59,6 +58,7 @@ from ..training.objective import StepResult
 from ..training.provenance import Run, write_json
 from ..training.schedule import Schedule
 from ..training.seed import generator, seed_global
+from ._autoencoder import ConvAutoencoder
 from ._processes import map_in_processes
 from .reproduction import Reproduction, json_report
 
@@ -98,35 +98,6 @@ class UsageConfig:
 CONFIG = UsageConfig()
 QUICK = UsageConfig(steps=25, batch=16, train_images=2_000, test_images=500, hidden=8,
                     train_usage_images=500)
-
-
-class ConvAutoencoder(nn.Module):
-    """28x28 -> (7, 7, D) latents -> quantizer -> 28x28; ``forward`` returns (image, output).
-
-    Encoder: two stride-2 4x4 convolutions, each followed by a residual block
-    (:class:`~vqkit.apps.image_codec.layers.ResidualBlock`, the block of
-    [vandenoord2017vqvae]'s VQ-VAE), then a 1x1 convolution to ``dim``. Decoder: a 3x3
-    convolution from ``dim`` and a residual block, a stride-2 transposed convolution and a
-    residual block, then a stride-2 transposed convolution to one channel. ``hidden``
-    channels throughout.
-    """
-
-    def __init__(self, quantizer: Quantizer, hidden: int, dim: int = LATENT_DIM) -> None:
-        super().__init__()
-        self.enc = nn.Sequential(
-            nn.Conv2d(1, hidden, 4, 2, 1), ResidualBlock(hidden),
-            nn.Conv2d(hidden, hidden, 4, 2, 1), ResidualBlock(hidden), nn.ReLU(),
-            nn.Conv2d(hidden, dim, 1))
-        self.vq = quantizer
-        self.dec = nn.Sequential(
-            nn.Conv2d(dim, hidden, 3, 1, 1), ResidualBlock(hidden),
-            nn.ConvTranspose2d(hidden, hidden, 4, 2, 1), ResidualBlock(hidden), nn.ReLU(),
-            nn.ConvTranspose2d(hidden, 1, 4, 2, 1))
-
-    def forward(self, images: Tensor) -> tuple[Tensor, Any]:
-        z = self.enc(images).movedim(1, -1)  # (B, 7, 7, D), channel-last
-        out = self.vq(z)
-        return self.dec(out.quantized.movedim(-1, 1)), out
 
 
 def _objective(model: ConvAutoencoder, images: Tensor) -> StepResult:
@@ -184,7 +155,7 @@ def run_point(method: str, codes: int, levels: tuple[int, ...], train: Tensor, t
               cfg: UsageConfig, seed: int) -> dict[str, Any]:
     """Train one method at one size and measure it; returns its results row."""
     seed_global(seed, NAME, method, codes)  # the initial weights and codewords
-    model = ConvAutoencoder(make_quantizer(method, codes, levels), cfg.hidden)
+    model = ConvAutoencoder(make_quantizer(method, codes, levels), cfg.hidden, LATENT_DIM)
     source = RandomRows(train, cfg.batch, generator(seed, NAME, "batches", method, codes))
     schedule = Schedule(steps=cfg.steps, lr=cfg.lr, log_every=max(cfg.steps // 5, 1))
     trainer = Trainer(model, source, schedule, objective=_objective, quantizer=model.vq)
