@@ -29,9 +29,10 @@ PROVENANCE_KEYS = frozenset({
 })
 #: Keys (at any depth) of timings and machine load: ``*seconds*`` (wall, train, encode, per
 #: configuration), ``load_average*``, throughput ``*_per_s`` / ``vectors_per_s``, and the
-#: timing ratios of the benchmarks (``time_over_*``, ``*_over_vqp``, ``speedup*``).
+#: timing ratios of the benchmarks (``time_over_*``, ``*_over_vqp``, ``speedup*``), and the
+#: peak memory a process measured (``*_mib``: the allocator's high-water mark varies too).
 TIMING_KEY = re.compile(r"seconds|load_average|per_s$|^time_over_|_time_over_|_over_vqp$"
-                        r"|^speedup")
+                        r"|^speedup|_mib$")
 #: What stands in a difference for a value one side does not have.
 MISSING = "<missing>"
 #: Reproductions whose quick version takes less than this (minutes, ``quick_minutes``) have

@@ -1,0 +1,132 @@
+"""The quantizer benchmark: every row builds and trains in the network, the peer adapter keeps
+the peer's numbers, the metrics against independent oracles, the comparisons, and the quick
+run end to end (its committed fixture: ``test_quick_regeneration``)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vqkit.experiments import _bench_rows as rows
+from vqkit.experiments import _bench_train as bt
+from vqkit.experiments import quantizer_bench as qb
+from vqkit.experiments import registry
+
+pytest.importorskip("vector_quantize_pytorch")
+CFG = bt.BenchConfig(hidden=8, dim=16, batch=4)
+
+
+@pytest.mark.parametrize("name", list(rows.ROWS))
+def test_every_row_trains_a_step_in_the_network_with_finite_loss(name):
+    """Training and eval forward of the whole network; indices in range, one column per
+    codebook; the encoder and decoder start from the same weights for every row."""
+    model = bt.build_model(name, 1024, "photos", 0, CFG).train()
+    x = torch.rand(CFG.batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    recon, out = model(x)
+    loss = (recon - x).pow(2).mean() + out.loss
+    loss.backward()
+    assert recon.shape == x.shape and torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.enc.parameters())
+    sizes = rows.ROWS[name].sizes(1024)
+    recons, idx = bt.reconstruct(model, x)
+    assert idx.shape == (CFG.batch * 64, len(sizes))
+    assert all(int(idx[:, m].min()) >= 0 and int(idx[:, m].max()) < k
+               for m, k in enumerate(sizes))
+    reference = bt.build_model(rows.VQKIT_ROWS[0].name, 1024, "photos", 0, CFG)
+    for part in ("enc", "dec"):
+        ours, theirs = getattr(model, part).state_dict(), getattr(reference, part).state_dict()
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours), part
+
+
+def test_the_peer_adapter_returns_the_peers_own_output():
+    from vector_quantize_pytorch import ResidualVQ
+
+    torch.manual_seed(0)
+    layer = ResidualVQ(dim=8, num_quantizers=2, codebook_size=16).eval()
+    adapter = rows.PeerQuantizer(layer, losses=2)
+    x = torch.randn(3, 4, 5, 8)
+    out = adapter(x)
+    quantized, indices, losses = layer(x.reshape(3, 20, 8))
+    assert torch.equal(out.quantized, quantized.reshape(3, 4, 5, 8))
+    assert torch.equal(out.indices, indices.reshape(3, 4, 5, 2))
+    assert torch.equal(out.loss, losses.sum())
+
+
+def test_equal_bits_per_latent_for_every_family():
+    for codes, bits in ((1024, 10), (16384, 14)):
+        for row in rows.ROWS.values():
+            total = math.prod(row.sizes(codes))
+            assert abs(math.log2(total) - bits) < 0.1, (row.name, total)
+
+
+def test_usage_and_perplexity_against_counting():
+    g = torch.Generator().manual_seed(0)
+    idx = torch.stack([torch.randint(0, 8, (50,), generator=g),
+                       torch.randint(0, 3, (50,), generator=g)], 1)
+    stats = bt.usage_stats(idx, (16, 4))
+    used = [len(set(idx[:, 0].tolist())) / 16, len(set(idx[:, 1].tolist())) / 4]
+    perp = []
+    for m in range(2):
+        _, counts = np.unique(idx[:, m].numpy(), return_counts=True)
+        p = counts / counts.sum()
+        perp.append(math.exp(-(p * np.log(p)).sum()))
+    assert stats["usage"] == pytest.approx(np.mean(used), abs=1e-12)
+    assert stats["perplexity"] == pytest.approx(np.mean(perp), rel=1e-9)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_ssim_is_the_mean_of_scikit_image_per_image(channels):
+    from skimage.metrics import structural_similarity
+
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(5, channels, 28, 28, generator=g)
+    b = (a + 0.1 * torch.randn(a.shape, generator=g)).clamp(0, 1)
+    per_image = [structural_similarity(
+        a[i].permute(1, 2, 0).double().numpy(), b[i].permute(1, 2, 0).double().numpy(),
+        data_range=1.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False) for i in range(5)]
+    assert bt.mean_ssim(a, b) == pytest.approx(float(np.mean(per_image)), abs=1e-12)
+    mse = float(((a.double() - b.double()) ** 2).mean())
+    assert bt.psnr_of_mean_mse(a, b) == pytest.approx(-10 * math.log10(mse), abs=1e-12)
+
+
+def test_comparisons_pick_the_best_of_each_library_and_pair_the_step_times():
+    def entry(row, library, psnr, seconds):
+        return {"dataset": "d", "codes": 4, "row": row, "library": library, "psnr_mean": psnr,
+                "usage_mean": 0.5, "step_seconds": seconds}
+
+    summary = [entry(qb.DEFAULT_ROW, "vqkit", 20.0, 1.0), entry("FSQ", "vqkit", 21.0, 2.0),
+               entry("VQP VectorQuantize defaults", "vector-quantize-pytorch", 20.5, 4.0),
+               entry("VQP FSQ", "vector-quantize-pytorch", 19.0, 1.0)]
+    (c,) = qb._comparisons(summary)
+    assert (c["vqkit_best"], c["peer_best"]) == ("FSQ", "VQP VectorQuantize defaults")
+    assert c["margin_db"] == pytest.approx(0.5) and c["default_gap_db"] == pytest.approx(1.0)
+    assert c["step_time_over_peer"] == {qb.DEFAULT_ROW: 0.25, "FSQ": 2.0}
+
+
+def test_the_cost_of_a_row_is_measured(tmp_path):
+    from vqkit.experiments._bench_cost import measure_cost
+
+    cost = measure_cost("fashion-mnist", "FSQ", 1024, bt.BenchConfig(hidden=8, batch=4,
+                                                                     cost_steps=2))
+    assert cost["step_seconds"] > 0 and cost["quantizer_seconds"] > 0
+    assert cost["peak_step_mib"] >= 0
+
+
+def test_quick_run_writes_every_point_and_the_report(tmp_path):
+    path = qb.run(tmp_path, quick=True, seed=0, allow_dirty=True)
+    data = json.loads(path.read_text())
+    res, cfg = data["results"], qb.QUICK
+    assert len(res["points"]) == len(qb._points(cfg))
+    for p in res["points"]:
+        assert 0 < p["usage"] <= 1 and p["perplexity"] >= 1 and 0 < p["ssim"] <= 1
+        assert [c["step"] for c in p["curve"]] == list(range(cfg.eval_every, cfg.steps + 1,
+                                                             cfg.eval_every))
+        assert "shown" not in p
+    assert len(res["summary"]) == len(cfg.datasets) * len(cfg.sizes) * len(cfg.rows)
+    assert all((tmp_path / f).is_file() for f in res["plots"].values())
+    assert registry()["quantizer-bench"].report(tmp_path).startswith("## Every quantizer")
