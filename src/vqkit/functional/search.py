@@ -385,10 +385,17 @@ def _search(x: Tensor, codewords: Tensor, k: int, chunk_elements: int | None, *,
         xf = x.detach().to(dtype)
         # (a Python query: dynamo cannot trace it, and the compiled path needs no bound)
         gamma = None if compiling else _gamma(x.shape[1], _roundoff(dtype))
+        # One distance block for every chunk (eager): a fresh block per chunk is a fresh
+        # multi-MiB allocation, whose first-touch page faults cost more than the product.
+        block = None if compiling else torch.empty(min(rows, n), size, device=x.device,
+                                                   dtype=dtype)
         for start in range(0, n, rows):
             xo = xf[start : start + rows]
             xs = xo - centre
-            d = torch.addmm(c_sq, xs, ct, beta=1.0, alpha=-2.0)
+            if block is None:
+                d = torch.addmm(c_sq, xs, ct, beta=1.0, alpha=-2.0)
+            else:
+                d = torch.addmm(c_sq, xs, ct, beta=1.0, alpha=-2.0, out=block[: xs.shape[0]])
             # Direct distances use the uncentred values: a difference of two nearby floats is
             # exact (Sterbenz), so integer data give exact distances.
             if compiling:
