@@ -130,3 +130,9 @@ def test_quick_run_writes_every_point_and_the_report(tmp_path):
     assert len(res["summary"]) == len(cfg.datasets) * len(cfg.sizes) * len(cfg.rows)
     assert all((tmp_path / f).is_file() for f in res["plots"].values())
     assert registry()["quantizer-bench"].report(tmp_path).startswith("## Every quantizer")
+
+
+def test_the_recipe_replaces_up_to_one_period_before_the_end():
+    schedule = bt.replacement(100, 600)
+    assert [s for s in range(1, 601) if schedule.due(s)] == [100, 200, 300, 400, 500]
+    assert not any(bt.replacement(0, 600).due(s) for s in range(1, 601))

@@ -69,7 +69,7 @@ class BenchConfig:
         cost_steps: timed steps of each isolated cost measurement (median).
     """
 
-    steps: int = 1500
+    steps: int = 600
     batch: int = 16
     lr: float = 2e-3
     hidden: int = 32
@@ -78,7 +78,7 @@ class BenchConfig:
     sizes: tuple[int, ...] = (1024, 16384)
     rows: tuple[str, ...] = tuple(ROWS)
     datasets: tuple[str, ...] = tuple(DATASETS)
-    eval_every: int = 250
+    eval_every: int = 100
     curve_images: int = 1000
     test_images: int | None = None
     cost_steps: int = 5
@@ -157,6 +157,14 @@ def evaluate(model: ConvAutoencoder, images: Tensor, sizes: tuple[int, ...], *,
     return out
 
 
+def replacement(every: int, steps: int) -> Replacement:
+    """vqkit's recipe: dead-code replacement every ``every`` steps up to one period before the
+    end (the README's ``CodeReplacer(vq, every=50, until=250)`` of a 300-step loop stops
+    before the end too), so that every replaced codeword trains at least ``every`` steps
+    before the test; ``every=0``: none."""
+    return Replacement(every=every, until=max(steps - every, 0) if every else None)
+
+
 def build_model(row: str, codes: int, dataset: str, seed: int, cfg: BenchConfig
                 ) -> ConvAutoencoder:
     """The autoencoder with row ``row``'s quantizer; the encoder and decoder weights depend
@@ -182,7 +190,7 @@ def train_point(dataset: str, row: str, codes: int, seed: int, cfg: BenchConfig
     model = build_model(row, codes, dataset, seed, cfg)
     batches = Sampler(source.sample, cfg.batch, generator(seed, NAME, "batches", dataset))
     schedule = Schedule(steps=cfg.steps, lr=cfg.lr, lr_schedule=Cosine(),
-                        replacement=Replacement(every=spec.replace_every),
+                        replacement=replacement(spec.replace_every, cfg.steps),
                         log_every=cfg.eval_every)
     vqkit_row = spec.library == VQKIT
     trainer = Trainer(model, batches, schedule, objective=_objective,
