@@ -229,10 +229,11 @@ def test_eval_before_the_first_batch_warns_and_quantizes_with_the_initial_codewo
 
 @pytest.mark.parametrize("name", ["vq", "rvq"])
 def test_a_first_batch_smaller_than_the_codebook_is_filled_up(device, name):
-    """40 vectors (about 30 kept) for 256 codewords: every codeword lies within the fill
-    jitter of a kept vector (none near the masked-out ones at offset 50), every kept vector
-    has one, and the fill is the explicit call on the jittered copies, drawn from the seed."""
-    from vqkit.quantizers.data_init import FILL_JITTER, filled_up
+    """40 vectors (about 30 kept) for 256 codewords: the explicit call on the jittered copies
+    (their own generator, seed + 1; k-means seeded with the seed); the codewords are distinct,
+    each lies near a kept vector (none near the masked-out ones at offset 50) and every kept
+    vector has one, within a few jitters of the batch's spread."""
+    from vqkit.quantizers.data_init import FILL_JITTER, FILL_SEED_OFFSET, filled_up
 
     build = {"vq": lambda **kw: VectorQuantizer(D, 256, **kw),
              "rvq": lambda **kw: ResidualVQ(D, 256, 2, **kw)}[name]
@@ -244,16 +245,31 @@ def test_a_first_batch_smaller_than_the_codebook_is_filled_up(device, name):
     kept = x[mask]
     vq.train()(x, mask=mask)
     assert bool(vq.initialised)
-    g = torch.Generator().manual_seed(3)
-    twin.init_codebook_(filled_up(kept, -(-256 // len(kept)), g), generator=g, iters=5)
+    noise = torch.Generator().manual_seed(3 + FILL_SEED_OFFSET)
+    twin.init_codebook_(filled_up(kept, -(-256 // len(kept)), noise),
+                        generator=torch.Generator().manual_seed(3), iters=5)
     for key, value in twin.state_dict().items():
         if not key.endswith(("usage", "usage_batches")):
             assert torch.equal(value, vq.state_dict()[key]), key
     if name == "vq":
-        gap = torch.cdist(vq.codewords.detach().double(), kept.double())
-        reach = 10 * FILL_JITTER * kept.pow(2).mean(1).sqrt().max()
+        codewords = vq.codewords.detach()
+        assert codewords.unique(dim=0).shape[0] == 256  # no two copies alike
+        spread = float((kept - kept.mean(0)).square().mean().sqrt())
+        gap = torch.cdist(codewords.double(), kept.double())
+        reach = 4 * FILL_JITTER * spread * D**0.5
         assert float(gap.min(1).values.max()) < reach  # every codeword near a kept vector
         assert float(gap.min(0).values.max()) < reach  # every kept vector near a codeword
+
+
+def test_a_filled_up_batch_with_a_large_common_offset_keeps_every_vector_its_own_code():
+    """The jitter scales with the spread, not with the offset: at +1e6, 63 vectors for 64
+    codewords still get 63 different codes (scaled by each vector's size, the jitter swamped
+    the data and k-means collapsed onto one codeword)."""
+    torch.manual_seed(0)
+    vq = VectorQuantizer(8, 64, data_init=DataInit())
+    x = torch.randn(63, 8, generator=torch.Generator().manual_seed(1)) + 1e6
+    vq.train()(x)
+    assert vq.eval().encode(x).unique().numel() == 63
 
 
 def test_a_first_batch_with_no_vector_is_refused_and_changes_nothing(device):

@@ -87,19 +87,6 @@ class UsageWeighted(ReplacementRule):
         return used[picks.to(used.device)]
 
 
-def jitter_rows(rows: Tensor, jitter: float, generator: torch.Generator | None) -> Tensor:
-    """``rows`` plus Gaussian noise of standard deviation ``jitter`` times each row's RMS value
-    (this rank's own draw; floor :data:`JITTER_FLOOR`).
-
-    Shape:
-        rows: ``(n, D)``; returns ``(n, D)`` fp32.
-    """
-    base = rows.float()
-    scale = base.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(JITTER_FLOOR)
-    noise = torch.randn(base.shape, generator=generator, device=draw_device(generator))
-    return base + jitter * scale * noise.to(base.device)
-
-
 def jittered_copies(
     codewords: Tensor, sources: Tensor, jitter: float, generator: torch.Generator | None
 ) -> Tensor:
@@ -109,7 +96,11 @@ def jittered_copies(
     Shape:
         codewords: ``(K, D)``; sources: ``(n,)`` int64; returns ``(n, D)`` fp32.
     """
-    return distributed.broadcast_(jitter_rows(codewords[sources], jitter, generator))
+    base = codewords[sources].float()
+    scale = base.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(JITTER_FLOOR)
+    noise = torch.randn(base.shape, generator=generator, device=draw_device(generator))
+    noise = noise.to(base.device)
+    return distributed.broadcast_(base + jitter * scale * noise)
 
 
 def replace_dead_codes_(

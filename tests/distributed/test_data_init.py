@@ -106,6 +106,10 @@ def test_a_first_batch_smaller_than_the_codebook_is_filled_up_on_every_rank(work
     codeword near every vector of either rank; no vector at all is refused on both ranks."""
     a, b = workers.run(_too_few_worker)
     assert torch.equal(a["codewords"], b["codewords"])
+    from vqkit.quantizers.data_init import FILL_JITTER
+
     union = torch.cat([a["x"], b["x"]]).double()
-    assert float(torch.cdist(union, a["codewords"].double()).min(1).values.max()) < 1e-2
+    spread = max(float((r["x"] - r["x"].mean(0)).square().mean().sqrt()) for r in (a, b))
+    reach = 4 * FILL_JITTER * spread * DIM**0.5  # a few jitters of the larger rank's spread
+    assert float(torch.cdist(union, a["codewords"].double()).min(1).values.max()) < reach
     assert all("kept no vector" in r["message"] for r in (a, b)), (a["message"], b["message"])

@@ -24,14 +24,15 @@ Decisions, each documented in docs/training.md:
 - **A first batch with fewer vectors than codewords** (over all ranks, after the mask; common
   with large codebooks: 32 images of 7x7 latents are 1,568 vectors for 16,384 codewords) is
   filled up: every rank repeats its vectors ``ceil(K / N)`` times, each copy with Gaussian
-  jitter of :data:`FILL_JITTER` times the vector's RMS value (from the seeded generator), and
-  k-means runs on those. Every one of the N vectors gets a codeword within the jitter of it,
-  and the other codewords start as near-copies of them, as vector-quantize-pytorch's k-means
-  init samples its batch with replacement; dead-code replacement
-  (:class:`~vqkit.CodeReplacer`) moves the copies no vector picks. Waiting for a later batch
-  instead would train the random codebook in the meantime and move the initialisation to a
-  step nobody chose. A first batch with no vector at all (everything masked, on every rank)
-  raises a ``ValueError``.
+  jitter of :data:`FILL_JITTER` times the batch's spread (its RMS distance from its mean; a
+  common offset does not count), drawn from a generator seeded with ``seed +``
+  :data:`FILL_SEED_OFFSET`, and k-means runs on those. Every one of the N vectors gets a
+  codeword within the jitter of it, and the other codewords start as near-copies of them, as
+  vector-quantize-pytorch's k-means init samples its batch with replacement; dead-code
+  replacement (:class:`~vqkit.CodeReplacer`) moves the copies no vector picks. Waiting for a
+  later batch instead would train the random codebook in the meantime and move the
+  initialisation to a step nobody chose. A first batch with no vector at all (everything
+  masked, on every rank) raises a ``ValueError``.
 - **Eval mode before the first training batch** (``forward`` in eval mode, ``encode``)
   quantizes with the random initial codewords and emits a ``UserWarning`` (Python shows it
   once per process by default): a validation pass before training must still run.
@@ -49,7 +50,6 @@ import torch
 from torch import Tensor
 
 from .. import distributed
-from ..maintenance import jitter_rows
 from ..registry import DATA_INITS
 from ..strategy import Strategy
 
@@ -61,8 +61,12 @@ logger = logging.getLogger(__name__)
 #: The name of the buffer that says whether the data initialisation has run.
 BUFFER = "initialised"
 #: Standard deviation of the jitter of the copies that fill up a first batch with fewer
-#: vectors than codewords, relative to each vector's RMS value (that of dead-code replacement).
-FILL_JITTER = 1e-4
+#: vectors than codewords, relative to the batch's spread (its RMS distance from its mean): far
+#: below the distances between data vectors, far above bf16's resolution at that spread.
+FILL_JITTER = 1e-2
+#: Added to :attr:`DataInit.seed` to seed the fill-up's jitter (k-means keeps its own generator,
+#: seeded with ``seed`` on every rank, whatever each rank drew for its copies).
+FILL_SEED_OFFSET = 1
 
 
 @DATA_INITS.register
@@ -160,12 +164,12 @@ def initialise_on_first_batch_(quantizer: Quantizer, flat: Tensor, keep: Tensor 
             f"{type(quantizer).__name__} initialises its codebooks from its first training "
             "batch (data_init), which kept no vector (after the mask, over all ranks)")
     data_init = quantizer.data_init
-    generator = data_init.generator()
     need = max(quantizer.codebook_sizes)
     with torch.no_grad():
         if total < need:
-            samples = filled_up(samples, -(-need // total), generator)
-        quantizer.init_codebook_(samples, generator=generator, iters=data_init.iters)
+            noise = torch.Generator().manual_seed(data_init.seed + FILL_SEED_OFFSET)
+            samples = filled_up(samples, -(-need // total), noise)
+        quantizer.init_codebook_(samples, generator=data_init.generator(), iters=data_init.iters)
     quantizer.initialised.fill_(True)
     logger.info("%s: codebooks initialised from the first training batch (%d vectors%s)",
                 type(quantizer).__name__, total,
@@ -173,13 +177,21 @@ def initialise_on_first_batch_(quantizer: Quantizer, flat: Tensor, keep: Tensor 
 
 
 def filled_up(samples: Tensor, factor: int, generator: torch.Generator) -> Tensor:
-    """``samples`` and ``factor - 1`` jittered copies of them (:data:`FILL_JITTER`), fp32.
+    """``samples`` and ``factor - 1`` copies of them, each with its own Gaussian jitter of
+    standard deviation :data:`FILL_JITTER` times the samples' spread (RMS distance from their
+    mean; if they are all equal, their RMS value, or 1 if they are zero), fp32.
 
     Shape:
         samples: ``(N, D)``; returns ``(factor * N, D)``.
     """
-    copies = [jitter_rows(samples, FILL_JITTER, generator) for _ in range(factor - 1)]
-    return torch.cat([samples.float(), *copies])
+    base = samples.float()
+    spread = float((base - base.mean(dim=0)).square().mean().sqrt())
+    if spread == 0.0:  # one vector, or all equal: their own RMS value, else 1
+        spread = float(base.square().mean().sqrt()) or 1.0
+    scale = FILL_JITTER * spread
+    copies = [base + scale * torch.randn(base.shape, generator=generator).to(base.device)
+              for _ in range(factor - 1)]
+    return torch.cat([base, *copies])
 
 
 @torch.compiler.disable
