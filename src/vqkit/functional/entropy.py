@@ -51,12 +51,12 @@ def _binary_entropy_of_logits(a: Tensor) -> Tensor:
     return -(p * F.logsigmoid(a) + (1 - p) * F.logsigmoid(-a))
 
 
-def _binary_entropy(p: Tensor) -> Tensor:
-    """``H(p)`` in nats; ``p`` clamped to ``[eps, 1 - eps]`` of its dtype (``1 - 1e-12`` is 1 in
-    fp32, and ``0 * log 0`` would be NaN once a bit is on, or off, in every sample)."""
-    eps = torch.finfo(p.dtype).eps
-    p = p.clamp(eps, 1 - eps)
-    return -(p * p.log() + (1 - p) * (1 - p).log())
+def _binary_entropy(p: Tensor, q: Tensor) -> Tensor:
+    """``H`` in nats of a bit that is 1 with probability ``p`` and 0 with probability ``q``,
+    both given (``1 - p`` loses ``q``'s digits when ``p`` is near 1). The logarithms' arguments
+    are floored at :data:`EPS`, so a bit that is on (or off) in every sample gives ``0 * log``
+    of a finite number, not ``0 * log 0`` = NaN, and a finite gradient."""
+    return -(p * p.clamp_min(EPS).log() + q * q.clamp_min(EPS).log())
 
 
 def binary_code_entropies(
@@ -76,8 +76,11 @@ def binary_code_entropies(
     """
     logits = logits.float()
     per_sample = _batch_mean(_binary_entropy_of_logits(logits).sum(dim=1), weights, sum_over_ranks)
-    mean_p = _batch_mean(torch.sigmoid(logits), weights, sum_over_ranks)
-    return per_sample, _binary_entropy(mean_p).sum()
+    # P(bit = 1) and P(bit = 0) averaged together (one reduction over ranks), each from its
+    # own sigmoid so that neither is 1 minus the other
+    both = _batch_mean(torch.sigmoid(torch.cat([logits, -logits], dim=1)), weights,
+                       sum_over_ranks)
+    return per_sample, _binary_entropy(*both.split(logits.shape[1])).sum()
 
 
 def code_entropies(
