@@ -12,7 +12,6 @@ state is drawn last, from its own key.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from torch import Tensor
 
 from ..apps.image_codec.data import load_dataset
 from ..data._errors import require_module
-from ..functional.metrics import counts_perplexity, index_histogram
+from ..functional.metrics import counts_perplexity, index_histogram, psnr
 from ..replacement import Replacement
 from ..training.batches import Sampler
 from ..training.loop import Trainer
@@ -84,7 +83,7 @@ class BenchConfig:
     cost_steps: int = 5
 
 
-def test_images(dataset: str, count: int | None) -> Tensor:
+def held_out_images(dataset: str, count: int | None) -> Tensor:
     """The first ``count`` test images ``(N, C, H, W)`` in [0, 1] (None: all of them).
 
     Raises:
@@ -116,12 +115,6 @@ def reconstruct(model: ConvAutoencoder, images: Tensor) -> tuple[Tensor, Tensor]
     return torch.cat(recons), torch.cat(indices)
 
 
-def psnr_of_mean_mse(images: Tensor, recons: Tensor) -> float:
-    """``10 log10(1 / MSE)`` dB, the MSE per pixel over the whole set ([0, 1] pixels)."""
-    mse = float((images.double() - recons.double()).pow(2).mean())
-    return 10.0 * math.log10(1.0 / mse) if mse > 0 else math.inf
-
-
 def mean_ssim(images: Tensor, recons: Tensor) -> float:
     """Mean SSIM over the images (scikit-image's ``structural_similarity`` with the Gaussian
     window of [wang2004ssim], sigma 1.5, population covariances, data range 1; colour
@@ -150,9 +143,10 @@ def usage_stats(indices: Tensor, sizes: tuple[int, ...]) -> dict[str, float]:
 
 def evaluate(model: ConvAutoencoder, images: Tensor, sizes: tuple[int, ...], *,
              ssim: bool = True) -> dict[str, float]:
-    """PSNR (of the mean MSE), SSIM (if ``ssim``), usage and perplexity on ``images``."""
+    """PSNR (of the MSE per pixel over the whole set, [0, 1] pixels), SSIM (if ``ssim``),
+    usage and perplexity on ``images``."""
     recons, indices = reconstruct(model, images)
-    out = {"psnr": psnr_of_mean_mse(images, recons), **usage_stats(indices, sizes)}
+    out = {"psnr": psnr(images, recons), **usage_stats(indices, sizes)}
     if ssim:
         out["ssim"] = mean_ssim(images, recons)
     return out
@@ -186,7 +180,7 @@ def train_point(dataset: str, row: str, codes: int, seed: int, cfg: BenchConfig
     spec = ROWS[row]
     sizes = spec.sizes(codes)
     source, _ = load_dataset(*DATASETS[dataset][:2])
-    test = test_images(dataset, cfg.test_images)
+    test = held_out_images(dataset, cfg.test_images)
     curve_set = test[:cfg.curve_images]
     model = build_model(row, codes, dataset, seed, cfg)
     batches = Sampler(source.sample, cfg.batch, generator(seed, NAME, "batches", dataset))

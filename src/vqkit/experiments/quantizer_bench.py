@@ -43,7 +43,7 @@ from ..training.provenance import Run, write_json
 from . import _bench_plots as plots
 from ._bench_cost import measure_costs
 from ._bench_rows import PEER_EQUIVALENT, ROWS, VQKIT
-from ._bench_train import NAME, BenchConfig, shown, test_images, train_point
+from ._bench_train import NAME, BenchConfig, held_out_images, shown, train_point
 from ._processes import map_in_processes
 from .reproduction import Reproduction, json_report
 
@@ -129,7 +129,7 @@ def _plot(out_dir: Path, points: list[dict[str, Any]], summary: list[dict[str, A
         recons = {p["row"]: np.asarray(p["shown"], dtype=np.float32) for p in points
                   if p["dataset"] == dataset and p["codes"] == codes
                   and p["seed"] == cfg.seeds[0]}
-        originals = shown(test_images(dataset, cfg.test_images)).numpy()
+        originals = shown(held_out_images(dataset, cfg.test_images)).numpy()
         name = f"quantizer_bench_recons_{dataset}.png"
         files[f"recons_{dataset}"] = plots.reconstructions(
             originals, recons, out_dir / name,
