@@ -129,7 +129,11 @@ def test_a_record_from_another_cpu_is_named_as_such():
     new = _record()
     new["environment"] = {"cpu": "AMD EPYC", "torch": "2.13.0", "threads": 2,
                           "cpu_capability": "AVX512"}
-    assert platform_difference(old, new) is None  # threads are not the platform; a key
-    new["environment"]["cpu"] = "Intel Xeon"       # only one side records is not compared
+    # threads are not the platform, but a capability the committed record lacks may be
+    assert platform_difference(old, new) == (
+        "committed on another platform (cpu_capability 'unrecorded' -> 'AVX512')")
+    old["environment"]["cpu_capability"] = "AVX512"
+    assert platform_difference(old, new) is None
+    new["environment"]["cpu"] = "Intel Xeon"
     assert platform_difference(old, new) == (
         "committed on another platform (cpu 'AMD EPYC' -> 'Intel Xeon')")

@@ -47,12 +47,14 @@ PLATFORM_KEYS = ("cpu", "cpu_capability", "torch")
 
 def platform_difference(committed: Mapping[str, Any], rerun: Mapping[str, Any]) -> str | None:
     """Why two records cannot be expected to agree bit for bit, or None: their environments
-    differ in a :data:`PLATFORM_KEYS` entry that both record. Different CPUs run torch's
-    float32 kernels with other instruction sets and summation orders, and a last-bit
-    difference can move a nearest-neighbour choice and everything after it."""
+    differ in a :data:`PLATFORM_KEYS` entry, or the rerun records one that the committed
+    record does not (an older record: its "AMD EPYC" ran with AVX2 or AVX512, nobody knows).
+    Different CPUs run torch's float32 kernels with other instruction sets and summation
+    orders, and a last-bit difference can move a nearest-neighbour choice and everything
+    after it."""
     old, new = committed.get("environment") or {}, rerun.get("environment") or {}
-    changed = [f"{key} {old[key]!r} -> {new[key]!r}" for key in PLATFORM_KEYS
-               if key in old and key in new and old[key] != new[key]]
+    changed = [f"{key} {old.get(key, 'unrecorded')!r} -> {new[key]!r}" for key in PLATFORM_KEYS
+               if key in new and old.get(key) != new[key]]
     return ("committed on another platform (" + ", ".join(changed) + ")") if changed else None
 
 
