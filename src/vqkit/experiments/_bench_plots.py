@@ -11,7 +11,7 @@ import numpy as np
 
 from ..plotting import figure, save_png
 
-#: Line and bar colours: vqkit's rows blue-green, the peer's orange-red.
+#: Bar colours: vqkit's rows blue, the peer's orange.
 _COLOURS = {"vqkit": "tab:blue", "vector-quantize-pytorch": "tab:orange"}
 
 

@@ -67,10 +67,6 @@ def _points(cfg: BenchConfig) -> list[tuple[str, str, int, int]]:
             for s in cfg.seeds]
 
 
-def _train(dataset: str, row: str, codes: int, seed: int, cfg: BenchConfig) -> dict[str, Any]:
-    return train_point(dataset, row, codes, seed, cfg)
-
-
 def _summary(points: list[dict[str, Any]], costs: list[dict[str, Any]]
              ) -> list[dict[str, Any]]:
     """One row per (data set, size, quantizer): the seeds' mean and range, and the cost."""
@@ -155,7 +151,7 @@ def run(out_dir: Path, *, quick: bool = False, seed: int = 0, allow_dirty: bool 
     workers = min(torch.get_num_threads(), len(jobs))
     # the slowest first: the 16k-code peer layers, then the other 16k points
     order = sorted(range(len(jobs)), key=lambda i: (-jobs[i][2], ROWS[jobs[i][1]].library == VQKIT))
-    points = map_in_processes(_train, jobs, workers=workers, order=order, desc=NAME)
+    points = map_in_processes(train_point, jobs, workers=workers, order=order, desc=NAME)
     costs = measure_costs([(d, r, k) for d in cfg.datasets for k in cfg.sizes
                            for r in cfg.rows], cfg)
     summary = _summary(points, costs)
