@@ -155,7 +155,9 @@ def _peer(name: str, losses: int | None, **options) -> Callable[[int, int, int],
             kwargs["codebook_size"] = _two_stages(codes)[0]
         else:
             kwargs["codebook_size"] = codes
-        return PeerQuantizer(getattr(peer, name)(dim=dim, **kwargs), losses)
+        layers = {"VectorQuantize": peer.VectorQuantize, "FSQ": peer.FSQ, "LFQ": peer.LFQ,
+                  "SimVQ": peer.SimVQ, "ResidualVQ": peer.ResidualVQ}
+        return PeerQuantizer(layers[name](dim=dim, **kwargs), losses)
 
     return build
 
