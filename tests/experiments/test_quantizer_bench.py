@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -115,18 +117,40 @@ def test_the_cost_of_a_row_is_measured(tmp_path):
     assert cost["peak_step_mib"] >= 0
 
 
-def test_quick_run_writes_every_point_and_the_report(tmp_path):
-    path = qb.run(tmp_path, quick=True, seed=0, allow_dirty=True)
-    data = json.loads(path.read_text())
-    res, cfg = data["results"], qb.QUICK
-    assert len(res["points"]) == len(qb._points(cfg))
+def _check_record(data, cfg, quick):
+    """A record's points are the config's, and its summary and comparisons are recomputed
+    from them (the seeds' mean and range, the best of each library)."""
+    res = data["results"]
+    assert data["quick"] is quick and data["config"] == json.loads(json.dumps(asdict(cfg)))
+    assert [(p["dataset"], p["row"], p["codes"], p["seed"]) for p in res["points"]] == \
+        qb._points(cfg)
     for p in res["points"]:
-        assert 0 < p["usage"] <= 1 and p["perplexity"] >= 1 and 0 < p["ssim"] <= 1
+        sizes = rows.ROWS[p["row"]].sizes(p["codes"])
+        assert p["codebooks"] == list(sizes) and p["library"] == rows.ROWS[p["row"]].library
+        assert 0 < p["usage"] <= 1 and 0 < p["ssim"] <= 1
+        # exp(H) over the codes in use: between 1 and the (mean) number of codes used.
+        assert 1 <= p["perplexity"] <= p["usage"] * statistics.fmean(sizes) * (1 + 1e-9)
         assert [c["step"] for c in p["curve"]] == list(range(cfg.eval_every, cfg.steps + 1,
                                                              cfg.eval_every))
         assert "shown" not in p
     assert len(res["summary"]) == len(cfg.datasets) * len(cfg.sizes) * len(cfg.rows)
-    assert all((tmp_path / f).is_file() for f in res["plots"].values())
+    for s in res["summary"]:
+        runs = [p for p in res["points"]
+                if (p["dataset"], p["codes"], p["row"]) == (s["dataset"], s["codes"], s["row"])]
+        assert s["seeds"] == len(runs) == len(cfg.seeds)
+        psnrs = [p["psnr"] for p in runs]
+        assert s["psnr_mean"] == pytest.approx(statistics.fmean(psnrs), abs=1e-12)
+        assert (s["psnr_min"], s["psnr_max"]) == (min(psnrs), max(psnrs))
+        assert s["usage_mean"] == pytest.approx(statistics.fmean(p["usage"] for p in runs))
+        assert s["step_seconds"] > 0 and s["quantizer_seconds"] > 0
+    assert res["comparisons"] == json.loads(json.dumps(qb._comparisons(res["summary"])))
+
+
+def test_quick_run_writes_every_point_and_the_report(tmp_path):
+    path = qb.run(tmp_path, quick=True, seed=0, allow_dirty=True)
+    data = json.loads(path.read_text())
+    _check_record(data, qb.QUICK, quick=True)
+    assert all((tmp_path / f).is_file() for f in data["results"]["plots"].values())
     assert registry()["quantizer-bench"].report(tmp_path).startswith("## Every quantizer")
 
 

@@ -3,14 +3,15 @@ each built for a latent of ``dim`` channels and about ``codes`` codes.
 
 Every row is a :class:`BenchRow`: a name, the library, a builder and the number of codes of
 each of its codebooks. vqkit's codeword rows follow the recipe its README recommends (lazy
-k-means on the first training batch, ``DataInit``, and dead-code replacement every 100 steps,
-``CodeReplacer``); the implicit-codebook rows (FSQ, LFQ) and SimVQ (whose codewords cannot be
-overwritten one at a time) have neither. The peer's rows are configured as its README shows
+k-means on the first training batch, ``DataInit``, and dead-code replacement every 50 steps up
+to one period before the end, ``CodeReplacer``, as the 300-step loop of the README); the
+implicit-codebook rows (FSQ, LFQ) and SimVQ (whose codewords cannot be overwritten one at a
+time) have neither. The peer's rows are configured as its README shows
 ([lucidrains2026vqpytorch]): ``VectorQuantize`` with its defaults (EMA decay 0.8, rotation
-trick, commitment weight 1) and with k-means init, EMA 0.99, the straight-through estimator
-and dead-code expiry (``threshold_ema_dead_code=2``); its ``FSQ``, ``LFQ`` (entropy loss
-weight 0.1, diversity gamma 1), ``SimVQ`` (its defaults: rotation trick) and ``ResidualVQ``
-(k-means init and dead-code expiry, as its README's residual example).
+trick, commitment weight 1) and with k-means init, EMA 0.99, the straight-through estimator and
+dead-code expiry (``threshold_ema_dead_code=2``); its ``FSQ``, ``LFQ`` (entropy loss weight
+0.1, diversity gamma 1), ``SimVQ`` (its defaults: rotation trick) and ``ResidualVQ`` (k-means
+init and dead-code expiry, as its README's residual example).
 
 Equal bits per latent: 10 bits (1,024 codes) and 14 bits (16,384 codes) for every family; FSQ
 takes the levels of [mentzer2024fsq] Table 1 for 2^10 and 2^14 (1,000 and 15,360 codes) and
@@ -47,8 +48,9 @@ VQKIT = "vqkit"
 PEER = "vector-quantize-pytorch"
 #: FSQ levels for about 1,024 and 16,384 codes ([mentzer2024fsq] Table 1).
 FSQ_LEVELS = {1024: (8, 5, 5, 5), 16384: (8, 8, 8, 6, 5)}
-#: Replacement period of vqkit's recipe (docs/training.md: ``CodeReplacer(vq, every=100)``).
-REPLACE_EVERY = 100
+#: Replacement period of vqkit's recipe for a 300-step run (the README's and docs/training.md's
+#: 300-step loops: ``CodeReplacer(vq, every=50, until=250)``).
+REPLACE_EVERY = 50
 #: Dimension of the factorised codes ([yu2022vitvqgan]: 8).
 FACTORISED_DIM = 8
 

@@ -68,7 +68,7 @@ class BenchConfig:
         cost_steps: timed steps of each isolated cost measurement (median).
     """
 
-    steps: int = 600
+    steps: int = 300
     batch: int = 16
     lr: float = 2e-3
     hidden: int = 32
@@ -77,7 +77,7 @@ class BenchConfig:
     sizes: tuple[int, ...] = (1024, 16384)
     rows: tuple[str, ...] = tuple(ROWS)
     datasets: tuple[str, ...] = tuple(DATASETS)
-    eval_every: int = 100
+    eval_every: int = 50
     curve_images: int = 1000
     test_images: int | None = None
     cost_steps: int = 5
@@ -154,9 +154,9 @@ def evaluate(model: ConvAutoencoder, images: Tensor, sizes: tuple[int, ...], *,
 
 def replacement(every: int, steps: int) -> Replacement:
     """vqkit's recipe: dead-code replacement every ``every`` steps up to one period before the
-    end (the README's ``CodeReplacer(vq, every=50, until=250)`` of a 300-step loop stops
-    before the end too), so that every replaced codeword trains at least ``every`` steps
-    before the test; ``every=0``: none."""
+    end (the README's ``CodeReplacer(vq, every=50, until=250)`` of a 300-step loop), so that
+    every replaced codeword trains at least ``every`` steps before the test; ``every=0``:
+    none."""
     return Replacement(every=every, until=max(steps - every, 0) if every else None)
 
 

@@ -16,18 +16,17 @@ images; and the cost, measured alone in a fresh process per quantizer
 that step, and the quantizer's forward + backward alone. Training seconds per step of the
 runs themselves are recorded too, but two of them share the machine.
 
-The budget, 600 Adam steps of 16 images (9,600 images, a sixth of an epoch of Fashion-MNIST),
+The budget, 300 Adam steps of 16 images (4,800 images, a twelfth of an epoch of Fashion-MNIST),
 is what fits the 90 minutes on 2 cores that the run is allowed with the peer in it: at 16,384
-codes the peer's ``VectorQuantize`` (an N x K one-hot and einsum) and ``LFQ`` (an N x 2^14
-table) took about 0.7 and 1.9 s per training step of 32 images on one thread in a pilot,
-where vqkit's layers took 0.02-0.1 s. So the PSNRs are those of short training: the curves
-show how far each row has come, and the ranking may change with longer training.
+codes a point of the peer's ``VectorQuantize`` (an N x K one-hot and einsum) took about 1.2 s
+per training step of 16 images, curves included, in a worker beside another (its ``SimVQ`` and
+``LFQ``, an N x 2^14 table, are as heavy), so a first full run with 600 steps was on course
+for well over two hours and was stopped. So the PSNRs are those of short training: the
+curves show how far each row has come, and the ranking may change with longer training.
 
 Run: ``vqkit reproduce quantizer-bench --threads 2`` (the points in two single-threaded worker
-processes, then the costs one at a time; the full run has not been made yet, and its
-``expected_minutes`` is an estimate from the pilot's per-step costs, about 155 minutes of
-single-threaded work, to be replaced by the first full run's measurement). ``--quick`` is the
-harness check of the default test run: two quantizers, one size, a tiny network, 200 steps.
+processes, then the costs one at a time). ``--quick`` is the harness check of the default test
+run: two quantizers, one size, a tiny network, 200 steps.
 """
 
 from __future__ import annotations
