@@ -65,6 +65,79 @@ def test_equal_bits_per_latent_for_every_family():
             assert abs(math.log2(total) - bits) < 0.1, (row.name, total)
 
 
+def test_usage_counts_codes_picked_once():
+    idx = torch.tensor([[0], [0], [1], [3], [3]])
+    assert bt.usage_stats(idx, (8,))["usage"] == 3 / 8
+
+
+@pytest.mark.parametrize("codes", [1024, 16384])
+def test_fsq_rows_take_the_levels_of_their_size(codes):
+    """Both libraries' FSQ rows have the [mentzer2024fsq] levels of that size."""
+    for name in ("FSQ", "VQP FSQ"):
+        layer = rows.build_row(name, 16, codes, 0)
+        layer = layer.layer if isinstance(layer, rows.PeerQuantizer) else layer
+        assert layer.codebook_size == math.prod(rows.FSQ_LEVELS[codes]), name
+
+
+@pytest.mark.parametrize("row", [r for r in rows.PEER_ROWS if r.name != "VQP FSQ"],
+                         ids=lambda r: r.name)
+def test_every_peer_row_trains_on_the_peers_loss(row):
+    """The adapter's loss is the peer's float auxiliary loss, with a gradient to the
+    input (not its indices)."""
+    torch.manual_seed(0)
+    layer = row.build(8, 16, 0).train()
+    x = torch.randn(2, 3, 4, 8, requires_grad=True)
+    out = layer(x)
+    assert out.loss.dtype == torch.float32 and out.loss.dim() == 0
+    assert out.loss.requires_grad
+
+
+def test_peer_equivalents_are_one_peer_row_per_family_at_equal_bits():
+    pairs = rows.PEER_EQUIVALENT
+    assert len(set(pairs.values())) == len(pairs)
+    for ours, theirs in pairs.items():
+        assert rows.ROWS[ours].library == rows.VQKIT and rows.ROWS[theirs].library == rows.PEER
+        for codes in (1024, 16384):
+            assert rows.ROWS[ours].sizes(codes) == rows.ROWS[theirs].sizes(codes), ours
+
+
+def test_reconstruct_is_the_eval_forward_clamped_to_the_pixel_range():
+    model = bt.build_model(qb.DEFAULT_ROW, 64, "photos", 0, CFG).train()
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    model(x)  # the first training batch: the data initialisation
+    first, idx = bt.reconstruct(model, x)
+    assert not model.training
+    second, idx2 = bt.reconstruct(model.train(), x)
+    assert torch.equal(first, second) and torch.equal(idx, idx2)
+    assert float(first.min()) >= 0.0 and float(first.max()) <= 1.0
+    with torch.no_grad():
+        raw, _ = model.eval()(x)
+    assert torch.equal(first, raw.clamp(0, 1)) and bool(((raw < 0) | (raw > 1)).any())
+
+
+def test_shown_images_are_evenly_spaced_from_first_to_last():
+    picked = bt.shown(torch.arange(100).reshape(100, 1, 1, 1)).flatten().tolist()
+    assert picked == [0, 20, 40, 59, 79, 99]
+
+
+def test_the_report_lists_each_table_from_the_best_psnr_down():
+    summary = [{"dataset": "d", "codes": 4, "row": name, "library": lib, "seeds": 2,
+                "psnr_mean": m, "psnr_min": m - 0.5, "psnr_max": m + 0.25, "ssim_mean": 0.5,
+                "usage_mean": 0.5, "perplexity_mean": 2.0, "step_seconds": 0.01,
+                "peak_step_mib": 1.0, "quantizer_seconds": 0.001}
+               for name, lib, m in ((qb.DEFAULT_ROW, "vqkit", 20.0), ("FSQ", "vqkit", 22.0),
+                                    ("VQP FSQ", "vector-quantize-pytorch", 21.0))]
+    data = {"command": "c", "git_commit": "g", "config": {"hidden": 1, "dim": 2, "steps": 3,
+                                                           "batch": 4, "lr": 0.1, "seeds": [0]},
+            "results": {"summary": summary, "comparisons": qb._comparisons(summary)}}
+    text = qb._render(data)
+    lines = [line for line in text.splitlines() if line.startswith("| ") and "PSNR" not in line]
+    assert [line.split(" | ")[0] for line in lines] == [
+        "| FSQ", "| VQP FSQ", f"| {qb.DEFAULT_ROW}"]
+    assert "22.00 [21.50, 22.25]" in lines[0]
+    assert "minus the peer's best (VQP FSQ): 1.00 dB" in text
+
+
 def test_usage_and_perplexity_against_counting():
     g = torch.Generator().manual_seed(0)
     idx = torch.stack([torch.randint(0, 8, (50,), generator=g),
@@ -114,7 +187,7 @@ def test_the_cost_of_a_row_is_measured(tmp_path):
     cost = measure_cost("fashion-mnist", "FSQ", 1024, bt.BenchConfig(hidden=8, batch=4,
                                                                      cost_steps=2))
     assert cost["step_seconds"] > 0 and cost["quantizer_seconds"] > 0
-    assert cost["peak_step_mib"] >= 0
+    assert 0 <= cost["peak_step_mib"] < 4096
 
 
 def _check_record(data, cfg, quick):
@@ -141,7 +214,14 @@ def _check_record(data, cfg, quick):
         psnrs = [p["psnr"] for p in runs]
         assert s["psnr_mean"] == pytest.approx(statistics.fmean(psnrs), abs=1e-12)
         assert (s["psnr_min"], s["psnr_max"]) == (min(psnrs), max(psnrs))
-        assert s["usage_mean"] == pytest.approx(statistics.fmean(p["usage"] for p in runs))
+        for metric in ("ssim", "usage", "perplexity"):
+            assert s[f"{metric}_mean"] == pytest.approx(
+                statistics.fmean(p[metric] for p in runs), abs=1e-12)
+        assert s["usage_min"] == min(p["usage"] for p in runs)
+        assert s["train_seconds_per_step"] == pytest.approx(
+            statistics.fmean(p["train_seconds_per_step"] for p in runs), abs=1e-15)
+        assert s["library"] == rows.ROWS[s["row"]].library
+        assert 0 <= s["peak_step_mib"] < 4096  # MiB: a step of this network needs far less
         assert s["step_seconds"] > 0 and s["quantizer_seconds"] > 0
     assert res["comparisons"] == json.loads(json.dumps(qb._comparisons(res["summary"])))
 
