@@ -202,5 +202,5 @@ def _render(data: dict[str, Any]) -> str:
 REPRODUCTION = Reproduction(
     NAME, "every quantizer of vqkit and vector-quantize-pytorch in one conv autoencoder, "
     "Fashion-MNIST and photo patches, 1k and 16k codes",
-    expected_minutes=155.0, quick_minutes=0.74, result_files=(RESULT_FILE,), run=run,
+    expected_minutes=155.0, quick_minutes=0.9, result_files=(RESULT_FILE,), run=run,
     report=json_report(NAME, RESULT_FILE, _render), config=BenchConfig)
