@@ -1,6 +1,7 @@
 """The quantizer benchmark: every row builds and trains in the network, the peer adapter keeps
 the peer's numbers, the metrics against independent oracles, the comparisons, and the quick
-run end to end (its committed fixture: ``test_quick_regeneration``)."""
+run end to end (its committed fixture: ``test_quick_regeneration``); under ``-m slow`` the
+committed full run: its consistency and the acceptance (strict xfails where it falls short)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import math
 import statistics
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,3 +240,76 @@ def test_the_recipe_replaces_up_to_one_period_before_the_end():
     schedule = bt.replacement(100, 600)
     assert [s for s in range(1, 601) if schedule.due(s)] == [100, 200, 300, 400, 500]
     assert not any(bt.replacement(0, 600).due(s) for s in range(1, 601))
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "results" / qb.RESULT_FILE
+
+
+def _committed():
+    return json.loads(RESULTS.read_text())
+
+
+@pytest.mark.slow
+def test_committed_full_run_is_the_configs_and_consistent():
+    _check_record(_committed(), qb.CONFIG, quick=False)
+
+
+def _comparison(dataset, codes):
+    (entry,) = [c for c in _committed()["results"]["comparisons"]
+                if (c["dataset"], c["codes"]) == (dataset, codes)]
+    return entry
+
+
+CELLS = [(d, k) for d in bt.DATASETS for k in qb.CONFIG.sizes]
+
+# The acceptance of the benchmark, on the committed run. Where the run falls short, the test is
+# a strict xfail with the measured numbers (docs/choosing.md says so too): if a later run meets
+# the target, the xfail turns into a failure and the marks must be updated.
+SHORT_OF_MARGIN = pytest.mark.xfail(strict=True, reason=(
+    "committed run: the peer's best row is ahead at every cell (vqkit minus peer: -0.13, "
+    "-0.20, -0.39, -0.57 dB at Fashion-MNIST 1k, 16k, photos 1k, 16k)"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset,codes", [pytest.param(*c, marks=SHORT_OF_MARGIN)
+                                           for c in CELLS])
+def test_committed_run_vqkit_best_leads_the_peers_best_by_0_3_db(dataset, codes):
+    assert _comparison(dataset, codes)["margin_db"] >= 0.3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset,codes", [
+    pytest.param(*c, marks=pytest.mark.xfail(strict=True, reason=(
+        "committed run: the default is 0.21, 0.26 and 0.30 dB behind vqkit's best at "
+        "Fashion-MNIST 1k, 16k and photos 16k")))
+    if c != ("photos", 1024) else c for c in CELLS])
+def test_committed_run_default_within_0_2_db_of_vqkits_best(dataset, codes):
+    assert _comparison(dataset, codes)["default_gap_db"] <= 0.2
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "committed run: the default uses 71.0 % (Fashion-MNIST) and 29.4 % (photos) of 16,384 "
+    "codes after 300 steps"))
+@pytest.mark.parametrize("dataset", list(bt.DATASETS))
+def test_committed_run_default_uses_95_percent_of_16k_codes(dataset):
+    assert _comparison(dataset, 16384)["default_usage"] >= 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset,codes", CELLS)
+def test_committed_run_step_time_no_slower_than_the_peers_equivalent(dataset, codes):
+    """Every vqkit row's training step against its peer equivalent's, the one exception
+    (FSQ at about 1k codes) in the next test."""
+    ratios = _comparison(dataset, codes)["step_time_over_peer"]
+    assert set(ratios) == set(rows.PEER_EQUIVALENT)
+    assert all(r <= 1.0 for name, r in ratios.items() if (name, codes) != ("FSQ", 1024))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "committed run: vqkit's FSQ step is 1.14x (Fashion-MNIST) and 1.13x (photos) the peer's "
+    "at 1,000 codes"))
+@pytest.mark.parametrize("dataset", list(bt.DATASETS))
+def test_committed_run_fsq_step_time_at_1k_no_slower_than_the_peers(dataset):
+    assert _comparison(dataset, 1024)["step_time_over_peer"]["FSQ"] <= 1.0
