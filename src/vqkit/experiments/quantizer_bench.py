@@ -19,15 +19,16 @@ runs themselves are recorded too, but two of them share the machine.
 The budget, 300 Adam steps of 16 images (4,800 images, a twelfth of an epoch of Fashion-MNIST),
 is what fits the 90 minutes on 2 cores that the run is allowed with the peer in it: at 16,384
 codes a point of the peer's ``VectorQuantize`` (an N x K one-hot and einsum) took about 1.2 s
-per training step of 16 images, curves included, in a worker beside another (its ``SimVQ`` and
-``LFQ``, an N x 2^14 table, are as heavy), so a first full run with 600 steps was on course
-for well over two hours and was stopped. So the PSNRs are those of short training: the
-curves show how far each row has come, and the ranking may change with longer training.
+per training step of 16 images, curves included, in a worker beside another (its ``LFQ``, an
+N x 2^14 table, is heavier still), so a first full run with 600 steps was on course for well
+over two hours and was stopped. So the PSNRs are those of short training: the curves show how
+far each row has come, and the ranking may change with longer training.
 
 Run: ``vqkit reproduce quantizer-bench --threads 2`` (the points in two single-threaded worker
 processes, then the costs one at a time): 77 minutes from a clean clone at c9d82c0 on the
-shared 2-core machine, so about 154 minutes of single-threaded work (``expected_minutes``). ``--quick`` is the harness check of the default test
-run: two quantizers, one size, a tiny network, 200 steps.
+shared 2-core machine, so about 154 minutes of single-threaded work (``expected_minutes``).
+``--quick`` is the harness check of the default test run: two quantizers, one size, a tiny
+network, 200 steps.
 """
 
 from __future__ import annotations
